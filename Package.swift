@@ -1,0 +1,82 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "accord",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "accord-gateway", targets: ["Gateway"]),
+        .executable(name: "accord-scheduler", targets: ["Scheduler"]),
+        .executable(name: "accord-executor", targets: ["Executor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    ],
+    targets: [
+        // System libraries: Debian's libnng-dev has no nng.pc, so its module map links by name.
+        .systemLibrary(name: "CNNG", path: "Sources/CNNG"),
+        .systemLibrary(name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // The shared vocabulary: ids, events, wire messages, the event log and the projections.
+        .target(
+            name: "Events",
+            dependencies: ["CZlib"],
+            swiftSettings: strict
+        ),
+        // nng sockets bridged to async/await.
+        .target(name: "Transport", dependencies: ["CNNG", "Events"], swiftSettings: strict),
+        // A ZIP reader for untrusted archives: limits are checked while reading.
+        .target(name: "Archive", dependencies: ["CZlib"], swiftSettings: strict),
+
+        .executableTarget(
+            name: "Gateway",
+            dependencies: [
+                "Events", "Transport", "Archive",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "Scheduler",
+            dependencies: [
+                "Events", "Transport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "Executor",
+            dependencies: [
+                "Events", "Transport", "Archive", "CYAML",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .testTarget(name: "EventsTests", dependencies: ["Events"], resources: [.copy("Golden")], swiftSettings: strict),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive"], swiftSettings: strict),
+        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Events"], swiftSettings: strict),
+        .testTarget(name: "ExecutorTests", dependencies: ["Executor", "Events"], swiftSettings: strict),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "Events"], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["Events", "Archive"], swiftSettings: strict),
+    ]
+)

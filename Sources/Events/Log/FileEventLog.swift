@@ -1,0 +1,443 @@
+import CZlib
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The embedded event log: append-only segment files of length-prefixed, CRC-checked records.
+///
+/// Record layout: `u32 LE length | u32 LE crc32(body) | body` where the body is the event's JSON
+/// (`EventCodec`). Segments are named by their first sequence number and rolled past
+/// `segmentBytes`. On open every record is checked; a torn or corrupt tail of the last segment is
+/// truncated (it was never acknowledged), while damage anywhere else refuses to open.
+///
+/// One writer thread drains everything queued since its last write, writes it with one `pwrite`
+/// and makes it durable with one `fdatasync`: concurrent appends share the fsync (group commit).
+package final class FileEventLog: EventLog, @unchecked Sendable {
+    // @unchecked: `segments`, `nextSeq`, `pending` and `durable` are guarded by `lock`;
+    // the writer thread alone writes files.
+
+    struct Segment {
+        let firstSeq: UInt64
+        let path: String
+        let fd: Int32
+        var offsets: [UInt64]
+        var size: UInt64
+    }
+
+    struct Pending {
+        var bytes: [UInt8]
+        var count: Int
+        var promise: Promise<Void>
+    }
+
+    static let magic: [UInt8] = Array("ACCORDLOG1\n\0\0\0\0\0".utf8)
+    static let headerSize = 8
+
+    private let directory: String
+    private let segmentBytes: UInt64
+    private let fsyncEnabled: Bool
+    private let lock = NSCondition()
+    private var segments: [Segment] = []
+    private var nextSeq: UInt64 = 1
+    private var durable: UInt64 = 0
+    private var pending: [Pending] = []
+    private var closed = false
+    private var writer: Thread?
+    private let stats = Mutex(AppendStats())
+
+    /// What the writer has done so far, for metrics and benchmarks.
+    package struct AppendStats: Sendable {
+        /// Durable writes (one fsync each).
+        package var syncs: Int = 0
+        /// Events made durable.
+        package var events: Int = 0
+        /// Total time spent in fdatasync, in nanoseconds.
+        package var syncNanos: UInt64 = 0
+    }
+
+    /// What `open` found and repaired.
+    package struct Recovery: Sendable {
+        /// Bytes cut from the tail of the last segment (a torn or corrupt write), 0 when clean.
+        package var truncatedBytes: UInt64
+        /// Why the tail was cut, when it was.
+        package var reason: String?
+    }
+
+    /// What `open` found and repaired.
+    package private(set) var recovery = Recovery(truncatedBytes: 0, reason: nil)
+
+    /// Opens (or creates) the log in `directory`, checking every record.
+    ///
+    /// - Throws: `EventLogError` when a record before the last segment's tail is damaged or the
+    ///   sequence has a gap: that needs a person, not a silent repair.
+    package init(directory: String, segmentBytes: UInt64 = 64 << 20, fsync: Bool = true) throws {
+        self.directory = directory
+        self.segmentBytes = segmentBytes
+        self.fsyncEnabled = fsync
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            .filter { $0.hasPrefix("segment-") && $0.hasSuffix(".log") }.sorted()
+        for (index, name) in names.enumerated() {
+            let isLast = index == names.count - 1
+            try openSegment(path: directory + "/" + name, isLast: isLast)
+        }
+        if segments.isEmpty { try createSegment(firstSeq: 1) }
+        durable = nextSeq - 1
+        let thread = Thread { [unowned self] in self.writerLoop() }
+        thread.name = "accord-log-writer"
+        thread.qualityOfService = .userInitiated
+        writer = thread
+        thread.start()
+    }
+
+    deinit {
+        for segment in segments { Glibc.close(segment.fd) }
+    }
+
+    /// Stops the writer after it has written what is queued.
+    package func close() {
+        lock.lock()
+        closed = true
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    package var durableHead: UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return durable
+    }
+
+    /// Appends, fsyncs and their timings so far.
+    package var appendStats: AppendStats { stats.withLock { $0 } }
+
+    package func append(_ drafts: [EventEnvelope]) -> AppendTicket {
+        let promise = Promise<Void>()
+        guard !drafts.isEmpty else {
+            promise.fulfill(.success(()))
+            return AppendTicket(envelopes: [], promise: promise)
+        }
+        let encoder = EventCodec.makeEncoder()
+        lock.lock()
+        defer { lock.unlock() }
+        if closed {
+            promise.fulfill(.failure(EventLogError("the event log is closed")))
+            return AppendTicket(envelopes: [], promise: promise)
+        }
+        var numbered: [EventEnvelope] = []
+        numbered.reserveCapacity(drafts.count)
+        var bytes: [UInt8] = []
+        do {
+            for (offset, draft) in drafts.enumerated() {
+                var envelope = draft
+                envelope.seq = nextSeq + UInt64(offset)
+                FileEventLog.appendRecord(body: try encoder.encode(envelope), to: &bytes)
+                numbered.append(envelope)
+            }
+        } catch {
+            promise.fulfill(.failure(EventLogError("an event could not be encoded: \(error)")))
+            return AppendTicket(envelopes: [], promise: promise)
+        }
+        nextSeq += UInt64(drafts.count)
+        pending.append(Pending(bytes: bytes, count: drafts.count, promise: promise))
+        lock.signal()
+        return AppendTicket(envelopes: numbered, promise: promise)
+    }
+
+    package func read(after: UInt64, limit: Int) throws -> [EventEnvelope] {
+        let head = durableHead
+        guard after < head, limit > 0 else { return [] }
+        let last = min(head, after + UInt64(limit))
+        return try read(seqs: Array((after + 1)...last))
+    }
+
+    package func read(seqs: [UInt64]) throws -> [EventEnvelope] {
+        lock.lock()
+        let head = durable
+        let locations: [(fd: Int32, offset: UInt64)?] = seqs.map { seq in
+            guard seq >= 1, seq <= head, let index = segmentIndex(for: seq) else { return nil }
+            let segment = segments[index]
+            let slot = Int(seq - segment.firstSeq)
+            guard slot < segment.offsets.count else { return nil }
+            return (segment.fd, segment.offsets[slot])
+        }
+        lock.unlock()
+        var result: [EventEnvelope] = []
+        result.reserveCapacity(seqs.count)
+        for location in locations {
+            guard let location else { continue }
+            result.append(try readRecord(fd: location.fd, offset: location.offset))
+        }
+        return result
+    }
+
+    /// Calls `body` with every durable event in order, reading whole segments sequentially.
+    package func scan(from firstSeq: UInt64 = 1, _ body: (EventEnvelope) throws -> Void) throws {
+        lock.lock()
+        let snapshot = segments
+        let head = durable
+        lock.unlock()
+        let decoder = JSONDecoder()
+        for segment in snapshot {
+            if segment.offsets.isEmpty { continue }
+            if segment.firstSeq + UInt64(segment.offsets.count) <= firstSeq { continue }
+            let data = try Data(contentsOf: URL(fileURLWithPath: segment.path), options: .alwaysMapped)
+            var seq = segment.firstSeq
+            for offset in segment.offsets {
+                if seq > head { return }
+                defer { seq += 1 }
+                if seq < firstSeq { continue }
+                let start = Int(offset)
+                guard start + FileEventLog.headerSize <= data.count else { break }
+                let length = Int(data.loadLE32(at: start))
+                let record = data.subdata(in: (start + 8)..<(start + 8 + length))
+                try body(decoder.decode(EventEnvelope.self, from: record))
+            }
+        }
+    }
+
+    // MARK: - Opening
+
+    private func openSegment(path: String, isLast: Bool) throws {
+        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw EventLogError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        let name = (path as NSString).lastPathComponent
+        guard let firstSeq = UInt64(name.dropFirst("segment-".count).dropLast(".log".count)) else {
+            throw EventLogError("\(path): not a segment name")
+        }
+        guard firstSeq == nextSeq || (segments.isEmpty && firstSeq >= 1) else {
+            throw EventLogError("\(path) starts at \(firstSeq) but the log before it ends at \(nextSeq - 1)")
+        }
+        if segments.isEmpty { nextSeq = firstSeq }
+        var offsets: [UInt64] = []
+        var position = FileEventLog.magic.count
+        var problem: String?
+        if data.count < position || !data.prefix(position).elementsEqual(FileEventLog.magic) {
+            problem = "missing or damaged segment header"
+            position = 0
+        }
+        let decoder = JSONDecoder()
+        while problem == nil, position < data.count {
+            guard position + FileEventLog.headerSize <= data.count else {
+                problem = "a record header is cut short"
+                break
+            }
+            let length = Int(data.loadLE32(at: position))
+            let crc = data.loadLE32(at: position + 4)
+            guard length > 0, position + 8 + length <= data.count else {
+                problem = "a record of \(length) bytes is cut short"
+                break
+            }
+            let body = data.subdata(in: (position + 8)..<(position + 8 + length))
+            guard body.crc32() == crc else {
+                problem = "a record's checksum does not match"
+                break
+            }
+            let envelope: EventEnvelope
+            do {
+                envelope = try decoder.decode(EventEnvelope.self, from: body)
+            } catch {
+                throw EventLogError("\(path) at byte \(position): an event does not decode: \(error)")
+            }
+            guard envelope.seq == firstSeq + UInt64(offsets.count) else {
+                throw EventLogError(
+                    "\(path) at byte \(position): sequence \(envelope.seq), expected \(firstSeq + UInt64(offsets.count))")
+            }
+            offsets.append(UInt64(position))
+            position += 8 + length
+        }
+        if let problem {
+            guard isLast else { throw EventLogError("\(path) at byte \(position): \(problem)") }
+            let cut = UInt64(data.count - position)
+            recovery = Recovery(truncatedBytes: cut, reason: "\(path) at byte \(position): \(problem)")
+            if position == 0 {
+                _ = ftruncate(fd, 0)
+                _ = FileEventLog.magic.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+                position = FileEventLog.magic.count
+            } else {
+                guard ftruncate(fd, off_t(position)) == 0 else {
+                    throw EventLogError("cannot truncate \(path): \(String(cString: strerror(errno)))")
+                }
+            }
+            _ = fdatasync(fd)
+        }
+        segments.append(Segment(firstSeq: firstSeq, path: path, fd: fd, offsets: offsets, size: UInt64(position)))
+        nextSeq = firstSeq + UInt64(offsets.count)
+    }
+
+    private func createSegment(firstSeq: UInt64) throws {
+        let path = directory + "/" + String(format: "segment-%020llu.log", firstSeq)
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw EventLogError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        let written = FileEventLog.magic.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        guard written == FileEventLog.magic.count, fsyncEnabled ? fdatasync(fd) == 0 : true else {
+            Glibc.close(fd)
+            unlink(path)
+            throw EventLogError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        syncDirectory()
+        segments.append(
+            Segment(firstSeq: firstSeq, path: path, fd: fd, offsets: [], size: UInt64(FileEventLog.magic.count)))
+    }
+
+    private func syncDirectory() {
+        guard fsyncEnabled else { return }
+        let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = fsync(fd)
+            Glibc.close(fd)
+        }
+    }
+
+    // MARK: - Writing
+
+    private func writerLoop() {
+        while true {
+            lock.lock()
+            while pending.isEmpty && !closed { lock.wait() }
+            if pending.isEmpty && closed {
+                lock.unlock()
+                return
+            }
+            let batch = pending
+            pending = []
+            lock.unlock()
+            write(batch)
+        }
+    }
+
+    private func write(_ batch: [Pending]) {
+        lock.lock()
+        var segment = segments[segments.count - 1]
+        lock.unlock()
+        let firstSeq = segment.firstSeq + UInt64(segment.offsets.count)
+        if segment.size >= segmentBytes {
+            do {
+                try createSegmentLocked(firstSeq: firstSeq)
+                lock.lock()
+                segment = segments[segments.count - 1]
+                lock.unlock()
+            } catch {
+                fail(batch, error)
+                return
+            }
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(batch.reduce(0) { $0 + $1.bytes.count })
+        var newOffsets: [UInt64] = []
+        for item in batch {
+            var position = 0
+            while position < item.bytes.count {
+                newOffsets.append(segment.size + UInt64(bytes.count + position))
+                let length = Int(item.bytes.loadLE32(at: position))
+                position += 8 + length
+            }
+            bytes += item.bytes
+        }
+        let start = ContinuousClock.now
+        let written = bytes.withUnsafeBytes { pwrite(segment.fd, $0.baseAddress, $0.count, off_t(segment.size)) }
+        let synced = written == bytes.count && (!fsyncEnabled || fdatasync(segment.fd) == 0)
+        guard synced else {
+            let reason = String(cString: strerror(errno))
+            _ = ftruncate(segment.fd, off_t(segment.size))
+            fail(batch, EventLogError("writing the event log failed: \(reason)"))
+            return
+        }
+        let elapsed = start.duration(to: .now)
+        let count = newOffsets.count
+        lock.lock()
+        segments[segments.count - 1].offsets += newOffsets
+        segments[segments.count - 1].size += UInt64(bytes.count)
+        durable += UInt64(count)
+        lock.unlock()
+        stats.withLock {
+            $0.syncs += 1
+            $0.events += count
+            $0.syncNanos += UInt64(elapsed.components.attoseconds / 1_000_000_000) + UInt64(elapsed.components.seconds) * 1_000_000_000
+        }
+        for item in batch { item.promise.fulfill(.success(())) }
+    }
+
+    private func createSegmentLocked(firstSeq: UInt64) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try createSegment(firstSeq: firstSeq)
+    }
+
+    /// A failed write takes everything queued with it: sequence numbers handed out after the last
+    /// durable event are handed out again, so the log never has a gap.
+    private func fail(_ batch: [Pending], _ error: any Error) {
+        lock.lock()
+        let queued = pending
+        pending = []
+        nextSeq = durable + 1
+        lock.unlock()
+        for item in batch + queued { item.promise.fulfill(.failure(error)) }
+    }
+
+    // MARK: - Reading
+
+    private func segmentIndex(for seq: UInt64) -> Int? {
+        var low = 0
+        var high = segments.count - 1
+        while low <= high {
+            let mid = (low + high) / 2
+            if segments[mid].firstSeq <= seq {
+                if mid == segments.count - 1 || segments[mid + 1].firstSeq > seq { return mid }
+                low = mid + 1
+            } else {
+                high = mid - 1
+            }
+        }
+        return nil
+    }
+
+    private func readRecord(fd: Int32, offset: UInt64) throws -> EventEnvelope {
+        var header = [UInt8](repeating: 0, count: 8)
+        guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, 8, off_t(offset)) }) == 8 else {
+            throw EventLogError("cannot read the record at \(offset)")
+        }
+        let length = Int(header.loadLE32(at: 0))
+        var body = Data(count: length)
+        let got = body.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset) + 8) }
+        guard got == length else { throw EventLogError("cannot read the record at \(offset)") }
+        return try EventCodec.decode(body)
+    }
+
+    static func appendRecord(body: Data, to bytes: inout [UInt8]) {
+        let length = UInt32(body.count)
+        let crc = body.crc32()
+        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: length >> UInt32(shift))) }
+        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: crc >> UInt32(shift))) }
+        bytes += body
+    }
+}
+
+extension Data {
+    func loadLE32(at offset: Int) -> UInt32 {
+        withUnsafeBytes { raw in
+            let base = raw.baseAddress!.advanced(by: offset)
+            var value: UInt32 = 0
+            memcpy(&value, base, 4)
+            return UInt32(littleEndian: value)
+        }
+    }
+
+    /// zlib's CRC-32 of these bytes.
+    package func crc32() -> UInt32 {
+        withUnsafeBytes { raw in
+            UInt32(CZlib.crc32(0, raw.bindMemory(to: Bytef.self).baseAddress, uInt(raw.count)))
+        }
+    }
+}
+
+extension Array where Element == UInt8 {
+    func loadLE32(at offset: Int) -> UInt32 {
+        UInt32(self[offset]) | UInt32(self[offset + 1]) << 8 | UInt32(self[offset + 2]) << 16
+            | UInt32(self[offset + 3]) << 24
+    }
+}

@@ -1,0 +1,117 @@
+import Foundation
+
+/// Which executor report an event came from, so that a report delivered twice is applied once.
+package struct ReportOrigin: Sendable, Hashable, Codable {
+    /// The reporting executor (one boot of it).
+    package var executor: ExecutorID
+    /// The report's sequence number within that executor's boot, from 1.
+    package var seq: UInt64
+
+    package init(executor: ExecutorID, seq: UInt64) {
+        self.executor = executor
+        self.seq = seq
+    }
+}
+
+/// An event with its place in the log: the unit that is appended, published and folded.
+package struct EventEnvelope: Sendable, Hashable {
+    /// Position in the log, from 1, without gaps. 0 until the log assigns it.
+    package var seq: UInt64
+    /// The instance it is about.
+    package var instanceID: InstanceID
+    /// When the Scheduler decided it.
+    package var at: Timestamp
+    /// The request that caused it, when one did.
+    package var requestID: RequestID?
+    /// The executor report it records, when it records one.
+    package var origin: ReportOrigin?
+    /// The fact itself.
+    package var event: Event
+
+    package init(
+        seq: UInt64 = 0, instanceID: InstanceID, at: Timestamp, requestID: RequestID? = nil,
+        origin: ReportOrigin? = nil, event: Event
+    ) {
+        self.seq = seq
+        self.instanceID = instanceID
+        self.at = at
+        self.requestID = requestID
+        self.origin = origin
+        self.event = event
+    }
+}
+
+extension EventEnvelope: Codable {
+    enum CodingKeys: String, CodingKey {
+        case seq, type, version, instanceId, at, requestId, origin, data
+    }
+
+    /// Decodes any known (type, version); older versions are upcast to the current shape.
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        seq = try c.decode(UInt64.self, forKey: .seq)
+        instanceID = try c.decode(InstanceID.self, forKey: .instanceId)
+        at = try c.decode(Timestamp.self, forKey: .at)
+        requestID = try c.decodeIfPresent(RequestID.self, forKey: .requestId)
+        origin = try c.decodeIfPresent(ReportOrigin.self, forKey: .origin)
+        let type = try c.decode(String.self, forKey: .type)
+        let version = try c.decode(Int.self, forKey: .version)
+        switch (type, version) {
+        case ("InstanceCreated", 1): event = .instanceCreated(try c.decode(InstanceCreated.self, forKey: .data))
+        case ("InstanceAssigned", 1): event = .instanceAssigned(try c.decode(InstanceAssigned.self, forKey: .data))
+        case ("InstanceStarted", 1): event = .instanceStarted(try c.decode(InstanceStarted.self, forKey: .data))
+        case ("LogAppended", 1): event = .logAppended(try c.decode(LogAppended.self, forKey: .data))
+        case ("InstanceFinished", 1): event = .instanceFinished(try c.decode(InstanceFinished.self, forKey: .data))
+        case ("InstanceFailed", 1): event = .instanceFailed(try c.decode(InstanceFailed.self, forKey: .data))
+        case ("InstanceCancelled", 1): event = .instanceCancelled(try c.decode(InstanceCancelled.self, forKey: .data))
+        case ("InstanceTimedOut", 1): event = .instanceTimedOut(try c.decode(InstanceTimedOut.self, forKey: .data))
+        default:
+            throw DecodingError.dataCorruptedError(
+                forKey: .type, in: c, debugDescription: "unknown event type \(type) version \(version)")
+        }
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(seq, forKey: .seq)
+        try c.encode(event.typeName, forKey: .type)
+        try c.encode(EventEnvelope.currentVersion, forKey: .version)
+        try c.encode(instanceID, forKey: .instanceId)
+        try c.encode(at, forKey: .at)
+        try c.encodeIfPresent(requestID, forKey: .requestId)
+        try c.encodeIfPresent(origin, forKey: .origin)
+        switch event {
+        case .instanceCreated(let data): try c.encode(data, forKey: .data)
+        case .instanceAssigned(let data): try c.encode(data, forKey: .data)
+        case .instanceStarted(let data): try c.encode(data, forKey: .data)
+        case .logAppended(let data): try c.encode(data, forKey: .data)
+        case .instanceFinished(let data): try c.encode(data, forKey: .data)
+        case .instanceFailed(let data): try c.encode(data, forKey: .data)
+        case .instanceCancelled(let data): try c.encode(data, forKey: .data)
+        case .instanceTimedOut(let data): try c.encode(data, forKey: .data)
+        }
+    }
+
+    /// The version every event type is written at today.
+    package static let currentVersion = 1
+}
+
+/// The one place events become bytes and back: stable JSON, keys sorted.
+package enum EventCodec {
+    /// Encodes an envelope as it is stored in the log and sent on the wire.
+    package static func encode(_ envelope: EventEnvelope) throws -> Data {
+        try makeEncoder().encode(envelope)
+    }
+
+    /// Decodes an envelope of any known type and version.
+    package static func decode(_ data: Data) throws -> EventEnvelope {
+        try JSONDecoder().decode(EventEnvelope.self, from: data)
+    }
+
+    /// A JSON encoder with the house settings: sorted keys, no escaped slashes.
+    package static func makeEncoder() -> JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}

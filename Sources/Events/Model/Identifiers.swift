@@ -1,0 +1,84 @@
+import Foundation
+
+/// The identity of one process instance: a UUID, printed in lower case.
+package struct InstanceID: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The underlying UUID.
+    package let uuid: UUID
+
+    /// A new random id.
+    package init() { self.uuid = UUID() }
+
+    /// Wraps an existing UUID.
+    package init(_ uuid: UUID) { self.uuid = uuid }
+
+    /// Parses the canonical 36-character form; `nil` for anything else.
+    package init?(_ text: some StringProtocol) {
+        guard text.utf8.count == 36, let uuid = UUID(uuidString: String(text)) else { return nil }
+        self.uuid = uuid
+    }
+
+    package var description: String { uuid.uuidString.lowercased() }
+
+    package static func < (lhs: InstanceID, rhs: InstanceID) -> Bool { lhs.description < rhs.description }
+}
+
+extension InstanceID: Codable {
+    package init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let id = InstanceID(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a UUID: \(text)"))
+        }
+        self = id
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(description)
+    }
+}
+
+/// The identity of one executor process for one boot: `<name>/<boot>`, so that a restarted executor
+/// is a new peer and its report sequence numbers start afresh.
+package struct ExecutorID: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The printable form.
+    package let rawValue: String
+
+    /// Wraps a printable id.
+    package init(_ rawValue: String) { self.rawValue = rawValue }
+
+    package var description: String { rawValue }
+
+    package init(from decoder: any Decoder) throws {
+        self.rawValue = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
+
+/// A request's correlation id, carried from the Gateway into the events it causes.
+package struct RequestID: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The printable form.
+    package let rawValue: String
+
+    /// Wraps a printable id.
+    package init(_ rawValue: String) { self.rawValue = rawValue }
+
+    /// A new random id.
+    package static func random() -> RequestID {
+        RequestID(String(UUID().uuidString.lowercased().prefix(13)))
+    }
+
+    package var description: String { rawValue }
+
+    package init(from decoder: any Decoder) throws {
+        self.rawValue = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}

@@ -1,0 +1,84 @@
+/// `StartInstance`: the Gateway checked the archive; the ZIP bytes travel as the frame's attachment.
+package struct StartInstance: Sendable, Codable, Hashable {
+    /// Correlates logs and events with the HTTP request.
+    package var requestID: RequestID
+    /// `_main.json`'s `entryPoint`, when it has one.
+    package var entryPoint: String?
+    /// `_main.json`'s `arguments`.
+    package var arguments: [String: JSONValue]
+    /// `_main.json`'s `timeout`, in milliseconds.
+    package var timeoutMillis: Int64?
+    /// `_main.json`'s `out`.
+    package var out: [String]
+    /// `_main.json`'s `tags`.
+    package var tags: [String]
+    /// The `Idempotency-Key` header.
+    package var idempotencyKey: String?
+    /// Fingerprint of the API key (scopes the idempotency key).
+    package var principal: String?
+
+    package init(
+        requestID: RequestID, entryPoint: String?, arguments: [String: JSONValue], timeoutMillis: Int64?,
+        out: [String], tags: [String], idempotencyKey: String?, principal: String?
+    ) {
+        self.requestID = requestID
+        self.entryPoint = entryPoint
+        self.arguments = arguments
+        self.timeoutMillis = timeoutMillis
+        self.out = out
+        self.tags = tags
+        self.idempotencyKey = idempotencyKey
+        self.principal = principal
+    }
+}
+
+/// How a `CancelInstance` ended.
+package enum CancelOutcome: String, Sendable, Codable {
+    /// `InstanceCancelled` is durable.
+    case cancelled
+    /// It was terminal already; nothing changed.
+    case alreadyTerminal
+    /// No such instance.
+    case unknown
+}
+
+/// Gateway → Scheduler, over req/rep.
+package enum SchedulerRequest: Sendable, Codable {
+    /// Start an instance (attachment: the ZIP).
+    case start(StartInstance)
+    /// Stop an instance.
+    case cancel(requestID: RequestID, instanceID: InstanceID)
+    /// Durable events after a sequence number, for a gateway catching up.
+    case catchUp(after: UInt64, limit: Int)
+    /// One instance's events after a sequence number.
+    case instanceEvents(instanceID: InstanceID, after: UInt64, limit: Int)
+    /// Liveness and the log's head.
+    case ping
+}
+
+/// Scheduler → Gateway replies.
+package enum SchedulerReply: Sendable, Codable {
+    /// The start is durable (`created == false`: an idempotent repeat).
+    case started(instanceID: InstanceID, created: Bool)
+    /// The stop's outcome (durable when `.cancelled`).
+    case cancelled(CancelOutcome)
+    /// Events for a catch-up, and the durable head when they were read.
+    case events(events: [EventEnvelope], head: UInt64)
+    /// One instance's events; `known == false` when there is no such instance.
+    case instanceEvents(events: [EventEnvelope], known: Bool)
+    /// The durable head.
+    case pong(head: UInt64)
+    /// The command could not be carried out; nothing was recorded.
+    case unavailable(message: String)
+    /// The request itself was wrong.
+    case rejected(message: String)
+}
+
+/// Scheduler → every Gateway, over pub/sub: events just made durable, in order. A subscriber that
+/// sees a gap catches up with `SchedulerRequest.catchUp`.
+package struct CommittedEvents: Sendable, Codable {
+    /// The events, in sequence order.
+    package var events: [EventEnvelope]
+
+    package init(events: [EventEnvelope]) { self.events = events }
+}

@@ -1,0 +1,94 @@
+import CNNG
+import Synchronization
+
+/// Bridges one nng asynchronous operation to `async`: no thread waits while nng works.
+///
+/// The continuation is stored before the operation starts (the callback may fire at once), the
+/// callback only resumes it, and the aio is freed by the awaiting task after the callback has
+/// returned, never from the callback itself (nng_aio_free there would wait on itself).
+enum AIO {
+    final class Box: Sendable {
+        struct State {
+            var continuation: CheckedContinuation<Void, Never>?
+            // The aio's address: pointers are not Sendable, and this one is only passed back to nng.
+            var aio: Int = 0
+            var cancelled = false
+        }
+
+        let state = Mutex(State())
+    }
+
+    /// Runs `start` with a fresh aio and waits for it; returns the aio's message, if any.
+    /// `owning` is a message that nng gives back when a send fails: it is freed then.
+    static func run(
+        timeout: Duration?, _ operation: String, owning: OpaquePointer? = nil,
+        _ start: (OpaquePointer) -> Void
+    ) async throws(NNGError) -> OpaquePointer? {
+        let box = Box()
+        var aio: OpaquePointer?
+        let allocated = nng_aio_alloc(
+            &aio,
+            { arg in
+                let box = Unmanaged<Box>.fromOpaque(arg!).takeUnretainedValue()
+                let continuation = box.state.withLock { state in
+                    defer { state.continuation = nil }
+                    return state.continuation
+                }
+                continuation?.resume()
+            }, Unmanaged.passUnretained(box).toOpaque())
+        guard allocated == 0, let aio else {
+            if let owning { nng_msg_free(owning) }
+            throw NNGError(code: allocated, operation: operation)
+        }
+        defer { nng_aio_free(aio) }
+        if let timeout {
+            let millis = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+            nng_aio_set_timeout(aio, nng_duration(clamping: max(1, millis)))
+        } else {
+            nng_aio_set_timeout(aio, NNG_DURATION_INFINITE)
+        }
+        let address = Int(bitPattern: aio)
+        box.state.withLock { $0.aio = address }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let cancelledEarly = box.state.withLock { state -> Bool in
+                    state.continuation = continuation
+                    return state.cancelled
+                }
+                start(aio)
+                if cancelledEarly { nng_aio_cancel(aio) }
+            }
+        } onCancel: {
+            let pending = box.state.withLock { state -> OpaquePointer? in
+                state.cancelled = true
+                return state.continuation == nil ? nil : OpaquePointer(bitPattern: state.aio)
+            }
+            if let pending { nng_aio_cancel(pending) }
+        }
+        let result = nng_aio_result(aio)
+        guard result == 0 else {
+            if owning != nil, let unsent = nng_aio_get_msg(aio) { nng_msg_free(unsent) }
+            throw NNGError(code: result, operation: operation)
+        }
+        return owning == nil ? nng_aio_get_msg(aio) : nil
+    }
+
+    /// A new nng message holding `bytes`.
+    static func message(_ bytes: [UInt8]) throws(NNGError) -> OpaquePointer {
+        var msg: OpaquePointer?
+        try check(nng_msg_alloc(&msg, bytes.count), "allocate message")
+        bytes.withUnsafeBytes { raw in
+            if raw.count > 0 { nng_msg_body(msg).copyMemory(from: raw.baseAddress!, byteCount: raw.count) }
+        }
+        return msg!
+    }
+
+    /// Copies a received message's body out and frees it.
+    static func take(_ msg: OpaquePointer?) -> [UInt8] {
+        guard let msg else { return [] }
+        defer { nng_msg_free(msg) }
+        let count = nng_msg_len(msg)
+        guard count > 0 else { return [] }
+        return [UInt8](UnsafeRawBufferPointer(start: nng_msg_body(msg), count: count))
+    }
+}

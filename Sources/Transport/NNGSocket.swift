@@ -1,0 +1,156 @@
+import CNNG
+
+/// An nng failure: the operation and nng's own error text.
+package struct NNGError: Error, CustomStringConvertible {
+    /// nng's error number.
+    package let code: Int32
+    /// What was being done.
+    package let operation: String
+
+    /// Whether the operation ran out of time (the peer is absent or slow).
+    package var isTimeout: Bool { code == Int32(NNG_ETIMEDOUT.rawValue) }
+    /// Whether the socket was closed under the operation (shutdown).
+    package var isClosed: Bool { code == Int32(NNG_ECLOSED.rawValue) }
+    /// Whether the operation was cancelled.
+    package var isCancelled: Bool { code == Int32(NNG_ECANCELED.rawValue) }
+
+    package var description: String { "\(operation): \(String(cString: nng_strerror(code)))" }
+}
+
+@inline(__always)
+func check(_ code: Int32, _ operation: @autoclosure () -> String) throws(NNGError) {
+    if code != 0 { throw NNGError(code: code, operation: operation()) }
+}
+
+/// The socket patterns Accord uses; which link uses which is in `docs/MESSAGING.md`.
+package enum NNGPattern: Sendable {
+    /// Request side of req/rep (commands, reports).
+    case req
+    /// Reply side of req/rep.
+    case rep
+    /// Publisher of committed events.
+    case pub
+    /// Subscriber to committed events.
+    case sub
+}
+
+/// One nng socket. Operations are safe from any thread; `close` ends every pending operation with
+/// `NNGError.isClosed`.
+package final class NNGSocket: Sendable {
+    let socket: nng_socket
+    /// The pattern it was opened with.
+    package let pattern: NNGPattern
+
+    /// Opens a socket; `maxMessageBytes` bounds what it accepts (larger messages are dropped by nng).
+    package init(_ pattern: NNGPattern, maxMessageBytes: Int = 1 << 20) throws(NNGError) {
+        var socket = nng_socket()
+        let opened: Int32
+        switch pattern {
+        case .req: opened = nng_req0_open(&socket)
+        case .rep: opened = nng_rep0_open(&socket)
+        case .pub: opened = nng_pub0_open(&socket)
+        case .sub: opened = nng_sub0_open(&socket)
+        }
+        try check(opened, "open \(pattern) socket")
+        self.socket = socket
+        self.pattern = pattern
+        try check(nng_socket_set_size(socket, NNG_OPT_RECVMAXSZ, maxMessageBytes), "set recv-size-max")
+        try check(nng_socket_set_ms(socket, NNG_OPT_RECONNMINT, 20), "set reconnect-time-min")
+        try check(nng_socket_set_ms(socket, NNG_OPT_RECONNMAXT, 500), "set reconnect-time-max")
+        switch pattern {
+        case .req:
+            // Requests are retried by their callers, which know whether a retry is safe; nng's own
+            // resend would repeat a start behind our back.
+            try check(nng_socket_set_ms(socket, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE), "set req:resend-time")
+        case .sub:
+            try check(nng_socket_set(socket, NNG_OPT_SUB_SUBSCRIBE, nil, 0), "subscribe")
+            try check(nng_socket_set_int(socket, NNG_OPT_RECVBUF, 1024), "set recv-buffer")
+        case .pub:
+            try check(nng_socket_set_int(socket, NNG_OPT_SENDBUF, 1024), "set send-buffer")
+        case .rep: break
+        }
+    }
+
+    /// Listens on `url` (`ipc:///path` or `tcp://host:port`).
+    package func listen(_ url: String) throws(NNGError) {
+        try check(nng_listen(socket, url, nil, 0), "listen on \(url)")
+    }
+
+    /// Dials `url` in the background: the socket connects when the peer appears and reconnects
+    /// after it goes away.
+    package func dial(_ url: String) throws(NNGError) {
+        try check(nng_dial(socket, url, nil, Int32(NNG_FLAG_NONBLOCK)), "dial \(url)")
+    }
+
+    /// Closes the socket; pending operations fail with `isClosed`.
+    package func close() {
+        nng_close(socket)
+    }
+
+    /// Publishes (pub) without blocking; a subscriber that is not keeping up loses messages and
+    /// recovers by catching up.
+    package func publish(_ bytes: [UInt8]) throws(NNGError) {
+        let code = bytes.withUnsafeBytes { raw in
+            nng_send(socket, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count, Int32(NNG_FLAG_NONBLOCK))
+        }
+        if code != 0, code != Int32(NNG_EAGAIN.rawValue) { try check(code, "publish") }
+    }
+
+    /// Receives the next message (sub), waiting as long as it takes.
+    package func receive() async throws(NNGError) -> [UInt8] {
+        let msg = try await AIO.run(timeout: nil, "receive") { aio in nng_recv_aio(socket, aio) }
+        return AIO.take(msg)
+    }
+
+    /// Sends a request and waits for its reply (req). Many requests may be in flight at once: each
+    /// runs on its own nng context.
+    package func request(_ bytes: [UInt8], timeout: Duration) async throws(NNGError) -> [UInt8] {
+        var ctx = nng_ctx()
+        try check(nng_ctx_open(&ctx, socket), "open request context")
+        defer { nng_ctx_close(ctx) }
+        let msg = try AIO.message(bytes)
+        _ = try await AIO.run(timeout: timeout, "send request", owning: msg) { aio in
+            nng_aio_set_msg(aio, msg)
+            nng_ctx_send(ctx, aio)
+        }
+        let reply = try await AIO.run(timeout: timeout, "receive reply") { aio in nng_ctx_recv(ctx, aio) }
+        return AIO.take(reply)
+    }
+
+    /// Answers requests (rep) with `workers` concurrent handlers until the socket is closed.
+    package func serve(
+        workers: Int, _ handler: @escaping @Sendable ([UInt8]) async -> [UInt8]
+    ) async {
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<max(1, workers) {
+                group.addTask { await self.serveLoop(handler) }
+            }
+        }
+    }
+
+    private func serveLoop(_ handler: @Sendable ([UInt8]) async -> [UInt8]) async {
+        var ctx = nng_ctx()
+        guard nng_ctx_open(&ctx, socket) == 0 else { return }
+        defer { nng_ctx_close(ctx) }
+        while true {
+            let request: [UInt8]
+            do {
+                let msg = try await AIO.run(timeout: nil, "receive request") { aio in nng_ctx_recv(ctx, aio) }
+                request = AIO.take(msg)
+            } catch {
+                if error.isClosed || Task.isCancelled { return }
+                continue
+            }
+            let reply = await handler(request)
+            do {
+                let msg = try AIO.message(reply)
+                _ = try await AIO.run(timeout: .seconds(10), "send reply", owning: msg) { aio in
+                    nng_aio_set_msg(aio, msg)
+                    nng_ctx_send(ctx, aio)
+                }
+            } catch {
+                if error.isClosed { return }
+            }
+        }
+    }
+}
