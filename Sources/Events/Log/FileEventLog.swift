@@ -29,7 +29,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
 
     struct Pending {
         var bytes: [UInt8]
-        var count: Int
+        var envelopes: [EventEnvelope]
         var promise: Promise<Void>
     }
 
@@ -47,6 +47,13 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     private var closed = false
     private var writer: Thread?
     private let stats = Mutex(AppendStats())
+    private let commitHook = Mutex<(@Sendable ([EventEnvelope]) -> Void)?>(nil)
+
+    /// Called on the writer thread with each durable batch, in log order, before any appender
+    /// is told its events are durable: the place to publish committed events in order.
+    package func onCommit(_ hook: @escaping @Sendable ([EventEnvelope]) -> Void) {
+        commitHook.withLock { $0 = hook }
+    }
 
     /// What the writer has done so far, for metrics and benchmarks.
     package struct AppendStats: Sendable {
@@ -142,7 +149,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             return AppendTicket(envelopes: [], promise: promise)
         }
         nextSeq += UInt64(drafts.count)
-        pending.append(Pending(bytes: bytes, count: drafts.count, promise: promise))
+        pending.append(Pending(bytes: bytes, envelopes: numbered, promise: promise))
         lock.signal()
         return AppendTicket(envelopes: numbered, promise: promise)
     }
@@ -359,6 +366,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             $0.events += count
             $0.syncNanos += UInt64(elapsed.components.attoseconds / 1_000_000_000) + UInt64(elapsed.components.seconds) * 1_000_000_000
         }
+        if let hook = commitHook.withLock({ $0 }) { hook(batch.flatMap(\.envelopes)) }
         for item in batch { item.promise.fulfill(.success(())) }
     }
 

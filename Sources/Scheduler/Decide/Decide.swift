@@ -1,0 +1,140 @@
+import Events
+
+/// A command the Scheduler decides against its state.
+enum SchedulerCommand: Sendable {
+    /// Start a new instance whose payload is already stored.
+    case start(StartInstance, payload: PayloadRef, newID: InstanceID)
+    /// Stop an instance.
+    case cancel(InstanceID, RequestID)
+    /// Give a waiting instance to an executor.
+    case assign(InstanceID, ExecutorID)
+    /// Record an executor's report.
+    case report(ExecutorID, Report)
+    /// The instance ran past its timeout.
+    case timeOut(InstanceID)
+    /// The executor running the instance was lost.
+    case executorLost(InstanceID, ExecutorID, reason: String)
+}
+
+/// What a decision asks the owner to do besides appending its events.
+enum SchedulerAction: Sendable, Equatable {
+    /// Answer a start with this instance (`created == false`: it already existed).
+    case replyStarted(InstanceID, created: Bool)
+    /// Answer a stop.
+    case replyCancelled(CancelOutcome)
+    /// Tell the executor to kill the instance (after the events are durable).
+    case killOnExecutor(InstanceID, ExecutorID)
+    /// Send the instance to the executor (after the events are durable).
+    case dispatch(InstanceID, ExecutorID, attempt: Int)
+}
+
+/// The outcome of `decide`: events to append (in order) and actions for the owner.
+struct Decision: Sendable, Equatable {
+    var events: [EventEnvelope] = []
+    var actions: [SchedulerAction] = []
+}
+
+/// The Scheduler's rules, as a pure function: no I/O, no clock (time comes in as `now`).
+enum Decide {
+    static func decide(_ command: SchedulerCommand, state: SchedulerState, now: Timestamp) -> Decision {
+        var decision = Decision()
+        switch command {
+        case .start(let start, let payload, let newID):
+            if let existing = state.requests[start.requestID] {
+                decision.actions = [.replyStarted(existing, created: false)]
+                return decision
+            }
+            if let key = start.idempotencyKey,
+                let existing = state.idempotency[SchedulerState.idempotencyKey(principal: start.principal, key: key)]
+            {
+                decision.actions = [.replyStarted(existing, created: false)]
+                return decision
+            }
+            let created = InstanceCreated(
+                entryPoint: start.entryPoint, arguments: start.arguments, timeoutMillis: start.timeoutMillis,
+                out: start.out, tags: start.tags, payload: payload, idempotencyKey: start.idempotencyKey,
+                principal: start.principal)
+            decision.events = [
+                EventEnvelope(instanceID: newID, at: now, requestID: start.requestID, event: .instanceCreated(created))
+            ]
+            decision.actions = [.replyStarted(newID, created: true)]
+
+        case .cancel(let id, let request):
+            guard let tracked = state.instances[id] else {
+                decision.actions = [.replyCancelled(.unknown)]
+                return decision
+            }
+            guard !tracked.status.isTerminal else {
+                decision.actions = [.replyCancelled(.alreadyTerminal)]
+                return decision
+            }
+            decision.events = [
+                EventEnvelope(
+                    instanceID: id, at: now, requestID: request,
+                    event: .instanceCancelled(InstanceCancelled(reason: "stopped by a client")))
+            ]
+            decision.actions = [.replyCancelled(.cancelled)]
+            if let executor = tracked.executor { decision.actions.append(.killOnExecutor(id, executor)) }
+
+        case .assign(let id, let executor):
+            guard let tracked = state.instances[id], tracked.status.rank <= InstanceStatus.starting.rank else {
+                return decision
+            }
+            let attempt = tracked.attempt + 1
+            decision.events = [
+                EventEnvelope(
+                    instanceID: id, at: now,
+                    event: .instanceAssigned(InstanceAssigned(executorID: executor, attempt: attempt)))
+            ]
+            decision.actions = [.dispatch(id, executor, attempt: attempt)]
+
+        case .report(let executor, let report):
+            guard (state.reportsApplied[executor] ?? 0) < report.seq, let tracked = state.instances[report.instanceID]
+            else { return decision }
+            let origin = ReportOrigin(executor: executor, seq: report.seq)
+            let id = report.instanceID
+            guard tracked.executor == executor, !tracked.status.isTerminal else {
+                // A report for an instance this executor no longer owns: ignored, and whatever
+                // still runs there is killed.
+                if tracked.executor != executor || tracked.status.isTerminal {
+                    if case .started = report.kind { decision.actions = [.killOnExecutor(id, executor)] }
+                }
+                return decision
+            }
+            let event: Event
+            switch report.kind {
+            case .started:
+                guard tracked.status == .starting else { return decision }
+                event = .instanceStarted(InstanceStarted(executorID: executor))
+            case .log(let lines):
+                event = .logAppended(LogAppended(lines: lines))
+            case .finished(let out):
+                event = .instanceFinished(InstanceFinished(out: out))
+            case .failed(let error, let out):
+                event = .instanceFailed(InstanceFailed(error: error, out: out))
+            }
+            decision.events = [EventEnvelope(instanceID: id, at: now, origin: origin, event: event)]
+
+        case .timeOut(let id):
+            guard let tracked = state.instances[id], !tracked.status.isTerminal else { return decision }
+            let limit = tracked.created.timeoutMillis.map { "\($0) ms" } ?? "its limit"
+            let message = "the process ran longer than its timeout (\(limit)) and was stopped"
+            decision.events = [
+                EventEnvelope(instanceID: id, at: now, event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
+                EventEnvelope(instanceID: id, at: now, event: .instanceTimedOut(InstanceTimedOut(error: message))),
+            ]
+            if let executor = tracked.executor { decision.actions = [.killOnExecutor(id, executor)] }
+
+        case .executorLost(let id, let executor, let reason):
+            guard let tracked = state.instances[id], tracked.executor == executor, tracked.status == .running else {
+                return decision
+            }
+            let message = "executor lost: \(reason)"
+            decision.events = [
+                EventEnvelope(instanceID: id, at: now, event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
+                EventEnvelope(instanceID: id, at: now, event: .instanceFailed(InstanceFailed(error: message))),
+            ]
+        }
+        return decision
+    }
+}

@@ -1,0 +1,113 @@
+import Events
+
+/// What the Scheduler knows about one instance: enough to decide commands and dispatch.
+struct TrackedInstance: Sendable, Equatable {
+    var status: InstanceStatus
+    var created: InstanceCreated
+    var executor: ExecutorID?
+    var attempt: Int
+    var runningSince: Timestamp?
+}
+
+/// The Scheduler's state: a pure fold of the event log (`apply`) plus nothing else, so a restart
+/// rebuilds it exactly by replaying the log.
+struct SchedulerState: Sendable {
+    var instances: [InstanceID: TrackedInstance] = [:]
+    /// `principal \n Idempotency-Key` → instance.
+    var idempotency: [String: InstanceID] = [:]
+    /// Request id → instance: a start the transport delivered twice is answered, not repeated.
+    var requests: [RequestID: InstanceID] = [:]
+    /// Instances waiting for an executor, oldest first (`ENQUEUED`, or `STARTING` again after a lost executor).
+    var queue = DispatchQueueState()
+    /// Each instance's event sequence numbers, for `/events`.
+    var eventSeqs: [InstanceID: [UInt64]] = [:]
+    /// The highest report applied per executor boot.
+    var reportsApplied: [ExecutorID: UInt64] = [:]
+    /// Instances assigned to each executor that are not terminal.
+    var assigned: [ExecutorID: Set<InstanceID>] = [:]
+    /// The last sequence number applied.
+    var head: UInt64 = 0
+
+    static func idempotencyKey(principal: String?, key: String) -> String { (principal ?? "") + "\n" + key }
+
+    /// Folds one durable (or about to be durable) event in. Never fails; repeats change nothing.
+    mutating func apply(_ envelope: EventEnvelope) {
+        guard envelope.seq > head else { return }
+        head = envelope.seq
+        let id = envelope.instanceID
+        eventSeqs[id, default: []].append(envelope.seq)
+        if let origin = envelope.origin {
+            reportsApplied[origin.executor] = max(reportsApplied[origin.executor] ?? 0, origin.seq)
+        }
+        switch envelope.event {
+        case .instanceCreated(let created):
+            guard instances[id] == nil else { return }
+            instances[id] = TrackedInstance(status: .enqueued, created: created, executor: nil, attempt: 0)
+            if let key = created.idempotencyKey {
+                idempotency[SchedulerState.idempotencyKey(principal: created.principal, key: key)] = id
+            }
+            if let request = envelope.requestID { requests[request] = id }
+            queue.push(id)
+        case .instanceAssigned(let assignedEvent):
+            guard var tracked = instances[id], !tracked.status.isTerminal else { return }
+            if let previous = tracked.executor { assigned[previous]?.remove(id) }
+            tracked.status = .starting
+            tracked.executor = assignedEvent.executorID
+            tracked.attempt = assignedEvent.attempt
+            instances[id] = tracked
+            assigned[assignedEvent.executorID, default: []].insert(id)
+            queue.remove(id)
+        case .instanceStarted:
+            guard var tracked = instances[id], tracked.status.rank < InstanceStatus.running.rank else { return }
+            tracked.status = .running
+            tracked.runningSince = envelope.at
+            instances[id] = tracked
+        case .logAppended:
+            break
+        case .instanceFinished, .instanceFailed, .instanceCancelled, .instanceTimedOut:
+            guard var tracked = instances[id], !tracked.status.isTerminal, let status = envelope.event.status else { return }
+            tracked.status = status
+            instances[id] = tracked
+            if let executor = tracked.executor { assigned[executor]?.remove(id) }
+            queue.remove(id)
+        }
+    }
+
+    /// Marks an instance as needing a dispatch again (its executor was lost before it ran).
+    mutating func requeue(_ id: InstanceID) {
+        guard let tracked = instances[id], tracked.status.rank <= InstanceStatus.starting.rank else { return }
+        if let executor = tracked.executor { assigned[executor]?.remove(id) }
+        instances[id]?.executor = nil
+        queue.push(id)
+    }
+}
+
+/// A FIFO of instances to dispatch with O(1) removal by marking.
+struct DispatchQueueState: Sendable {
+    private var items: [InstanceID] = []
+    private var start = 0
+    private var members: Set<InstanceID> = []
+
+    var count: Int { members.count }
+
+    mutating func push(_ id: InstanceID) {
+        guard members.insert(id).inserted else { return }
+        items.append(id)
+    }
+
+    mutating func remove(_ id: InstanceID) { members.remove(id) }
+
+    /// The oldest waiting instance, removed from the queue.
+    mutating func pop() -> InstanceID? {
+        while start < items.count {
+            let id = items[start]
+            start += 1
+            if start > 1024 && start * 2 > items.count {
+                items.removeFirst(start)
+                start = 0
+            }
+            if members.remove(id) != nil { return id }
+        }
+        return nil
+    }
+}

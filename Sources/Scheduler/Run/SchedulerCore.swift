@@ -1,0 +1,343 @@
+import Events
+import Foundation
+import Logging
+import Transport
+
+/// The single writer: decides each command against `SchedulerState`, appends the events, applies
+/// them, and performs the decision's actions once the events are durable.
+///
+/// Decided events are applied to the state as soon as the log has numbered them (before the fsync),
+/// so that a command arriving during the fsync sees them (two starts with one idempotency key
+/// cannot both win). If the log then fails, the state no longer matches the log and the process
+/// exits so that a restart rebuilds it from the log.
+actor SchedulerCore {
+    let log: FileEventLog
+    let payloads: PayloadStore
+    let config: SchedulerConfig
+    let logger: Logger
+    private(set) var state = SchedulerState()
+    private var executors: [ExecutorID: ExecutorSession] = [:]
+    private var timeouts: [InstanceID: Task<Void, Never>] = [:]
+
+    init(log: FileEventLog, payloads: PayloadStore, config: SchedulerConfig, logger: Logger) throws {
+        self.log = log
+        self.payloads = payloads
+        self.config = config
+        self.logger = logger
+        var rebuilt = SchedulerState()
+        try log.scan { rebuilt.apply($0) }
+        self.state = rebuilt
+    }
+
+    /// After a restart: timers for running instances, and loss deadlines for every executor that
+    /// still owns instances (it must register again within the loss timeout).
+    func resume() {
+        let now = Timestamp.now()
+        for (id, tracked) in state.instances where tracked.status == .running {
+            armTimeout(id, tracked, now: now)
+        }
+        for (executor, ids) in state.assigned where !ids.isEmpty {
+            let session = ExecutorSession(id: executor, address: nil, capacity: 0, socket: nil)
+            executors[executor] = session
+            watch(session)
+        }
+        logger.info(
+            "state rebuilt from the log",
+            metadata: ["events": "\(state.head)", "instances": "\(state.instances.count)", "queued": "\(state.queue.count)"])
+    }
+
+    // MARK: - Gateway commands
+
+    func start(_ start: StartInstance, payload: [UInt8]) async -> SchedulerReply {
+        if let existing = existingInstance(for: start) { return .started(instanceID: existing, created: false) }
+        let ref: PayloadRef
+        do {
+            ref = try await payloads.put(payload)
+        } catch {
+            logger.error("could not store a payload", metadata: ["error": "\(error)"])
+            return .unavailable(message: "the server could not store the archive; try again later")
+        }
+        let decision = Decide.decide(.start(start, payload: ref, newID: InstanceID()), state: state, now: .now())
+        guard await commit(decision) else { return .unavailable(message: "the event log could not record the start") }
+        pumpDispatch()
+        for action in decision.actions {
+            if case .replyStarted(let id, let created) = action { return .started(instanceID: id, created: created) }
+        }
+        return .unavailable(message: "the start was not decided")
+    }
+
+    func cancel(_ id: InstanceID, request: RequestID) async -> SchedulerReply {
+        let decision = Decide.decide(.cancel(id, request), state: state, now: .now())
+        guard await commit(decision) else { return .unavailable(message: "the event log could not record the stop") }
+        var outcome = CancelOutcome.unknown
+        for action in decision.actions {
+            switch action {
+            case .replyCancelled(let result): outcome = result
+            default: perform(action)
+            }
+        }
+        if outcome == .cancelled {
+            timeouts.removeValue(forKey: id)?.cancel()
+            pumpDispatch()
+        }
+        return .cancelled(outcome)
+    }
+
+    func eventSeqs(of id: InstanceID) -> [UInt64]? { state.eventSeqs[id] }
+
+    private func existingInstance(for start: StartInstance) -> InstanceID? {
+        if let id = state.requests[start.requestID] { return id }
+        guard let key = start.idempotencyKey else { return nil }
+        return state.idempotency[SchedulerState.idempotencyKey(principal: start.principal, key: key)]
+    }
+
+    // MARK: - Executor link
+
+    func executorRequest(_ request: ExecutorRequest) async -> ExecutorReply {
+        switch request {
+        case .register(let registration):
+            register(registration)
+            return .ack(upTo: state.reportsApplied[registration.executorID] ?? 0)
+        case .heartbeat(let executorID):
+            guard let session = executors[executorID], session.address != nil else { return .unknownExecutor }
+            session.lastSeen = .now
+            return .ack(upTo: state.reportsApplied[executorID] ?? 0)
+        case .reports(let executorID, let reports):
+            guard let session = executors[executorID], session.address != nil else { return .unknownExecutor }
+            session.lastSeen = .now
+            var upTo: UInt64 = 0
+            var tickets: [AppendTicket] = []
+            var actions: [SchedulerAction] = []
+            for report in reports {
+                let decision = Decide.decide(.report(executorID, report), state: state, now: .now())
+                tickets.append(stage(decision))
+                actions += decision.actions
+                upTo = max(upTo, report.seq)
+            }
+            for ticket in tickets {
+                guard await durable(ticket) else { return .unavailable(message: "the event log could not record reports") }
+            }
+            actions.forEach(perform)
+            for report in reports {
+                switch report.kind {
+                case .started:
+                    if let tracked = state.instances[report.instanceID], tracked.status == .running {
+                        armTimeout(report.instanceID, tracked, now: .now())
+                    }
+                case .finished, .failed:
+                    timeouts.removeValue(forKey: report.instanceID)?.cancel()
+                case .log: break
+                }
+            }
+            pumpDispatch()
+            return .ack(upTo: upTo)
+        }
+    }
+
+    private func register(_ registration: ExecutorRegistration) {
+        let id = registration.executorID
+        let name = id.rawValue.split(separator: "/").first.map(String.init) ?? id.rawValue
+        // An executor that restarted comes back as a new boot: whatever the old boot had is lost.
+        for (other, session) in executors where other != id && other.rawValue.hasPrefix(name + "/") {
+            _ = session
+            declareLost(other, reason: "it restarted")
+        }
+        executors[id]?.close()
+        let socket: NNGSocket?
+        do {
+            let s = try NNGSocket(.req, maxMessageBytes: 1 << 20)
+            try s.dial(registration.address)
+            socket = s
+        } catch {
+            logger.error("cannot reach executor", metadata: ["executor.id": "\(id)", "error": "\(error)"])
+            socket = nil
+        }
+        let session = ExecutorSession(id: id, address: registration.address, capacity: registration.capacity, socket: socket)
+        executors[id] = session
+        watch(session)
+        logger.info("executor registered", metadata: ["executor.id": "\(id)", "capacity": "\(registration.capacity)"])
+
+        let running = Set(registration.running)
+        for instance in state.assigned[id] ?? [] where !running.contains(instance) {
+            guard let tracked = state.instances[instance] else { continue }
+            if tracked.status == .starting {
+                state.requeue(instance)
+            } else if tracked.status == .running {
+                let decision = Decide.decide(
+                    .executorLost(instance, id, reason: "the executor no longer runs it"), state: state, now: .now())
+                Task { await self.commit(decision) }
+            }
+        }
+        for instance in running where state.instances[instance]?.executor != id || state.instances[instance]?.status.isTerminal == true {
+            perform(.killOnExecutor(instance, id))
+        }
+        pumpDispatch()
+    }
+
+    /// Re-arms a deadline for the executor after each heartbeat; silence past the loss timeout
+    /// declares it lost. This is a deadline, not a poll: nothing is read until it expires.
+    private func watch(_ session: ExecutorSession) {
+        let timeout = config.executorLossTimeout
+        Task { [weak session] in
+            while let current = session {
+                let deadline = current.lastSeen + timeout
+                if ContinuousClock.now >= deadline {
+                    self.declareLostIfCurrent(current)
+                    return
+                }
+                try? await Task.sleep(until: deadline, clock: .continuous)
+            }
+        }
+    }
+
+    private func declareLostIfCurrent(_ session: ExecutorSession) {
+        guard executors[session.id] === session else { return }
+        declareLost(session.id, reason: "no heartbeat for \(config.executorLossTimeout)")
+    }
+
+    private func declareLost(_ executor: ExecutorID, reason: String) {
+        executors.removeValue(forKey: executor)?.close()
+        logger.warning("executor lost", metadata: ["executor.id": "\(executor)", "reason": "\(reason)"])
+        for id in state.assigned[executor] ?? [] {
+            guard let tracked = state.instances[id] else { continue }
+            if tracked.status == .starting {
+                state.requeue(id)
+            } else {
+                let decision = Decide.decide(.executorLost(id, executor, reason: reason), state: state, now: .now())
+                Task { await self.commit(decision) }
+            }
+        }
+        pumpDispatch()
+    }
+
+    // MARK: - Dispatch
+
+    /// Gives waiting instances to executors with free capacity, least loaded first.
+    private func pumpDispatch() {
+        while state.queue.count > 0 {
+            let candidates = executors.values.filter { $0.socket != nil && load(of: $0.id) < $0.capacity }
+            guard let executor = candidates.min(by: { load(of: $0.id) < load(of: $1.id) }) else { return }
+            guard let id = state.queue.pop() else { return }
+            let decision = Decide.decide(.assign(id, executor.id), state: state, now: .now())
+            guard !decision.events.isEmpty else { continue }
+            let ticket = stage(decision)
+            Task {
+                guard await self.durable(ticket) else { return }
+                self.performAll(decision.actions)
+            }
+        }
+    }
+
+    private func load(of executor: ExecutorID) -> Int { state.assigned[executor]?.count ?? 0 }
+
+    private func performAll(_ actions: [SchedulerAction]) { actions.forEach(perform) }
+
+    private func perform(_ action: SchedulerAction) {
+        switch action {
+        case .replyStarted, .replyCancelled:
+            break
+        case .dispatch(let id, let executor, let attempt):
+            guard let tracked = state.instances[id], let session = executors[executor], let socket = session.socket else {
+                return
+            }
+            let created = tracked.created
+            let command = ExecutorCommand.dispatch(
+                Dispatch(instanceID: id, attempt: attempt, entryPoint: created.entryPoint, arguments: created.arguments, out: created.out))
+            let timeout = config.executorRequestTimeout
+            Task {
+                do {
+                    let payload = try await self.payloads.get(created.payload)
+                    let reply = try await socket.request(try WireFrame.encode(command, attachment: payload), timeout: timeout)
+                    let (answer, _) = try WireFrame.decode(ExecutorCommandReply.self, from: reply)
+                    if case .refused(let reason) = answer { self.dispatchRefused(id, executor, reason: reason) }
+                } catch {
+                    self.dispatchRefused(id, executor, reason: "\(error)")
+                }
+            }
+        case .killOnExecutor(let id, let executor):
+            guard let socket = executors[executor]?.socket else { return }
+            let timeout = config.executorRequestTimeout
+            let logger = logger
+            Task {
+                do {
+                    _ = try await socket.request(try WireFrame.encode(ExecutorCommand.cancel(instanceID: id)), timeout: timeout)
+                } catch {
+                    logger.warning("could not tell an executor to stop an instance", metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    private func dispatchRefused(_ id: InstanceID, _ executor: ExecutorID, reason: String) {
+        guard let tracked = state.instances[id], tracked.executor == executor, tracked.status == .starting else { return }
+        logger.warning("dispatch failed; the instance waits for another executor", metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "reason": "\(reason)"])
+        state.requeue(id)
+        pumpDispatch()
+    }
+
+    // MARK: - Timeouts
+
+    private func armTimeout(_ id: InstanceID, _ tracked: TrackedInstance, now: Timestamp) {
+        guard let limit = tracked.created.timeoutMillis, timeouts[id] == nil else { return }
+        let since = tracked.runningSince ?? now
+        let remaining = max(0, since.millis + limit - now.millis)
+        timeouts[id] = Task {
+            try? await Task.sleep(for: .milliseconds(remaining))
+            guard !Task.isCancelled else { return }
+            await self.fireTimeout(id)
+        }
+    }
+
+    private func fireTimeout(_ id: InstanceID) async {
+        timeouts[id] = nil
+        let decision = Decide.decide(.timeOut(id), state: state, now: .now())
+        guard await commit(decision) else { return }
+        decision.actions.forEach(perform)
+        pumpDispatch()
+    }
+
+    // MARK: - Appending
+
+    /// Appends and applies a decision's events now; durability is awaited separately.
+    private func stage(_ decision: Decision) -> AppendTicket {
+        let ticket = log.append(decision.events)
+        for envelope in ticket.envelopes { state.apply(envelope) }
+        return ticket
+    }
+
+    private func durable(_ ticket: AppendTicket) async -> Bool {
+        do {
+            try await ticket.durable()
+            return true
+        } catch {
+            // The state already holds events the log refused: only a rebuild from the log is right.
+            logger.critical("the event log failed; exiting so that a restart rebuilds from the log", metadata: ["error": "\(error)"])
+            exit(75)
+        }
+    }
+
+    @discardableResult
+    private func commit(_ decision: Decision) async -> Bool {
+        guard !decision.events.isEmpty else { return true }
+        return await durable(stage(decision))
+    }
+}
+
+/// One registered executor: where to reach it and when it was last heard from.
+final class ExecutorSession: @unchecked Sendable {
+    // @unchecked: only the SchedulerCore actor reads and writes the mutable fields.
+    let id: ExecutorID
+    let address: String?
+    let capacity: Int
+    let socket: NNGSocket?
+    var lastSeen: ContinuousClock.Instant = .now
+
+    init(id: ExecutorID, address: String?, capacity: Int, socket: NNGSocket?) {
+        self.id = id
+        self.address = address
+        self.capacity = capacity
+        self.socket = socket
+    }
+
+    func close() { socket?.close() }
+}

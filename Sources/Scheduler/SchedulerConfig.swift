@@ -1,0 +1,19 @@
+/// Everything the Scheduler reads from its command line, with the defaults documented in the README.
+struct SchedulerConfig: Sendable {
+    /// The data folder: `events/` (the log), `payloads/` (archives), `run/` (ipc sockets).
+    var dataDirectory: String
+    /// Where Gateways send commands and queries (req/rep). Default `ipc://<data>/run/scheduler.ipc`.
+    var commandsURL: String
+    /// Where committed events are published (pub/sub). Default `ipc://<data>/run/events.ipc`.
+    var eventsURL: String
+    /// Where Executors register, heartbeat and report (req/rep). Default `ipc://<data>/run/executors.ipc`.
+    var executorsURL: String
+    /// fsync the log and payloads before acknowledging (on by default; off only for throwaway tests).
+    var fsync: Bool
+    /// An executor silent for this long is declared lost.
+    var executorLossTimeout: Duration
+    /// How long a dispatch or cancel to an executor may take.
+    var executorRequestTimeout: Duration = .seconds(10)
+    /// Largest message accepted on the commands socket (bounds the payload size).
+    var maxCommandBytes: Int
+}

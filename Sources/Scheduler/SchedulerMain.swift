@@ -1,0 +1,31 @@
+import ArgumentParser
+import Logging
+import ServiceLifecycle
+
+/// `accord-scheduler`: the single writer of the event log.
+@main
+struct SchedulerMain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "accord-scheduler", abstract: "Decides commands, appends the event log, dispatches to executors.")
+
+    @Option(help: "Data folder: event log, payloads, ipc sockets.") var data = "./data"
+    @Option(help: "Command socket URL (default ipc://<data>/run/scheduler.ipc).") var commands: String?
+    @Option(help: "Event publication URL (default ipc://<data>/run/events.ipc).") var events: String?
+    @Option(help: "Executor link URL (default ipc://<data>/run/executors.ipc).") var executors: String?
+    @Option(help: "Seconds of executor silence before it is declared lost.") var executorLossTimeout = 10.0
+    @Option(help: "Largest archive accepted, in bytes.") var maxPayloadBytes = 64 << 20
+    @Flag(inversion: .prefixedNo, help: "fsync before acknowledging (turn off only for throwaway tests).") var fsync = true
+
+    func run() async throws {
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let config = SchedulerConfig(
+            dataDirectory: data,
+            commandsURL: commands ?? "ipc://\(data)/run/scheduler.ipc",
+            eventsURL: events ?? "ipc://\(data)/run/events.ipc",
+            executorsURL: executors ?? "ipc://\(data)/run/executors.ipc",
+            fsync: fsync,
+            executorLossTimeout: .milliseconds(Int64(executorLossTimeout * 1000)),
+            maxCommandBytes: maxPayloadBytes + (1 << 20))
+        try await SchedulerService.build(config).run()
+    }
+}

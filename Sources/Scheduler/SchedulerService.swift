@@ -1,0 +1,109 @@
+import Events
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import Transport
+
+/// Wires the Scheduler: log, payload store, core, and its three sockets; runs until SIGTERM/SIGINT.
+struct SchedulerService: Service {
+    let core: SchedulerCore
+    let log: FileEventLog
+    let commands: NNGSocket
+    let executors: NNGSocket
+    let publisher: NNGSocket
+    let logger: Logger
+
+    static func build(_ config: SchedulerConfig) throws -> ServiceGroup {
+        var logger = Logger(label: "accord.scheduler")
+        logger.logLevel = .info
+        try FileManager.default.createDirectory(atPath: config.dataDirectory + "/run", withIntermediateDirectories: true)
+        let log = try FileEventLog(directory: config.dataDirectory + "/events", fsync: config.fsync)
+        if log.recovery.truncatedBytes > 0 {
+            logger.warning(
+                "the event log had a torn tail, which was cut (it was never acknowledged)",
+                metadata: ["bytes": "\(log.recovery.truncatedBytes)", "where": "\(log.recovery.reason ?? "")"])
+        }
+        if !config.fsync { logger.warning("fsync is OFF: acknowledged events can be lost in a crash") }
+        let payloads = try PayloadStore(directory: config.dataDirectory + "/payloads", fsync: config.fsync)
+        let core = try SchedulerCore(log: log, payloads: payloads, config: config, logger: logger)
+
+        let publisher = try NNGSocket(.pub)
+        for url in [config.commandsURL, config.eventsURL, config.executorsURL] where url.hasPrefix("ipc://") {
+            unlink(String(url.dropFirst("ipc://".count)))
+        }
+        try publisher.listen(config.eventsURL)
+        log.onCommit { envelopes in
+            guard let frame = try? WireFrame.encode(CommittedEvents(events: envelopes)) else { return }
+            try? publisher.publish(frame)
+        }
+        let commands = try NNGSocket(.rep, maxMessageBytes: config.maxCommandBytes)
+        try commands.listen(config.commandsURL)
+        let executors = try NNGSocket(.rep, maxMessageBytes: 64 << 20)
+        try executors.listen(config.executorsURL)
+        logger.info(
+            "scheduler listening",
+            metadata: ["commands": "\(config.commandsURL)", "events": "\(config.eventsURL)", "executors": "\(config.executorsURL)"])
+        let service = SchedulerService(
+            core: core, log: log, commands: commands, executors: executors, publisher: publisher, logger: logger)
+        return ServiceGroup(
+            configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    }
+
+    func run() async throws {
+        await core.resume()
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await commands.serve(workers: 32) { await self.handleCommand($0) } }
+                group.addTask { await executors.serve(workers: 16) { await self.handleExecutor($0) } }
+            }
+        } onGracefulShutdown: {
+            commands.close()
+            executors.close()
+        }
+        log.close()
+        publisher.close()
+        logger.info("scheduler stopped")
+    }
+
+    private func handleCommand(_ bytes: [UInt8]) async -> [UInt8] {
+        let reply: SchedulerReply
+        do {
+            let (request, attachment) = try WireFrame.decode(SchedulerRequest.self, from: bytes)
+            switch request {
+            case .start(let start):
+                reply = await core.start(start, payload: Array(attachment))
+            case .cancel(let requestID, let instanceID):
+                reply = await core.cancel(instanceID, request: requestID)
+            case .catchUp(let after, let limit):
+                let head = log.durableHead
+                reply = .events(events: try log.read(after: after, limit: min(max(limit, 1), 1000)), head: head)
+            case .instanceEvents(let id, let after, let limit):
+                guard let seqs = await core.eventSeqs(of: id) else {
+                    reply = .instanceEvents(events: [], known: false)
+                    break
+                }
+                let wanted = Array(seqs.lazy.filter { $0 > after }.prefix(min(max(limit, 1), 1000)))
+                reply = .instanceEvents(events: try log.read(seqs: wanted), known: true)
+            case .ping:
+                reply = .pong(head: log.durableHead)
+            }
+        } catch {
+            logger.warning("bad command", metadata: ["error": "\(error)"])
+            reply = .rejected(message: "\(error)")
+        }
+        return (try? WireFrame.encode(reply)) ?? []
+    }
+
+    private func handleExecutor(_ bytes: [UInt8]) async -> [UInt8] {
+        let reply: ExecutorReply
+        do {
+            let (request, _) = try WireFrame.decode(ExecutorRequest.self, from: bytes)
+            reply = await core.executorRequest(request)
+        } catch {
+            logger.warning("bad executor message", metadata: ["error": "\(error)"])
+            reply = .unavailable(message: "\(error)")
+        }
+        return (try? WireFrame.encode(reply)) ?? []
+    }
+}
