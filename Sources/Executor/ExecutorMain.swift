@@ -1,0 +1,48 @@
+import ArgumentParser
+import Archive
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// `accord-executor`: runs instances (`serve`, the default) or one instance (`runner`, started by
+/// the executor itself).
+@main
+struct ExecutorMain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "accord-executor", abstract: "Runs process instances for the Scheduler.",
+        subcommands: [Serve.self, RunnerCommand.self], defaultSubcommand: Serve.self)
+
+    struct Serve: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run instances for the Scheduler.")
+
+        @Option(help: "Data folder (ipc sockets and working folders live under it).") var data = "./data"
+        @Option(help: "This executor's name (unique per deployment).") var name = "executor-1"
+        @Option(help: "The Scheduler's executor link (default ipc://<data>/run/executors.ipc).") var scheduler: String?
+        @Option(help: "Where to listen for dispatches (default ipc://<data>/run/<name>.ipc).") var listen: String?
+        @Option(help: "Instances run at once.") var capacity = 16
+        @Option(help: "Largest unpacked payload, in bytes.") var maxUnpackedBytes = 256 << 20
+        @Option(help: "Most entries in a payload.") var maxEntries = 10_000
+
+        func run() async throws {
+            LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            let config = ExecutorConfig(
+                name: name,
+                schedulerURL: scheduler ?? "ipc://\(data)/run/executors.ipc",
+                listenURL: listen ?? "ipc://\(data)/run/\(name).ipc",
+                capacity: capacity,
+                workRoot: "\(data)/work/\(name)",
+                zipLimits: ZipLimits(maxEntries: maxEntries, maxUnpackedBytes: maxUnpackedBytes))
+            try await ExecutorService.build(config).run()
+        }
+    }
+
+    struct RunnerCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "runner", abstract: "Run one instance (internal).", shouldDisplay: false)
+
+        @Argument var request: String
+
+        func run() throws {
+            throw ExitCode(Runner.main(requestPath: request))
+        }
+    }
+}

@@ -1,0 +1,33 @@
+/// An error that ends a step: thrown by `throw`/`end: code`/`return: code`, or raised by an
+/// expression, a task or a script. Handlers catch it; unhandled, it fails the process.
+struct FlowFailure: Error, CustomStringConvertible {
+    /// The thrown text or error code as written, or the runtime error's message.
+    var message: String
+    /// The error code, for `subprocess` handlers with `ref`.
+    var errorRef: String?
+    /// Where the failing step is.
+    var location: SourceLocation?
+    /// The failing step's label or kind.
+    var step: String?
+    /// What caused it, when it wraps another error.
+    var cause: String?
+
+    var description: String { message }
+
+    /// `lastError` as flows see it.
+    var asValue: Value {
+        var map = OrderedMap()
+        map["message"] = .string(message)
+        if let errorRef { map["errorRef"] = .string(errorRef) }
+        if let cause { map["cause"] = .string(cause) }
+        return .map(map)
+    }
+}
+
+/// Non-error ways out of a flow.
+enum Unwind: Error {
+    /// `return` / `end:`: the current flow ends successfully.
+    case returnFromFlow
+    /// `exit`: the whole process ends successfully.
+    case exitProcess
+}

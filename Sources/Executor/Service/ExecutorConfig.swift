@@ -1,0 +1,19 @@
+import Archive
+
+/// Everything the Executor reads from its command line, with the defaults documented in the README.
+struct ExecutorConfig: Sendable {
+    /// This executor's name; its id is `<name>/<boot>`.
+    var name: String
+    /// The Scheduler's executor link (req/rep).
+    var schedulerURL: String
+    /// Where this executor listens for dispatch and cancel.
+    var listenURL: String
+    /// Instances run at once.
+    var capacity: Int
+    /// Where instances' working folders are made.
+    var workRoot: String
+    /// Limits for unpacking payloads (the Gateway checked them too).
+    var zipLimits: ZipLimits
+    /// Interval between heartbeats.
+    var heartbeat: Duration = .seconds(1)
+}

@@ -1,0 +1,122 @@
+import Archive
+import Events
+import Foundation
+import Logging
+import Transport
+
+/// Runs instances: takes dispatches and cancels from the Scheduler, unpacks each payload into a
+/// private working folder, starts a runner per instance, and reports what happens.
+actor ExecutorCore {
+    let id: ExecutorID
+    let config: ExecutorConfig
+    let logger: Logger
+    let reporter: Reporter
+    private let executable: String
+    private var running: [InstanceID: RunnerProcess] = [:]
+    /// Instances accepted but whose runner is not started yet (unpacking).
+    private var preparing: Set<InstanceID> = []
+    private var cancelled: Set<InstanceID> = []
+
+    init(id: ExecutorID, config: ExecutorConfig, schedulerSocket: NNGSocket, logger: Logger) throws {
+        self.id = id
+        self.config = config
+        self.logger = logger
+        self.executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        self.reporter = Reporter(executorID: id, socket: schedulerSocket, logger: logger)
+    }
+
+    /// What this executor tells the Scheduler when it (re)registers.
+    func registration() async -> ExecutorRegistration {
+        ExecutorRegistration(executorID: id, address: config.listenURL, capacity: config.capacity, running: await knownInstances())
+    }
+
+    /// Running, preparing, and anything with unacknowledged reports.
+    func knownInstances() async -> [InstanceID] {
+        let unacknowledged = await reporter.unacknowledgedInstances
+        return Array(Set(running.keys).union(preparing).union(unacknowledged))
+    }
+
+    func handle(_ command: ExecutorCommand, payload: [UInt8]) -> ExecutorCommandReply {
+        switch command {
+        case .dispatch(let dispatch):
+            let id = dispatch.instanceID
+            if running[id] != nil || preparing.contains(id) { return .accepted }
+            guard running.count + preparing.count < config.capacity else {
+                return .refused(reason: "at capacity (\(config.capacity))")
+            }
+            preparing.insert(id)
+            Task { await self.launch(dispatch, payload: payload) }
+            return .accepted
+        case .cancel(let id):
+            cancelled.insert(id)
+            if let runner = running[id] {
+                runner.kill()
+                logger.info("instance killed", metadata: ["instance.id": "\(id)"])
+            }
+            return .accepted
+        }
+    }
+
+    private func launch(_ dispatch: Dispatch, payload: [UInt8]) async {
+        let id = dispatch.instanceID
+        let instanceDir = config.workRoot + "/" + id.description
+        let workDir = instanceDir + "/work"
+        do {
+            try? FileManager.default.removeItem(atPath: instanceDir)
+            try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
+            try ZipArchive(bytes: payload, limits: config.zipLimits).extract(to: workDir)
+            let request = RunnerRequest(
+                instanceID: id, entryPoint: dispatch.entryPoint, arguments: dispatch.arguments, out: dispatch.out,
+                workDir: workDir)
+            let requestPath = instanceDir + "/request.json"
+            try JSONEncoder().encode(request).write(to: URL(fileURLWithPath: requestPath))
+            guard !cancelled.contains(id) else {
+                preparing.remove(id)
+                cleanUp(id, instanceDir)
+                return
+            }
+            let reporter = self.reporter
+            let runner = RunnerProcess(
+                instanceID: id,
+                onLog: { lines in Task { await reporter.report(id, .log(lines: lines)) } },
+                onEnd: { result, status in Task { await self.ended(id, instanceDir, result, status) } })
+            try runner.start(executable: executable, requestPath: requestPath, workDir: workDir)
+            preparing.remove(id)
+            running[id] = runner
+            await reporter.report(id, .started)
+        } catch {
+            preparing.remove(id)
+            logger.error("instance could not start", metadata: ["instance.id": "\(id)", "error": "\(error)"])
+            await reporter.report(id, .started)
+            await reporter.report(id, .log(lines: [LogLine(at: .now(), level: .error, text: "the instance could not start: \(error)")]))
+            await reporter.report(id, .failed(error: "the instance could not start: \(error)", out: [:]))
+            cleanUp(id, instanceDir)
+        }
+    }
+
+    private func ended(_ id: InstanceID, _ instanceDir: String, _ result: RunnerResult?, _ status: Int32) async {
+        running.removeValue(forKey: id)
+        defer { cleanUp(id, instanceDir) }
+        if cancelled.remove(id) != nil { return }
+        if let result {
+            if let error = result.error {
+                await reporter.report(id, .failed(error: error, out: result.out))
+            } else {
+                await reporter.report(id, .finished(out: result.out))
+            }
+        } else {
+            let reason = "the runner ended without a result (exit status \(status))"
+            await reporter.report(id, .log(lines: [LogLine(at: .now(), level: .error, text: reason)]))
+            await reporter.report(id, .failed(error: reason, out: [:]))
+        }
+    }
+
+    private func cleanUp(_ id: InstanceID, _ instanceDir: String) {
+        try? FileManager.default.removeItem(atPath: instanceDir)
+    }
+
+    /// Kills every runner (shutdown).
+    func killAll() {
+        for runner in running.values { runner.kill() }
+    }
+}

@@ -1,0 +1,70 @@
+import Archive
+import Events
+import Foundation
+import Logging
+import ServiceLifecycle
+import Transport
+import UnixSignals
+
+/// Wires the Executor: its link to the Scheduler, its command socket, heartbeats; runs until
+/// SIGTERM/SIGINT, then kills its runners.
+struct ExecutorService: Service {
+    let core: ExecutorCore
+    let commands: NNGSocket
+    let scheduler: NNGSocket
+    let config: ExecutorConfig
+    let logger: Logger
+
+    static func build(_ config: ExecutorConfig) throws -> ServiceGroup {
+        var logger = Logger(label: "accord.executor")
+        logger.logLevel = .info
+        let boot = String(UUID().uuidString.lowercased().prefix(8))
+        let id = ExecutorID("\(config.name)/\(boot)")
+        try? FileManager.default.removeItem(atPath: config.workRoot)
+        try FileManager.default.createDirectory(atPath: config.workRoot, withIntermediateDirectories: true)
+        let scheduler = try NNGSocket(.req, maxMessageBytes: 1 << 20)
+        try scheduler.dial(config.schedulerURL)
+        if config.listenURL.hasPrefix("ipc://") { unlink(String(config.listenURL.dropFirst("ipc://".count))) }
+        let commands = try NNGSocket(.rep, maxMessageBytes: config.zipLimits.maxUnpackedBytes + (1 << 20))
+        try commands.listen(config.listenURL)
+        let core = try ExecutorCore(id: id, config: config, schedulerSocket: scheduler, logger: logger)
+        logger.info("executor listening", metadata: ["executor.id": "\(id)", "address": "\(config.listenURL)", "capacity": "\(config.capacity)"])
+        let service = ExecutorService(core: core, commands: commands, scheduler: scheduler, config: config, logger: logger)
+        return ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+    }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await commands.serve(workers: 8) { bytes in
+                        do {
+                            let (command, payload) = try WireFrame.decode(ExecutorCommand.self, from: bytes)
+                            let reply = await core.handle(command, payload: Array(payload))
+                            return try WireFrame.encode(reply)
+                        } catch {
+                            return (try? WireFrame.encode(ExecutorCommandReply.refused(reason: "\(error)"))) ?? []
+                        }
+                    }
+                }
+                group.addTask {
+                    await core.reporter.provideRegistration { await core.registration() }
+                    await core.reporter.register()
+                    // Heartbeats are a liveness signal on a fixed period, not a poll for state.
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: config.heartbeat)
+                        if Task.isCancelled { break }
+                        await core.reporter.heartbeat()
+                    }
+                }
+                await group.next()
+                group.cancelAll()
+            }
+        } onGracefulShutdown: {
+            commands.close()
+        }
+        await core.killAll()
+        scheduler.close()
+        logger.info("executor stopped")
+    }
+}

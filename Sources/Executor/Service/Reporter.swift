@@ -1,0 +1,126 @@
+import Events
+import Logging
+import Transport
+
+/// Sends reports to the Scheduler in order, each batch acknowledged once durable. While a batch is
+/// in flight, new reports queue up and consecutive log lines of one instance merge into one report,
+/// so a chatty process costs few events. Unacknowledged reports are resent (the Scheduler applies
+/// each sequence number once); `unknownExecutor` makes the executor register again first.
+actor Reporter {
+    private let executorID: ExecutorID
+    private let socket: NNGSocket
+    private let logger: Logger
+    private var registration: (@Sendable () async -> ExecutorRegistration)?
+    private var nextSeq: UInt64 = 1
+    private var pending: [Report] = []
+    private var inFlight: [Report] = []
+    private var sending = false
+    private(set) var registered = false
+
+    init(executorID: ExecutorID, socket: NNGSocket, logger: Logger) {
+        self.executorID = executorID
+        self.socket = socket
+        self.logger = logger
+    }
+
+    /// Where registrations get the executor's current instances from.
+    func provideRegistration(_ provider: @escaping @Sendable () async -> ExecutorRegistration) {
+        registration = provider
+    }
+
+    /// Instances with reports not yet acknowledged: the Scheduler must not give up on them.
+    var unacknowledgedInstances: Set<InstanceID> { Set((inFlight + pending).map(\.instanceID)) }
+
+    func report(_ instanceID: InstanceID, _ kind: ReportKind) {
+        if case .log(let lines) = kind, var last = pending.last, last.instanceID == instanceID,
+            case .log(let earlier) = last.kind, earlier.count < 1000
+        {
+            last.kind = .log(lines: earlier + lines)
+            pending[pending.count - 1] = last
+        } else {
+            pending.append(Report(seq: nextSeq, instanceID: instanceID, kind: kind, at: .now()))
+            nextSeq += 1
+        }
+        kick()
+    }
+
+    /// Registers (again); returns once the Scheduler has answered.
+    func register() async {
+        while true {
+            guard let provider = registration else { return }
+            let registration = await provider()
+            do {
+                let reply = try await send(.register(registration))
+                if case .ack = reply {
+                    if !registered { logger.info("registered with the scheduler", metadata: ["executor.id": "\(executorID)"]) }
+                    registered = true
+                    return
+                }
+            } catch {
+                if error.isClosed { return }
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    func heartbeat() async {
+        guard registered else { return }
+        do {
+            if case .unknownExecutor = try await send(.heartbeat(executorID: executorID)) {
+                registered = false
+                await register()
+            }
+        } catch {
+            if !error.isTimeout { logger.debug("heartbeat failed", metadata: ["error": "\(error)"]) }
+        }
+    }
+
+    private func kick() {
+        guard !sending, !pending.isEmpty else { return }
+        sending = true
+        Task { await self.drain() }
+    }
+
+    private func drain() async {
+        while !pending.isEmpty {
+            if !registered { await register() }
+            inFlight = pending
+            pending = []
+            do {
+                switch try await send(.reports(executorID: executorID, reports: inFlight)) {
+                case .ack(let upTo):
+                    inFlight.removeAll { $0.seq <= upTo }
+                    pending = inFlight + pending
+                    inFlight = []
+                case .unknownExecutor:
+                    registered = false
+                    pending = inFlight + pending
+                    inFlight = []
+                case .unavailable(let message):
+                    logger.warning("the scheduler could not record reports; retrying", metadata: ["reason": "\(message)"])
+                    pending = inFlight + pending
+                    inFlight = []
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+            } catch {
+                pending = inFlight + pending
+                inFlight = []
+                if error.isClosed { break }
+                // The Scheduler is down or restarting: retry after a short pause.
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        sending = false
+    }
+
+    private func send(_ request: ExecutorRequest) async throws(NNGError) -> ExecutorReply {
+        let frame: [UInt8]
+        do { frame = try WireFrame.encode(request) } catch { return .unavailable(message: "\(error)") }
+        let reply = try await socket.request(frame, timeout: .seconds(5))
+        do {
+            return try WireFrame.decode(ExecutorReply.self, from: reply).message
+        } catch {
+            return .unavailable(message: "\(error)")
+        }
+    }
+}
