@@ -1,6 +1,10 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// Hummingbird re-exports HTTPTypes and friends; the Gateway relies on that, so it skips
+// MemberImportVisibility rather than declaring every transitive module.
+let gatewaySettings: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
@@ -20,12 +24,17 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // System libraries: Debian's libnng-dev has no nng.pc, so its module map links by name.
         .systemLibrary(name: "CNNG", path: "Sources/CNNG"),
         .systemLibrary(name: "CYAML", path: "Sources/CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // The two glibc calls that need _GNU_SOURCE (atomic close-on-exec pipes, closefrom at spawn).
+        .target(name: "CSupport", path: "Sources/CSupport"),
 
         // The shared vocabulary: ids, events, wire messages, the event log and the projections.
         .target(
@@ -43,13 +52,14 @@ let package = Package(
             dependencies: [
                 "Events", "Transport", "Archive",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
-            swiftSettings: strict
+            swiftSettings: gatewaySettings
         ),
         .executableTarget(
             name: "Scheduler",
@@ -66,7 +76,9 @@ let package = Package(
         .executableTarget(
             name: "Executor",
             dependencies: [
-                "Events", "Transport", "Archive", "CYAML",
+                "Events", "Transport", "Archive", "CYAML", "CSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

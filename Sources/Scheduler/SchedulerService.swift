@@ -34,7 +34,8 @@ struct SchedulerService: Service {
         }
         try publisher.listen(config.eventsURL)
         log.onCommit { envelopes in
-            guard let frame = try? WireFrame.encode(CommittedEvents(events: envelopes)) else { return }
+            guard let frame = try? WireFrame.encode(CommittedEvents(events: envelopes, head: envelopes.last?.seq ?? 0))
+            else { return }
             try? publisher.publish(frame)
         }
         let commands = try NNGSocket(.rep, maxMessageBytes: config.maxCommandBytes)
@@ -56,6 +57,18 @@ struct SchedulerService: Service {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await commands.serve(workers: 32) { await self.handleCommand($0) } }
                 group.addTask { await executors.serve(workers: 16) { await self.handleExecutor($0) } }
+                group.addTask {
+                    // The head announcement: a gateway that missed the last publication notices
+                    // within a second and catches up.
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(1))
+                        if let frame = try? WireFrame.encode(CommittedEvents(events: [], head: log.durableHead)) {
+                            try? publisher.publish(frame)
+                        }
+                    }
+                }
+                await group.next()
+                group.cancelAll()
             }
         } onGracefulShutdown: {
             commands.close()

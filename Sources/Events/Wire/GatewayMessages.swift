@@ -74,11 +74,18 @@ package enum SchedulerReply: Sendable, Codable {
     case rejected(message: String)
 }
 
-/// Scheduler → every Gateway, over pub/sub: events just made durable, in order. A subscriber that
-/// sees a gap catches up with `SchedulerRequest.catchUp`.
+/// Scheduler → every Gateway, over pub/sub: events just made durable, in order, and the durable
+/// head. A subscriber that sees a gap, or a head beyond what it holds (a message it missed), catches
+/// up with `SchedulerRequest.catchUp`. The Scheduler also publishes the bare head every second, so a
+/// lost last message is noticed without anyone polling.
 package struct CommittedEvents: Sendable, Codable {
-    /// The events, in sequence order.
+    /// The events, in sequence order (empty for a head announcement).
     package var events: [EventEnvelope]
+    /// The durable head when this was published.
+    package var head: UInt64
 
-    package init(events: [EventEnvelope]) { self.events = events }
+    package init(events: [EventEnvelope], head: UInt64) {
+        self.events = events
+        self.head = head
+    }
 }

@@ -2,11 +2,10 @@ import Events
 import Foundation
 
 /// The runner child process: interprets one instance's flows and writes `RunnerMessage` lines to
-/// stdout. It leads its own process group, so a stop kills it and everything it started at once;
+/// stdout. It leads its own process group (set at spawn), so a stop kills it and all it started;
 /// when the executor goes away (stdin closes) it takes its whole group down with it.
 enum Runner {
     static func main(requestPath: String) -> Int32 {
-        setpgid(0, 0)
         watchParent()
         let output = FileHandle.standardOutput
         let encoder = EventCodec.makeEncoder()

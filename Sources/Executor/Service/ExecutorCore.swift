@@ -76,11 +76,10 @@ actor ExecutorCore {
                 return
             }
             let reporter = self.reporter
-            let runner = RunnerProcess(
-                instanceID: id,
+            let runner = try RunnerProcess(
+                instanceID: id, executable: executable, requestPath: requestPath,
                 onLog: { lines in Task { await reporter.report(id, .log(lines: lines)) } },
                 onEnd: { result, status in Task { await self.ended(id, instanceDir, result, status) } })
-            try runner.start(executable: executable, requestPath: requestPath, workDir: workDir)
             preparing.remove(id)
             running[id] = runner
             await reporter.report(id, .started)

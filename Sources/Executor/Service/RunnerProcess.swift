@@ -1,124 +1,139 @@
 import Events
 import Foundation
+import NIOCore
+import NIOPosix
+import Synchronization
 
-/// One runner child process and the pipes to it. Its stdout carries `RunnerMessage` lines; its
-/// stderr is kept as log lines (a crashing runner says why); its stdin stays open while the
-/// executor lives.
-final class RunnerProcess: @unchecked Sendable {
-    // @unchecked: `process` and the pipes are set up once in `start` and only read afterwards;
-    // `buffer`, `stderrBuffer` and `result` are touched only on the serial `queue`.
+/// One runner child process. Its stdout carries `RunnerMessage` lines, read on NIO's event loop
+/// (no thread per runner); its stderr is kept as log lines (a crashing runner says why); its stdin
+/// stays open while the executor lives. `onEnd` fires once the runner has exited and both of its
+/// output streams are drained, so the outcome always follows the last log line.
+final class RunnerProcess: Sendable {
+    private struct State {
+        var stdoutBuffer: [UInt8] = []
+        var stderrBuffer: [UInt8] = []
+        var result: RunnerResult?
+        var openStreams = 2
+        var exitStatus: Int32?
+        var ended = false
+    }
+
     let instanceID: InstanceID
-    private let process = Process()
-    private let stdin = Pipe()
-    private let stdout = Pipe()
-    private let stderr = Pipe()
-    private let queue: DispatchQueue
-    private var buffer = Data()
-    private var stderrBuffer = Data()
-    private var result: RunnerResult?
-    private var openStreams = 2
-    private var exited = false
+    let pid: pid_t
+    private let stdinFD: Int32
+    private let state = Mutex(State())
     private let onLog: @Sendable ([LogLine]) -> Void
     private let onEnd: @Sendable (RunnerResult?, Int32) -> Void
 
     init(
-        instanceID: InstanceID, onLog: @escaping @Sendable ([LogLine]) -> Void,
-        onEnd: @escaping @Sendable (RunnerResult?, Int32) -> Void
-    ) {
+        instanceID: InstanceID, executable: String, requestPath: String,
+        onLog: @escaping @Sendable ([LogLine]) -> Void, onEnd: @escaping @Sendable (RunnerResult?, Int32) -> Void
+    ) throws {
         self.instanceID = instanceID
-        self.queue = DispatchQueue(label: "accord.runner.\(instanceID)")
         self.onLog = onLog
         self.onEnd = onEnd
-    }
-
-    var pid: Int32 { process.processIdentifier }
-
-    func start(executable: String, requestPath: String, workDir: String) throws {
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = ["runner", requestPath]
-        process.currentDirectoryURL = URL(fileURLWithPath: workDir)
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        process.terminationHandler = { [weak self] process in
-            guard let self else { return }
+        let child = try SpawnedChild.spawn(executable, ["runner", requestPath])
+        self.pid = child.pid
+        self.stdinFD = child.stdin
+        let group = MultiThreadedEventLoopGroup.singleton
+        for (fd, isStdout) in [(child.stdout, true), (child.stderr, false)] {
+            let handler = StreamHandler(
+                onData: { [weak self] bytes in self?.consume(bytes, stdout: isStdout) },
+                onClose: { [weak self] in self?.streamClosed(stdout: isStdout) })
+            NIOPipeBootstrap(group: group)
+                .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) } }
+                .takingOwnershipOfDescriptor(input: fd)
+                .whenFailure { [weak self] _ in
+                    close(fd)
+                    self?.streamClosed(stdout: isStdout)
+                }
+        }
+        ChildReaper.shared.onExit(child.pid) { [weak self] status in
             // Whatever the runner left behind in its group dies with it.
-            _ = Glibc.kill(-process.processIdentifier, SIGKILL)
-            self.queue.async {
-                self.exited = true
-                self.finishIfDone()
-            }
+            _ = Glibc.kill(-child.pid, SIGKILL)
+            self?.exited(status)
         }
-        stdout.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            self.queue.async { self.consumeStdout(data) }
-        }
-        stderr.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            self.queue.async { self.consumeStderr(data) }
-        }
-        try process.run()
     }
 
     /// Kills the runner's process group (the runner and everything it started) at once.
     func kill() {
-        let pid = process.processIdentifier
-        guard pid > 0 else { return }
-        if Glibc.kill(-pid, SIGKILL) != 0 { _ = Glibc.kill(pid, SIGKILL) }
+        _ = Glibc.kill(-pid, SIGKILL)
     }
 
-    private func consumeStdout(_ data: Data) {
-        if data.isEmpty {
-            stdout.fileHandleForReading.readabilityHandler = nil
-            streamClosed()
-            return
-        }
-        buffer.append(data)
-        var lines: [LogLine] = []
-        let decoder = JSONDecoder()
-        while let newline = buffer.firstIndex(of: 0x0A) {
-            let line = buffer[buffer.startIndex..<newline]
-            buffer.removeSubrange(buffer.startIndex...newline)
-            switch try? decoder.decode(RunnerMessage.self, from: line) {
-            case .log(let logLine): lines.append(logLine)
-            case .result(let outcome): result = outcome
-            case nil: lines.append(LogLine(at: .now(), level: .info, text: String(decoding: line, as: UTF8.self)))
+    private func consume(_ bytes: ByteBuffer, stdout: Bool) {
+        let lines = state.withLock { state -> [LogLine] in
+            var out: [LogLine] = []
+            if stdout {
+                state.stdoutBuffer += bytes.readableBytesView
+                while let newline = state.stdoutBuffer.firstIndex(of: 0x0A) {
+                    let line = Array(state.stdoutBuffer[..<newline])
+                    state.stdoutBuffer.removeSubrange(...newline)
+                    switch try? JSONDecoder().decode(RunnerMessage.self, from: Data(line)) {
+                    case .log(let logLine): out.append(logLine)
+                    case .result(let outcome): state.result = outcome
+                    case nil: out.append(LogLine(at: .now(), level: .info, text: String(decoding: line, as: UTF8.self)))
+                    }
+                }
+            } else {
+                state.stderrBuffer += bytes.readableBytesView
+                while let newline = state.stderrBuffer.firstIndex(of: 0x0A) {
+                    let text = String(decoding: state.stderrBuffer[..<newline], as: UTF8.self)
+                    state.stderrBuffer.removeSubrange(...newline)
+                    out.append(LogLine(at: .now(), level: .error, text: text))
+                }
             }
+            return out
         }
         if !lines.isEmpty { onLog(lines) }
     }
 
-    private func consumeStderr(_ data: Data) {
-        if data.isEmpty {
-            stderr.fileHandleForReading.readabilityHandler = nil
-            if !stderrBuffer.isEmpty {
-                onLog([LogLine(at: .now(), level: .error, text: String(decoding: stderrBuffer, as: UTF8.self))])
-                stderrBuffer = Data()
-            }
-            streamClosed()
-            return
+    private func streamClosed(stdout: Bool) {
+        let leftover = state.withLock { state -> [UInt8] in
+            state.openStreams -= 1
+            defer { if !stdout { state.stderrBuffer = [] } }
+            return stdout ? [] : state.stderrBuffer
         }
-        stderrBuffer.append(data)
-        var lines: [LogLine] = []
-        while let newline = stderrBuffer.firstIndex(of: 0x0A) {
-            let text = String(decoding: stderrBuffer[stderrBuffer.startIndex..<newline], as: UTF8.self)
-            stderrBuffer.removeSubrange(stderrBuffer.startIndex...newline)
-            lines.append(LogLine(at: .now(), level: .error, text: text))
-        }
-        if !lines.isEmpty { onLog(lines) }
+        if !leftover.isEmpty { onLog([LogLine(at: .now(), level: .error, text: String(decoding: leftover, as: UTF8.self))]) }
+        finishIfDone()
     }
 
-    private func streamClosed() {
-        openStreams -= 1
+    private func exited(_ status: Int32) {
+        state.withLock { $0.exitStatus = status }
         finishIfDone()
     }
 
     private func finishIfDone() {
-        guard exited, openStreams == 0 else { return }
-        openStreams = -1
-        try? stdin.fileHandleForWriting.close()
-        onEnd(result, process.terminationStatus)
+        let outcome = state.withLock { state -> (RunnerResult?, Int32)? in
+            guard !state.ended, state.openStreams == 0, let status = state.exitStatus else { return nil }
+            state.ended = true
+            return (state.result, status)
+        }
+        guard let (result, status) = outcome else { return }
+        close(stdinFD)
+        onEnd(result, status)
+    }
+}
+
+/// Hands a pipe's bytes and its end to closures.
+private final class StreamHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let onData: @Sendable (ByteBuffer) -> Void
+    let onClose: @Sendable () -> Void
+
+    init(onData: @escaping @Sendable (ByteBuffer) -> Void, onClose: @escaping @Sendable () -> Void) {
+        self.onData = onData
+        self.onClose = onClose
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        onData(unwrapInboundIn(data))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        onClose()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
     }
 }

@@ -1,0 +1,12 @@
+// glibc declares these only under _GNU_SOURCE, which Swift's Glibc module does not set.
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <spawn.h>
+#include <unistd.h>
+#include "csupport.h"
+
+int accord_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int accord_spawn_closefrom(posix_spawn_file_actions_t *actions, int low) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, low);
+}

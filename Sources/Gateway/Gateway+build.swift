@@ -1,0 +1,50 @@
+import Archive
+import Events
+import Foundation
+import Hummingbird
+import Logging
+import Transport
+
+/// Wires the Gateway: keys, sockets, projection and event feed, routes, and the HTTP server.
+func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
+    var logger = Logger(label: "accord.gateway")
+    logger.logLevel = .info
+    var keys: APIKeys?
+    if config.authEnabled {
+        let loaded = try APIKeys(file: config.keysFile, extra: config.environmentKeys)
+        if loaded.isEmpty {
+            logger.warning("no API keys are configured: every /api request will be refused", metadata: ["keys-file": "\(config.keysFile)"])
+        }
+        keys = loaded
+    } else {
+        logger.warning("AUTH IS OFF (--no-auth): anyone who can reach this port can start and stop processes")
+    }
+
+    let commands = try NNGSocket(.req, maxMessageBytes: 256 << 20)
+    try commands.dial(config.schedulerURL)
+    let subscriber = try NNGSocket(.sub, maxMessageBytes: 256 << 20)
+    try subscriber.dial(config.eventsURL)
+    let client = SchedulerClient(socket: commands, timeout: config.schedulerTimeout)
+    let logs = try LogStore(directory: "\(config.dataDirectory)/gateway-\(config.port)/logs")
+    let projection = GatewayProjection(logs: logs)
+    let feed = EventFeed(subscriber: subscriber, client: client, projection: projection, logger: logger)
+
+    let router = Router(context: AccordRequestContext.self)
+    router.add(middleware: ErrorBodyMiddleware())
+    router.get("/api/v1/server/ping") { _, _ in JSONBody.response(.ok, ["ok": JSONBodyValue.bool(true)]) }
+    let api = router.group("api").add(middleware: AuthMiddleware(keys: keys))
+    ProcessRoutes(
+        client: client, projection: projection,
+        parser: StartRequestParser(limits: ZipLimits(maxEntries: config.maxEntries, maxUnpackedBytes: config.maxUnpackedBytes)),
+        maxBodyBytes: config.maxBodyBytes
+    ).register(on: api)
+
+    let startupLogger = logger
+    return Application(
+        router: router,
+        server: .http1(configuration: .init(idleTimeout: .seconds(3600))),
+        configuration: .init(address: .hostname(config.host, port: config.port), serverName: "accord"),
+        services: [feed],
+        onServerRunning: { _ in startupLogger.info("gateway listening", metadata: ["url": "http://\(config.host):\(config.port)"]) },
+        logger: logger)
+}

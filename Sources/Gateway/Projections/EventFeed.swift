@@ -1,0 +1,66 @@
+import Events
+import Logging
+import ServiceLifecycle
+import Transport
+
+/// Keeps the projection in step with the Scheduler: subscribes to committed events, and catches up
+/// by sequence number at start and whenever it sees a gap or a head beyond its own.
+struct EventFeed: Service {
+    let subscriber: NNGSocket
+    let client: SchedulerClient
+    let projection: GatewayProjection
+    let logger: Logger
+
+    func run() async throws {
+        let (stream, continuation) = AsyncStream.makeStream(of: CommittedEvents.self, bufferingPolicy: .bufferingNewest(4096))
+        let receiver = Task {
+            while !Task.isCancelled {
+                do {
+                    let bytes = try await subscriber.receive()
+                    if let message = try? WireFrame.decode(CommittedEvents.self, from: bytes).message {
+                        continuation.yield(message)
+                    }
+                } catch {
+                    if (error as? NNGError)?.isClosed == true { break }
+                }
+            }
+            continuation.finish()
+        }
+        await withGracefulShutdownHandler {
+            await catchUp(to: nil)
+            projection.ready.fulfill(.success(()))
+            logger.info("caught up with the event log", metadata: ["head": "\(projection.head)"])
+            for await message in stream {
+                if !projection.apply(message.events) || message.head > projection.head {
+                    await catchUp(to: message.head)
+                    _ = projection.apply(message.events)
+                }
+            }
+        } onGracefulShutdown: {
+            subscriber.close()
+        }
+        receiver.cancel()
+    }
+
+    /// Reads events from the Scheduler until the projection reaches `target` (or the Scheduler's
+    /// head when nil). While the Scheduler is unreachable it retries; reads meanwhile answer from
+    /// what the projection has.
+    private func catchUp(to target: UInt64?) async {
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                let reply = try await client.send(.catchUp(after: projection.head, limit: 1000))
+                guard case .events(let events, let head) = reply else { return }
+                _ = projection.apply(events)
+                if events.isEmpty || projection.head >= (target ?? head) { return }
+                failures = 0
+            } catch {
+                failures += 1
+                if failures == 1 || failures % 20 == 0 {
+                    logger.warning("cannot reach the scheduler to catch up; retrying", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .milliseconds(min(1000, 50 * failures)))
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import Events
+import Synchronization
+
+/// The Gateway's read side: the status projection folded from the Scheduler's event stream, the
+/// log files, and the waiters that `/wait` parks until their instance's terminal event arrives.
+final class GatewayProjection: Sendable {
+    private struct State {
+        var projection = StatusProjection()
+        var waiters: [InstanceID: [Int: CheckedContinuation<InstanceView?, Never>]] = [:]
+        var nextToken = 0
+    }
+
+    private let state = Mutex(State())
+    let logs: LogStore
+    /// Fulfilled once the first catch-up reached the Scheduler's head: reads wait for it.
+    let ready = Promise<Void>()
+
+    init(logs: LogStore) { self.logs = logs }
+
+    var head: UInt64 { state.withLock { $0.projection.head } }
+
+    /// Applies events that continue the sequence; returns false at a gap (the caller catches up).
+    func apply(_ events: [EventEnvelope]) -> Bool {
+        for envelope in events {
+            let current = head
+            if envelope.seq <= current { continue }
+            guard envelope.seq == current + 1 else { return false }
+            if case .logAppended(let appended) = envelope.event { logs.append(envelope.instanceID, appended.lines) }
+            let woken = state.withLock { state -> (InstanceView, [CheckedContinuation<InstanceView?, Never>])? in
+                guard case .terminal(let id) = state.projection.apply(envelope), let view = state.projection.instances[id]
+                else { return nil }
+                let waiters = state.waiters.removeValue(forKey: id) ?? [:]
+                return (view, Array(waiters.values))
+            }
+            if let (view, waiters) = woken { for waiter in waiters { waiter.resume(returning: view) } }
+        }
+        return true
+    }
+
+    func view(_ id: InstanceID) -> InstanceView? { state.withLock { $0.projection.instances[id] } }
+
+    func list(status: InstanceStatus?, tag: String?, limit: Int, offset: Int) -> [InstanceView] {
+        state.withLock { $0.projection.list(status: status, tag: tag, limit: limit, offset: offset) }
+    }
+
+    /// The instance once terminal, or nil when `timeout` passes first (or the task is cancelled).
+    /// Costs no thread while it waits: the terminal event resumes it.
+    func waitTerminal(_ id: InstanceID, timeout: Duration?) async -> InstanceView? {
+        await withTaskGroup(of: InstanceView?.self) { group in
+            group.addTask { await self.park(id) }
+            if let timeout {
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    return nil
+                }
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
+    private func park(_ id: InstanceID) async -> InstanceView? {
+        let token = state.withLock { state -> Int in
+            state.nextToken += 1
+            return state.nextToken
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<InstanceView?, Never>) in
+                let immediate = state.withLock { state -> InstanceView?? in
+                    if let view = state.projection.instances[id], view.status.isTerminal { return .some(view) }
+                    if Task.isCancelled { return .some(nil) }
+                    state.waiters[id, default: [:]][token] = continuation
+                    return .none
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<InstanceView?, Never>? in
+                let removed = state.waiters[id]?.removeValue(forKey: token)
+                if state.waiters[id]?.isEmpty == true { state.waiters[id] = nil }
+                return removed
+            }
+            waiter?.resume(returning: nil)
+        }
+    }
+}

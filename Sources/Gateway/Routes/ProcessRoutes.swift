@@ -1,0 +1,224 @@
+import Events
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// The HTTP API of API.md.
+struct ProcessRoutes: Sendable {
+    let client: SchedulerClient
+    let projection: GatewayProjection
+    let parser: StartRequestParser
+    let maxBodyBytes: Int
+
+    func register(on api: RouterGroup<AccordRequestContext>) {
+        api.post("v1/process") { request, context in try await start(request, context) }
+        api.get("v1/process/:id") { _, context in try await status(context) }
+        api.delete("v1/process/:id") { _, context in try await stop(context) }
+        api.get("v1/process/:id/wait") { request, context in try await wait(request, context) }
+        api.get("v1/process/:id/waitForCompletion") { request, context in try await wait(request, context) }
+        api.get("v1/process/:id/log") { request, context in try await log(request, context) }
+        api.get("v1/process/:id/history") { _, context in try await history(context) }
+        api.get("v1/process/:id/events") { request, context in try await events(request, context) }
+        api.get("v2/process") { request, _ in try await list(request) }
+    }
+
+    // MARK: - Start
+
+    private func start(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
+        let mediaType = request.headers[.contentType]?.split(separator: ";").first?
+            .trimmingCharacters(in: .whitespaces).lowercased()
+        if let mediaType, mediaType != "application/octet-stream", mediaType != "application/zip" {
+            throw APIError(.unsupportedMediaType, "send the ZIP archive as application/octet-stream (or application/zip), not \(mediaType)")
+        }
+        var request = request
+        let buffer = try await request.collectBody(upTo: maxBodyBytes)
+        let body = Array(buffer.readableBytesView)
+        guard !body.isEmpty else { throw APIError(.badRequest, "the request body is empty; send a ZIP archive") }
+        let parsed = try parser.parse(body)
+        let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
+        if let key = idempotencyKey, key.isEmpty || key.utf8.count > 256 {
+            throw APIError(.badRequest, "Idempotency-Key must be 1 to 256 characters")
+        }
+        let command = StartInstance(
+            requestID: .random(), entryPoint: parsed.entryPoint, arguments: parsed.arguments,
+            timeoutMillis: parsed.timeoutMillis, out: parsed.out, tags: parsed.tags, idempotencyKey: idempotencyKey,
+            principal: context.principal)
+        switch try await ask(.start(command), attachment: body) {
+        case .started(let id, _):
+            return JSONBody.response(.ok, ["ok": JSONBodyValue.bool(true), "instanceId": .string(id.description)])
+        case .unavailable(let message):
+            throw APIError(.serviceUnavailable, "\(message); nothing was recorded, retry with the same Idempotency-Key")
+        case .rejected(let message):
+            throw APIError(.badRequest, message)
+        default:
+            throw APIError(.internalServerError, "the scheduler answered a start unexpectedly")
+        }
+    }
+
+    // MARK: - Reads
+
+    private func instanceID(_ context: AccordRequestContext) throws -> InstanceID {
+        let raw = context.parameters.get("id") ?? ""
+        guard let id = InstanceID(raw) else { throw APIError(.notFound, "no process instance '\(raw)' (ids are UUIDs)") }
+        return id
+    }
+
+    /// The instance's view once the projection has caught up at start-up.
+    private func existing(_ context: AccordRequestContext) async throws -> InstanceView {
+        let id = try instanceID(context)
+        try await awaitReady()
+        guard let view = projection.view(id) else { throw APIError(.notFound, "no process instance \(id)") }
+        return view
+    }
+
+    private func awaitReady() async throws {
+        let ready = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await projection.ready.value()) != nil }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(5))
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        guard ready else { throw APIError(.serviceUnavailable, "the gateway is still catching up with the event log; retry shortly") }
+    }
+
+    private func status(_ context: AccordRequestContext) async throws -> Response {
+        JSONBody.response(.ok, JSONBody.status(try await existing(context)))
+    }
+
+    private func wait(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
+        var timeout: Duration?
+        if let raw = request.uri.queryParameters["timeout"].map(String.init) {
+            guard let millis = Int64(raw), millis >= 0 else {
+                throw APIError(.badRequest, "timeout must be a whole number of milliseconds, 0 or more (got '\(raw)')")
+            }
+            if millis > 0 { timeout = .milliseconds(millis) }
+        }
+        let view = try await existing(context)
+        if view.status.isTerminal { return JSONBody.response(.ok, JSONBody.status(view)) }
+        if let done = await projection.waitTerminal(view.id, timeout: timeout) {
+            return JSONBody.response(.ok, JSONBody.status(done))
+        }
+        var body = JSONBody.status(projection.view(view.id) ?? view)
+        body["ok"] = .bool(false)
+        body["message"] = .string("the wait timed out before the process reached a terminal status")
+        return JSONBody.response(.requestTimeout, body)
+    }
+
+    private func stop(_ context: AccordRequestContext) async throws -> Response {
+        let id = try instanceID(context)
+        try await awaitReady()
+        switch try await ask(.cancel(requestID: .random(), instanceID: id)) {
+        case .cancelled(.unknown):
+            throw APIError(.notFound, "no process instance \(id)")
+        case .cancelled(.cancelled), .cancelled(.alreadyTerminal):
+            return Response(status: .noContent)
+        case .unavailable(let message):
+            throw APIError(.serviceUnavailable, message)
+        default:
+            throw APIError(.internalServerError, "the scheduler answered a stop unexpectedly")
+        }
+    }
+
+    private func log(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
+        let view = try await existing(context)
+        let size = projection.logs.size(view.id)
+        var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .acceptRanges: "bytes"]
+        guard let range = request.headers[.range] else {
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: projection.logs.read(view.id, from: 0, to: size))))
+        }
+        guard let (start, end) = ProcessRoutes.byteRange(range, size: size) else {
+            headers[.contentRange] = "bytes */\(size)"
+            throw APIError(.rangeNotSatisfiable, "the Range '\(range)' does not fit a log of \(size) bytes")
+        }
+        headers[.contentRange] = "bytes \(start)-\(end - 1)/\(size)"
+        return Response(status: .partialContent, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: projection.logs.read(view.id, from: start, to: end))))
+    }
+
+    /// `bytes=a-b`, `bytes=a-` and `bytes=-n` as a half-open range clamped to `size`.
+    static func byteRange(_ header: String, size: Int) -> (Int, Int)? {
+        let spec = header.trimmingCharacters(in: .whitespaces)
+        guard spec.hasPrefix("bytes="), !spec.contains(",") else { return nil }
+        let parts = spec.dropFirst(6).split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        if parts[0].isEmpty {
+            guard let tail = Int(parts[1]), tail > 0, size > 0 else { return nil }
+            return (max(0, size - tail), size)
+        }
+        guard let first = Int(parts[0]), first < size else { return nil }
+        let last = parts[1].isEmpty ? size - 1 : Int(parts[1])
+        guard let last, last >= first else { return nil }
+        return (first, min(last + 1, size))
+    }
+
+    private func history(_ context: AccordRequestContext) async throws -> Response {
+        let view = try await existing(context)
+        let entries: [JSONBodyValue] = view.history.map {
+            .object(["status": .string($0.status.rawValue), "changeDate": .string($0.at.iso8601), "reason": .string($0.reason)])
+        }
+        return JSONBody.response(.ok, entries)
+    }
+
+    private func events(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
+        let id = try instanceID(context)
+        let query = request.uri.queryParameters
+        let after = try query["after"].map { raw -> UInt64 in
+            guard let value = UInt64(String(raw)) else { throw APIError(.badRequest, "after must be a sequence number (0 or more)") }
+            return value
+        } ?? 0
+        let limit = try query["limit"].map { raw -> Int in
+            guard let value = Int(String(raw)), value > 0 else { throw APIError(.badRequest, "limit must be a positive number") }
+            return min(value, 1000)
+        } ?? 100
+        guard case .instanceEvents(let events, let known) = try await ask(.instanceEvents(instanceID: id, after: after, limit: limit)) else {
+            throw APIError(.internalServerError, "the scheduler answered an events query unexpectedly")
+        }
+        guard known else { throw APIError(.notFound, "no process instance \(id)") }
+        let encoder = EventCodec.makeEncoder()
+        let items: [JSONBodyValue] = events.map { envelope in
+            let data = (try? encoder.encode(envelope)).flatMap { try? JSONDecoder().decode(JSONValue.self, from: $0) }
+            let payload = data?.objectValue?["data"] ?? .object([:])
+            return .object([
+                "seq": .int(Int64(envelope.seq)), "type": .string(envelope.event.typeName),
+                "at": .string(envelope.at.iso8601), "data": .json(payload),
+            ])
+        }
+        return JSONBody.response(.ok, items)
+    }
+
+    private func list(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        var status: InstanceStatus?
+        if let raw = query["status"].map(String.init), !raw.isEmpty {
+            guard let parsed = InstanceStatus(rawValue: raw.uppercased()) else {
+                throw APIError(.badRequest, "status must be one of \(InstanceStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            status = parsed
+        }
+        let limit = try query["limit"].map { raw -> Int in
+            guard let value = Int(String(raw)), value > 0 else { throw APIError(.badRequest, "limit must be a positive number") }
+            return min(value, 1000)
+        } ?? 30
+        let offset = try query["offset"].map { raw -> Int in
+            guard let value = Int(String(raw)), value >= 0 else { throw APIError(.badRequest, "offset must be 0 or more") }
+            return value
+        } ?? 0
+        let tag = query["tag"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        try await awaitReady()
+        let views = projection.list(status: status, tag: tag, limit: limit, offset: offset)
+        return JSONBody.response(.ok, views.map { JSONBodyValue.object(JSONBody.status($0)) })
+    }
+
+    // MARK: - Scheduler
+
+    private func ask(_ request: SchedulerRequest, attachment: [UInt8] = []) async throws -> SchedulerReply {
+        do {
+            return try await client.send(request, attachment: attachment)
+        } catch {
+            throw APIError(.serviceUnavailable, "the scheduler did not answer in time; nothing was recorded by this request, retry later")
+        }
+    }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what Accord needs from Debian (and PyPI for the test suite) when it is missing.
+# As root it installs; otherwise it prints the exact command to run and fails.
+set -euo pipefail
+need=()
+for pkg in libnng-dev libyaml-dev zlib1g-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ "${1:-}" = "--test" ]; then
+  python3 -c 'import pytest, requests' 2>/dev/null || pip_need=1
+fi
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing: ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing system packages; run:  sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+fi
+if [ "${pip_need:-0}" = 1 ]; then
+  python3 -m pip install -q pytest requests
+fi
