@@ -88,7 +88,7 @@ let package = Package(
         ),
 
         .testTarget(name: "EventsTests", dependencies: ["Events"], resources: [.copy("Golden")], swiftSettings: strict),
-        .testTarget(name: "ArchiveTests", dependencies: ["Archive"], swiftSettings: strict),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "CZlib"], swiftSettings: strict),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Events"], swiftSettings: strict),
         .testTarget(name: "ExecutorTests", dependencies: ["Executor", "Events"], swiftSettings: strict),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Events"], swiftSettings: strict),

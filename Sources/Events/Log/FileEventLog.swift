@@ -93,7 +93,8 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         }
         if segments.isEmpty { try createSegment(firstSeq: 1) }
         durable = nextSeq - 1
-        let thread = Thread { [unowned self] in self.writerLoop() }
+        // The thread holds the log until `close()` ends its loop.
+        let thread = Thread { self.writerLoop() }
         thread.name = "accord-log-writer"
         thread.qualityOfService = .userInitiated
         writer = thread

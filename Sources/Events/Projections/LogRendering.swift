@@ -9,10 +9,11 @@ package enum LogRendering {
         for line in lines {
             let prefix = line.at.iso8601 + " [" + paddedLevel(line.level) + "] "
             var text = line.text
-            if text.hasSuffix("\n") { text.removeLast() }
-            for part in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            // "\r\n" is one Character in Swift: both spellings of a line break end a line.
+            if text.last == "\n" || text.last == "\r\n" { text.removeLast() }
+            for part in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
                 out += prefix
-                out += part.hasSuffix("\r") ? part.dropLast() : part
+                out += part
                 out += "\n"
             }
         }

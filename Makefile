@@ -1,0 +1,37 @@
+# Accord: two commands matter. `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+.PHONY: run test deps build build-release unit conformance format clean
+
+deps:
+	@deploy/install-deps.sh
+
+## Build in release mode and start a local deployment (Ctrl-C stops it).
+run: deps build-release
+	@ACCORD_BIN=.build/release deploy/local/accord-local
+
+build-release:
+	swift build -c release
+
+build:
+	swift build --build-tests
+
+## Every test: unit and integration (real binaries, real sockets), then the shared conformance
+## suite against a freshly started deployment.
+test: deps
+	@deploy/install-deps.sh --test
+	swift build --build-tests
+	$(MAKE) --no-print-directory unit conformance
+
+unit:
+	swift test --skip-build
+
+conformance:
+	@ACCORD_BIN=.build/debug deploy/test/conformance.sh
+
+format:
+	swift format --in-place --recursive Sources Tests Package.swift
+
+clean:
+	rm -rf .build

@@ -1,0 +1,67 @@
+import CZlib
+
+/// Writes ZIP archives byte by byte, so tests control every header field (as the conformance
+/// suite's `raw_zip` does).
+struct ZipBuilder {
+    struct Entry {
+        var name: String
+        var data: [UInt8]
+        var deflate = false
+        var flags: UInt16 = 0
+        var unixMode: UInt32 = 0o100644
+        var declaredSize: UInt32?
+        var crc: UInt32?
+    }
+
+    var entries: [Entry] = []
+
+    mutating func add(_ name: String, _ text: String, deflate: Bool = true) {
+        entries.append(Entry(name: name, data: Array(text.utf8), deflate: deflate))
+    }
+
+    static func deflate(_ data: [UInt8]) -> [UInt8] {
+        var stream = z_stream()
+        deflateInit2_(&stream, 9, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        defer { deflateEnd(&stream) }
+        var input = data
+        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(data.count))) + 16)
+        let produced = input.withUnsafeMutableBufferPointer { inBuffer in
+            output.withUnsafeMutableBufferPointer { outBuffer in
+                stream.next_in = inBuffer.baseAddress
+                stream.avail_in = uInt(inBuffer.count)
+                stream.next_out = outBuffer.baseAddress
+                stream.avail_out = uInt(outBuffer.count)
+                CZlib.deflate(&stream, Z_FINISH)
+                return outBuffer.count - Int(stream.avail_out)
+            }
+        }
+        return Array(output.prefix(produced))
+    }
+
+    func build() -> [UInt8] {
+        var out: [UInt8] = []
+        var central: [UInt8] = []
+        for e in entries {
+            let name = Array(e.name.utf8)
+            let compressed = e.deflate ? ZipBuilder.deflate(e.data) : e.data
+            let crc = e.crc ?? UInt32(e.data.withUnsafeBufferPointer { CZlib.crc32(0, $0.baseAddress, uInt($0.count)) })
+            let size = e.declaredSize ?? UInt32(e.data.count)
+            let offset = UInt32(out.count)
+            let method: UInt16 = e.deflate ? 8 : 0
+            out += le32(0x0403_4B50) + le16(20) + le16(e.flags) + le16(method) + le16(0) + le16(0x5021)
+            out += le32(crc) + le32(UInt32(compressed.count)) + le32(size) + le16(UInt16(name.count)) + le16(0)
+            out += name + compressed
+            central += le32(0x0201_4B50) + le16(3 << 8 | 20) + le16(20) + le16(e.flags) + le16(method) + le16(0) + le16(0x5021)
+            central += le32(crc) + le32(UInt32(compressed.count)) + le32(size) + le16(UInt16(name.count))
+            central += le16(0) + le16(0) + le16(0) + le16(0) + le32(e.unixMode << 16) + le32(offset) + name
+        }
+        let cdOffset = UInt32(out.count)
+        out += central
+        out += le32(0x0605_4B50) + le16(0) + le16(0) + le16(UInt16(entries.count)) + le16(UInt16(entries.count))
+        out += le32(UInt32(central.count)) + le32(cdOffset) + le16(0)
+        return out
+    }
+
+    private func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
+    private func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8((v >> (8 * $0)) & 0xFF) } }
+}

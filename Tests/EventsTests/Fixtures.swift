@@ -1,0 +1,43 @@
+import Foundation
+
+@testable import Events
+
+/// A fresh temporary folder, removed by the caller with `cleanUp`.
+func temporaryDirectory(_ name: String = #function) -> String {
+    let path = NSTemporaryDirectory() + "accord-tests-" + UUID().uuidString
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+func cleanUp(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
+
+let fixedID = InstanceID("0d0a817d-4af8-496c-b6ef-3888ad2386ee")!
+let fixedExecutor = ExecutorID("executor-1/6c60cf49")
+
+func created(_ id: InstanceID = fixedID, at millis: Int64 = 1_764_380_000_000, key: String? = nil) -> EventEnvelope {
+    EventEnvelope(
+        instanceID: id, at: Timestamp(millis: millis), requestID: RequestID("req-1"),
+        event: .instanceCreated(
+            InstanceCreated(
+                entryPoint: "main", arguments: ["name": .string("world"), "n": .int(3)], timeoutMillis: 30_000,
+                out: ["result"], tags: ["demo"], payload: PayloadRef(digest: String(repeating: "ab", count: 32), size: 120),
+                idempotencyKey: key, principal: "0011223344556677")))
+}
+
+func event(_ id: InstanceID = fixedID, _ event: Event, at millis: Int64 = 1_764_380_000_100) -> EventEnvelope {
+    EventEnvelope(instanceID: id, at: Timestamp(millis: millis), event: event)
+}
+
+/// One example of every event type, in a legal order.
+func everyEvent(_ id: InstanceID = fixedID) -> [EventEnvelope] {
+    [
+        created(id),
+        event(id, .instanceAssigned(InstanceAssigned(executorID: fixedExecutor, attempt: 1))),
+        event(id, .instanceStarted(InstanceStarted(executorID: fixedExecutor))),
+        event(id, .logAppended(LogAppended(lines: [LogLine(at: Timestamp(millis: 1_764_380_000_200), level: .info, text: "Hello, world")]))),
+        event(id, .instanceFinished(InstanceFinished(out: ["result": .int(42)]))),
+        event(id, .instanceFailed(InstanceFailed(error: "boom", out: [:]))),
+        event(id, .instanceCancelled(InstanceCancelled(reason: "stopped by a client"))),
+        event(id, .instanceTimedOut(InstanceTimedOut(error: "too slow"))),
+    ]
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Starts a fresh local deployment on a free port in a temporary data folder, runs the shared
+# conformance suite against it, and stops everything it started, whatever happens.
+set -uo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+suite=${ACCORD_CONFORMANCE:-$here/../shared/conformance}
+bin=${ACCORD_BIN:-$here/.build/debug}
+data=$(mktemp -d /tmp/accord-conformance.XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+
+ACCORD_DATA=$data ACCORD_PORT=$port ACCORD_BIN=$bin setsid "$here/deploy/local/accord-local" >"$data/launcher.out" 2>&1 &
+launcher=$!
+cleanup() {
+  kill -TERM "$launcher" 2>/dev/null
+  for _ in $(seq 1 100); do kill -0 "$launcher" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL -- -"$launcher" 2>/dev/null
+  rm -rf "$data"
+}
+trap cleanup EXIT
+
+for _ in $(seq 1 300); do
+  grep -q '^ACCORD_API_KEY=' "$data/launcher.out" 2>/dev/null && break
+  kill -0 "$launcher" 2>/dev/null || break
+  sleep 0.1
+done
+url=$(sed -n 's/^ACCORD_URL=//p' "$data/launcher.out")
+key=$(sed -n 's/^ACCORD_API_KEY=//p' "$data/launcher.out")
+if [ -z "$url" ] || [ -z "$key" ]; then
+  echo "conformance: the deployment did not start" >&2
+  cat "$data/launcher.out" "$data"/logs/*.log >&2 2>/dev/null
+  exit 1
+fi
+echo "conformance: $suite against $url"
+ACCORD_URL=$url ACCORD_API_KEY=$key python3 -m pytest -q -p no:cacheprovider "$suite"
+status=$?
+if [ $status -ne 0 ]; then
+  echo "--- component logs (tail) ---" >&2
+  tail -n 40 "$data"/logs/*.log >&2
+fi
+exit $status
