@@ -39,6 +39,11 @@ enum FlowCompiler {
                 return Step(kind: .expr(try template(text, location), out: nil, error: nil), location: location)
             }
             guard !text.isEmpty else { throw FlowDefinitionError(location: location, reason: "an empty step") }
+            switch text {
+            case "return", "end": return Step(kind: .returnFlow, location: location)
+            case "exit": return Step(kind: .exitProcess, location: location)
+            default: break
+            }
             return Step(kind: .call(.string(text), input: nil, out: [], withItems: nil, error: nil), location: location)
         case .sequence:
             throw FlowDefinitionError(location: location, reason: "a step must be a string or a mapping, not a list")

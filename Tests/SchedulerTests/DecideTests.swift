@@ -1,0 +1,188 @@
+import Testing
+
+@testable import Events
+@testable import Scheduler
+
+/// Given events, when a command, then these events and actions.
+@Suite struct DecideTests {
+    let now = Timestamp(millis: 1_000)
+    let executor = ExecutorID("e/1")
+    let payload = PayloadRef(digest: "00", size: 1)
+
+    func start(request: String = "r1", key: String? = nil, principal: String? = "p") -> StartInstance {
+        StartInstance(
+            requestID: RequestID(request), entryPoint: "main", arguments: [:], timeoutMillis: nil, out: [], tags: [],
+            idempotencyKey: key, principal: principal)
+    }
+
+    /// Applies a decision's events with sequence numbers, as the core does.
+    func given(_ decisions: [Decision], to state: inout SchedulerState) {
+        for decision in decisions {
+            for var e in decision.events {
+                e.seq = state.head + 1
+                state.apply(e)
+            }
+        }
+    }
+
+    func started(_ state: inout SchedulerState, key: String? = nil, request: String = "r1") -> InstanceID {
+        let id = InstanceID()
+        given([Decide.decide(.start(start(request: request, key: key), payload: payload, newID: id), state: state, now: now)], to: &state)
+        return id
+    }
+
+    @Test func startRecordsInstanceCreated() {
+        let state = SchedulerState()
+        let id = InstanceID()
+        let decision = Decide.decide(.start(start(), payload: payload, newID: id), state: state, now: now)
+        #expect(decision.events.count == 1)
+        #expect(decision.events.first?.event.status == .enqueued)
+        #expect(decision.actions == [.replyStarted(id, created: true)])
+    }
+
+    @Test func sameIdempotencyKeyAnswersTheFirstInstance() {
+        var state = SchedulerState()
+        let first = started(&state, key: "k")
+        let again = Decide.decide(.start(start(request: "r2", key: "k"), payload: payload, newID: InstanceID()), state: state, now: now)
+        #expect(again.events.isEmpty)
+        #expect(again.actions == [.replyStarted(first, created: false)])
+        let otherPrincipal = Decide.decide(
+            .start(start(request: "r3", key: "k", principal: "q"), payload: payload, newID: InstanceID()), state: state, now: now)
+        #expect(otherPrincipal.events.count == 1, "idempotency keys are scoped by API key")
+    }
+
+    @Test func aRedeliveredRequestIsNotStartedTwice() {
+        var state = SchedulerState()
+        let first = started(&state, request: "same")
+        let again = Decide.decide(.start(start(request: "same"), payload: payload, newID: InstanceID()), state: state, now: now)
+        #expect(again.events.isEmpty)
+        #expect(again.actions == [.replyStarted(first, created: false)])
+    }
+
+    @Test func cancelOutcomes() {
+        var state = SchedulerState()
+        #expect(Decide.decide(.cancel(InstanceID(), RequestID("x")), state: state, now: now).actions == [.replyCancelled(.unknown)])
+        let id = started(&state)
+        given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
+        let cancel = Decide.decide(.cancel(id, RequestID("x")), state: state, now: now)
+        #expect(cancel.events.map(\.event.status) == [.cancelled])
+        #expect(cancel.actions == [.replyCancelled(.cancelled), .killOnExecutor(id, executor)])
+        given([cancel], to: &state)
+        let again = Decide.decide(.cancel(id, RequestID("y")), state: state, now: now)
+        #expect(again.events.isEmpty)
+        #expect(again.actions == [.replyCancelled(.alreadyTerminal)])
+    }
+
+    @Test func reportsMoveAnInstanceThrough() {
+        var state = SchedulerState()
+        let id = started(&state)
+        given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
+        #expect(state.instances[id]?.status == .starting)
+        for (seq, kind) in [(1, ReportKind.started), (2, .log(lines: [])), (3, .finished(out: ["x": .int(1)]))] {
+            let decision = Decide.decide(.report(executor, Report(seq: UInt64(seq), instanceID: id, kind: kind, at: now)), state: state, now: now)
+            #expect(decision.events.count == 1)
+            #expect(decision.events.first?.origin == ReportOrigin(executor: executor, seq: UInt64(seq)))
+            given([decision], to: &state)
+        }
+        #expect(state.instances[id]?.status == .finished)
+        #expect(state.assigned[executor]?.isEmpty == true)
+    }
+
+    @Test func aReportAppliedOnceIsIgnoredWhenResent() {
+        var state = SchedulerState()
+        let id = started(&state)
+        given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
+        let report = Report(seq: 1, instanceID: id, kind: .log(lines: []), at: now)
+        given([Decide.decide(.report(executor, report), state: state, now: now)], to: &state)
+        #expect(Decide.decide(.report(executor, report), state: state, now: now).events.isEmpty)
+    }
+
+    /// Stop racing completion: whichever is decided first wins; the other changes nothing.
+    @Test func stopRacingCompletionEndsInOneTerminalStatus() {
+        var state = SchedulerState()
+        let id = started(&state)
+        given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
+        given([Decide.decide(.report(executor, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)], to: &state)
+        var cancelFirst = state
+        given([Decide.decide(.cancel(id, RequestID("x")), state: cancelFirst, now: now)], to: &cancelFirst)
+        let late = Decide.decide(.report(executor, Report(seq: 2, instanceID: id, kind: .finished(out: [:]), at: now)), state: cancelFirst, now: now)
+        #expect(late.events.isEmpty)
+        #expect(cancelFirst.instances[id]?.status == .cancelled)
+
+        var finishFirst = state
+        given([Decide.decide(.report(executor, Report(seq: 2, instanceID: id, kind: .finished(out: [:]), at: now)), state: finishFirst, now: now)], to: &finishFirst)
+        let lateCancel = Decide.decide(.cancel(id, RequestID("x")), state: finishFirst, now: now)
+        #expect(lateCancel.events.isEmpty)
+        #expect(lateCancel.actions == [.replyCancelled(.alreadyTerminal)])
+    }
+
+    @Test func reportsFromAnotherExecutorAreIgnoredAndKilled() {
+        var state = SchedulerState()
+        let id = started(&state)
+        given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
+        let stranger = ExecutorID("e/2")
+        let decision = Decide.decide(.report(stranger, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)
+        #expect(decision.events.isEmpty)
+        #expect(decision.actions == [.killOnExecutor(id, stranger)])
+    }
+
+    @Test func timeoutAndExecutorLossFailOnlyWhatIsStillRunning() {
+        var state = SchedulerState()
+        let id = started(&state)
+        given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
+        #expect(Decide.decide(.executorLost(id, executor, reason: "gone"), state: state, now: now).events.isEmpty, "STARTING is re-dispatched, not failed")
+        given([Decide.decide(.report(executor, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)], to: &state)
+        let lost = Decide.decide(.executorLost(id, executor, reason: "gone"), state: state, now: now)
+        #expect(lost.events.last?.event.status == .failed)
+        if case .instanceFailed(let failed) = lost.events.last?.event { #expect(failed.error.contains("executor lost")) }
+        let timeout = Decide.decide(.timeOut(id), state: state, now: now)
+        #expect(timeout.events.last?.event.status == .timedOut)
+        #expect(timeout.actions == [.killOnExecutor(id, executor)])
+        given([timeout], to: &state)
+        #expect(Decide.decide(.timeOut(id), state: state, now: now).events.isEmpty)
+    }
+
+    @Test func queueIsFifoAndSkipsRemoved() {
+        var queue = DispatchQueueState()
+        let ids = (0..<5).map { _ in InstanceID() }
+        ids.forEach { queue.push($0) }
+        queue.push(ids[0])
+        queue.remove(ids[1])
+        #expect(queue.count == 4)
+        #expect(queue.pop() == ids[0])
+        #expect(queue.pop() == ids[2])
+        queue.push(ids[1])
+        #expect([queue.pop(), queue.pop(), queue.pop()] == [ids[3], ids[4], ids[1]])
+        #expect(queue.pop() == nil)
+    }
+
+    /// Rebuilding from the log gives the same state as deciding step by step.
+    @Test func replayRebuildsTheSameState() {
+        var state = SchedulerState()
+        var log: [EventEnvelope] = []
+        func record(_ decision: Decision) {
+            for var e in decision.events {
+                e.seq = state.head + 1
+                state.apply(e)
+                log.append(e)
+            }
+        }
+        var ids: [InstanceID] = []
+        for n in 0..<6 {
+            let id = InstanceID()
+            ids.append(id)
+            record(Decide.decide(.start(start(request: "r\(n)", key: "k\(n)"), payload: payload, newID: id), state: state, now: now))
+        }
+        record(Decide.decide(.assign(ids[0], executor), state: state, now: now))
+        record(Decide.decide(.assign(ids[1], executor), state: state, now: now))
+        record(Decide.decide(.cancel(ids[2], RequestID("c")), state: state, now: now))
+        record(Decide.decide(.report(executor, Report(seq: 1, instanceID: ids[0], kind: .started, at: now)), state: state, now: now))
+        var rebuilt = SchedulerState()
+        log.forEach { rebuilt.apply($0) }
+        #expect(rebuilt.instances == state.instances)
+        #expect(rebuilt.idempotency == state.idempotency)
+        #expect(rebuilt.assigned == state.assigned)
+        #expect(rebuilt.reportsApplied == state.reportsApplied)
+        #expect(rebuilt.queue.count == 3)
+    }
+}
