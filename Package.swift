@@ -88,10 +88,11 @@ let package = Package(
         ),
 
         .testTarget(name: "EventsTests", dependencies: ["Events"], resources: [.copy("Golden")], swiftSettings: strict),
-        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "CZlib"], swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Events"], swiftSettings: strict),
         .testTarget(name: "ExecutorTests", dependencies: ["Executor", "Events"], swiftSettings: strict),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Events"], swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["Events", "Archive"], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["Events", "TestSupport"], swiftSettings: strict),
     ]
 )

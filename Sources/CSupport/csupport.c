@@ -10,3 +10,7 @@ int accord_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int accord_spawn_closefrom(posix_spawn_file_actions_t *actions, int low) {
     return posix_spawn_file_actions_addclosefrom_np(actions, low);
 }
+
+int accord_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}

@@ -29,9 +29,6 @@ struct SchedulerService: Service {
         let core = try SchedulerCore(log: log, payloads: payloads, config: config, logger: logger)
 
         let publisher = try NNGSocket(.pub)
-        for url in [config.commandsURL, config.eventsURL, config.executorsURL] where url.hasPrefix("ipc://") {
-            unlink(String(url.dropFirst("ipc://".count)))
-        }
         try publisher.listen(config.eventsURL)
         log.onCommit { envelopes in
             guard let frame = try? WireFrame.encode(CommittedEvents(events: envelopes, head: envelopes.last?.seq ?? 0))

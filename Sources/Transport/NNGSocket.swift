@@ -1,5 +1,9 @@
 import CNNG
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// An nng failure: the operation and nng's own error text.
 package struct NNGError: Error, CustomStringConvertible {
     /// nng's error number.
@@ -71,9 +75,25 @@ package final class NNGSocket: Sendable {
         }
     }
 
-    /// Listens on `url` (`ipc:///path` or `tcp://host:port`).
+    /// Listens on `url` (`ipc:///path` or `tcp://host:port`). For `ipc://` the socket's folder is
+    /// created and a stale socket file left by a killed process is removed first.
     package func listen(_ url: String) throws(NNGError) {
+        if url.hasPrefix("ipc://") {
+            let path = String(url.dropFirst("ipc://".count))
+            if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+                NNGSocket.makeDirectories(String(path[..<slash]))
+            }
+            unlink(path)
+        }
         try check(nng_listen(socket, url, nil, 0), "listen on \(url)")
+    }
+
+    private static func makeDirectories(_ path: String) {
+        var current = ""
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            mkdir(current, 0o755)
+        }
     }
 
     /// Dials `url` in the background: the socket connects when the peer appears and reconnects

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Archive
+import TestSupport
 
 @Suite struct ZipArchiveTests {
     private func hello() -> ZipBuilder {

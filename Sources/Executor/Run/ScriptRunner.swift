@@ -1,33 +1,32 @@
+import CSupport
 import Events
 import Foundation
 
 /// `- script:` steps: runs a shell, bash or python3 body (or a script file from the payload) in the
 /// working folder. Output goes to the log line by line; `KEY=value` lines written to `$ACCORD_OUT`
-/// set variables. The script stays in the runner's process group, so a stop kills it too.
+/// set variables. The script is spawned inside the runner's process group (Foundation's `Process`
+/// would give it a group of its own), so a stop kills it and everything it started.
 enum ScriptRunner {
     static func run(language: String, body: String?, path: String?, in interpreter: Interpreter) throws {
-        let interpreterPath: String
+        var command: [String]
         switch language {
-        case "sh": interpreterPath = "/bin/sh"
-        case "bash": interpreterPath = "/bin/bash"
-        case "python3", "python": interpreterPath = "/usr/bin/env"
+        case "sh": command = ["/bin/sh"]
+        case "bash": command = ["/bin/bash"]
+        case "python3", "python": command = ["/usr/bin/env", "python3"]
         default: throw FlowFailure(message: "script language '\(language)' is not supported (sh, bash, python3)")
         }
-        let outFile = interpreter.workDir + "/.accord-out-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: outFile) }
-        _ = FileManager.default.createFile(atPath: outFile, contents: nil)
-
-        var arguments: [String] = []
-        if interpreterPath == "/usr/bin/env" { arguments.append("python3") }
         if let body {
-            arguments += ["-c", body]
+            command += ["-c", body]
         } else if let path {
             let full = path.hasPrefix("/") ? path : interpreter.workDir + "/" + path
             guard FileManager.default.fileExists(atPath: full) else {
                 throw FlowFailure(message: "script '\(path)' does not exist in the payload")
             }
-            arguments.append(full)
+            command.append(full)
         }
+        let outFile = interpreter.workDir + "/.accord-out-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: outFile) }
+        _ = FileManager.default.createFile(atPath: outFile, contents: nil)
         var environment = ProcessInfo.processInfo.environment
         for (key, value) in interpreter.scope.values {
             switch value {
@@ -37,41 +36,63 @@ enum ScriptRunner {
         }
         environment["ACCORD_OUT"] = outFile
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: interpreterPath)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: interpreter.workDir)
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
-        } catch {
-            throw FlowFailure(message: "the script could not start: \(error.localizedDescription)")
+        let status = try spawnAndStream(command, environment: environment, directory: interpreter.workDir) { line in
+            interpreter.log(.info, line)
         }
-        var pending = Data()
-        let handle = pipe.fileHandleForReading
-        while true {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            pending.append(chunk)
-            while let newline = pending.firstIndex(of: 0x0A) {
-                interpreter.log(.info, String(decoding: pending[pending.startIndex..<newline], as: UTF8.self))
-                pending.removeSubrange(pending.startIndex...newline)
-            }
-        }
-        if !pending.isEmpty { interpreter.log(.info, String(decoding: pending, as: UTF8.self)) }
-        process.waitUntilExit()
         if let data = FileManager.default.contents(atPath: outFile) {
             for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
                 guard let equals = line.firstIndex(of: "=") else { continue }
                 interpreter.assign(String(line[..<equals]), .string(String(line[line.index(after: equals)...])))
             }
         }
-        guard process.terminationStatus == 0 else {
-            throw FlowFailure(message: "the script exited with status \(process.terminationStatus)")
+        guard status == 0 else { throw FlowFailure(message: "the script exited with status \(status)") }
+    }
+
+    /// Runs `command` with stdout and stderr merged into one pipe, calling `line` for each line;
+    /// returns the exit status (128 + signal when killed by one).
+    private static func spawnAndStream(
+        _ command: [String], environment: [String: String], directory: String, line: (String) -> Void
+    ) throws -> Int32 {
+        var fds: [Int32] = [0, 0]
+        guard accord_pipe_cloexec(&fds) == 0 else { throw FlowFailure(message: "the script could not start: no pipe") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        accord_spawn_closefrom(&actions, 3)
+        accord_spawn_chdir(&actions, directory)
+        let argv = command.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
         }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, command[0], &actions, nil, argv, envp)
+        close(fds[1])
+        guard spawned == 0 else {
+            close(fds[0])
+            throw FlowFailure(message: "the script could not start: \(String(cString: strerror(spawned)))")
+        }
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16 << 10)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            pending += buffer[0..<n]
+            while let newline = pending.firstIndex(of: 0x0A) {
+                line(String(decoding: pending[..<newline], as: UTF8.self))
+                pending.removeSubrange(...newline)
+            }
+        }
+        close(fds[0])
+        if !pending.isEmpty { line(String(decoding: pending, as: UTF8.self)) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let signal = status & 0x7F
+        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
     }
 }

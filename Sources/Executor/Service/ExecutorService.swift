@@ -24,7 +24,6 @@ struct ExecutorService: Service {
         try FileManager.default.createDirectory(atPath: config.workRoot, withIntermediateDirectories: true)
         let scheduler = try NNGSocket(.req, maxMessageBytes: 1 << 20)
         try scheduler.dial(config.schedulerURL)
-        if config.listenURL.hasPrefix("ipc://") { unlink(String(config.listenURL.dropFirst("ipc://".count))) }
         let commands = try NNGSocket(.rep, maxMessageBytes: config.zipLimits.maxUnpackedBytes + (1 << 20))
         try commands.listen(config.listenURL)
         let core = try ExecutorCore(id: id, config: config, schedulerSocket: scheduler, logger: logger)

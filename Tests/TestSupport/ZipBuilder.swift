@@ -2,24 +2,47 @@ import CZlib
 
 /// Writes ZIP archives byte by byte, so tests control every header field (as the conformance
 /// suite's `raw_zip` does).
-struct ZipBuilder {
-    struct Entry {
-        var name: String
-        var data: [UInt8]
-        var deflate = false
-        var flags: UInt16 = 0
-        var unixMode: UInt32 = 0o100644
-        var declaredSize: UInt32?
-        var crc: UInt32?
+public struct ZipBuilder {
+    public struct Entry {
+        public var name: String
+        public var data: [UInt8]
+        public var deflate = false
+        public var flags: UInt16 = 0
+        public var unixMode: UInt32 = 0o100644
+        public var declaredSize: UInt32?
+        public var crc: UInt32?
+
+        public init(
+            name: String, data: [UInt8], deflate: Bool = false, flags: UInt16 = 0, unixMode: UInt32 = 0o100644,
+            declaredSize: UInt32? = nil, crc: UInt32? = nil
+        ) {
+            self.name = name
+            self.data = data
+            self.deflate = deflate
+            self.flags = flags
+            self.unixMode = unixMode
+            self.declaredSize = declaredSize
+            self.crc = crc
+        }
     }
 
-    var entries: [Entry] = []
+    /// A payload: `_main.json` and `processes/main.yml`.
+    public static func payload(_ flow: String, main: String = #"{"entryPoint": "main"}"#) -> [UInt8] {
+        var zip = ZipBuilder()
+        zip.add("_main.json", main)
+        zip.add("processes/main.yml", flow)
+        return zip.build()
+    }
 
-    mutating func add(_ name: String, _ text: String, deflate: Bool = true) {
+    public var entries: [Entry] = []
+
+    public init() {}
+
+    public mutating func add(_ name: String, _ text: String, deflate: Bool = true) {
         entries.append(Entry(name: name, data: Array(text.utf8), deflate: deflate))
     }
 
-    static func deflate(_ data: [UInt8]) -> [UInt8] {
+    public static func deflate(_ data: [UInt8]) -> [UInt8] {
         var stream = z_stream()
         deflateInit2_(&stream, 9, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
         defer { deflateEnd(&stream) }
@@ -38,7 +61,7 @@ struct ZipBuilder {
         return Array(output.prefix(produced))
     }
 
-    func build() -> [UInt8] {
+    public func build() -> [UInt8] {
         var out: [UInt8] = []
         var central: [UInt8] = []
         for e in entries {

@@ -1,0 +1,171 @@
+import Foundation
+import TestSupport
+
+#if canImport(FoundationNetworking)
+    import FoundationNetworking
+#endif
+
+/// A throwaway deployment of the real binaries (Scheduler, Executor, Gateway) on a temporary data
+/// folder and a free port, over real ipc sockets and real HTTP. Components can be killed and
+/// restarted one by one.
+final class Deployment: @unchecked Sendable {
+    // @unchecked: `processes` is touched only under `lock`.
+    let data: String
+    let port: Int
+    let key = "integration-key-" + UUID().uuidString
+    let bin: String
+    var schedulerArguments: [String] = []
+    var gatewayArguments: [String] = ["--scheduler-timeout", "2"]
+    private var processes: [String: Process] = [:]
+    private let lock = NSLock()
+
+    init() throws {
+        data = NSTemporaryDirectory() + "accord-it-" + String(UUID().uuidString.prefix(8))
+        try FileManager.default.createDirectory(atPath: data + "/logs", withIntermediateDirectories: true)
+        try ("\(key)\n").write(toFile: data + "/keys", atomically: true, encoding: .utf8)
+        port = Deployment.freePort()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        bin = ProcessInfo.processInfo.environment["ACCORD_BIN"] ?? root.appendingPathComponent(".build/debug").path
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    func startAll() async throws {
+        try start("scheduler")
+        try start("executor")
+        try start("gateway")
+        try await waitUntilReady()
+    }
+
+    func start(_ component: String) throws {
+        let process = Process()
+        var arguments: [String]
+        switch component {
+        case "scheduler": arguments = ["--data", data] + schedulerArguments
+        case "executor": arguments = ["serve", "--data", data, "--capacity", "8"]
+        default: arguments = ["--data", data, "--port", "\(port)"] + gatewayArguments
+        }
+        process.executableURL = URL(fileURLWithPath: "\(bin)/accord-\(component)")
+        process.arguments = arguments
+        if !FileManager.default.fileExists(atPath: logPath(component)) {
+            _ = FileManager.default.createFile(atPath: logPath(component), contents: nil)
+        }
+        let log = FileHandle(forWritingAtPath: logPath(component))!
+        log.seekToEndOfFile()
+        process.standardOutput = log
+        process.standardError = log
+        try process.run()
+        lock.withLock { processes[component] = process }
+    }
+
+    func logPath(_ component: String) -> String { "\(data)/logs/\(component).log" }
+
+    func kill(_ component: String, signal: Int32 = SIGKILL) {
+        guard let process = lock.withLock({ processes.removeValue(forKey: component) }) else { return }
+        Foundation.kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+    }
+
+    func stop() {
+        for component in ["gateway", "executor", "scheduler"] { kill(component, signal: SIGTERM) }
+        if ProcessInfo.processInfo.environment["ACCORD_KEEP_TEST_DATA"] == nil {
+            try? FileManager.default.removeItem(atPath: data)
+        }
+    }
+
+    /// Waits until ping answers and a status read is served (the gateway has caught up).
+    func waitUntilReady(timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let (status, _) = try? await request("GET", "/api/v2/process?limit=1"), status == 200 { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("the deployment did not become ready; logs in \(data)/logs")
+    }
+
+    // MARK: - HTTP
+
+    func request(
+        _ method: String, _ path: String, body: [UInt8]? = nil, headers: [String: String] = [:], timeout: TimeInterval = 30
+    ) async throws -> (Int, Data) {
+        var request = URLRequest(url: URL(string: url + path)!)
+        request.httpMethod = method
+        request.timeoutInterval = timeout
+        request.setValue(key, forHTTPHeaderField: "Authorization")
+        if let body {
+            request.httpBody = Data(body)
+            request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
+        }
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, data)
+    }
+
+    func json(_ data: Data) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+    }
+
+    /// Starts an instance; returns its id (throws on anything but 200).
+    func startInstance(_ zip: [UInt8], idempotencyKey: String? = nil) async throws -> String {
+        let headers = idempotencyKey.map { ["Idempotency-Key": $0] } ?? [:]
+        let (status, data) = try await request("POST", "/api/v1/process", body: zip, headers: headers)
+        guard status == 200, let id = json(data)["instanceId"] as? String else {
+            throw TestFailure("start answered \(status): \(String(decoding: data, as: UTF8.self))")
+        }
+        return id
+    }
+
+    /// Waits for a terminal status through /wait; returns the status body.
+    func waitTerminal(_ id: String, timeout: Duration = .seconds(60)) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let (status, data) = try? await request("GET", "/api/v1/process/\(id)/wait?timeout=5000", timeout: 15), status == 200 {
+                return json(data)
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("\(id) did not end within \(timeout)")
+    }
+
+    func status(_ id: String) async throws -> [String: Any] {
+        let (_, data) = try await request("GET", "/api/v1/process/\(id)")
+        return json(data)
+    }
+
+    func waitForStatus(_ id: String, _ wanted: String, timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if (try? await status(id))?["status"] as? String == wanted { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw TestFailure("\(id) never reached \(wanted)")
+    }
+
+    func log(_ id: String) async throws -> String {
+        let (_, data) = try await request("GET", "/api/v1/process/\(id)/log")
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+let helloFlow = "main:\n- log: \"Hello, ${name}\"\n"
+func helloZip(_ name: String = "world") -> [UInt8] {
+    ZipBuilder.payload(helloFlow, main: #"{"entryPoint": "main", "arguments": {"name": "\#(name)"}}"#)
+}

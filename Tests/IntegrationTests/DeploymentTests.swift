@@ -1,0 +1,133 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The real binaries over real sockets. Serialized: each test owns a whole deployment, and the
+/// machine has two cores.
+@Suite(.serialized) struct DeploymentTests {
+    @Test func helloWorldRunsEndToEnd() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let id = try await deployment.startInstance(helloZip())
+        let final = try await deployment.waitTerminal(id)
+        #expect(final["status"] as? String == "FINISHED")
+        #expect(try await deployment.log(id).contains("[INFO ] Hello, world"))
+    }
+
+    /// SIGKILL the Scheduler while starts are being acknowledged, restart it: every acknowledged
+    /// start reaches a terminal status, and no idempotency key yields two instances.
+    @Test(arguments: [1, 2])
+    func schedulerKilledWhileAcknowledgingLosesNothing(round: Int) async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let keys = (0..<60).map { "round\(round)-start\($0)" }
+        let acknowledged = AckLog()
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for key in keys {
+                group.addTask {
+                    let deadline = ContinuousClock.now + .seconds(90)
+                    while ContinuousClock.now < deadline {
+                        if let id = try? await deployment.startInstance(helloZip(key), idempotencyKey: key) {
+                            acknowledged.record(key, id)
+                            return
+                        }
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                    throw TestFailure("\(key) was never acknowledged")
+                }
+            }
+            group.addTask {
+                while acknowledged.count < 15 { try await Task.sleep(for: .milliseconds(5)) }
+                deployment.kill("scheduler")
+                try await Task.sleep(for: .milliseconds(500))
+                try deployment.start("scheduler")
+            }
+            try await group.waitForAll()
+        }
+
+        // Retried keys must have answered the same id every time.
+        for key in keys { #expect(acknowledged.ids(key).count == 1, "\(key) got \(acknowledged.ids(key))") }
+        let ids = Set(keys.flatMap { acknowledged.ids($0) })
+        #expect(ids.count == keys.count)
+        for id in ids {
+            let final = try await deployment.waitTerminal(id)
+            #expect(final["status"] as? String == "FINISHED", "\(id): \(final)")
+        }
+        let (_, listing) = try await deployment.request("GET", "/api/v2/process?limit=1000")
+        let listed = (try JSONSerialization.jsonObject(with: listing) as? [[String: Any]] ?? []).compactMap { $0["instanceId"] as? String }
+        #expect(Set(listed) == ids, "the listing must hold exactly one instance per key")
+    }
+
+    @Test func gatewayRestartCatchesUpFromTheLog() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let id = try await deployment.startInstance(helloZip("before restart"))
+        _ = try await deployment.waitTerminal(id)
+        deployment.kill("gateway")
+        try deployment.start("gateway")
+        try await deployment.waitUntilReady()
+        #expect(try await deployment.status(id)["status"] as? String == "FINISHED")
+        #expect(try await deployment.log(id).contains("Hello, before restart"))
+    }
+
+    @Test func aLostExecutorFailsItsRunningInstance() async throws {
+        let deployment = try Deployment()
+        deployment.schedulerArguments = ["--executor-loss-timeout", "2"]
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let id = try await deployment.startInstance(ZipBuilder.payload("main:\n- ${sleep.ms(60000)}\n"))
+        try await deployment.waitForStatus(id, "RUNNING")
+        deployment.kill("executor")
+        let final = try await deployment.waitTerminal(id, timeout: .seconds(20))
+        #expect(final["status"] as? String == "FAILED")
+        #expect((final["error"] as? String)?.contains("executor lost") == true)
+        #expect(try await deployment.log(id).contains("executor lost"))
+    }
+
+    /// A stop kills every OS process the instance started, not only its runner.
+    @Test func stopKillsEverythingTheInstanceStarted() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let pidFile = deployment.data + "/child.pid"
+        let flow = "main:\n- script: sh\n  body: |\n    sleep 300 &\n    echo $! > \(pidFile)\n    wait\n"
+        let id = try await deployment.startInstance(ZipBuilder.payload(flow))
+        try await deployment.waitForStatus(id, "RUNNING")
+        var pid: Int32 = 0
+        for _ in 0..<100 where pid == 0 {
+            pid = Int32((try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(pid > 0)
+        #expect(Foundation.kill(pid, 0) == 0, "the script's child should be running")
+        let (status, _) = try await deployment.request("DELETE", "/api/v1/process/\(id)")
+        #expect(status == 204)
+        #expect(try await deployment.waitTerminal(id)["status"] as? String == "CANCELLED")
+        var alive = true
+        for _ in 0..<100 where alive {
+            alive = Foundation.kill(pid, 0) == 0 && !isZombie(pid)
+            if alive { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(!alive, "process \(pid) started by the instance survived the stop")
+    }
+
+    private func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }
+        return stat.split(separator: ")").last?.split(separator: " ").first == "Z"
+    }
+}
+
+/// Which ids each idempotency key was answered with.
+final class AckLog: @unchecked Sendable {
+    // @unchecked: guarded by `lock`.
+    private let lock = NSLock()
+    private var byKey: [String: Set<String>] = [:]
+
+    func record(_ key: String, _ id: String) { _ = lock.withLock { byKey[key, default: []].insert(id) } }
+    func ids(_ key: String) -> Set<String> { lock.withLock { byKey[key] ?? [] } }
+    var count: Int { lock.withLock { byKey.count } }
+}

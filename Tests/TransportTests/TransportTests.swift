@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+
+@testable import Transport
+
+@Suite struct TransportTests {
+    private func address() -> String {
+        "ipc://" + NSTemporaryDirectory() + "accord-transport-\(UUID().uuidString.prefix(8)).ipc"
+    }
+
+    @Test func concurrentRequestsEachGetTheirOwnReply() async throws {
+        let url = address()
+        let server = try NNGSocket(.rep)
+        try server.listen(url)
+        let serving = Task { await server.serve(workers: 4) { request in request + [0xFF] } }
+        let client = try NNGSocket(.req)
+        try client.dial(url)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for n in 0..<64 {
+                group.addTask {
+                    let reply = try await client.request([UInt8(n)], timeout: .seconds(5))
+                    #expect(reply == [UInt8(n), 0xFF])
+                }
+            }
+            try await group.waitForAll()
+        }
+        client.close()
+        server.close()
+        await serving.value
+    }
+
+    @Test func aRequestWithNobodyListeningTimesOut() async throws {
+        let client = try NNGSocket(.req)
+        try client.dial(address())
+        let started = ContinuousClock.now
+        do {
+            _ = try await client.request([1], timeout: .milliseconds(200))
+            Issue.record("a request with no peer was answered")
+        } catch {
+            #expect(error.isTimeout)
+        }
+        #expect(started.duration(to: .now) < .seconds(3))
+        client.close()
+    }
+
+    @Test func cancellingARequestEndsIt() async throws {
+        let client = try NNGSocket(.req)
+        try client.dial(address())
+        let task = Task { try await client.request([1], timeout: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(50))
+        task.cancel()
+        let started = ContinuousClock.now
+        _ = try? await task.value
+        #expect(started.duration(to: .now) < .seconds(5))
+        client.close()
+    }
+
+    @Test func publishedMessagesReachSubscribers() async throws {
+        let url = address()
+        let publisher = try NNGSocket(.pub)
+        try publisher.listen(url)
+        let subscriber = try NNGSocket(.sub)
+        try subscriber.dial(url)
+        // pub/sub drops what is sent before the subscriber is connected: publish until it arrives.
+        let publishing = Task {
+            for _ in 0..<250 where !Task.isCancelled {
+                try? publisher.publish([7, 7])
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        let delivered = try await subscriber.receive()
+        publishing.cancel()
+        #expect(delivered == [7, 7])
+        subscriber.close()
+        publisher.close()
+    }
+}
