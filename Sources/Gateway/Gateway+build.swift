@@ -3,6 +3,8 @@ import Events
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
+import Prometheus
 import Transport
 
 /// Wires the Gateway: keys, sockets, projection and event feed, routes, and the HTTP server.
@@ -29,8 +31,13 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
     let projection = GatewayProjection(logs: logs)
     let feed = EventFeed(subscriber: subscriber, client: client, projection: projection, logger: logger)
 
+    let registry = PrometheusCollectorRegistry()
+    MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
     let router = Router(context: AccordRequestContext.self)
     router.add(middleware: ErrorBodyMiddleware())
+    router.add(middleware: MetricsMiddleware())
+    MetricsRoute(registry: registry, projection: projection, client: client).register(on: router)
     router.get("/api/v1/server/ping") { _, _ in JSONBody.response(.ok, ["ok": JSONBodyValue.bool(true)]) }
     let api = router.group("api").add(middleware: AuthMiddleware(keys: keys))
     ProcessRoutes(

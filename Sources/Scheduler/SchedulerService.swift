@@ -97,6 +97,13 @@ struct SchedulerService: Service {
                 reply = .instanceEvents(events: try log.read(seqs: wanted), known: true)
             case .ping:
                 reply = .pong(head: log.durableHead)
+            case .stats:
+                let appends = log.appendStats
+                let (queued, executors) = await core.load()
+                reply = .stats(
+                    SchedulerStats(
+                        head: log.durableHead, appendedEvents: appends.events, fsyncs: appends.syncs,
+                        fsyncSeconds: Double(appends.syncNanos) / 1e9, queueDepth: queued, executors: executors))
             }
         } catch {
             logger.warning("bad command", metadata: ["error": "\(error)"])

@@ -13,6 +13,13 @@ import TestSupport
         let final = try await deployment.waitTerminal(id)
         #expect(final["status"] as? String == "FINISHED")
         #expect(try await deployment.log(id).contains("[INFO ] Hello, world"))
+
+        let (status, body) = try await deployment.request("GET", "/metrics")
+        let metrics = String(decoding: body, as: UTF8.self)
+        #expect(status == 200)
+        #expect(metrics.contains(#"accord_instances_count{status="FINISHED"} 1"#), "\(metrics.prefix(2000))")
+        #expect(metrics.contains("accord_scheduler_up 1"))
+        #expect(metrics.contains(#"http_route="/api/v1/process""#))
     }
 
     /// SIGKILL the Scheduler while starts are being acknowledged, restart it: every acknowledged

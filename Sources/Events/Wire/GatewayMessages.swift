@@ -54,6 +54,33 @@ package enum SchedulerRequest: Sendable, Codable {
     case instanceEvents(instanceID: InstanceID, after: UInt64, limit: Int)
     /// Liveness and the log's head.
     case ping
+    /// Counters for `/metrics`.
+    case stats
+}
+
+/// What the Scheduler reports for `/metrics`.
+package struct SchedulerStats: Sendable, Codable {
+    /// The durable head.
+    package var head: UInt64
+    /// Events made durable since the Scheduler started.
+    package var appendedEvents: Int
+    /// fsyncs since the Scheduler started (each covers a whole batch).
+    package var fsyncs: Int
+    /// Time spent in fsync, in seconds.
+    package var fsyncSeconds: Double
+    /// Instances waiting for an executor.
+    package var queueDepth: Int
+    /// Registered executors.
+    package var executors: Int
+
+    package init(head: UInt64, appendedEvents: Int, fsyncs: Int, fsyncSeconds: Double, queueDepth: Int, executors: Int) {
+        self.head = head
+        self.appendedEvents = appendedEvents
+        self.fsyncs = fsyncs
+        self.fsyncSeconds = fsyncSeconds
+        self.queueDepth = queueDepth
+        self.executors = executors
+    }
 }
 
 /// Scheduler → Gateway replies.
@@ -68,6 +95,8 @@ package enum SchedulerReply: Sendable, Codable {
     case instanceEvents(events: [EventEnvelope], known: Bool)
     /// The durable head.
     case pong(head: UInt64)
+    /// Counters for `/metrics`.
+    case stats(SchedulerStats)
     /// The command could not be carried out; nothing was recorded.
     case unavailable(message: String)
     /// The request itself was wrong.

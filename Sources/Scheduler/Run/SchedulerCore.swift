@@ -85,6 +85,11 @@ actor SchedulerCore {
 
     func eventSeqs(of id: InstanceID) -> [UInt64]? { state.eventSeqs[id] }
 
+    /// Queue depth and registered executors, for `/metrics`.
+    func load() -> (queued: Int, executors: Int) {
+        (state.queue.count, executors.values.filter { $0.address != nil }.count)
+    }
+
     private func existingInstance(for start: StartInstance) -> InstanceID? {
         if let id = state.requests[start.requestID] { return id }
         guard let key = start.idempotencyKey else { return nil }
