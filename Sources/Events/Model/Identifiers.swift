@@ -37,19 +37,19 @@ extension InstanceID: Codable {
     }
 }
 
-/// The identity of one executor process for one boot: `<name>/<boot>`, so that a restarted executor
-/// is a new peer and its report sequence numbers start afresh.
-package struct ExecutorID: Hashable, Sendable, Codable, CustomStringConvertible {
+/// An identifier that is a plain string on the wire and in logs.
+package protocol StringIdentifier: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The printable form.
-    package let rawValue: String
-
+    var rawValue: String { get }
     /// Wraps a printable id.
-    package init(_ rawValue: String) { self.rawValue = rawValue }
+    init(_ rawValue: String)
+}
 
+extension StringIdentifier {
     package var description: String { rawValue }
 
     package init(from decoder: any Decoder) throws {
-        self.rawValue = try decoder.singleValueContainer().decode(String.self)
+        self.init(try decoder.singleValueContainer().decode(String.self))
     }
 
     package func encode(to encoder: any Encoder) throws {
@@ -58,27 +58,22 @@ package struct ExecutorID: Hashable, Sendable, Codable, CustomStringConvertible 
     }
 }
 
-/// A request's correlation id, carried from the Gateway into the events it causes.
-package struct RequestID: Hashable, Sendable, Codable, CustomStringConvertible {
-    /// The printable form.
+/// The identity of one executor process for one boot: `<name>/<boot>`, so that a restarted executor
+/// is a new peer and its report sequence numbers start afresh.
+package struct ExecutorID: StringIdentifier {
     package let rawValue: String
 
-    /// Wraps a printable id.
+    package init(_ rawValue: String) { self.rawValue = rawValue }
+}
+
+/// A request's correlation id, carried from the Gateway into the events it causes.
+package struct RequestID: StringIdentifier {
+    package let rawValue: String
+
     package init(_ rawValue: String) { self.rawValue = rawValue }
 
     /// A new random id.
     package static func random() -> RequestID {
         RequestID(String(UUID().uuidString.lowercased().prefix(13)))
-    }
-
-    package var description: String { rawValue }
-
-    package init(from decoder: any Decoder) throws {
-        self.rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
     }
 }
