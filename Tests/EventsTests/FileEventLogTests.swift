@@ -140,6 +140,19 @@ import Testing
         reopened.close()
     }
 
+    @Test func waitDurableReturnsOnceTheSequenceIsOnDisk() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir)
+        try await log.waitDurable(0)
+        let ticket = log.append(drafts(3))
+        try await log.waitDurable(3)
+        #expect(log.durableHead >= 3)
+        try await ticket.durable()
+        try await log.waitDurable(2)
+        log.close()
+    }
+
     @Test func commitHookSeesBatchesInLogOrder() async throws {
         let dir = temporaryDirectory()
         defer { cleanUp(dir) }

@@ -22,6 +22,23 @@ import TestSupport
         #expect(metrics.contains(#"http_route="/api/v1/process""#))
     }
 
+    /// A client's next read sees what its command did, on the same gateway, every time.
+    @Test func readsSeeTheClientsOwnWrites() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        for n in 0..<40 {
+            let id = try await deployment.startInstance(ZipBuilder.payload("main:\n- ${sleep.ms(20000)}\n"), idempotencyKey: n % 2 == 0 ? "ryw-\(n)" : nil)
+            let (status, _) = try await deployment.request("GET", "/api/v1/process/\(id)")
+            #expect(status == 200, "status right after the start answered \(status)")
+            if n % 10 == 0 {
+                let (deleted, _) = try await deployment.request("DELETE", "/api/v1/process/\(id)")
+                #expect(deleted == 204)
+                #expect(try await deployment.status(id)["status"] as? String == "CANCELLED")
+            }
+        }
+    }
+
     /// SIGKILL the Scheduler while starts are being acknowledged, restart it: every acknowledged
     /// start reaches a terminal status, and no idempotency key yields two instances.
     @Test(arguments: [1, 2])

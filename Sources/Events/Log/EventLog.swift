@@ -13,6 +13,9 @@ package protocol EventLog: Sendable {
     /// Durable events with `seq > after`, oldest first, at most `limit`.
     func read(after: UInt64, limit: Int) throws -> [EventEnvelope]
 
+    /// Returns once every event up to `seq` is durable; throws if the log fails first.
+    func waitDurable(_ seq: UInt64) async throws
+
     /// The durable events with these sequence numbers, in the given order; unknown ones are skipped.
     func read(seqs: [UInt64]) throws -> [EventEnvelope]
 }

@@ -44,6 +44,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     private var nextSeq: UInt64 = 1
     private var durable: UInt64 = 0
     private var pending: [Pending] = []
+    private var durableWaiters: [(seq: UInt64, promise: Promise<Void>)] = []
     private var closed = false
     private var writer: Thread?
     private let stats = Mutex(AppendStats())
@@ -117,6 +118,22 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         return durable
+    }
+
+    /// Returns once every event up to `seq` is durable (at once if it already is); throws if the
+    /// log fails first.
+    package func waitDurable(_ seq: UInt64) async throws {
+        guard let promise = registerDurableWaiter(seq) else { return }
+        try await promise.value()
+    }
+
+    private func registerDurableWaiter(_ seq: UInt64) -> Promise<Void>? {
+        lock.lock()
+        defer { lock.unlock() }
+        if seq <= durable { return nil }
+        let promise = Promise<Void>()
+        durableWaiters.append((seq, promise))
+        return promise
     }
 
     /// Appends, fsyncs and their timings so far.
@@ -361,7 +378,11 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         segments[segments.count - 1].offsets += newOffsets
         segments[segments.count - 1].size += UInt64(bytes.count)
         durable += UInt64(count)
+        let head = durable
+        let reached = durableWaiters.filter { $0.seq <= head }
+        durableWaiters.removeAll { $0.seq <= head }
         lock.unlock()
+        for waiter in reached { waiter.promise.fulfill(.success(())) }
         stats.withLock {
             $0.syncs += 1
             $0.events += count
@@ -384,8 +405,11 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         let queued = pending
         pending = []
         nextSeq = durable + 1
+        let waiters = durableWaiters
+        durableWaiters = []
         lock.unlock()
         for item in batch + queued { item.promise.fulfill(.failure(error)) }
+        for waiter in waiters { waiter.promise.fulfill(.failure(error)) }
     }
 
     // MARK: - Reading

@@ -85,10 +85,11 @@ package struct SchedulerStats: Sendable, Codable {
 
 /// Scheduler → Gateway replies.
 package enum SchedulerReply: Sendable, Codable {
-    /// The start is durable (`created == false`: an idempotent repeat).
-    case started(instanceID: InstanceID, created: Bool)
-    /// The stop's outcome (durable when `.cancelled`).
-    case cancelled(CancelOutcome)
+    /// The start is durable (`created == false`: an idempotent repeat); `seq` is the event that
+    /// created it, so a gateway can answer once its projection holds it (read your writes).
+    case started(instanceID: InstanceID, created: Bool, seq: UInt64)
+    /// The stop's outcome, durable; `seq` is the event a read must see (0 when unknown).
+    case cancelled(CancelOutcome, seq: UInt64)
     /// Events for a catch-up, and the durable head when they were read.
     case events(events: [EventEnvelope], head: UInt64)
     /// One instance's events; `known == false` when there is no such instance.

@@ -7,6 +7,7 @@ final class GatewayProjection: Sendable {
     private struct State {
         var projection = StatusProjection()
         var waiters: [InstanceID: [Int: CheckedContinuation<InstanceView?, Never>]] = [:]
+        var headWaiters: [Int: (seq: UInt64, continuation: CheckedContinuation<Bool, Never>)] = [:]
         var nextToken = 0
     }
 
@@ -33,8 +34,53 @@ final class GatewayProjection: Sendable {
                 return (view, Array(waiters.values))
             }
             if let (view, waiters) = woken { for waiter in waiters { waiter.resume(returning: view) } }
+            let reached = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
+                guard !state.headWaiters.isEmpty else { return [] }
+                let head = state.projection.head
+                let done = state.headWaiters.filter { $0.value.seq <= head }
+                for token in done.keys { state.headWaiters[token] = nil }
+                return done.values.map(\.continuation)
+            }
+            for waiter in reached { waiter.resume(returning: true) }
         }
         return true
+    }
+
+    /// Waits until the projection has applied event `seq` (read your writes after a command), at
+    /// most `timeout`; woken by `apply`, never by polling. Returns whether it got there.
+    func waitForHead(_ seq: UInt64, timeout: Duration) async -> Bool {
+        if head >= seq { return true }
+        return await withTaskGroup(of: Bool.self) { group in
+            group.addTask { await self.parkForHead(seq) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    private func parkForHead(_ seq: UInt64) async -> Bool {
+        let token = state.withLock { state -> Int in
+            state.nextToken += 1
+            return state.nextToken
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let immediate = state.withLock { state -> Bool? in
+                    if state.projection.head >= seq { return true }
+                    if Task.isCancelled { return false }
+                    state.headWaiters[token] = (seq, continuation)
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { $0.headWaiters.removeValue(forKey: token) }
+            waiter?.continuation.resume(returning: false)
+        }
     }
 
     func view(_ id: InstanceID) -> InstanceView? { state.withLock { $0.projection.instances[id] } }

@@ -44,7 +44,8 @@ struct ProcessRoutes: Sendable {
             timeoutMillis: parsed.timeoutMillis, out: parsed.out, tags: parsed.tags, idempotencyKey: idempotencyKey,
             principal: context.principal)
         switch try await ask(.start(command), attachment: body) {
-        case .started(let id, _):
+        case .started(let id, _, let seq):
+            await readYourWrite(seq)
             return JSONBody.response(.ok, ["ok": JSONBodyValue.bool(true), "instanceId": .string(id.description)])
         case .unavailable(let message):
             throw APIError(.serviceUnavailable, "\(message); nothing was recorded, retry with the same Idempotency-Key")
@@ -112,9 +113,10 @@ struct ProcessRoutes: Sendable {
         let id = try instanceID(context)
         try await awaitReady()
         switch try await ask(.cancel(requestID: .random(), instanceID: id)) {
-        case .cancelled(.unknown):
+        case .cancelled(.unknown, _):
             throw APIError(.notFound, "no process instance \(id)")
-        case .cancelled(.cancelled), .cancelled(.alreadyTerminal):
+        case .cancelled(.cancelled, let seq), .cancelled(.alreadyTerminal, let seq):
+            await readYourWrite(seq)
             return Response(status: .noContent)
         case .unavailable(let message):
             throw APIError(.serviceUnavailable, message)
@@ -213,6 +215,12 @@ struct ProcessRoutes: Sendable {
     }
 
     // MARK: - Scheduler
+
+    /// After a command, answer once this gateway's projection shows its effect, so a client's next
+    /// read sees what it just did. Bounded: the command is durable either way.
+    private func readYourWrite(_ seq: UInt64) async {
+        _ = await projection.waitForHead(seq, timeout: .seconds(5))
+    }
 
     private func ask(_ request: SchedulerRequest, attachment: [UInt8] = []) async throws -> SchedulerReply {
         do {

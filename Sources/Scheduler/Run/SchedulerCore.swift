@@ -49,7 +49,7 @@ actor SchedulerCore {
     // MARK: - Gateway commands
 
     func start(_ start: StartInstance, payload: [UInt8]) async -> SchedulerReply {
-        if let existing = existingInstance(for: start) { return .started(instanceID: existing, created: false) }
+        if let existing = existingInstance(for: start) { return await answerExisting(existing) }
         let ref: PayloadRef
         do {
             ref = try await payloads.put(payload)
@@ -58,17 +58,36 @@ actor SchedulerCore {
             return .unavailable(message: "the server could not store the archive; try again later")
         }
         let decision = Decide.decide(.start(start, payload: ref, newID: InstanceID()), state: state, now: .now())
-        guard await commit(decision) else { return .unavailable(message: "the event log could not record the start") }
+        let ticket = stage(decision)
         pumpDispatch()
+        guard await durable(ticket) else { return .unavailable(message: "the event log could not record the start") }
         for action in decision.actions {
-            if case .replyStarted(let id, let created) = action { return .started(instanceID: id, created: created) }
+            guard case .replyStarted(let id, let created) = action else { continue }
+            // Decided against an instance another request is creating: answer once that is durable.
+            if !created { return await answerExisting(id) }
+            return .started(instanceID: id, created: true, seq: ticket.envelopes.first?.seq ?? 0)
         }
         return .unavailable(message: "the start was not decided")
+    }
+
+    /// An idempotent repeat is acknowledged only once the instance it names is durable: the first
+    /// request's fsync may still be in flight.
+    private func answerExisting(_ id: InstanceID) async -> SchedulerReply {
+        let seq = state.eventSeqs[id]?.first ?? 0
+        do {
+            try await log.waitDurable(seq)
+        } catch {
+            return .unavailable(message: "the event log could not record the start")
+        }
+        return .started(instanceID: id, created: false, seq: seq)
     }
 
     func cancel(_ id: InstanceID, request: RequestID) async -> SchedulerReply {
         let decision = Decide.decide(.cancel(id, request), state: state, now: .now())
         guard await commit(decision) else { return .unavailable(message: "the event log could not record the stop") }
+        // The terminal event a repeat sees may itself still be on its way to disk.
+        let seq = state.eventSeqs[id]?.last ?? 0
+        do { try await log.waitDurable(seq) } catch { return .unavailable(message: "the event log could not record the stop") }
         var outcome = CancelOutcome.unknown
         for action in decision.actions {
             switch action {
@@ -80,7 +99,7 @@ actor SchedulerCore {
             timeouts.removeValue(forKey: id)?.cancel()
             pumpDispatch()
         }
-        return .cancelled(outcome)
+        return .cancelled(outcome, seq: seq)
     }
 
     func eventSeqs(of id: InstanceID) -> [UInt64]? { state.eventSeqs[id] }
