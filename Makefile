@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-.PHONY: run test deps build build-release unit conformance format clean
+.PHONY: run test deps build build-release unit conformance format lint clean
 
 deps:
 	@deploy/install-deps.sh
@@ -21,6 +21,7 @@ build:
 ## suite against a freshly started deployment.
 test: deps
 	@deploy/install-deps.sh --test
+	$(MAKE) --no-print-directory lint
 	swift build --build-tests
 	$(MAKE) --no-print-directory unit conformance
 
@@ -32,6 +33,9 @@ conformance:
 
 format:
 	swift format --in-place --recursive Sources Tests Package.swift
+
+lint:
+	swift format lint --strict --recursive Sources Tests Package.swift
 
 clean:
 	rm -rf .build

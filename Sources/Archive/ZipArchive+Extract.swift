@@ -15,13 +15,17 @@ extension ZipArchive {
             }
             if let slash = target.lastIndex(of: "/") { try makeDirectories(String(target[..<slash])) }
             let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw ZipError.corrupt("cannot create '\(entry.path)': \(String(cString: strerror(errno)))") }
+            guard fd >= 0 else {
+                throw ZipError.corrupt("cannot create '\(entry.path)': \(String(cString: strerror(errno)))")
+            }
             defer { close(fd) }
             try inflate(entry, budget: &budget) { chunk throws in
                 var offset = 0
                 while offset < chunk.count {
                     let n = write(fd, chunk.baseAddress!.advanced(by: offset), chunk.count - offset)
-                    guard n > 0 else { throw ZipError.corrupt("cannot write '\(entry.path)': \(String(cString: strerror(errno)))") }
+                    guard n > 0 else {
+                        throw ZipError.corrupt("cannot write '\(entry.path)': \(String(cString: strerror(errno)))")
+                    }
                     offset += n
                 }
             }
@@ -31,7 +35,9 @@ extension ZipArchive {
     private func makeDirectories(_ path: String) throws {
         var current = ""
         for part in path.split(separator: "/", omittingEmptySubsequences: false) {
-            current += (current.isEmpty && path.hasPrefix("/") && part.isEmpty) ? "/" : (current.isEmpty || current == "/" ? "" : "/") + part
+            current +=
+                (current.isEmpty && path.hasPrefix("/") && part.isEmpty)
+                ? "/" : (current.isEmpty || current == "/" ? "" : "/") + part
             if part.isEmpty { continue }
             if mkdir(current, 0o755) != 0 && errno != EEXIST {
                 throw ZipError.corrupt("cannot create folder '\(current)': \(String(cString: strerror(errno)))")

@@ -77,7 +77,9 @@ package struct ZipArchive: Sendable {
         guard count <= limits.maxEntries else {
             throw ZipError.tooLarge("the archive has \(count) entries; the limit is \(limits.maxEntries)")
         }
-        guard cdOffset + cdSize <= eocd else { throw ZipError.corrupt("the archive's central directory is out of bounds") }
+        guard cdOffset + cdSize <= eocd else {
+            throw ZipError.corrupt("the archive's central directory is out of bounds")
+        }
         var entries: [ZipEntry] = []
         entries.reserveCapacity(count)
         var seen = Set<String>()
@@ -105,7 +107,9 @@ package struct ZipArchive: Sendable {
             guard position <= bytes.count else { throw ZipError.corrupt("the archive's central directory is damaged") }
 
             let path = try ZipArchive.checkedPath(rawName)
-            if flags & 0x1 != 0 { throw ZipError.unsafeEntry("entry '\(rawName)' is encrypted; encrypted entries are not accepted") }
+            if flags & 0x1 != 0 {
+                throw ZipError.unsafeEntry("entry '\(rawName)' is encrypted; encrypted entries are not accepted")
+            }
             let unixMode = (externalAttributes >> 16) & 0o170000
             if madeBy >> 8 == 3, unixMode == 0o120000 {
                 throw ZipError.unsafeEntry("entry '\(rawName)' is a symbolic link; links are not accepted")
@@ -114,7 +118,8 @@ package struct ZipArchive: Sendable {
                 throw ZipError.unsupported("entry '\(rawName)' needs ZIP64, which is not supported")
             }
             guard method == 0 || method == 8 else {
-                throw ZipError.unsupported("entry '\(rawName)' uses compression method \(method); only stored and deflate are supported")
+                throw ZipError.unsupported(
+                    "entry '\(rawName)' uses compression method \(method); only stored and deflate are supported")
             }
             let isDirectory = rawName.hasSuffix("/") || rawName.hasSuffix("\\")
             guard !path.isEmpty || isDirectory else { throw ZipError.unsafeEntry("an entry has an empty name") }
@@ -175,24 +180,24 @@ package struct ZipArchive: Sendable {
         var crc = CZlib.crc32(0, nil, 0)
         var produced = 0
         try withoutActuallyEscaping(sink) { sink in
-        let emit: (UnsafeRawBufferPointer) throws -> Void = { chunk throws in
-            produced += chunk.count
-            guard produced <= entry.declaredSize else {
-                throw ZipError.corrupt("entry '\(entry.path)' holds more bytes than its header declares")
+            let emit: (UnsafeRawBufferPointer) throws -> Void = { chunk throws in
+                produced += chunk.count
+                guard produced <= entry.declaredSize else {
+                    throw ZipError.corrupt("entry '\(entry.path)' holds more bytes than its header declares")
+                }
+                crc = CZlib.crc32(crc, chunk.bindMemory(to: Bytef.self).baseAddress, uInt(chunk.count))
+                try sink(chunk)
             }
-            crc = CZlib.crc32(crc, chunk.bindMemory(to: Bytef.self).baseAddress, uInt(chunk.count))
-            try sink(chunk)
-        }
-        if entry.method == 0 {
-            guard entry.compressedSize == entry.declaredSize else {
-                throw ZipError.corrupt("entry '\(entry.path)': stored sizes disagree")
+            if entry.method == 0 {
+                guard entry.compressedSize == entry.declaredSize else {
+                    throw ZipError.corrupt("entry '\(entry.path)': stored sizes disagree")
+                }
+                try bytes.withUnsafeBytes { raw throws in
+                    try emit(UnsafeRawBufferPointer(rebasing: raw[dataStart..<(dataStart + entry.compressedSize)]))
+                }
+            } else {
+                try inflateDeflate(entry, from: dataStart, emit)
             }
-            try bytes.withUnsafeBytes { raw throws in
-                try emit(UnsafeRawBufferPointer(rebasing: raw[dataStart..<(dataStart + entry.compressedSize)]))
-            }
-        } else {
-            try inflateDeflate(entry, from: dataStart, emit)
-        }
         }
         guard produced == entry.declaredSize else {
             throw ZipError.corrupt("entry '\(entry.path)' holds fewer bytes than its header declares")
@@ -240,7 +245,8 @@ package struct ZipArchive: Sendable {
     static func checkedPath(_ raw: String) throws -> String {
         let name = raw.replacingAll("\\", with: "/")
         if name.hasPrefix("/") || (name.count >= 2 && name.dropFirst().first == ":") {
-            throw ZipError.unsafeEntry("entry '\(raw)' has an absolute path; entries must be relative to the archive root")
+            throw ZipError.unsafeEntry(
+                "entry '\(raw)' has an absolute path; entries must be relative to the archive root")
         }
         if name.contains("\0") { throw ZipError.unsafeEntry("entry '\(raw)' has a NUL in its name") }
         var parts: [Substring] = []

@@ -1,5 +1,5 @@
-import ArgumentParser
 import Archive
+import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -13,7 +13,8 @@ struct ExecutorMain: AsyncParsableCommand {
         subcommands: [Serve.self, RunnerCommand.self], defaultSubcommand: Serve.self)
 
     struct Serve: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run instances for the Scheduler.")
+        static let configuration = CommandConfiguration(
+            commandName: "serve", abstract: "Run instances for the Scheduler.")
 
         @Option(help: "Data folder (ipc sockets and working folders live under it).") var data = "./data"
         @Option(help: "This executor's name (unique per deployment).") var name = "executor-1"
@@ -37,7 +38,8 @@ struct ExecutorMain: AsyncParsableCommand {
     }
 
     struct RunnerCommand: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "runner", abstract: "Run one instance (internal).", shouldDisplay: false)
+        static let configuration = CommandConfiguration(
+            commandName: "runner", abstract: "Run one instance (internal).", shouldDisplay: false)
 
         @Argument var request: String
 

@@ -15,7 +15,9 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
     if config.authEnabled {
         let loaded = try APIKeys(file: config.keysFile, extra: config.environmentKeys)
         if loaded.isEmpty {
-            logger.warning("no API keys are configured: every /api request will be refused", metadata: ["keys-file": "\(config.keysFile)"])
+            logger.warning(
+                "no API keys are configured: every /api request will be refused",
+                metadata: ["keys-file": "\(config.keysFile)"])
         }
         keys = loaded
     } else {
@@ -42,7 +44,8 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
     let api = router.group("api").add(middleware: AuthMiddleware(keys: keys))
     ProcessRoutes(
         client: client, projection: projection,
-        parser: StartRequestParser(limits: ZipLimits(maxEntries: config.maxEntries, maxUnpackedBytes: config.maxUnpackedBytes)),
+        parser: StartRequestParser(
+            limits: ZipLimits(maxEntries: config.maxEntries, maxUnpackedBytes: config.maxUnpackedBytes)),
         maxBodyBytes: config.maxBodyBytes
     ).register(on: api)
 
@@ -52,6 +55,8 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
         server: .http1(configuration: .init(idleTimeout: .seconds(3600))),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "accord"),
         services: [feed],
-        onServerRunning: { _ in startupLogger.info("gateway listening", metadata: ["url": "http://\(config.host):\(config.port)"]) },
+        onServerRunning: { _ in
+            startupLogger.info("gateway listening", metadata: ["url": "http://\(config.host):\(config.port)"])
+        },
         logger: logger)
 }

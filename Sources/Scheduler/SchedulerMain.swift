@@ -14,7 +14,8 @@ struct SchedulerMain: AsyncParsableCommand {
     @Option(help: "Executor link URL (default ipc://<data>/run/executors.ipc).") var executors: String?
     @Option(help: "Seconds of executor silence before it is declared lost.") var executorLossTimeout = 10.0
     @Option(help: "Largest archive accepted, in bytes.") var maxPayloadBytes = 64 << 20
-    @Flag(inversion: .prefixedNo, help: "fsync before acknowledging (turn off only for throwaway tests).") var fsync = true
+    @Flag(inversion: .prefixedNo, help: "fsync before acknowledging (turn off only for throwaway tests).") var fsync =
+        true
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }

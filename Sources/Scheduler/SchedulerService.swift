@@ -2,8 +2,8 @@ import Events
 import Foundation
 import Logging
 import ServiceLifecycle
-import UnixSignals
 import Transport
+import UnixSignals
 
 /// Wires the Scheduler: log, payload store, core, and its three sockets; runs until SIGTERM/SIGINT.
 struct SchedulerService: Service {
@@ -17,7 +17,8 @@ struct SchedulerService: Service {
     static func build(_ config: SchedulerConfig) throws -> ServiceGroup {
         var logger = Logger(label: "accord.scheduler")
         logger.logLevel = .info
-        try FileManager.default.createDirectory(atPath: config.dataDirectory + "/run", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: config.dataDirectory + "/run", withIntermediateDirectories: true)
         let log = try FileEventLog(directory: config.dataDirectory + "/events", fsync: config.fsync)
         if log.recovery.truncatedBytes > 0 {
             logger.warning(
@@ -41,7 +42,10 @@ struct SchedulerService: Service {
         try executors.listen(config.executorsURL)
         logger.info(
             "scheduler listening",
-            metadata: ["commands": "\(config.commandsURL)", "events": "\(config.eventsURL)", "executors": "\(config.executorsURL)"])
+            metadata: [
+                "commands": "\(config.commandsURL)", "events": "\(config.eventsURL)",
+                "executors": "\(config.executorsURL)",
+            ])
         let service = SchedulerService(
             core: core, log: log, commands: commands, executors: executors, publisher: publisher, logger: logger)
         return ServiceGroup(

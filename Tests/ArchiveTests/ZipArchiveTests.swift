@@ -1,8 +1,8 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Archive
-import TestSupport
 
 @Suite struct ZipArchiveTests {
     private func hello() -> ZipBuilder {
@@ -25,11 +25,18 @@ import TestSupport
     @Test func readsStoredAndDeflatedEntries() throws {
         let archive = try ZipArchive(bytes: hello().build())
         #expect(archive.entries.map(\.path) == ["_main.json", "processes/main.yml"])
-        #expect(String(decoding: try archive.contents(of: archive.entry("_main.json")!), as: UTF8.self) == #"{"entryPoint": "main"}"#)
-        #expect(String(decoding: try archive.contents(of: archive.entry("processes/main.yml")!), as: UTF8.self) == "main:\n- log: hi\n")
+        #expect(
+            String(decoding: try archive.contents(of: archive.entry("_main.json")!), as: UTF8.self)
+                == #"{"entryPoint": "main"}"#)
+        #expect(
+            String(decoding: try archive.contents(of: archive.entry("processes/main.yml")!), as: UTF8.self)
+                == "main:\n- log: hi\n")
     }
 
-    @Test(arguments: [[UInt8](), Array("not a zip at all, just text".utf8), [0x50, 0x4B, 0x03, 0x04, 0x20], [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3]])
+    @Test(arguments: [
+        [UInt8](), Array("not a zip at all, just text".utf8), [0x50, 0x4B, 0x03, 0x04, 0x20],
+        [0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 0, 3],
+    ])
     func nonZipBodiesAreRefused(bytes: [UInt8]) {
         guard case .notZip = reason(bytes) else {
             Issue.record("expected notZip, got \(String(describing: reason(bytes)))")
@@ -37,7 +44,10 @@ import TestSupport
         }
     }
 
-    @Test(arguments: ["../evil.txt", "processes/../../evil.txt", "a/../../b", "/etc/passwd", "/processes/x.yml", "C:/windows/x", "..\\evil"])
+    @Test(arguments: [
+        "../evil.txt", "processes/../../evil.txt", "a/../../b", "/etc/passwd", "/processes/x.yml", "C:/windows/x",
+        "..\\evil",
+    ])
     func escapingOrAbsolutePathsAreRefused(name: String) {
         var zip = hello()
         zip.add(name, "evil")
@@ -73,7 +83,8 @@ import TestSupport
     /// A header that lies low: inflating stops at the declared size and refuses the entry.
     @Test func entriesLargerThanDeclaredAreRefused() {
         var zip = hello()
-        zip.entries.append(.init(name: "liar.bin", data: [UInt8](repeating: 7, count: 100_000), deflate: true, declaredSize: 10))
+        zip.entries.append(
+            .init(name: "liar.bin", data: [UInt8](repeating: 7, count: 100_000), deflate: true, declaredSize: 10))
         guard case .corrupt(let message) = reason(zip.build()), message.contains("more bytes") else {
             Issue.record("expected a corrupt entry, got \(String(describing: reason(zip.build())))")
             return

@@ -22,7 +22,8 @@ import Testing
             envelope.seq = 1
             try EventCodec.encode(envelope).write(to: URL(fileURLWithPath: "\(folder)/\(typeName).v1.json"))
         }
-        let url = try #require(Bundle.module.url(forResource: "\(typeName).v1", withExtension: "json", subdirectory: "Golden"))
+        let url = try #require(
+            Bundle.module.url(forResource: "\(typeName).v1", withExtension: "json", subdirectory: "Golden"))
         let decoded = try EventCodec.decode(try Data(contentsOf: url))
         var expected = try #require(everyEvent().first { $0.event.typeName == typeName })
         expected.seq = decoded.seq
@@ -31,9 +32,11 @@ import Testing
     }
 
     @Test func unknownTypeOrVersionIsAnError() {
-        let text = #"{"at":1,"data":{},"instanceId":"0d0a817d-4af8-496c-b6ef-3888ad2386ee","seq":1,"type":"InstanceCreated","version":99}"#
+        let text =
+            #"{"at":1,"data":{},"instanceId":"0d0a817d-4af8-496c-b6ef-3888ad2386ee","seq":1,"type":"InstanceCreated","version":99}"#
         #expect(throws: DecodingError.self) { try EventCodec.decode(Data(text.utf8)) }
-        let other = #"{"at":1,"data":{},"instanceId":"0d0a817d-4af8-496c-b6ef-3888ad2386ee","seq":1,"type":"NoSuchEvent","version":1}"#
+        let other =
+            #"{"at":1,"data":{},"instanceId":"0d0a817d-4af8-496c-b6ef-3888ad2386ee","seq":1,"type":"NoSuchEvent","version":1}"#
         #expect(throws: DecodingError.self) { try EventCodec.decode(Data(other.utf8)) }
     }
 

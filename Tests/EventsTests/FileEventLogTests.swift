@@ -5,7 +5,12 @@ import Testing
 
 @Suite struct FileEventLogTests {
     private func drafts(_ count: Int) -> [EventEnvelope] {
-        (0..<count).map { i in event(InstanceID(), .logAppended(LogAppended(lines: [LogLine(at: Timestamp(millis: Int64(i)), level: .info, text: "line \(i)")]))) }
+        (0..<count).map { i in
+            event(
+                InstanceID(),
+                .logAppended(
+                    LogAppended(lines: [LogLine(at: Timestamp(millis: Int64(i)), level: .info, text: "line \(i)")])))
+        }
     }
 
     @Test func appendsAreNumberedDurableAndReadBack() async throws {

@@ -20,7 +20,8 @@ func created(_ id: InstanceID = fixedID, at millis: Int64 = 1_764_380_000_000, k
         event: .instanceCreated(
             InstanceCreated(
                 entryPoint: "main", arguments: ["name": .string("world"), "n": .int(3)], timeoutMillis: 30_000,
-                out: ["result"], tags: ["demo"], payload: PayloadRef(digest: String(repeating: "ab", count: 32), size: 120),
+                out: ["result"], tags: ["demo"],
+                payload: PayloadRef(digest: String(repeating: "ab", count: 32), size: 120),
                 idempotencyKey: key, principal: "0011223344556677")))
 }
 
@@ -34,7 +35,12 @@ func everyEvent(_ id: InstanceID = fixedID) -> [EventEnvelope] {
         created(id),
         event(id, .instanceAssigned(InstanceAssigned(executorID: fixedExecutor, attempt: 1))),
         event(id, .instanceStarted(InstanceStarted(executorID: fixedExecutor))),
-        event(id, .logAppended(LogAppended(lines: [LogLine(at: Timestamp(millis: 1_764_380_000_200), level: .info, text: "Hello, world")]))),
+        event(
+            id,
+            .logAppended(
+                LogAppended(lines: [
+                    LogLine(at: Timestamp(millis: 1_764_380_000_200), level: .info, text: "Hello, world")
+                ]))),
         event(id, .instanceFinished(InstanceFinished(out: ["result": .int(42)]))),
         event(id, .instanceFailed(InstanceFailed(error: "boom", out: [:]))),
         event(id, .instanceCancelled(InstanceCancelled(reason: "stopped by a client"))),

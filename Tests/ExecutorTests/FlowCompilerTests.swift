@@ -55,7 +55,10 @@ func definitionError(_ yaml: String) -> String? {
             - end:
             """)
         let kinds = flows["main"]!.steps.map(\.kind.keyword)
-        #expect(kinds == ["expr", "expr", "log", "call", "call", "if", "switch", "try", "set", "task log", "script", "return"])
+        #expect(
+            kinds == [
+                "expr", "expr", "log", "call", "call", "if", "switch", "try", "set", "task log", "script", "return",
+            ])
         #expect(flows["main"]!.steps[2].location.line == 4)
         #expect(flows["main"]!.steps[2].location.column == 3)
     }

@@ -10,10 +10,14 @@ final class LogCollector: @unchecked Sendable {
 }
 
 /// Runs `entry` of the given flows; returns the log lines and the failure, if any.
-func run(_ yaml: String, entry: String = "main", arguments: [String: Value] = [:]) -> (log: [String], failure: FlowFailure?, interpreter: Interpreter) {
+func run(_ yaml: String, entry: String = "main", arguments: [String: Value] = [:]) -> (
+    log: [String], failure: FlowFailure?, interpreter: Interpreter
+) {
     let collector = LogCollector()
     let flows = (try? compile(yaml)) ?? [:]
-    let interpreter = Interpreter(flows: flows, variables: arguments, workDir: NSTemporaryDirectory()) { collector.lines.append($0.text) }
+    let interpreter = Interpreter(flows: flows, variables: arguments, workDir: NSTemporaryDirectory()) {
+        collector.lines.append($0.text)
+    }
     do {
         try interpreter.run(entry: entry)
         return (collector.lines, nil, interpreter)
@@ -62,7 +66,8 @@ func run(_ yaml: String, entry: String = "main", arguments: [String: Value] = [:
     }
 
     @Test func switchOnAValueWithDefault() {
-        let yaml = "main:\n- switch: ${color}\n  red:\n  - log: stop\n  green:\n  - log: go\n  default:\n  - log: wait\n"
+        let yaml =
+            "main:\n- switch: ${color}\n  red:\n  - log: stop\n  green:\n  - log: go\n  default:\n  - log: wait\n"
         #expect(run(yaml, arguments: ["color": .string("green")]).log == ["go"])
         #expect(run(yaml, arguments: ["color": .string("blue")]).log == ["wait"])
     }

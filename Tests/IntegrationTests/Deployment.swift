@@ -24,7 +24,8 @@ final class Deployment: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: data + "/logs", withIntermediateDirectories: true)
         try ("\(key)\n").write(toFile: data + "/keys", atomically: true, encoding: .utf8)
         port = Deployment.freePort()
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         bin = ProcessInfo.processInfo.environment["ACCORD_BIN"] ?? root.appendingPathComponent(".build/debug").path
     }
 
@@ -86,7 +87,8 @@ final class Deployment: @unchecked Sendable {
     // MARK: - HTTP
 
     func request(
-        _ method: String, _ path: String, body: [UInt8]? = nil, headers: [String: String] = [:], timeout: TimeInterval = 30
+        _ method: String, _ path: String, body: [UInt8]? = nil, headers: [String: String] = [:],
+        timeout: TimeInterval = 30
     ) async throws -> (Int, Data) {
         var request = URLRequest(url: URL(string: url + path)!)
         request.httpMethod = method
@@ -119,7 +121,9 @@ final class Deployment: @unchecked Sendable {
     func waitTerminal(_ id: String, timeout: Duration = .seconds(60)) async throws -> [String: Any] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let (status, data) = try? await request("GET", "/api/v1/process/\(id)/wait?timeout=5000", timeout: 15), status == 200 {
+            if let (status, data) = try? await request("GET", "/api/v1/process/\(id)/wait?timeout=5000", timeout: 15),
+                status == 200
+            {
                 return json(data)
             }
             try await Task.sleep(for: .milliseconds(50))
@@ -153,9 +157,15 @@ final class Deployment: @unchecked Sendable {
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The real binaries over real sockets. Serialized: each test owns a whole deployment, and the
 /// machine has two cores.
@@ -28,7 +28,8 @@ import TestSupport
         defer { deployment.stop() }
         try await deployment.startAll()
         for n in 0..<40 {
-            let id = try await deployment.startInstance(ZipBuilder.payload("main:\n- ${sleep.ms(20000)}\n"), idempotencyKey: n % 2 == 0 ? "ryw-\(n)" : nil)
+            let id = try await deployment.startInstance(
+                ZipBuilder.payload("main:\n- ${sleep.ms(20000)}\n"), idempotencyKey: n % 2 == 0 ? "ryw-\(n)" : nil)
             let (status, _) = try await deployment.request("GET", "/api/v1/process/\(id)")
             #expect(status == 200, "status right after the start answered \(status)")
             if n % 10 == 0 {
@@ -81,7 +82,9 @@ import TestSupport
             #expect(final["status"] as? String == "FINISHED", "\(id): \(final)")
         }
         let (_, listing) = try await deployment.request("GET", "/api/v2/process?limit=1000")
-        let listed = (try JSONSerialization.jsonObject(with: listing) as? [[String: Any]] ?? []).compactMap { $0["instanceId"] as? String }
+        let listed = (try JSONSerialization.jsonObject(with: listing) as? [[String: Any]] ?? []).compactMap {
+            $0["instanceId"] as? String
+        }
         #expect(Set(listed) == ids, "the listing must hold exactly one instance per key")
     }
 
@@ -123,7 +126,10 @@ import TestSupport
         try await deployment.waitForStatus(id, "RUNNING")
         var pid: Int32 = 0
         for _ in 0..<100 where pid == 0 {
-            pid = Int32((try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+            pid =
+                Int32(
+                    (try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(
+                        in: .whitespacesAndNewlines) ?? "") ?? 0
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(pid > 0)

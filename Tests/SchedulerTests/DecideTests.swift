@@ -27,7 +27,11 @@ import Testing
 
     func started(_ state: inout SchedulerState, key: String? = nil, request: String = "r1") -> InstanceID {
         let id = InstanceID()
-        given([Decide.decide(.start(start(request: request, key: key), payload: payload, newID: id), state: state, now: now)], to: &state)
+        given(
+            [
+                Decide.decide(
+                    .start(start(request: request, key: key), payload: payload, newID: id), state: state, now: now)
+            ], to: &state)
         return id
     }
 
@@ -43,25 +47,31 @@ import Testing
     @Test func sameIdempotencyKeyAnswersTheFirstInstance() {
         var state = SchedulerState()
         let first = started(&state, key: "k")
-        let again = Decide.decide(.start(start(request: "r2", key: "k"), payload: payload, newID: InstanceID()), state: state, now: now)
+        let again = Decide.decide(
+            .start(start(request: "r2", key: "k"), payload: payload, newID: InstanceID()), state: state, now: now)
         #expect(again.events.isEmpty)
         #expect(again.actions == [.replyStarted(first, created: false)])
         let otherPrincipal = Decide.decide(
-            .start(start(request: "r3", key: "k", principal: "q"), payload: payload, newID: InstanceID()), state: state, now: now)
+            .start(start(request: "r3", key: "k", principal: "q"), payload: payload, newID: InstanceID()), state: state,
+            now: now)
         #expect(otherPrincipal.events.count == 1, "idempotency keys are scoped by API key")
     }
 
     @Test func aRedeliveredRequestIsNotStartedTwice() {
         var state = SchedulerState()
         let first = started(&state, request: "same")
-        let again = Decide.decide(.start(start(request: "same"), payload: payload, newID: InstanceID()), state: state, now: now)
+        let again = Decide.decide(
+            .start(start(request: "same"), payload: payload, newID: InstanceID()), state: state, now: now)
         #expect(again.events.isEmpty)
         #expect(again.actions == [.replyStarted(first, created: false)])
     }
 
     @Test func cancelOutcomes() {
         var state = SchedulerState()
-        #expect(Decide.decide(.cancel(InstanceID(), RequestID("x")), state: state, now: now).actions == [.replyCancelled(.unknown)])
+        #expect(
+            Decide.decide(.cancel(InstanceID(), RequestID("x")), state: state, now: now).actions == [
+                .replyCancelled(.unknown)
+            ])
         let id = started(&state)
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
         let cancel = Decide.decide(.cancel(id, RequestID("x")), state: state, now: now)
@@ -79,7 +89,9 @@ import Testing
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
         #expect(state.instances[id]?.status == .starting)
         for (seq, kind) in [(1, ReportKind.started), (2, .log(lines: [])), (3, .finished(out: ["x": .int(1)]))] {
-            let decision = Decide.decide(.report(executor, Report(seq: UInt64(seq), instanceID: id, kind: kind, at: now)), state: state, now: now)
+            let decision = Decide.decide(
+                .report(executor, Report(seq: UInt64(seq), instanceID: id, kind: kind, at: now)), state: state, now: now
+            )
             #expect(decision.events.count == 1)
             #expect(decision.events.first?.origin == ReportOrigin(executor: executor, seq: UInt64(seq)))
             given([decision], to: &state)
@@ -102,15 +114,26 @@ import Testing
         var state = SchedulerState()
         let id = started(&state)
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
-        given([Decide.decide(.report(executor, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)], to: &state)
+        given(
+            [
+                Decide.decide(
+                    .report(executor, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)
+            ], to: &state)
         var cancelFirst = state
         given([Decide.decide(.cancel(id, RequestID("x")), state: cancelFirst, now: now)], to: &cancelFirst)
-        let late = Decide.decide(.report(executor, Report(seq: 2, instanceID: id, kind: .finished(out: [:]), at: now)), state: cancelFirst, now: now)
+        let late = Decide.decide(
+            .report(executor, Report(seq: 2, instanceID: id, kind: .finished(out: [:]), at: now)), state: cancelFirst,
+            now: now)
         #expect(late.events.isEmpty)
         #expect(cancelFirst.instances[id]?.status == .cancelled)
 
         var finishFirst = state
-        given([Decide.decide(.report(executor, Report(seq: 2, instanceID: id, kind: .finished(out: [:]), at: now)), state: finishFirst, now: now)], to: &finishFirst)
+        given(
+            [
+                Decide.decide(
+                    .report(executor, Report(seq: 2, instanceID: id, kind: .finished(out: [:]), at: now)),
+                    state: finishFirst, now: now)
+            ], to: &finishFirst)
         let lateCancel = Decide.decide(.cancel(id, RequestID("x")), state: finishFirst, now: now)
         #expect(lateCancel.events.isEmpty)
         #expect(lateCancel.actions == [.replyCancelled(.alreadyTerminal)])
@@ -121,7 +144,8 @@ import Testing
         let id = started(&state)
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
         let stranger = ExecutorID("e/2")
-        let decision = Decide.decide(.report(stranger, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)
+        let decision = Decide.decide(
+            .report(stranger, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)
         #expect(decision.events.isEmpty)
         #expect(decision.actions == [.killOnExecutor(id, stranger)])
     }
@@ -130,11 +154,19 @@ import Testing
         var state = SchedulerState()
         let id = started(&state)
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
-        #expect(Decide.decide(.executorLost(id, executor, reason: "gone"), state: state, now: now).events.isEmpty, "STARTING is re-dispatched, not failed")
-        given([Decide.decide(.report(executor, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)], to: &state)
+        #expect(
+            Decide.decide(.executorLost(id, executor, reason: "gone"), state: state, now: now).events.isEmpty,
+            "STARTING is re-dispatched, not failed")
+        given(
+            [
+                Decide.decide(
+                    .report(executor, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)
+            ], to: &state)
         let lost = Decide.decide(.executorLost(id, executor, reason: "gone"), state: state, now: now)
         #expect(lost.events.last?.event.status == .failed)
-        if case .instanceFailed(let failed) = lost.events.last?.event { #expect(failed.error.contains("executor lost")) }
+        if case .instanceFailed(let failed) = lost.events.last?.event {
+            #expect(failed.error.contains("executor lost"))
+        }
         let timeout = Decide.decide(.timeOut(id), state: state, now: now)
         #expect(timeout.events.last?.event.status == .timedOut)
         #expect(timeout.actions == [.killOnExecutor(id, executor)])
@@ -171,12 +203,16 @@ import Testing
         for n in 0..<6 {
             let id = InstanceID()
             ids.append(id)
-            record(Decide.decide(.start(start(request: "r\(n)", key: "k\(n)"), payload: payload, newID: id), state: state, now: now))
+            record(
+                Decide.decide(
+                    .start(start(request: "r\(n)", key: "k\(n)"), payload: payload, newID: id), state: state, now: now))
         }
         record(Decide.decide(.assign(ids[0], executor), state: state, now: now))
         record(Decide.decide(.assign(ids[1], executor), state: state, now: now))
         record(Decide.decide(.cancel(ids[2], RequestID("c")), state: state, now: now))
-        record(Decide.decide(.report(executor, Report(seq: 1, instanceID: ids[0], kind: .started, at: now)), state: state, now: now))
+        record(
+            Decide.decide(
+                .report(executor, Report(seq: 1, instanceID: ids[0], kind: .started, at: now)), state: state, now: now))
         var rebuilt = SchedulerState()
         log.forEach { rebuilt.apply($0) }
         #expect(rebuilt.instances == state.instances)

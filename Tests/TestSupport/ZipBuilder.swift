@@ -44,7 +44,9 @@ public struct ZipBuilder {
 
     public static func deflate(_ data: [UInt8]) -> [UInt8] {
         var stream = z_stream()
-        deflateInit2_(&stream, 9, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size))
+        deflateInit2_(
+            &stream, 9, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size)
+        )
         defer { deflateEnd(&stream) }
         var input = data
         var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(data.count))) + 16)
@@ -74,7 +76,8 @@ public struct ZipBuilder {
             out += le32(0x0403_4B50) + le16(20) + le16(e.flags) + le16(method) + le16(0) + le16(0x5021)
             out += le32(crc) + le32(UInt32(compressed.count)) + le32(size) + le16(UInt16(name.count)) + le16(0)
             out += name + compressed
-            central += le32(0x0201_4B50) + le16(3 << 8 | 20) + le16(20) + le16(e.flags) + le16(method) + le16(0) + le16(0x5021)
+            central +=
+                le32(0x0201_4B50) + le16(3 << 8 | 20) + le16(20) + le16(e.flags) + le16(method) + le16(0) + le16(0x5021)
             central += le32(crc) + le32(UInt32(compressed.count)) + le32(size) + le16(UInt16(name.count))
             central += le16(0) + le16(0) + le16(0) + le16(0) + le32(e.unixMode << 16) + le32(offset) + name
         }

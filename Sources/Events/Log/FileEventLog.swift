@@ -270,7 +270,8 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             }
             guard envelope.seq == firstSeq + UInt64(offsets.count) else {
                 throw EventLogError(
-                    "\(path) at byte \(position): sequence \(envelope.seq), expected \(firstSeq + UInt64(offsets.count))")
+                    "\(path) at byte \(position): sequence \(envelope.seq), expected \(firstSeq + UInt64(offsets.count))"
+                )
             }
             offsets.append(UInt64(position))
             position += 8 + length
@@ -386,7 +387,9 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         stats.withLock {
             $0.syncs += 1
             $0.events += count
-            $0.syncNanos += UInt64(elapsed.components.attoseconds / 1_000_000_000) + UInt64(elapsed.components.seconds) * 1_000_000_000
+            $0.syncNanos +=
+                UInt64(elapsed.components.attoseconds / 1_000_000_000) + UInt64(elapsed.components.seconds)
+                * 1_000_000_000
         }
         if let hook = commitHook.withLock({ $0 }) { hook(batch.flatMap(\.envelopes)) }
         for item in batch { item.promise.fulfill(.success(())) }

@@ -81,7 +81,9 @@ package struct Dispatch: Sendable, Codable, Hashable {
     /// `_main.json`'s `out`.
     package var out: [String]
 
-    package init(instanceID: InstanceID, attempt: Int, entryPoint: String?, arguments: [String: JSONValue], out: [String]) {
+    package init(
+        instanceID: InstanceID, attempt: Int, entryPoint: String?, arguments: [String: JSONValue], out: [String]
+    ) {
         self.instanceID = instanceID
         self.attempt = attempt
         self.entryPoint = entryPoint

@@ -73,7 +73,8 @@ package struct SchedulerStats: Sendable, Codable {
     /// Registered executors.
     package var executors: Int
 
-    package init(head: UInt64, appendedEvents: Int, fsyncs: Int, fsyncSeconds: Double, queueDepth: Int, executors: Int) {
+    package init(head: UInt64, appendedEvents: Int, fsyncs: Int, fsyncSeconds: Double, queueDepth: Int, executors: Int)
+    {
         self.head = head
         self.appendedEvents = appendedEvents
         self.fsyncs = fsyncs

@@ -16,7 +16,10 @@ enum Methods {
 
     private static func arity(_ name: String, _ args: [Value], _ counts: Int...) throws {
         guard counts.contains(args.count) else {
-            throw ExpressionError(message: "'\(name)' takes \(counts.map(String.init).joined(separator: " or ")) argument(s), got \(args.count)")
+            throw ExpressionError(
+                message:
+                    "'\(name)' takes \(counts.map(String.init).joined(separator: " or ")) argument(s), got \(args.count)"
+            )
         }
     }
 
@@ -69,7 +72,8 @@ enum Methods {
             let start = try int(args[0], name)
             let end = args.count == 2 ? try int(args[1], name) : chars.count
             guard start >= 0, end <= chars.count, start <= end else {
-                throw ExpressionError(message: "substring(\(start), \(end)) is out of range for a string of \(chars.count)")
+                throw ExpressionError(
+                    message: "substring(\(start), \(end)) is out of range for a string of \(chars.count)")
             }
             return .string(String(chars[start..<end]))
         case "replace":

@@ -285,7 +285,9 @@ struct ExpressionParser {
                 i = j
             } else if c.isLetter || c == "_" || c == "$" {
                 var j = i
-                while j < chars.count, chars[j].isLetter || chars[j].isNumber || chars[j] == "_" || chars[j] == "$" { j += 1 }
+                while j < chars.count, chars[j].isLetter || chars[j].isNumber || chars[j] == "_" || chars[j] == "$" {
+                    j += 1
+                }
                 tokens.append((.identifier(String(chars[i..<j])), column))
                 i = j
             } else if i + 1 < chars.count, symbols2.contains(String(chars[i...(i + 1)])) {

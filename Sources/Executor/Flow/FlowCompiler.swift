@@ -6,14 +6,16 @@ enum FlowCompiler {
     /// Compiles every flow of one file into `flows`; a flow name defined twice is an error.
     static func add(_ root: YAMLNode, to flows: inout [String: Flow]) throws(FlowDefinitionError) {
         guard case .mapping(let pairs, _) = root else {
-            throw FlowDefinitionError(location: root.location, reason: "a flow file must be a mapping of flow names to lists of steps")
+            throw FlowDefinitionError(
+                location: root.location, reason: "a flow file must be a mapping of flow names to lists of steps")
         }
         for (key, value) in pairs {
             guard let name = key.text else {
                 throw FlowDefinitionError(location: key.location, reason: "a flow name must be a string")
             }
             if let existing = flows[name] {
-                throw FlowDefinitionError(location: key.location, reason: "flow '\(name)' is defined twice (first at \(existing.location))")
+                throw FlowDefinitionError(
+                    location: key.location, reason: "flow '\(name)' is defined twice (first at \(existing.location))")
             }
             flows[name] = Flow(name: name, steps: try steps(value, what: "flow '\(name)'"), location: key.location)
         }
@@ -81,9 +83,12 @@ enum FlowCompiler {
         let kind: StepKind
         if let node = fields["expr"] {
             try allow("expr", ["out", "error"])
-            guard let text = node.text else { throw FlowDefinitionError(location: node.location, reason: "'expr' must be a string") }
+            guard let text = node.text else {
+                throw FlowDefinitionError(location: node.location, reason: "'expr' must be a string")
+            }
             kind = .expr(
-                try template(text, node.location), out: try fields["out"].map { n throws(FlowDefinitionError) in try string(n, "out") },
+                try template(text, node.location),
+                out: try fields["out"].map { n throws(FlowDefinitionError) in try string(n, "out") },
                 error: try optionalSteps("error"))
         } else if let node = fields["call"] {
             try allow("call", ["in", "out", "withItems", "error"])
@@ -94,12 +99,15 @@ enum FlowCompiler {
                 case .sequence(let items, _):
                     for item in items { out.append(try string(item, "out")) }
                 case .mapping:
-                    throw FlowDefinitionError(location: outNode.location, reason: "'out' must be a name or a list of names")
+                    throw FlowDefinitionError(
+                        location: outNode.location, reason: "'out' must be a name or a list of names")
                 }
             }
             kind = .call(
-                try value(node), input: try fields["in"].map { n throws(FlowDefinitionError) in try value(n) }, out: out,
-                withItems: try fields["withItems"].map { n throws(FlowDefinitionError) in try value(n) }, error: try optionalSteps("error"))
+                try value(node), input: try fields["in"].map { n throws(FlowDefinitionError) in try value(n) },
+                out: out,
+                withItems: try fields["withItems"].map { n throws(FlowDefinitionError) in try value(n) },
+                error: try optionalSteps("error"))
         } else if let node = fields["if"] {
             try allow("if", ["then", "else"])
             guard let then = try optionalSteps("then") else {
@@ -112,7 +120,8 @@ enum FlowCompiler {
                 var compiled: [(condition: Value, steps: [Step])] = []
                 for branch in branches {
                     guard case .mapping(let branchPairs, let branchLocation) = branch else {
-                        throw FlowDefinitionError(location: branch.location, reason: "a switch branch must have 'expr' and 'steps'")
+                        throw FlowDefinitionError(
+                            location: branch.location, reason: "a switch branch must have 'expr' and 'steps'")
                     }
                     var condition: Value?
                     var body: [Step]?
@@ -121,11 +130,13 @@ enum FlowCompiler {
                         case "expr": condition = try self.value(value)
                         case "steps": body = try steps(value, what: "a switch branch")
                         default:
-                            throw FlowDefinitionError(location: key.location, reason: "unknown key '\(key.text ?? "?")' in a switch branch")
+                            throw FlowDefinitionError(
+                                location: key.location, reason: "unknown key '\(key.text ?? "?")' in a switch branch")
                         }
                     }
                     guard let condition, let body else {
-                        throw FlowDefinitionError(location: branchLocation, reason: "a switch branch must have 'expr' and 'steps'")
+                        throw FlowDefinitionError(
+                            location: branchLocation, reason: "a switch branch must have 'expr' and 'steps'")
                     }
                     compiled.append((condition, body))
                 }
@@ -149,7 +160,8 @@ enum FlowCompiler {
                 }
                 for item in items {
                     guard case .mapping(let handlerPairs, let handlerLocation) = item else {
-                        throw FlowDefinitionError(location: item.location, reason: "an error handler must be a mapping with 'call'")
+                        throw FlowDefinitionError(
+                            location: item.location, reason: "an error handler must be a mapping with 'call'")
                     }
                     var ref: String?
                     var call: Value?
@@ -160,7 +172,8 @@ enum FlowCompiler {
                         case "call": call = try self.value(value)
                         case "in": input = try self.value(value)
                         default:
-                            throw FlowDefinitionError(location: key.location, reason: "unknown key '\(key.text ?? "?")' in an error handler")
+                            throw FlowDefinitionError(
+                                location: key.location, reason: "unknown key '\(key.text ?? "?")' in an error handler")
                         }
                     }
                     guard let call else {
@@ -209,7 +222,9 @@ enum FlowCompiler {
             kind = .log(try value(node))
         } else if let name = order.first(where: { shortTasks.contains($0) }) {
             try allow(name, ["out"])
-            kind = .task(name, input: try value(fields[name]!), out: try fields["out"].map { n throws(FlowDefinitionError) in try string(n, "out") })
+            kind = .task(
+                name, input: try value(fields[name]!),
+                out: try fields["out"].map { n throws(FlowDefinitionError) in try string(n, "out") })
         } else {
             let key = order.first ?? "?"
             throw FlowDefinitionError(location: fields[key]?.location ?? location, reason: "unknown step '\(key)'")
@@ -219,7 +234,8 @@ enum FlowCompiler {
 
     private static func retryPolicy(_ node: YAMLNode) throws(FlowDefinitionError) -> RetryPolicy {
         guard case .mapping(let pairs, _) = node else {
-            throw FlowDefinitionError(location: node.location, reason: "'retry' must be a mapping with 'times' and 'delay'")
+            throw FlowDefinitionError(
+                location: node.location, reason: "'retry' must be a mapping with 'times' and 'delay'")
         }
         var times: Value = .int(1)
         var delay: Value = .int(0)
@@ -227,14 +243,17 @@ enum FlowCompiler {
             switch key.text {
             case "times": times = try self.value(value)
             case "delay": delay = try self.value(value)
-            default: throw FlowDefinitionError(location: key.location, reason: "unknown key '\(key.text ?? "?")' in 'retry'")
+            default:
+                throw FlowDefinitionError(location: key.location, reason: "unknown key '\(key.text ?? "?")' in 'retry'")
             }
         }
         return RetryPolicy(times: times, delayMillis: delay)
     }
 
     private static func isNull(_ node: YAMLNode) -> Bool {
-        if case .scalar(let text, let quoted, _) = node, !quoted, ["", "~", "null", "Null", "NULL"].contains(text) { return true }
+        if case .scalar(let text, let quoted, _) = node, !quoted, ["", "~", "null", "Null", "NULL"].contains(text) {
+            return true
+        }
         return false
     }
 

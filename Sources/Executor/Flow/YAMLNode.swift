@@ -44,7 +44,8 @@ enum YAMLLoader {
     static func load(_ text: String, file: String) throws(YAMLError) -> YAMLNode? {
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
-            throw YAMLError(location: SourceLocation(file: file, line: 1, column: 1), reason: "the YAML parser could not start")
+            throw YAMLError(
+                location: SourceLocation(file: file, line: 1, column: 1), reason: "the YAML parser could not start")
         }
         defer { yaml_parser_delete(&parser) }
         let bytes = Array(text.utf8)

@@ -12,7 +12,8 @@ enum BuiltinTasks {
             guard let message = arguments.last, arguments.count <= 2 else {
                 throw FlowFailure(message: "log.\(method) takes a message, optionally after a logger name")
             }
-            let level: LogLevel = method == "info" ? .info : method == "warn" ? .warn : method == "error" ? .error : .debug
+            let level: LogLevel =
+                method == "info" ? .info : method == "warn" ? .warn : method == "error" ? .error : .debug
             interpreter.log(level, message.interpolated)
             return .null
         case ("sleep", "ms"):
@@ -34,7 +35,9 @@ enum BuiltinTasks {
             guard arguments.count == 1 else { throw FlowFailure(message: "execution.getVariable takes a name") }
             return interpreter.variable(arguments[0].interpolated) ?? .null
         case ("execution", "setVariable"):
-            guard arguments.count == 2 else { throw FlowFailure(message: "execution.setVariable takes a name and a value") }
+            guard arguments.count == 2 else {
+                throw FlowFailure(message: "execution.setVariable takes a name and a value")
+            }
             interpreter.assign(arguments[0].interpolated, arguments[1])
             return .null
         case ("execution", "hasVariable"):

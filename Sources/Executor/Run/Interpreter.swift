@@ -105,13 +105,16 @@ final class Interpreter: EvaluationContext {
     func callFlow(named name: String, at location: SourceLocation?) throws {
         guard let flow = flows[name] else {
             let known = flows.keys.sorted().prefix(20).joined(separator: ", ")
-            throw FlowFailure(message: "flow '\(name)' is not defined (defined flows: \(known.isEmpty ? "none" : known))", location: location, step: "call")
+            throw FlowFailure(
+                message: "flow '\(name)' is not defined (defined flows: \(known.isEmpty ? "none" : known))",
+                location: location, step: "call")
         }
         depth += 1
         defer { depth -= 1 }
         guard depth <= Interpreter.maxDepth else {
             throw FlowFailure(
-                message: "calls nest deeper than \(Interpreter.maxDepth) flows (is '\(name)' calling itself without end?)",
+                message:
+                    "calls nest deeper than \(Interpreter.maxDepth) flows (is '\(name)' calling itself without end?)",
                 location: location, step: "call")
         }
         do {
@@ -136,7 +139,10 @@ final class Interpreter: EvaluationContext {
             } catch let failure as FlowFailure {
                 guard attempt < times else { throw failure }
                 attempt += 1
-                log(.warn, "step '\(step.displayName)' at \(step.location) failed (\(failure.message)); retry \(attempt) of \(times) in \(delay) ms")
+                log(
+                    .warn,
+                    "step '\(step.displayName)' at \(step.location) failed (\(failure.message)); retry \(attempt) of \(times) in \(delay) ms"
+                )
                 if delay > 0 { Thread.sleep(forTimeInterval: Double(delay) / 1000) }
                 delay *= 2
             }

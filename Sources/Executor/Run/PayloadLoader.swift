@@ -29,7 +29,9 @@ struct PayloadLoader {
             for relative in files.sorted() {
                 let display = folder + "/" + relative
                 guard let data = fm.contents(atPath: base + "/" + relative) else { continue }
-                guard let root = try YAMLLoader.load(String(decoding: data, as: UTF8.self), file: display) else { continue }
+                guard let root = try YAMLLoader.load(String(decoding: data, as: UTF8.self), file: display) else {
+                    continue
+                }
                 try FlowCompiler.add(root, to: &flows)
             }
         }

@@ -22,7 +22,9 @@ enum Runner {
         guard let data = FileManager.default.contents(atPath: requestPath),
             let request = try? JSONDecoder().decode(RunnerRequest.self, from: data)
         else {
-            fail("the runner could not read its request", log: ["the runner could not read its request at \(requestPath)"])
+            fail(
+                "the runner could not read its request",
+                log: ["the runner could not read its request at \(requestPath)"])
             return 1
         }
 
@@ -58,7 +60,9 @@ enum Runner {
 
     /// Arguments (request over `concord.yml`, merged deeply), `${...}` argument values evaluated
     /// against the other arguments, then the built-in variables.
-    private static func prepareVariables(_ request: RunnerRequest, _ loader: PayloadLoader, _ interpreter: Interpreter) throws {
+    private static func prepareVariables(_ request: RunnerRequest, _ loader: PayloadLoader, _ interpreter: Interpreter)
+        throws
+    {
         var requested = OrderedMap()
         for key in request.arguments.keys.sorted() { requested[key] = Value(json: request.arguments[key]!) }
         let merged = PayloadLoader.merge(loader.defaultArguments, .map(requested))

@@ -27,7 +27,8 @@ actor ExecutorCore {
 
     /// What this executor tells the Scheduler when it (re)registers.
     func registration() async -> ExecutorRegistration {
-        ExecutorRegistration(executorID: id, address: config.listenURL, capacity: config.capacity, running: await knownInstances())
+        ExecutorRegistration(
+            executorID: id, address: config.listenURL, capacity: config.capacity, running: await knownInstances())
     }
 
     /// Running, preparing, and anything with unacknowledged reports.
@@ -87,7 +88,8 @@ actor ExecutorCore {
             preparing.remove(id)
             logger.error("instance could not start", metadata: ["instance.id": "\(id)", "error": "\(error)"])
             await reporter.report(id, .started)
-            await reporter.report(id, .log(lines: [LogLine(at: .now(), level: .error, text: "the instance could not start: \(error)")]))
+            await reporter.report(
+                id, .log(lines: [LogLine(at: .now(), level: .error, text: "the instance could not start: \(error)")]))
             await reporter.report(id, .failed(error: "the instance could not start: \(error)", out: [:]))
             cleanUp(id, instanceDir)
         }

@@ -27,9 +27,13 @@ struct ExecutorService: Service {
         let commands = try NNGSocket(.rep, maxMessageBytes: config.zipLimits.maxUnpackedBytes + (1 << 20))
         try commands.listen(config.listenURL)
         let core = try ExecutorCore(id: id, config: config, schedulerSocket: scheduler, logger: logger)
-        logger.info("executor listening", metadata: ["executor.id": "\(id)", "address": "\(config.listenURL)", "capacity": "\(config.capacity)"])
-        let service = ExecutorService(core: core, commands: commands, scheduler: scheduler, config: config, logger: logger)
-        return ServiceGroup(configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        logger.info(
+            "executor listening",
+            metadata: ["executor.id": "\(id)", "address": "\(config.listenURL)", "capacity": "\(config.capacity)"])
+        let service = ExecutorService(
+            core: core, commands: commands, scheduler: scheduler, config: config, logger: logger)
+        return ServiceGroup(
+            configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     }
 
     func run() async throws {

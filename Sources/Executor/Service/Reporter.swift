@@ -52,7 +52,9 @@ actor Reporter {
             do {
                 let reply = try await send(.register(registration))
                 if case .ack = reply {
-                    if !registered { logger.info("registered with the scheduler", metadata: ["executor.id": "\(executorID)"]) }
+                    if !registered {
+                        logger.info("registered with the scheduler", metadata: ["executor.id": "\(executorID)"])
+                    }
                     registered = true
                     return
                 }
@@ -97,7 +99,8 @@ actor Reporter {
                     pending = inFlight + pending
                     inFlight = []
                 case .unavailable(let message):
-                    logger.warning("the scheduler could not record reports; retrying", metadata: ["reason": "\(message)"])
+                    logger.warning(
+                        "the scheduler could not record reports; retrying", metadata: ["reason": "\(message)"])
                     pending = inFlight + pending
                     inFlight = []
                     try? await Task.sleep(for: .milliseconds(200))

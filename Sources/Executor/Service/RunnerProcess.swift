@@ -41,7 +41,9 @@ final class RunnerProcess: Sendable {
                 onData: { [weak self] bytes in self?.consume(bytes, stdout: isStdout) },
                 onClose: { [weak self] in self?.streamClosed(stdout: isStdout) })
             NIOPipeBootstrap(group: group)
-                .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) } }
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
+                }
                 .takingOwnershipOfDescriptor(input: fd)
                 .whenFailure { [weak self] _ in
                     close(fd)
@@ -93,7 +95,9 @@ final class RunnerProcess: Sendable {
             defer { if !stdout { state.stderrBuffer = [] } }
             return stdout ? [] : state.stderrBuffer
         }
-        if !leftover.isEmpty { onLog([LogLine(at: .now(), level: .error, text: String(decoding: leftover, as: UTF8.self))]) }
+        if !leftover.isEmpty {
+            onLog([LogLine(at: .now(), level: .error, text: String(decoding: leftover, as: UTF8.self))])
+        }
         finishIfDone()
     }
 

@@ -16,7 +16,8 @@ struct SpawnedChild {
         var input: [Int32] = [0, 0]
         var output: [Int32] = [0, 0]
         var errors: [Int32] = [0, 0]
-        guard accord_pipe_cloexec(&input) == 0, accord_pipe_cloexec(&output) == 0, accord_pipe_cloexec(&errors) == 0 else {
+        guard accord_pipe_cloexec(&input) == 0, accord_pipe_cloexec(&output) == 0, accord_pipe_cloexec(&errors) == 0
+        else {
             throw SpawnError("cannot create pipes: \(String(cString: strerror(errno)))")
         }
         var actions = posix_spawn_file_actions_t()
@@ -29,7 +30,8 @@ struct SpawnedChild {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(
+            &attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         posix_spawnattr_setpgroup(&attributes, 0)
         var noSignals = sigset_t()
         sigemptyset(&noSignals)

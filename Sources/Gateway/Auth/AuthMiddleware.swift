@@ -13,7 +13,9 @@ struct AuthMiddleware: RouterMiddleware {
         guard var value = request.headers[.authorization]?.trimmingCharacters(in: .whitespaces), !value.isEmpty else {
             throw APIError(.unauthorized, "this endpoint needs an API key in the Authorization header")
         }
-        if value.lowercased().hasPrefix("bearer ") { value = String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
+        if value.lowercased().hasPrefix("bearer ") {
+            value = String(value.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        }
         guard !value.isEmpty, let principal = keys.authenticate(value) else {
             throw APIError(.unauthorized, "the API key is not valid; pass a configured key in the Authorization header")
         }

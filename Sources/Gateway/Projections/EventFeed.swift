@@ -12,7 +12,8 @@ struct EventFeed: Service {
     let logger: Logger
 
     func run() async throws {
-        let (stream, continuation) = AsyncStream.makeStream(of: CommittedEvents.self, bufferingPolicy: .bufferingNewest(4096))
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: CommittedEvents.self, bufferingPolicy: .bufferingNewest(4096))
         let receiver = Task {
             while !Task.isCancelled {
                 do {

@@ -28,7 +28,8 @@ final class GatewayProjection: Sendable {
             guard envelope.seq == current + 1 else { return false }
             if case .logAppended(let appended) = envelope.event { logs.append(envelope.instanceID, appended.lines) }
             let woken = state.withLock { state -> (InstanceView, [CheckedContinuation<InstanceView?, Never>])? in
-                guard case .terminal(let id) = state.projection.apply(envelope), let view = state.projection.instances[id]
+                guard case .terminal(let id) = state.projection.apply(envelope),
+                    let view = state.projection.instances[id]
                 else { return nil }
                 let waiters = state.waiters.removeValue(forKey: id) ?? [:]
                 return (view, Array(waiters.values))

@@ -16,12 +16,15 @@ struct MetricsRoute: Sendable {
 
     private func gauge(_ name: String, _ unit: String, _ help: String, _ labels: [(String, String)] = []) -> Gauge {
         registry.makeGauge(
-            descriptor: MetricNameDescriptor(namespace: "accord", metricName: name, unitName: unit, helpText: help), labels: labels)
+            descriptor: MetricNameDescriptor(namespace: "accord", metricName: name, unitName: unit, helpText: help),
+            labels: labels)
     }
 
     private func render() async -> Response {
         var counts: [InstanceStatus: Int] = [:]
-        for view in projection.list(status: nil, tag: nil, limit: .max, offset: 0) { counts[view.status, default: 0] += 1 }
+        for view in projection.list(status: nil, tag: nil, limit: .max, offset: 0) {
+            counts[view.status, default: 0] += 1
+        }
         for status in InstanceStatus.allCases {
             gauge("instances", "count", "Instances by status, as this gateway sees them", [("status", status.rawValue)])
                 .set(Double(counts[status] ?? 0))
@@ -31,9 +34,12 @@ struct MetricsRoute: Sendable {
             gauge("queue", "depth", "Instances waiting for an executor").set(Double(stats.queueDepth))
             gauge("executors", "count", "Registered executors").set(Double(stats.executors))
             gauge("eventlog", "head", "Durable head of the event log").set(Double(stats.head))
-            gauge("eventlog_appended", "events", "Events made durable since the scheduler started").set(Double(stats.appendedEvents))
-            gauge("eventlog", "fsyncs", "fsyncs since the scheduler started (one per group commit)").set(Double(stats.fsyncs))
-            gauge("eventlog_fsync", "seconds", "Time spent in fsync since the scheduler started").set(stats.fsyncSeconds)
+            gauge("eventlog_appended", "events", "Events made durable since the scheduler started").set(
+                Double(stats.appendedEvents))
+            gauge("eventlog", "fsyncs", "fsyncs since the scheduler started (one per group commit)").set(
+                Double(stats.fsyncs))
+            gauge("eventlog_fsync", "seconds", "Time spent in fsync since the scheduler started").set(
+                stats.fsyncSeconds)
             gauge("scheduler", "up", "1 when the scheduler answered this scrape").set(1.0)
         } else {
             gauge("scheduler", "up", "1 when the scheduler answered this scrape").set(0.0)

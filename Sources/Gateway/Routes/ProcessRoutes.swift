@@ -28,7 +28,9 @@ struct ProcessRoutes: Sendable {
         let mediaType = request.headers[.contentType]?.split(separator: ";").first?
             .trimmingCharacters(in: .whitespaces).lowercased()
         if let mediaType, mediaType != "application/octet-stream", mediaType != "application/zip" {
-            throw APIError(.unsupportedMediaType, "send the ZIP archive as application/octet-stream (or application/zip), not \(mediaType)")
+            throw APIError(
+                .unsupportedMediaType,
+                "send the ZIP archive as application/octet-stream (or application/zip), not \(mediaType)")
         }
         var request = request
         let buffer = try await request.collectBody(upTo: maxBodyBytes)
@@ -60,7 +62,9 @@ struct ProcessRoutes: Sendable {
 
     private func instanceID(_ context: AccordRequestContext) throws -> InstanceID {
         let raw = context.parameters.get("id") ?? ""
-        guard let id = InstanceID(raw) else { throw APIError(.notFound, "no process instance '\(raw)' (ids are UUIDs)") }
+        guard let id = InstanceID(raw) else {
+            throw APIError(.notFound, "no process instance '\(raw)' (ids are UUIDs)")
+        }
         return id
     }
 
@@ -83,7 +87,9 @@ struct ProcessRoutes: Sendable {
             group.cancelAll()
             return first
         }
-        guard ready else { throw APIError(.serviceUnavailable, "the gateway is still catching up with the event log; retry shortly") }
+        guard ready else {
+            throw APIError(.serviceUnavailable, "the gateway is still catching up with the event log; retry shortly")
+        }
     }
 
     private func status(_ context: AccordRequestContext) async throws -> Response {
@@ -130,14 +136,18 @@ struct ProcessRoutes: Sendable {
         let size = projection.logs.size(view.id)
         var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .acceptRanges: "bytes"]
         guard let range = request.headers[.range] else {
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: projection.logs.read(view.id, from: 0, to: size))))
+            return Response(
+                status: .ok, headers: headers,
+                body: .init(byteBuffer: ByteBuffer(bytes: projection.logs.read(view.id, from: 0, to: size))))
         }
         guard let (start, end) = ProcessRoutes.byteRange(range, size: size) else {
             headers[.contentRange] = "bytes */\(size)"
             throw APIError(.rangeNotSatisfiable, "the Range '\(range)' does not fit a log of \(size) bytes")
         }
         headers[.contentRange] = "bytes \(start)-\(end - 1)/\(size)"
-        return Response(status: .partialContent, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: projection.logs.read(view.id, from: start, to: end))))
+        return Response(
+            status: .partialContent, headers: headers,
+            body: .init(byteBuffer: ByteBuffer(bytes: projection.logs.read(view.id, from: start, to: end))))
     }
 
     /// `bytes=a-b`, `bytes=a-` and `bytes=-n` as a half-open range clamped to `size`.
@@ -159,7 +169,10 @@ struct ProcessRoutes: Sendable {
     private func history(_ context: AccordRequestContext) async throws -> Response {
         let view = try await existing(context)
         let entries: [JSONBodyValue] = view.history.map {
-            .object(["status": .string($0.status.rawValue), "changeDate": .string($0.at.iso8601), "reason": .string($0.reason)])
+            .object([
+                "status": .string($0.status.rawValue), "changeDate": .string($0.at.iso8601),
+                "reason": .string($0.reason),
+            ])
         }
         return JSONBody.response(.ok, entries)
     }
@@ -167,15 +180,24 @@ struct ProcessRoutes: Sendable {
     private func events(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
         let id = try instanceID(context)
         let query = request.uri.queryParameters
-        let after = try query["after"].map { raw -> UInt64 in
-            guard let value = UInt64(String(raw)) else { throw APIError(.badRequest, "after must be a sequence number (0 or more)") }
-            return value
-        } ?? 0
-        let limit = try query["limit"].map { raw -> Int in
-            guard let value = Int(String(raw)), value > 0 else { throw APIError(.badRequest, "limit must be a positive number") }
-            return min(value, 1000)
-        } ?? 100
-        guard case .instanceEvents(let events, let known) = try await ask(.instanceEvents(instanceID: id, after: after, limit: limit)) else {
+        let after =
+            try query["after"].map { raw -> UInt64 in
+                guard let value = UInt64(String(raw)) else {
+                    throw APIError(.badRequest, "after must be a sequence number (0 or more)")
+                }
+                return value
+            } ?? 0
+        let limit =
+            try query["limit"].map { raw -> Int in
+                guard let value = Int(String(raw)), value > 0 else {
+                    throw APIError(.badRequest, "limit must be a positive number")
+                }
+                return min(value, 1000)
+            } ?? 100
+        guard
+            case .instanceEvents(let events, let known) = try await ask(
+                .instanceEvents(instanceID: id, after: after, limit: limit))
+        else {
             throw APIError(.internalServerError, "the scheduler answered an events query unexpectedly")
         }
         guard known else { throw APIError(.notFound, "no process instance \(id)") }
@@ -196,18 +218,26 @@ struct ProcessRoutes: Sendable {
         var status: InstanceStatus?
         if let raw = query["status"].map(String.init), !raw.isEmpty {
             guard let parsed = InstanceStatus(rawValue: raw.uppercased()) else {
-                throw APIError(.badRequest, "status must be one of \(InstanceStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw APIError(
+                    .badRequest,
+                    "status must be one of \(InstanceStatus.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             status = parsed
         }
-        let limit = try query["limit"].map { raw -> Int in
-            guard let value = Int(String(raw)), value > 0 else { throw APIError(.badRequest, "limit must be a positive number") }
-            return min(value, 1000)
-        } ?? 30
-        let offset = try query["offset"].map { raw -> Int in
-            guard let value = Int(String(raw)), value >= 0 else { throw APIError(.badRequest, "offset must be 0 or more") }
-            return value
-        } ?? 0
+        let limit =
+            try query["limit"].map { raw -> Int in
+                guard let value = Int(String(raw)), value > 0 else {
+                    throw APIError(.badRequest, "limit must be a positive number")
+                }
+                return min(value, 1000)
+            } ?? 30
+        let offset =
+            try query["offset"].map { raw -> Int in
+                guard let value = Int(String(raw)), value >= 0 else {
+                    throw APIError(.badRequest, "offset must be 0 or more")
+                }
+                return value
+            } ?? 0
         let tag = query["tag"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         try await awaitReady()
         let views = projection.list(status: status, tag: tag, limit: limit, offset: offset)
@@ -226,7 +256,9 @@ struct ProcessRoutes: Sendable {
         do {
             return try await client.send(request, attachment: attachment)
         } catch {
-            throw APIError(.serviceUnavailable, "the scheduler did not answer in time; nothing was recorded by this request, retry later")
+            throw APIError(
+                .serviceUnavailable,
+                "the scheduler did not answer in time; nothing was recorded by this request, retry later")
         }
     }
 }

@@ -28,7 +28,8 @@ struct StartRequestParser {
             guard hasProjectFile else {
                 throw APIError(
                     .badRequest,
-                    "the archive has neither _main.json nor concord.yml; add _main.json with {\"entryPoint\": \"<flow name>\"}")
+                    "the archive has neither _main.json nor concord.yml; add _main.json with {\"entryPoint\": \"<flow name>\"}"
+                )
             }
             return Parsed(entryPoint: nil, arguments: [:], timeoutMillis: nil, out: [], tags: [])
         }
@@ -79,7 +80,8 @@ struct StartRequestParser {
 
     /// `timeout`: seconds as a number, or an ISO-8601 duration such as `PT30S` or `PT1H2M3.5S`.
     static func timeout(_ value: JSONValue) throws -> Int64? {
-        let bad = APIError(.badRequest, "_main.json's timeout must be a number of seconds or an ISO-8601 duration such as PT30S")
+        let bad = APIError(
+            .badRequest, "_main.json's timeout must be a number of seconds or an ISO-8601 duration such as PT30S")
         switch value {
         case .null: return nil
         case .int(let seconds) where seconds > 0: return seconds * 1000

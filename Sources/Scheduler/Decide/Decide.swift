@@ -120,7 +120,9 @@ enum Decide {
             let limit = tracked.created.timeoutMillis.map { "\($0) ms" } ?? "its limit"
             let message = "the process ran longer than its timeout (\(limit)) and was stopped"
             decision.events = [
-                EventEnvelope(instanceID: id, at: now, event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
+                EventEnvelope(
+                    instanceID: id, at: now,
+                    event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
                 EventEnvelope(instanceID: id, at: now, event: .instanceTimedOut(InstanceTimedOut(error: message))),
             ]
             if let executor = tracked.executor { decision.actions = [.killOnExecutor(id, executor)] }
@@ -131,7 +133,9 @@ enum Decide {
             }
             let message = "executor lost: \(reason)"
             decision.events = [
-                EventEnvelope(instanceID: id, at: now, event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
+                EventEnvelope(
+                    instanceID: id, at: now,
+                    event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
                 EventEnvelope(instanceID: id, at: now, event: .instanceFailed(InstanceFailed(error: message))),
             ]
         }

@@ -65,7 +65,9 @@ struct SchedulerState: Sendable {
         case .logAppended:
             break
         case .instanceFinished, .instanceFailed, .instanceCancelled, .instanceTimedOut:
-            guard var tracked = instances[id], !tracked.status.isTerminal, let status = envelope.event.status else { return }
+            guard var tracked = instances[id], !tracked.status.isTerminal, let status = envelope.event.status else {
+                return
+            }
             tracked.status = status
             instances[id] = tracked
             if let executor = tracked.executor { assigned[executor]?.remove(id) }

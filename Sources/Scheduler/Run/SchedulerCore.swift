@@ -43,7 +43,9 @@ actor SchedulerCore {
         }
         logger.info(
             "state rebuilt from the log",
-            metadata: ["events": "\(state.head)", "instances": "\(state.instances.count)", "queued": "\(state.queue.count)"])
+            metadata: [
+                "events": "\(state.head)", "instances": "\(state.instances.count)", "queued": "\(state.queue.count)",
+            ])
     }
 
     // MARK: - Gateway commands
@@ -87,7 +89,9 @@ actor SchedulerCore {
         guard await commit(decision) else { return .unavailable(message: "the event log could not record the stop") }
         // The terminal event a repeat sees may itself still be on its way to disk.
         let seq = state.eventSeqs[id]?.last ?? 0
-        do { try await log.waitDurable(seq) } catch { return .unavailable(message: "the event log could not record the stop") }
+        do { try await log.waitDurable(seq) } catch {
+            return .unavailable(message: "the event log could not record the stop")
+        }
         var outcome = CancelOutcome.unknown
         for action in decision.actions {
             switch action {
@@ -139,7 +143,9 @@ actor SchedulerCore {
                 upTo = max(upTo, report.seq)
             }
             for ticket in tickets {
-                guard await durable(ticket) else { return .unavailable(message: "the event log could not record reports") }
+                guard await durable(ticket) else {
+                    return .unavailable(message: "the event log could not record reports")
+                }
             }
             actions.forEach(perform)
             for report in reports {
@@ -176,7 +182,8 @@ actor SchedulerCore {
             logger.error("cannot reach executor", metadata: ["executor.id": "\(id)", "error": "\(error)"])
             socket = nil
         }
-        let session = ExecutorSession(id: id, address: registration.address, capacity: registration.capacity, socket: socket)
+        let session = ExecutorSession(
+            id: id, address: registration.address, capacity: registration.capacity, socket: socket)
         executors[id] = session
         watch(session)
         logger.info("executor registered", metadata: ["executor.id": "\(id)", "capacity": "\(registration.capacity)"])
@@ -192,7 +199,8 @@ actor SchedulerCore {
                 Task { await self.commit(decision) }
             }
         }
-        for instance in running where state.instances[instance]?.executor != id || state.instances[instance]?.status.isTerminal == true {
+        for instance in running
+        where state.instances[instance]?.executor != id || state.instances[instance]?.status.isTerminal == true {
             perform(.killOnExecutor(instance, id))
         }
         pumpDispatch()
@@ -261,17 +269,21 @@ actor SchedulerCore {
         case .replyStarted, .replyCancelled:
             break
         case .dispatch(let id, let executor, let attempt):
-            guard let tracked = state.instances[id], let session = executors[executor], let socket = session.socket else {
+            guard let tracked = state.instances[id], let session = executors[executor], let socket = session.socket
+            else {
                 return
             }
             let created = tracked.created
             let command = ExecutorCommand.dispatch(
-                Dispatch(instanceID: id, attempt: attempt, entryPoint: created.entryPoint, arguments: created.arguments, out: created.out))
+                Dispatch(
+                    instanceID: id, attempt: attempt, entryPoint: created.entryPoint, arguments: created.arguments,
+                    out: created.out))
             let timeout = config.executorRequestTimeout
             Task {
                 do {
                     let payload = try await self.payloads.get(created.payload)
-                    let reply = try await socket.request(try WireFrame.encode(command, attachment: payload), timeout: timeout)
+                    let reply = try await socket.request(
+                        try WireFrame.encode(command, attachment: payload), timeout: timeout)
                     let (answer, _) = try WireFrame.decode(ExecutorCommandReply.self, from: reply)
                     if case .refused(let reason) = answer { self.dispatchRefused(id, executor, reason: reason) }
                 } catch {
@@ -284,17 +296,24 @@ actor SchedulerCore {
             let logger = logger
             Task {
                 do {
-                    _ = try await socket.request(try WireFrame.encode(ExecutorCommand.cancel(instanceID: id)), timeout: timeout)
+                    _ = try await socket.request(
+                        try WireFrame.encode(ExecutorCommand.cancel(instanceID: id)), timeout: timeout)
                 } catch {
-                    logger.warning("could not tell an executor to stop an instance", metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "error": "\(error)"])
+                    logger.warning(
+                        "could not tell an executor to stop an instance",
+                        metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "error": "\(error)"])
                 }
             }
         }
     }
 
     private func dispatchRefused(_ id: InstanceID, _ executor: ExecutorID, reason: String) {
-        guard let tracked = state.instances[id], tracked.executor == executor, tracked.status == .starting else { return }
-        logger.warning("dispatch failed; the instance waits for another executor", metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "reason": "\(reason)"])
+        guard let tracked = state.instances[id], tracked.executor == executor, tracked.status == .starting else {
+            return
+        }
+        logger.warning(
+            "dispatch failed; the instance waits for another executor",
+            metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "reason": "\(reason)"])
         state.requeue(id)
         pumpDispatch()
     }
@@ -335,7 +354,9 @@ actor SchedulerCore {
             return true
         } catch {
             // The state already holds events the log refused: only a rebuild from the log is right.
-            logger.critical("the event log failed; exiting so that a restart rebuilds from the log", metadata: ["error": "\(error)"])
+            logger.critical(
+                "the event log failed; exiting so that a restart rebuilds from the log", metadata: ["error": "\(error)"]
+            )
             exit(75)
         }
     }
