@@ -115,6 +115,24 @@ import Testing
         #expect(try await deployment.log(id).contains("executor lost"))
     }
 
+    /// `_main.json`'s timeout, counted from RUNNING, ends the instance TIMED_OUT and kills it.
+    @Test func aTimeoutEndsTheInstanceTimedOut() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let zip = ZipBuilder.payload(
+            "main:\n- log: started\n- ${sleep.ms(30000)}\n- log: never\n",
+            main: #"{"entryPoint": "main", "timeout": "PT1S"}"#)
+        let started = ContinuousClock.now
+        let id = try await deployment.startInstance(zip)
+        let final = try await deployment.waitTerminal(id, timeout: .seconds(20))
+        #expect(final["status"] as? String == "TIMED_OUT")
+        #expect((final["error"] as? String)?.contains("timeout") == true)
+        #expect(started.duration(to: .now) < .seconds(10))
+        let log = try await deployment.log(id)
+        #expect(log.contains("started") && !log.contains("never"))
+    }
+
     /// A stop kills every OS process the instance started, not only its runner.
     @Test func stopKillsEverythingTheInstanceStarted() async throws {
         let deployment = try Deployment()

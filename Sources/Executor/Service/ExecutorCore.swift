@@ -42,7 +42,10 @@ actor ExecutorCore {
         case .dispatch(let dispatch):
             let id = dispatch.instanceID
             if running[id] != nil || preparing.contains(id) { return .accepted }
-            guard running.count + preparing.count < config.capacity else {
+            // Count as the Scheduler does: a cancelled instance frees its slot at once, even while
+            // its runner is still being killed; otherwise a refusal here and a retry there could spin.
+            let busy = running.keys.filter { !cancelled.contains($0) }.count + preparing.count
+            guard busy < config.capacity else {
                 return .refused(reason: "at capacity (\(config.capacity))")
             }
             preparing.insert(id)
