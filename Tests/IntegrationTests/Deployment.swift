@@ -1,5 +1,6 @@
 import Foundation
 import TestSupport
+import Testing
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -61,9 +62,17 @@ final class Deployment: @unchecked Sendable {
 
     func logPath(_ component: String) -> String { "\(data)/logs/\(component).log" }
 
+    /// Sends `signal` and waits for the exit. A component that ignores SIGTERM for 10 s is a bug:
+    /// it is recorded as a test issue and killed.
     func kill(_ component: String, signal: Int32 = SIGKILL) {
         guard let process = lock.withLock({ processes.removeValue(forKey: component) }) else { return }
         Foundation.kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            Issue.record("accord-\(component) did not stop within 10 s of signal \(signal)")
+            Foundation.kill(process.processIdentifier, SIGKILL)
+        }
         process.waitUntilExit()
     }
 

@@ -115,6 +115,36 @@ import Testing
         #expect(try await deployment.log(id).contains("executor lost"))
     }
 
+    /// With no Scheduler to talk to, the Gateway answers 503 with a JSON error in bounded time.
+    @Test func withoutASchedulerTheGatewayAnswers503() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try deployment.start("gateway")
+        var ping = 0
+        for _ in 0..<200 where ping != 200 {
+            ping = (try? await deployment.request("GET", "/api/v1/server/ping"))?.0 ?? 0
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let began = ContinuousClock.now
+        let (status, body) = try await deployment.request("POST", "/api/v1/process", body: helloZip(), timeout: 20)
+        #expect(status == 503)
+        #expect(deployment.json(body)["ok"] as? Bool == false)
+        let (listing, _) = try await deployment.request("GET", "/api/v2/process", timeout: 20)
+        #expect(listing == 503)
+        #expect(began.duration(to: .now) < .seconds(12))
+    }
+
+    /// Every component stops on SIGTERM, even while the Scheduler it talks to is gone.
+    @Test func componentsStopOnSigtermWithoutAScheduler() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        deployment.kill("scheduler")
+        try await Task.sleep(for: .milliseconds(300))
+        deployment.kill("executor", signal: SIGTERM)
+        deployment.kill("gateway", signal: SIGTERM)
+    }
+
     /// `_main.json`'s timeout, counted from RUNNING, ends the instance TIMED_OUT and kills it.
     @Test func aTimeoutEndsTheInstanceTimedOut() async throws {
         let deployment = try Deployment()

@@ -64,6 +64,7 @@ struct ExecutorService: Service {
                 group.cancelAll()
             }
         } onGracefulShutdown: {
+            logger.info("stopping: no new dispatches; running instances are killed")
             commands.close()
         }
         await core.killAll()

@@ -61,6 +61,7 @@ actor Reporter {
             } catch {
                 if error.isClosed { return }
             }
+            if Task.isCancelled { return }
             try? await Task.sleep(for: .milliseconds(200))
         }
     }

@@ -27,8 +27,11 @@ struct EventFeed: Service {
             }
             continuation.finish()
         }
-        await withGracefulShutdownHandler {
+        // Cancelled on graceful shutdown, so that a catch-up retrying against an absent Scheduler
+        // does not keep the process from stopping.
+        await cancelWhenGracefulShutdown {
             await catchUp(to: nil)
+            guard !Task.isCancelled else { return }
             projection.ready.fulfill(.success(()))
             logger.info("caught up with the event log", metadata: ["head": "\(projection.head)"])
             for await message in stream {
@@ -37,9 +40,8 @@ struct EventFeed: Service {
                     _ = projection.apply(message.events)
                 }
             }
-        } onGracefulShutdown: {
-            subscriber.close()
         }
+        subscriber.close()
         receiver.cancel()
     }
 
