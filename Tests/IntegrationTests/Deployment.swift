@@ -137,7 +137,15 @@ final class Deployment: @unchecked Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
-        throw TestFailure("\(id) did not end within \(timeout)")
+        let status = (try? await request("GET", "/api/v1/process/\(id)", timeout: 5)).map {
+            String(decoding: $0.1, as: UTF8.self)
+        }
+        let history = (try? await request("GET", "/api/v1/process/\(id)/history", timeout: 5)).map {
+            String(decoding: $0.1, as: UTF8.self)
+        }
+        throw TestFailure(
+            "\(id) did not end within \(timeout); status: \(status ?? "?"); history: \(history ?? "?"); logs in \(data)/logs"
+        )
     }
 
     func status(_ id: String) async throws -> [String: Any] {

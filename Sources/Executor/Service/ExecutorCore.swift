@@ -16,6 +16,9 @@ actor ExecutorCore {
     /// Instances accepted but whose runner is not started yet (unpacking).
     private var preparing: Set<InstanceID> = []
     private var cancelled: Set<InstanceID> = []
+    /// Dispatches that arrived while an earlier run of the same instance was being killed: started
+    /// once that run has ended.
+    private var relaunch: [InstanceID: (Dispatch, [UInt8])] = [:]
 
     init(id: ExecutorID, config: ExecutorConfig, schedulerSocket: NNGSocket, logger: Logger) throws {
         self.id = id
@@ -41,17 +44,32 @@ actor ExecutorCore {
         switch command {
         case .dispatch(let dispatch):
             let id = dispatch.instanceID
-            if running[id] != nil || preparing.contains(id) { return .accepted }
+            if running[id] != nil, cancelled.contains(id) {
+                relaunch[id] = (dispatch, payload)
+                return .accepted
+            }
+            if preparing.contains(id) {
+                // Still unpacking: this dispatch wants that very run, even if a cancel came between.
+                cancelled.remove(id)
+                return .accepted
+            }
+            if running[id] != nil { return .accepted }
             // Count as the Scheduler does: a cancelled instance frees its slot at once, even while
             // its runner is still being killed; otherwise a refusal here and a retry there could spin.
             let busy = running.keys.filter { !cancelled.contains($0) }.count + preparing.count
             guard busy < config.capacity else {
                 return .refused(reason: "at capacity (\(config.capacity))")
             }
+            // A new dispatch supersedes an earlier cancel of the same instance: left in place, that
+            // cancel would drop this run silently and leave the instance STARTING forever.
+            cancelled.remove(id)
             preparing.insert(id)
             Task { await self.launch(dispatch, payload: payload) }
             return .accepted
         case .cancel(let id):
+            // Only what this executor has can be cancelled; remembering anything else would
+            // swallow a later dispatch of that instance.
+            guard running[id] != nil || preparing.contains(id) else { return .accepted }
             cancelled.insert(id)
             if let runner = running[id] {
                 runner.kill()
@@ -74,7 +92,7 @@ actor ExecutorCore {
                 workDir: workDir)
             let requestPath = instanceDir + "/request.json"
             try JSONEncoder().encode(request).write(to: URL(fileURLWithPath: requestPath))
-            guard !cancelled.contains(id) else {
+            guard cancelled.remove(id) == nil else {
                 preparing.remove(id)
                 cleanUp(id, instanceDir)
                 return
@@ -100,8 +118,15 @@ actor ExecutorCore {
 
     private func ended(_ id: InstanceID, _ instanceDir: String, _ result: RunnerResult?, _ status: Int32) async {
         running.removeValue(forKey: id)
+        if cancelled.remove(id) != nil {
+            cleanUp(id, instanceDir)
+            if let (dispatch, payload) = relaunch.removeValue(forKey: id) {
+                preparing.insert(id)
+                await launch(dispatch, payload: payload)
+            }
+            return
+        }
         defer { cleanUp(id, instanceDir) }
-        if cancelled.remove(id) != nil { return }
         if let result {
             if let error = result.error {
                 await reporter.report(id, .failed(error: error, out: result.out))

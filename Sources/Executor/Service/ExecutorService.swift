@@ -66,6 +66,14 @@ struct ExecutorService: Service {
         } onGracefulShutdown: {
             logger.info("stopping: no new dispatches; running instances are killed")
             commands.close()
+            // The executor keeps nothing durable and its runners die with it (their stdin closes),
+            // so a stop that stalls is finished by force rather than left hanging.
+            let stalled = logger
+            Thread.detachNewThread {
+                Thread.sleep(forTimeInterval: 5)
+                stalled.warning("graceful stop took over 5 s; exiting now")
+                exit(0)
+            }
         }
         await core.killAll()
         scheduler.close()
