@@ -12,6 +12,10 @@ struct SchedulerConfig: Sendable {
     var fsync: Bool
     /// An executor silent for this long is declared lost.
     var executorLossTimeout: Duration
+    /// How long an assigned instance may stay STARTING before it is dispatched again.
+    var startingTimeout: Duration = .seconds(60)
+    /// Dispatches before an instance that never starts ends FAILED.
+    var maxDispatchAttempts = 3
     /// How long a dispatch or cancel to an executor may take.
     var executorRequestTimeout: Duration = .seconds(10)
     /// Largest message accepted on the commands socket (bounds the payload size).

@@ -13,6 +13,9 @@ struct SchedulerMain: AsyncParsableCommand {
     @Option(help: "Event publication URL (default ipc://<data>/run/events.ipc).") var events: String?
     @Option(help: "Executor link URL (default ipc://<data>/run/executors.ipc).") var executors: String?
     @Option(help: "Seconds of executor silence before it is declared lost.") var executorLossTimeout = 10.0
+    @Option(help: "Seconds an assigned instance may stay STARTING before it is dispatched again.")
+    var startingTimeout = 60.0
+    @Option(help: "Dispatches before an instance that never starts ends FAILED.") var maxDispatchAttempts = 3
     @Option(help: "Largest archive accepted, in bytes.") var maxPayloadBytes = 64 << 20
     @Flag(inversion: .prefixedNo, help: "fsync before acknowledging (turn off only for throwaway tests).") var fsync =
         true
@@ -26,6 +29,8 @@ struct SchedulerMain: AsyncParsableCommand {
             executorsURL: executors ?? "ipc://\(data)/run/executors.ipc",
             fsync: fsync,
             executorLossTimeout: .milliseconds(Int64(executorLossTimeout * 1000)),
+            startingTimeout: .milliseconds(Int64(startingTimeout * 1000)),
+            maxDispatchAttempts: maxDispatchAttempts,
             maxCommandBytes: maxPayloadBytes + (1 << 20))
         try await SchedulerService.build(config).run()
     }

@@ -174,6 +174,28 @@ import Testing
         #expect(Decide.decide(.timeOut(id), state: state, now: now).events.isEmpty)
     }
 
+    /// STARTING has a deadline: dispatched again, then failed after the last attempt; a stale
+    /// deadline (an older attempt, or an instance that moved on) changes nothing.
+    @Test func startingDeadlineRedispatchesThenFails() {
+        var state = SchedulerState()
+        let id = started(&state)
+        given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
+        let first = Decide.decide(.startingExpired(id, attempt: 1, maxAttempts: 2), state: state, now: now)
+        #expect(first.events.isEmpty)
+        #expect(first.actions == [.killOnExecutor(id, executor), .requeue(id)])
+        state.requeue(id)
+        given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
+        #expect(Decide.decide(.startingExpired(id, attempt: 1, maxAttempts: 2), state: state, now: now) == Decision())
+        let last = Decide.decide(.startingExpired(id, attempt: 2, maxAttempts: 2), state: state, now: now)
+        #expect(last.events.last?.event.status == .failed)
+        given(
+            [
+                Decide.decide(
+                    .report(executor, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)
+            ], to: &state)
+        #expect(Decide.decide(.startingExpired(id, attempt: 2, maxAttempts: 2), state: state, now: now) == Decision())
+    }
+
     @Test func queueIsFifoAndSkipsRemoved() {
         var queue = DispatchQueueState()
         let ids = (0..<5).map { _ in InstanceID() }

@@ -14,6 +14,8 @@ enum SchedulerCommand: Sendable {
     case timeOut(InstanceID)
     /// The executor running the instance was lost.
     case executorLost(InstanceID, ExecutorID, reason: String)
+    /// Dispatch `attempt` did not reach RUNNING within the starting deadline.
+    case startingExpired(InstanceID, attempt: Int, maxAttempts: Int)
 }
 
 /// What a decision asks the owner to do besides appending its events.
@@ -26,6 +28,8 @@ enum SchedulerAction: Sendable, Equatable {
     case killOnExecutor(InstanceID, ExecutorID)
     /// Send the instance to the executor (after the events are durable).
     case dispatch(InstanceID, ExecutorID, attempt: Int)
+    /// Put the instance back in the dispatch queue.
+    case requeue(InstanceID)
 }
 
 /// The outcome of `decide`: events to append (in order) and actions for the owner.
@@ -126,6 +130,23 @@ enum Decide {
                 EventEnvelope(instanceID: id, at: now, event: .instanceTimedOut(InstanceTimedOut(error: message))),
             ]
             if let executor = tracked.executor { decision.actions = [.killOnExecutor(id, executor)] }
+
+        case .startingExpired(let id, let attempt, let maxAttempts):
+            guard let tracked = state.instances[id], tracked.status == .starting, tracked.attempt == attempt else {
+                return decision
+            }
+            if let executor = tracked.executor { decision.actions.append(.killOnExecutor(id, executor)) }
+            guard attempt >= maxAttempts else {
+                decision.actions.append(.requeue(id))
+                return decision
+            }
+            let message = "the instance did not start after \(attempt) dispatches to executors"
+            decision.events = [
+                EventEnvelope(
+                    instanceID: id, at: now,
+                    event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
+                EventEnvelope(instanceID: id, at: now, event: .instanceFailed(InstanceFailed(error: message))),
+            ]
 
         case .executorLost(let id, let executor, let reason):
             guard let tracked = state.instances[id], tracked.executor == executor, tracked.status == .running else {

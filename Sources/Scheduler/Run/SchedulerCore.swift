@@ -18,6 +18,7 @@ actor SchedulerCore {
     private(set) var state = SchedulerState()
     private var executors: [ExecutorID: ExecutorSession] = [:]
     private var timeouts: [InstanceID: Task<Void, Never>] = [:]
+    private var startingDeadlines: [InstanceID: Task<Void, Never>] = [:]
 
     init(log: FileEventLog, payloads: PayloadStore, config: SchedulerConfig, logger: Logger) throws {
         self.log = log
@@ -33,8 +34,9 @@ actor SchedulerCore {
     /// still owns instances (it must register again within the loss timeout).
     func resume() {
         let now = Timestamp.now()
-        for (id, tracked) in state.instances where tracked.status == .running {
-            armTimeout(id, tracked, now: now)
+        for (id, tracked) in state.instances {
+            if tracked.status == .running { armTimeout(id, tracked, now: now) }
+            if tracked.status == .starting { armStartingDeadline(id, attempt: tracked.attempt) }
         }
         for (executor, ids) in state.assigned where !ids.isEmpty {
             let session = ExecutorSession(id: executor, address: nil, capacity: 0, socket: nil)
@@ -101,6 +103,7 @@ actor SchedulerCore {
         }
         if outcome == .cancelled {
             timeouts.removeValue(forKey: id)?.cancel()
+            startingDeadlines.removeValue(forKey: id)?.cancel()
             pumpDispatch()
         }
         return .cancelled(outcome, seq: seq)
@@ -152,10 +155,12 @@ actor SchedulerCore {
                 switch report.kind {
                 case .started:
                     if let tracked = state.instances[report.instanceID], tracked.status == .running {
+                        startingDeadlines.removeValue(forKey: report.instanceID)?.cancel()
                         armTimeout(report.instanceID, tracked, now: .now())
                     }
                 case .finished, .failed:
                     timeouts.removeValue(forKey: report.instanceID)?.cancel()
+                    startingDeadlines.removeValue(forKey: report.instanceID)?.cancel()
                 case .log: break
                 }
             }
@@ -268,7 +273,11 @@ actor SchedulerCore {
         switch action {
         case .replyStarted, .replyCancelled:
             break
+        case .requeue(let id):
+            state.requeue(id)
+            pumpDispatch()
         case .dispatch(let id, let executor, let attempt):
+            armStartingDeadline(id, attempt: attempt)
             guard let tracked = state.instances[id], let session = executors[executor], let socket = session.socket
             else {
                 return
@@ -319,6 +328,31 @@ actor SchedulerCore {
     }
 
     // MARK: - Timeouts
+
+    /// Every STARTING instance has a deadline: dispatched again when it passes, failed after the
+    /// last attempt. Disarmed by the attempt moving on (checked when it fires).
+    private func armStartingDeadline(_ id: InstanceID, attempt: Int) {
+        startingDeadlines[id]?.cancel()
+        let timeout = config.startingTimeout
+        startingDeadlines[id] = Task {
+            try? await Task.sleep(for: timeout)
+            guard !Task.isCancelled else { return }
+            await self.startingExpired(id, attempt: attempt)
+        }
+    }
+
+    private func startingExpired(_ id: InstanceID, attempt: Int) async {
+        startingDeadlines[id] = nil
+        let decision = Decide.decide(
+            .startingExpired(id, attempt: attempt, maxAttempts: config.maxDispatchAttempts), state: state, now: .now())
+        if !decision.actions.isEmpty || !decision.events.isEmpty {
+            logger.warning(
+                "an instance did not start in time", metadata: ["instance.id": "\(id)", "attempt": "\(attempt)"])
+        }
+        guard await commit(decision) else { return }
+        decision.actions.forEach(perform)
+        pumpDispatch()
+    }
 
     private func armTimeout(_ id: InstanceID, _ tracked: TrackedInstance, now: Timestamp) {
         guard let limit = tracked.created.timeoutMillis, timeouts[id] == nil else { return }
