@@ -95,7 +95,13 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Events"], swiftSettings: strict),
-        .testTarget(name: "ExecutorTests", dependencies: ["Executor", "Events"], swiftSettings: strict),
+        .testTarget(
+            name: "ExecutorTests",
+            dependencies: [
+                "Executor", "Events", "Transport", "Archive", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Events"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["Events", "TestSupport"], swiftSettings: strict),
     ]

@@ -101,7 +101,7 @@ package enum ExecutorCommand: Sendable, Codable {
 }
 
 /// Executor → Scheduler replies to commands.
-package enum ExecutorCommandReply: Sendable, Codable {
+package enum ExecutorCommandReply: Sendable, Codable, Hashable {
     /// Taken on.
     case accepted
     /// Not taken on, and why (full, shutting down).

@@ -20,11 +20,16 @@ actor ExecutorCore {
     /// once that run has ended.
     private var relaunch: [InstanceID: (Dispatch, [UInt8])] = [:]
 
-    init(id: ExecutorID, config: ExecutorConfig, schedulerSocket: NNGSocket, logger: Logger) throws {
+    /// `runnerExecutable` defaults to this very binary (which has the `runner` subcommand).
+    init(
+        id: ExecutorID, config: ExecutorConfig, schedulerSocket: NNGSocket, logger: Logger,
+        runnerExecutable: String? = nil
+    ) throws {
         self.id = id
         self.config = config
         self.logger = logger
-        self.executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        self.executable =
+            try runnerExecutable ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         self.reporter = Reporter(executorID: id, socket: schedulerSocket, logger: logger)
     }
 

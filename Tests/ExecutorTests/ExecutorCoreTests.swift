@@ -1,0 +1,68 @@
+import Archive
+import Events
+import Foundation
+import Logging
+import TestSupport
+import Testing
+import Transport
+
+@testable import Executor
+
+/// The executor's bookkeeping of dispatches and cancels, with `/bin/true` standing in for the
+/// runner (it exits at once without a result, so every run ends in a `failed` report).
+@Suite struct ExecutorCoreTests {
+    private func makeCore() throws -> (ExecutorCore, String) {
+        let root = NSTemporaryDirectory() + "accord-core-" + UUID().uuidString
+        let config = ExecutorConfig(
+            name: "t", schedulerURL: "ipc://\(root)/none.ipc", listenURL: "ipc://\(root)/t.ipc", capacity: 2,
+            workRoot: root + "/work", zipLimits: .init())
+        try FileManager.default.createDirectory(atPath: config.workRoot, withIntermediateDirectories: true)
+        let socket = try NNGSocket(.req)
+        let core = try ExecutorCore(
+            id: ExecutorID("t/1"), config: config, schedulerSocket: socket, logger: Logger(label: "test"),
+            runnerExecutable: "/bin/true")
+        return (core, root)
+    }
+
+    private func dispatch(_ id: InstanceID) -> ExecutorCommand {
+        .dispatch(Dispatch(instanceID: id, attempt: 1, entryPoint: "main", arguments: [:], out: []))
+    }
+
+    /// Waits until the executor has something to report about `id` (its run happened).
+    private func reported(_ core: ExecutorCore, _ id: InstanceID) async -> Bool {
+        for _ in 0..<200 {
+            if await core.reporter.unacknowledgedInstances.contains(id) { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
+    @Test func aCancelForAnUnknownInstanceDoesNotSwallowItsLaterDispatch() async throws {
+        let (core, root) = try makeCore()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let id = InstanceID()
+        #expect(await core.handle(.cancel(instanceID: id), payload: []) == .accepted)
+        #expect(await core.handle(dispatch(id), payload: ZipBuilder.payload("main:\n- log: x\n")) == .accepted)
+        #expect(await reported(core, id), "the dispatch after the cancel never ran")
+    }
+
+    @Test func capacityIsEnforced() async throws {
+        let (core, root) = try makeCore()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let payload = ZipBuilder.payload("main:\n- log: x\n")
+        #expect(await core.handle(dispatch(InstanceID()), payload: payload) == .accepted)
+        #expect(await core.handle(dispatch(InstanceID()), payload: payload) == .accepted)
+        if case .refused = await core.handle(dispatch(InstanceID()), payload: payload) {
+        } else {
+            Issue.record("a third dispatch was accepted at capacity 2")
+        }
+    }
+
+    @Test func aBadPayloadIsReportedAsFailed() async throws {
+        let (core, root) = try makeCore()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let id = InstanceID()
+        #expect(await core.handle(dispatch(id), payload: Array("not a zip".utf8)) == .accepted)
+        #expect(await reported(core, id))
+    }
+}
