@@ -45,5 +45,14 @@ func everyEvent(_ id: InstanceID = fixedID) -> [EventEnvelope] {
         event(id, .instanceFailed(InstanceFailed(error: "boom", out: [:]))),
         event(id, .instanceCancelled(InstanceCancelled(reason: "stopped by a client"))),
         event(id, .instanceTimedOut(InstanceTimedOut(error: "too slow"))),
+        event(
+            id,
+            .stepsRecorded(
+                StepsRecorded(steps: [
+                    StepRecord(
+                        flow: "main", step: "log", location: "processes/main.yml:2",
+                        startedAt: Timestamp(millis: 1_764_380_000_150),
+                        durationMicros: 42, outcome: .ok)
+                ]))),
     ]
 }

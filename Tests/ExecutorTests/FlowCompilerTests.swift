@@ -57,7 +57,7 @@ func definitionError(_ yaml: String) -> String? {
         let kinds = flows["main"]!.steps.map(\.kind.keyword)
         #expect(
             kinds == [
-                "expr", "expr", "log", "call", "call", "if", "switch", "try", "set", "task log", "script", "return",
+                "expr", "expr", "log", "call", "call", "if", "switch", "try", "set", "log", "script", "return",
             ])
         #expect(flows["main"]!.steps[2].location.line == 4)
         #expect(flows["main"]!.steps[2].location.column == 3)

@@ -161,6 +161,22 @@ func run(_ yaml: String, entry: String = "main", arguments: [String: Value] = [:
         #expect(result.log == ["hi there", "answer 42"])
     }
 
+    @Test func everyExecutedStepIsRecordedWithItsFlowPlaceAndOutcome() {
+        let flows = (try? compile("main:\n- log: a\n- call: f\n- throw: boom\nf:\n- name: inner\n  log: b\n")) ?? [:]
+        let interpreter = Interpreter(flows: flows, variables: [:], workDir: NSTemporaryDirectory()) { _ in }
+        var records: [StepRecord] = []
+        interpreter.onStep = { records.append($0) }
+        #expect(throws: FlowFailure.self) { try interpreter.run(entry: "main") }
+        #expect(records.map(\.step) == ["log", "inner", "call", "throw"])
+        #expect(records.map(\.flow) == ["main", "f", "main", "main"])
+        #expect(
+            records.map(\.location) == [
+                "processes/main.yml:2", "processes/main.yml:6", "processes/main.yml:3", "processes/main.yml:4",
+            ])
+        #expect(records.map(\.outcome) == [.ok, .ok, .ok, .failed])
+        #expect(records.allSatisfy { $0.durationMicros >= 0 })
+    }
+
     @Test func failingScriptFailsTheStep() {
         let result = run("main:\n- script: sh\n  body: exit 3\n")
         #expect(result.failure?.message.contains("status 3") == true)

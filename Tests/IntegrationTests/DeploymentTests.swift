@@ -14,6 +14,13 @@ import Testing
         #expect(final["status"] as? String == "FINISHED")
         #expect(try await deployment.log(id).contains("[INFO ] Hello, world"))
 
+        let (_, eventsBody) = try await deployment.request("GET", "/api/v1/process/\(id)/events")
+        let types = (try JSONSerialization.jsonObject(with: eventsBody) as? [[String: Any]] ?? []).compactMap {
+            $0["type"] as? String
+        }
+        #expect(types.first == "InstanceCreated" && types.last == "InstanceFinished", "\(types)")
+        #expect(types.contains("StepsRecorded"), "\(types)")
+
         let (status, body) = try await deployment.request("GET", "/metrics")
         let metrics = String(decoding: body, as: UTF8.self)
         #expect(status == 200)

@@ -17,6 +17,8 @@ package enum Event: Sendable, Hashable {
     case instanceCancelled(InstanceCancelled)
     /// Ran past its timeout. Status `TIMED_OUT`.
     case instanceTimedOut(InstanceTimedOut)
+    /// Steps the flow executed, in the order they completed. Never changes the status.
+    case stepsRecorded(StepsRecorded)
 
     /// The stable type name written into the log.
     package var typeName: String {
@@ -29,6 +31,7 @@ package enum Event: Sendable, Hashable {
         case .instanceFailed: "InstanceFailed"
         case .instanceCancelled: "InstanceCancelled"
         case .instanceTimedOut: "InstanceTimedOut"
+        case .stepsRecorded: "StepsRecorded"
         }
     }
 
@@ -43,6 +46,7 @@ package enum Event: Sendable, Hashable {
         case .instanceFailed: .failed
         case .instanceCancelled: .cancelled
         case .instanceTimedOut: .timedOut
+        case .stepsRecorded: nil
         }
     }
 
@@ -57,6 +61,7 @@ package enum Event: Sendable, Hashable {
         case .instanceFailed(let e): e.error
         case .instanceCancelled(let e): e.reason
         case .instanceTimedOut(let e): e.error
+        case .stepsRecorded: "steps"
         }
     }
 }
@@ -196,4 +201,47 @@ package struct InstanceTimedOut: Sendable, Hashable, Codable {
     package var error: String
 
     package init(error: String) { self.error = error }
+}
+
+/// How a step ended.
+package enum StepOutcome: String, Sendable, Hashable, Codable {
+    /// It ran to its end.
+    case ok
+    /// It raised an error (handled further out or not).
+    case failed
+}
+
+/// One executed step: what, where, when, for how long, and how it ended.
+package struct StepRecord: Sendable, Hashable, Codable {
+    /// The flow it belongs to.
+    package var flow: String
+    /// Its `name` label, or its kind (`log`, `call`, ...).
+    package var step: String
+    /// `file:line` of the step.
+    package var location: String
+    /// When it started.
+    package var startedAt: Timestamp
+    /// How long it took, in microseconds (for a call or a group: with everything inside).
+    package var durationMicros: Int64
+    /// How it ended.
+    package var outcome: StepOutcome
+
+    package init(
+        flow: String, step: String, location: String, startedAt: Timestamp, durationMicros: Int64, outcome: StepOutcome
+    ) {
+        self.flow = flow
+        self.step = step
+        self.location = location
+        self.startedAt = startedAt
+        self.durationMicros = durationMicros
+        self.outcome = outcome
+    }
+}
+
+/// `StepsRecorded` v1: a batch of executed steps (batched so a long flow costs few events).
+package struct StepsRecorded: Sendable, Hashable, Codable {
+    /// The steps, in completion order.
+    package var steps: [StepRecord]
+
+    package init(steps: [StepRecord]) { self.steps = steps }
 }

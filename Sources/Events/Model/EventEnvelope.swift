@@ -64,6 +64,7 @@ extension EventEnvelope: Codable {
         case ("InstanceFinished", 1): event = .instanceFinished(try c.decode(InstanceFinished.self, forKey: .data))
         case ("InstanceFailed", 1): event = .instanceFailed(try c.decode(InstanceFailed.self, forKey: .data))
         case ("InstanceCancelled", 1): event = .instanceCancelled(try c.decode(InstanceCancelled.self, forKey: .data))
+        case ("StepsRecorded", 1): event = .stepsRecorded(try c.decode(StepsRecorded.self, forKey: .data))
         case ("InstanceTimedOut", 1): event = .instanceTimedOut(try c.decode(InstanceTimedOut.self, forKey: .data))
         default:
             throw DecodingError.dataCorruptedError(
@@ -89,6 +90,7 @@ extension EventEnvelope: Codable {
         case .instanceFailed(let data): try c.encode(data, forKey: .data)
         case .instanceCancelled(let data): try c.encode(data, forKey: .data)
         case .instanceTimedOut(let data): try c.encode(data, forKey: .data)
+        case .stepsRecorded(let data): try c.encode(data, forKey: .data)
         }
     }
 

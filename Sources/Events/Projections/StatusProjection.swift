@@ -82,7 +82,7 @@ package struct StatusProjection: Sendable {
         case .instanceTimedOut(let e):
             view.out = [:]
             view.error = e.error
-        case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended: break
+        case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended, .stepsRecorded: break
         }
         instances[id] = view
         return next.isTerminal ? .terminal(id) : .progressed(id)

@@ -23,6 +23,8 @@ package enum ReportKind: Sendable, Codable, Hashable {
     case started
     /// The process wrote these lines.
     case log(lines: [LogLine])
+    /// The flow executed these steps.
+    case steps(records: [StepRecord])
     /// The flow ran to its end.
     case finished(out: [String: JSONValue])
     /// The flow failed, or could not start.

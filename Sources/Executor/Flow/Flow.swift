@@ -59,7 +59,7 @@ indirect enum StepKind: Sendable {
         case .returnFlow: "return"
         case .exitProcess: "exit"
         case .fail: "throw"
-        case .task(let name, _, _): "task \(name)"
+        case .task(let name, _, _): name
         case .script: "script"
         }
     }

@@ -14,6 +14,9 @@ final class Interpreter: EvaluationContext {
     let workDir: String
     let emit: (LogLine) -> Void
     var scope: Scope
+    /// Called with every executed step as it completes (step events).
+    var onStep: ((StepRecord) -> Void)?
+    private var currentFlow = ""
     private var templates: [String: Template] = [:]
     private var depth = 0
     static let maxDepth = 200
@@ -110,7 +113,12 @@ final class Interpreter: EvaluationContext {
                 location: location, step: "call")
         }
         depth += 1
-        defer { depth -= 1 }
+        let caller = currentFlow
+        currentFlow = name
+        defer {
+            depth -= 1
+            currentFlow = caller
+        }
         guard depth <= Interpreter.maxDepth else {
             throw FlowFailure(
                 message:
@@ -158,6 +166,30 @@ final class Interpreter: EvaluationContext {
 
     /// Runs one step; any error that is not already a located `FlowFailure` gets this step's place.
     private func executeLocated(_ step: Step) throws {
+        guard let onStep else { return try executeLocatedUnrecorded(step) }
+        let startedAt = Timestamp.now()
+        let started = ContinuousClock.now
+        var outcome = StepOutcome.ok
+        defer {
+            let elapsed = started.duration(to: .now).components
+            onStep(
+                StepRecord(
+                    flow: currentFlow, step: step.displayName, location: "\(step.location.file):\(step.location.line)",
+                    startedAt: startedAt,
+                    durationMicros: elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000,
+                    outcome: outcome))
+        }
+        do {
+            try executeLocatedUnrecorded(step)
+        } catch let unwind as Unwind {
+            throw unwind
+        } catch {
+            outcome = .failed
+            throw error
+        }
+    }
+
+    private func executeLocatedUnrecorded(_ step: Step) throws {
         do {
             try executeStep(step)
         } catch var failure as FlowFailure {

@@ -14,7 +14,19 @@ enum Runner {
             data.append(0x0A)
             output.write(data)
         }
+        // Steps go out in batches (by count or age, checked as steps complete): a long flow of
+        // trivial steps costs a few messages, not one per step.
+        var steps: [StepRecord] = []
+        var lastFlush = ContinuousClock.now
+        func flushSteps() {
+            guard !steps.isEmpty else { return }
+            send(.steps(steps))
+            steps.removeAll(keepingCapacity: true)
+            lastFlush = .now
+        }
+        // Every step is out before the result: the outcome is the last thing an executor reads.
         func fail(_ reason: String, log lines: [String]) {
+            flushSteps()
             for line in lines { send(.log(LogLine(at: .now(), level: .error, text: line))) }
             send(.result(RunnerResult(error: reason, out: [:])))
         }
@@ -39,6 +51,10 @@ enum Runner {
         let interpreter = Interpreter(flows: loader.flows, variables: [:], workDir: request.workDir) { line in
             send(.log(line))
         }
+        interpreter.onStep = { record in
+            steps.append(record)
+            if steps.count >= 512 || lastFlush.duration(to: .now) > .milliseconds(100) { flushSteps() }
+        }
         do {
             try prepareVariables(request, loader, interpreter)
             try interpreter.run(entry: entry)
@@ -54,6 +70,7 @@ enum Runner {
         }
         var out: [String: JSONValue] = [:]
         for path in request.out { out[path] = interpreter.lookup(path)?.json ?? .null }
+        flushSteps()
         send(.result(RunnerResult(error: nil, out: out)))
         return 0
     }

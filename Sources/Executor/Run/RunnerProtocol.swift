@@ -13,6 +13,7 @@ struct RunnerRequest: Codable, Sendable {
 /// One line of the runner's stdout, as JSON: log lines while it runs, then exactly one result.
 enum RunnerMessage: Codable, Sendable {
     case log(LogLine)
+    case steps([StepRecord])
     case result(RunnerResult)
 }
 

@@ -106,6 +106,7 @@ actor ExecutorCore {
             let runner = try RunnerProcess(
                 instanceID: id, executable: executable, requestPath: requestPath,
                 onLog: { lines in Task { await reporter.report(id, .log(lines: lines)) } },
+                onSteps: { records in Task { await reporter.report(id, .steps(records: records)) } },
                 onEnd: { result, status in Task { await self.ended(id, instanceDir, result, status) } })
             preparing.remove(id)
             running[id] = runner

@@ -32,16 +32,23 @@ actor Reporter {
     var unacknowledgedInstances: Set<InstanceID> { Set((inFlight + pending).map(\.instanceID)) }
 
     func report(_ instanceID: InstanceID, _ kind: ReportKind) {
-        if case .log(let lines) = kind, var last = pending.last, last.instanceID == instanceID,
-            case .log(let earlier) = last.kind, earlier.count < 1000
-        {
-            last.kind = .log(lines: earlier + lines)
+        if var last = pending.last, last.instanceID == instanceID, let merged = Reporter.merge(last.kind, kind) {
+            last.kind = merged
             pending[pending.count - 1] = last
         } else {
             pending.append(Report(seq: nextSeq, instanceID: instanceID, kind: kind, at: .now()))
             nextSeq += 1
         }
         kick()
+    }
+
+    /// Consecutive log lines (or step records) of one instance travel as one report, up to a bound.
+    static func merge(_ earlier: ReportKind, _ later: ReportKind) -> ReportKind? {
+        switch (earlier, later) {
+        case (.log(let a), .log(let b)) where a.count < 1000: .log(lines: a + b)
+        case (.steps(let a), .steps(let b)) where a.count < 5000: .steps(records: a + b)
+        default: nil
+        }
     }
 
     /// Registers (again); returns once the Scheduler has answered.

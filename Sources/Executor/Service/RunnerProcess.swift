@@ -23,14 +23,17 @@ final class RunnerProcess: Sendable {
     private let stdinFD: Int32
     private let state = Mutex(State())
     private let onLog: @Sendable ([LogLine]) -> Void
+    private let onSteps: @Sendable ([StepRecord]) -> Void
     private let onEnd: @Sendable (RunnerResult?, Int32) -> Void
 
     init(
         instanceID: InstanceID, executable: String, requestPath: String,
-        onLog: @escaping @Sendable ([LogLine]) -> Void, onEnd: @escaping @Sendable (RunnerResult?, Int32) -> Void
+        onLog: @escaping @Sendable ([LogLine]) -> Void, onSteps: @escaping @Sendable ([StepRecord]) -> Void,
+        onEnd: @escaping @Sendable (RunnerResult?, Int32) -> Void
     ) throws {
         self.instanceID = instanceID
         self.onLog = onLog
+        self.onSteps = onSteps
         self.onEnd = onEnd
         let child = try SpawnedChild.spawn(executable, ["runner", requestPath])
         self.pid = child.pid
@@ -63,8 +66,9 @@ final class RunnerProcess: Sendable {
     }
 
     private func consume(_ bytes: ByteBuffer, stdout: Bool) {
-        let lines = state.withLock { state -> [LogLine] in
+        let (lines, steps) = state.withLock { state -> ([LogLine], [StepRecord]) in
             var out: [LogLine] = []
+            var steps: [StepRecord] = []
             if stdout {
                 state.stdoutBuffer += bytes.readableBytesView
                 while let newline = state.stdoutBuffer.firstIndex(of: 0x0A) {
@@ -72,6 +76,7 @@ final class RunnerProcess: Sendable {
                     state.stdoutBuffer.removeSubrange(...newline)
                     switch try? JSONDecoder().decode(RunnerMessage.self, from: Data(line)) {
                     case .log(let logLine): out.append(logLine)
+                    case .steps(let records): steps += records
                     case .result(let outcome): state.result = outcome
                     case nil: out.append(LogLine(at: .now(), level: .info, text: String(decoding: line, as: UTF8.self)))
                     }
@@ -84,9 +89,10 @@ final class RunnerProcess: Sendable {
                     out.append(LogLine(at: .now(), level: .error, text: text))
                 }
             }
-            return out
+            return (out, steps)
         }
         if !lines.isEmpty { onLog(lines) }
+        if !steps.isEmpty { onSteps(steps) }
     }
 
     private func streamClosed(stdout: Bool) {

@@ -112,6 +112,8 @@ enum Decide {
                 event = .instanceStarted(InstanceStarted(executorID: executor))
             case .log(let lines):
                 event = .logAppended(LogAppended(lines: lines))
+            case .steps(let records):
+                event = .stepsRecorded(StepsRecorded(steps: records))
             case .finished(let out):
                 event = .instanceFinished(InstanceFinished(out: out))
             case .failed(let error, let out):

@@ -62,7 +62,7 @@ struct SchedulerState: Sendable {
             tracked.status = .running
             tracked.runningSince = envelope.at
             instances[id] = tracked
-        case .logAppended:
+        case .logAppended, .stepsRecorded:
             break
         case .instanceFinished, .instanceFailed, .instanceCancelled, .instanceTimedOut:
             guard var tracked = instances[id], !tracked.status.isTerminal, let status = envelope.event.status else {

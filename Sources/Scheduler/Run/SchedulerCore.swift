@@ -161,7 +161,7 @@ actor SchedulerCore {
                 case .finished, .failed:
                     timeouts.removeValue(forKey: report.instanceID)?.cancel()
                     startingDeadlines.removeValue(forKey: report.instanceID)?.cancel()
-                case .log: break
+                case .log, .steps: break
                 }
             }
             pumpDispatch()
