@@ -83,6 +83,9 @@ func definitionError(_ yaml: String) -> String? {
         let message = definitionError(yaml) ?? "no error"
         #expect(message.contains(reason), "\(message)")
         #expect(message.hasPrefix("processes/main.yml:\(line):"), "\(message)")
+        if reason.hasPrefix("unknown") {
+            #expect(message.hasPrefix("processes/main.yml:\(line):3:"), "points at the key: \(message)")
+        }
     }
 
     @Test func flowsDefinedTwiceAcrossFilesAreAnError() throws {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a fresh local deployment on a free port in a temporary data folder, runs the shared
-# conformance suite against it, and stops everything it started, whatever happens.
+# conformance suite and then this repository's own black-box suite (tests/blackbox) against it, and
+# stops everything it started, whatever happens.
 set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 suite=${ACCORD_CONFORMANCE:-$here/../shared/conformance}
@@ -33,6 +34,9 @@ fi
 echo "conformance: $suite against $url"
 ACCORD_URL=$url ACCORD_API_KEY=$key python3 -m pytest -q -p no:cacheprovider "$suite"
 status=$?
+echo "black-box: $here/tests/blackbox against $url"
+ACCORD_URL=$url ACCORD_API_KEY=$key ACCORD_CONFORMANCE=$suite python3 -m pytest -q -p no:cacheprovider "$here/tests/blackbox"
+[ $? -ne 0 ] && status=1
 if [ $status -ne 0 ]; then
   echo "--- component logs (tail) ---" >&2
   tail -n 40 "$data"/logs/*.log >&2

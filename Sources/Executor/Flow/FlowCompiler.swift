@@ -58,12 +58,14 @@ enum FlowCompiler {
         _ pairs: [(key: YAMLNode, value: YAMLNode)], _ location: SourceLocation
     ) throws(FlowDefinitionError) -> Step {
         var fields: [String: YAMLNode] = [:]
+        var keyLocations: [String: SourceLocation] = [:]
         var order: [String] = []
         for (key, value) in pairs {
             guard let name = key.text else {
                 throw FlowDefinitionError(location: key.location, reason: "a step key must be a string")
             }
             fields[name] = value
+            keyLocations[name] = key.location
             order.append(name)
         }
         let label = try fields["name"].map { node throws(FlowDefinitionError) in try string(node, "name") }
@@ -72,7 +74,7 @@ enum FlowCompiler {
         func allow(_ keyword: String, _ allowed: Set<String>) throws(FlowDefinitionError) {
             for key in order where key != keyword && key != "name" && key != "retry" && !allowed.contains(key) {
                 throw FlowDefinitionError(
-                    location: fields[key]!.location, reason: "unknown key '\(key)' in a '\(keyword)' step")
+                    location: keyLocations[key] ?? location, reason: "unknown key '\(key)' in a '\(keyword)' step")
             }
         }
         func optionalSteps(_ key: String) throws(FlowDefinitionError) -> [Step]? {
@@ -227,7 +229,7 @@ enum FlowCompiler {
                 out: try fields["out"].map { n throws(FlowDefinitionError) in try string(n, "out") })
         } else {
             let key = order.first ?? "?"
-            throw FlowDefinitionError(location: fields[key]?.location ?? location, reason: "unknown step '\(key)'")
+            throw FlowDefinitionError(location: keyLocations[key] ?? location, reason: "unknown step '\(key)'")
         }
         return Step(kind: kind, location: location, label: label, retry: retry)
     }

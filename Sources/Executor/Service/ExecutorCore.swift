@@ -4,6 +4,14 @@ import Foundation
 import Logging
 import Transport
 
+/// What a runner produced, in order.
+enum RunnerEvent: Sendable {
+    case started
+    case log([LogLine])
+    case steps([StepRecord])
+    case end(RunnerResult?, Int32)
+}
+
 /// Runs instances: takes dispatches and cancels from the Scheduler, unpacks each payload into a
 /// private working folder, starts a runner per instance, and reports what happens.
 actor ExecutorCore {
@@ -102,15 +110,42 @@ actor ExecutorCore {
                 cleanUp(id, instanceDir)
                 return
             }
+            // One ordered stream per runner, drained by one task: `started`, the log lines and step
+            // records in the order the runner wrote them, then the outcome. (A task per callback
+            // would race: a line reported after the outcome is dropped as late, and an outcome
+            // reported before `started` skips RUNNING.)
+            let (events, sink) = AsyncStream.makeStream(of: RunnerEvent.self)
+            sink.yield(.started)
             let reporter = self.reporter
-            let runner = try RunnerProcess(
-                instanceID: id, executable: executable, requestPath: requestPath,
-                onLog: { lines in Task { await reporter.report(id, .log(lines: lines)) } },
-                onSteps: { records in Task { await reporter.report(id, .steps(records: records)) } },
-                onEnd: { result, status in Task { await self.ended(id, instanceDir, result, status) } })
-            preparing.remove(id)
-            running[id] = runner
-            await reporter.report(id, .started)
+            Task {
+                for await event in events {
+                    switch event {
+                    case .started: await reporter.report(id, .started)
+                    case .log(let lines): await reporter.report(id, .log(lines: lines))
+                    case .steps(let records): await reporter.report(id, .steps(records: records))
+                    case .end(let result, let status): await self.ended(id, instanceDir, result, status)
+                    }
+                }
+            }
+            do {
+                let runner = try RunnerProcess(
+                    instanceID: id, executable: executable, requestPath: requestPath,
+                    onLog: { sink.yield(.log($0)) },
+                    onSteps: { sink.yield(.steps($0)) },
+                    onEnd: { result, status in
+                        sink.yield(.end(result, status))
+                        sink.finish()
+                    })
+                preparing.remove(id)
+                running[id] = runner
+            } catch {
+                preparing.remove(id)
+                logger.error("the runner could not start", metadata: ["instance.id": "\(id)", "error": "\(error)"])
+                let reason = "the runner could not start: \(error)"
+                sink.yield(.log([LogLine(at: .now(), level: .error, text: reason)]))
+                sink.yield(.end(RunnerResult(error: reason, out: [:]), -1))
+                sink.finish()
+            }
         } catch {
             preparing.remove(id)
             logger.error("instance could not start", metadata: ["instance.id": "\(id)", "error": "\(error)"])

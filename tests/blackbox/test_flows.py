@@ -1,0 +1,132 @@
+"""FLOWS.md constructs over HTTP, beyond what the shared conformance suite covers: each test uploads
+a payload and checks the final status, the log and, where it matters, the status's out/error."""
+import re
+
+from accord_conformance import (assert_log_at_least, assert_log_once, assert_no_log, make_zip, main_json,
+                                payload, request, run_flow, json_body)
+
+
+def test_call_out_and_with_items():
+    run = run_flow(payload("""\
+        main:
+        - call: double
+          in: {x: 21}
+          out: result
+        - log: "result=${result}"
+        - call: each
+          withItems: [a, b]
+        each:
+        - log: "item=${item}"
+        double:
+        - set: {result: "${x * 2}"}
+        """))
+    assert_log_once(run.log, r".*result=42.*")
+    assert_log_once(run.log, r".*item=a.*")
+    assert_log_once(run.log, r".*item=b.*")
+
+
+def test_try_error_sets_last_error_and_continues():
+    run = run_flow(payload("""\
+        main:
+        - try:
+          - throw: "went wrong"
+          error:
+          - log: "caught: ${lastError.message}"
+        - log: "after the group"
+        """))
+    assert_log_once(run.log, r".*caught: went wrong.*")
+    assert_log_once(run.log, r".*after the group.*")
+
+
+def test_if_then_else_and_value_switch():
+    run = run_flow(payload("""\
+        main:
+        - if: ${n > 1}
+          then:
+          - log: "big"
+          else:
+          - log: "small"
+        - switch: ${color}
+          red:
+          - log: "stop"
+          default:
+          - log: "go"
+        """, args={"n": 5, "color": "green"}))
+    assert_log_once(run.log, r".*big.*")
+    assert_log_once(run.log, r".*go.*")
+    assert_no_log(run.log, r".*small.*|.*stop.*")
+
+
+def test_out_variables_with_dotted_paths_reach_the_status():
+    run = run_flow(payload("""\
+        main:
+        - set:
+            answer: 42
+            nested.value: "deep"
+        """, out=["answer", "nested.value", "missing"]))
+    assert run.body.get("out") == {"answer": 42, "nested.value": "deep", "missing": None}, run.body
+
+
+def test_script_output_and_variables():
+    run = run_flow(payload("""\
+        main:
+        - script: sh
+          body: |
+            echo "from the script: $greeting"
+            echo "computed=7" >> "$ACCORD_OUT"
+        - log: "computed is ${computed}"
+        """, args={"greeting": "hi"}))
+    assert_log_once(run.log, r".*from the script: hi.*")
+    assert_log_once(run.log, r".*computed is 7.*")
+
+
+def test_concord_yml_default_entry_point_and_argument_merge():
+    z = make_zip({
+        "concord.yml": "configuration:\n  arguments:\n    who: file\n    keep: kept\nflows:\n  default:\n  - log: \"who=${who} keep=${keep}\"\n",
+        "_main.json": '{"arguments": {"who": "request"}}',
+    })
+    run = run_flow(z)
+    assert_log_once(run.log, r".*who=request keep=kept.*")
+
+
+def test_arguments_with_expressions_see_the_other_arguments():
+    run = run_flow(payload('main:\n- log: "full=${full}"\n', args={"first": "Ada", "full": "${first} Lovelace"}))
+    assert_log_once(run.log, r".*full=Ada Lovelace.*")
+
+
+def test_retry_then_failure_names_the_step_and_place():
+    run = run_flow(payload("""\
+        main:
+        - name: flaky step
+          throw: "nope"
+          retry: {times: 1, delay: 10}
+        """), expect="FAILED")
+    assert run.body.get("error") == "nope", run.body
+    line = assert_log_at_least(run.log, r".*processes/main\.yml:2:3.*flaky step.*nope.*")[0]
+    assert "ERROR" in line
+
+
+def test_unknown_step_key_fails_with_file_line_and_column():
+    run = run_flow(payload("main:\n- log: fine\n- frobnicate: x\n"), expect="FAILED")
+    assert_log_at_least(run.log, r".*processes/main\.yml:3:3.*unknown step 'frobnicate'.*")
+    assert "frobnicate" in run.body.get("error", "")
+
+
+def test_bad_expression_fails_with_the_column():
+    run = run_flow(payload('main:\n- log: "${1 +}"\n'), expect="FAILED")
+    assert_log_at_least(run.log, r".*processes/main\.yml:2:.*column.*")
+
+
+def test_endless_recursion_fails_cleanly():
+    run = run_flow(payload("main:\n- call: main\n"), expect="FAILED")
+    assert "deeper than" in run.body.get("error", ""), run.body
+
+
+def test_step_events_tell_the_story():
+    run = run_flow(payload("main:\n- log: one\n- call: f\nf:\n- log: two\n"))
+    events = json_body(request("GET", f"/api/v1/process/{run.id}/events"), "events")
+    steps = [s for e in events if e["type"] == "StepsRecorded" for s in e["data"]["steps"]]
+    assert [(s["flow"], s["step"], s["location"]) for s in steps] == [
+        ("main", "log", "processes/main.yml:2"), ("f", "log", "processes/main.yml:5"), ("main", "call", "processes/main.yml:3")
+    ], steps
+    assert all(s["outcome"] == "ok" and s["durationMicros"] >= 0 for s in steps)
