@@ -130,3 +130,73 @@ def test_step_events_tell_the_story():
         ("main", "log", "processes/main.yml:2"), ("f", "log", "processes/main.yml:5"), ("main", "call", "processes/main.yml:3")
     ], steps
     assert all(s["outcome"] == "ok" and s["durationMicros"] >= 0 for s in steps)
+
+
+def test_exit_ends_the_whole_process_successfully():
+    run = run_flow(payload("main:\n- call: f\n- log: \"not reached\"\nf:\n- log: \"in f\"\n- exit\n"))
+    assert_log_once(run.log, r".*in f.*")
+    assert_no_log(run.log, r".*not reached.*")
+
+
+def test_return_with_a_code_fails_with_that_code():
+    run = run_flow(payload("main:\n- call: f\nf:\n- return: badThing\n"), expect="FAILED")
+    assert run.body.get("error") == "badThing", run.body
+
+
+def test_double_colon_group_with_error_block():
+    run = run_flow(payload("""\
+        main:
+        - "::":
+          - throw: "inner"
+          error:
+          - log: "handled ${lastError.message}"
+        - log: "continued"
+        """))
+    assert_log_once(run.log, r".*handled inner.*")
+    assert_log_once(run.log, r".*continued.*")
+
+
+def test_throw_task_with_payload_and_task_out():
+    run = run_flow(payload("""\
+        main:
+        - task: log
+          in: {msg: "task form"}
+        - try:
+          - task: throw
+            in:
+              exception: "custom failure"
+              payload: {code: 7}
+          error:
+          - log: "message=${lastError.message}"
+        """))
+    assert_log_once(run.log, r".*task form.*")
+    assert_log_once(run.log, r".*message=custom failure.*")
+
+
+def test_python_script_and_script_file_from_the_payload():
+    run = run_flow(payload("""\
+        main:
+        - script: python3
+          body: |
+            import os
+            print("python says", os.environ["who"])
+        - script: scripts/hello.sh
+        """, args={"who": "hi"}, files={"scripts/hello.sh": "echo from the file\n"}))
+    assert_log_once(run.log, r".*python says hi.*")
+    assert_log_once(run.log, r".*from the file.*")
+
+
+def test_resource_as_json_and_execution_variables():
+    run = run_flow(payload("""\
+        main:
+        - expr: ${execution.setVariable("cfg", resource.asJson("config.json"))}
+        - log: "name=${cfg.name} first=${cfg.items[0]}"
+        - log: "has=${execution.hasVariable('cfg')}"
+        """, files={"config.json": '{"name": "demo", "items": [3, 4]}'}))
+    assert_log_once(run.log, r".*name=demo first=3.*")
+    assert_log_once(run.log, r".*has=true.*")
+
+
+def test_resource_outside_the_working_folder_is_refused():
+    run = run_flow(payload('main:\n- log: "${resource.asString(\'/etc/hostname\')}"\n'), expect="FAILED")
+    assert "outside" in run.body.get("error", ""), run.body
