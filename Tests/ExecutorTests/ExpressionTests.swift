@@ -69,6 +69,9 @@ func eval(_ text: String, _ values: [String: Value] = [:]) throws -> Value {
         #expect(try eval("${s.trim().indexOf('World')}", s) == .int(7))
         #expect(try eval("${s.trim().replace('World', 'there')}", s) == .string("Hello, there"))
         #expect(try eval("${'a,b,,c'.split(',')}") == .list([.string("a"), .string("b"), .string(""), .string("c")]))
+        #expect(try eval("${'a1b22c'.split('[0-9]+')}") == .list([.string("a"), .string("b"), .string("c")]))
+        #expect(try eval("${'x.y.z..'.split('\\\\.')}") == .list([.string("x"), .string("y"), .string("z")]))
+        #expect(throws: ExpressionError.self) { try eval("${'a'.split('(')}") }
         #expect(try eval("${'x'.concat(1).length()}") == .int(2))
         #expect(try eval("${''.isEmpty() && 'a'.equals('a')}") == .bool(true))
     }

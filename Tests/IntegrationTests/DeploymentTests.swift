@@ -170,6 +170,33 @@ import Testing
         #expect(log.contains("started") && !log.contains("never"))
     }
 
+    /// A timeout kills every OS process the instance started too.
+    @Test func aTimeoutKillsEverythingTheInstanceStarted() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let pidFile = deployment.data + "/timeout-child.pid"
+        let flow = "main:\n- script: sh\n  body: |\n    sleep 300 &\n    echo $! > \(pidFile)\n    wait\n"
+        let id = try await deployment.startInstance(
+            ZipBuilder.payload(flow, main: #"{"entryPoint": "main", "timeout": 2}"#))
+        var pid: Int32 = 0
+        for _ in 0..<200 where pid == 0 {
+            pid =
+                Int32(
+                    (try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(
+                        in: .whitespacesAndNewlines) ?? "") ?? 0
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        #expect(pid > 0)
+        #expect(try await deployment.waitTerminal(id, timeout: .seconds(20))["status"] as? String == "TIMED_OUT")
+        var alive = true
+        for _ in 0..<100 where alive {
+            alive = Foundation.kill(pid, 0) == 0 && !isZombie(pid)
+            if alive { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(!alive, "process \(pid) started by the instance survived its timeout")
+    }
+
     /// A stop kills every OS process the instance started, not only its runner.
     @Test func stopKillsEverythingTheInstanceStarted() async throws {
         let deployment = try Deployment()

@@ -81,14 +81,34 @@ enum Methods {
             return .string(s.replacingOccurrences(of: args[0].javaString, with: args[1].javaString))
         case "split":
             try arity(name, args, 1)
-            let separator = args[0].javaString
-            guard !separator.isEmpty else { return .list(s.map { .string(String($0)) }) }
-            var parts = s.components(separatedBy: separator).map { Value.string($0) }
-            while parts.count > 1, parts.last == .string("") { parts.removeLast() }
-            return .list(parts)
+            return .list(try split(s, regex: args[0].javaString).map { .string($0) })
         default:
             throw ExpressionError(message: "a string has no method '\(name)'")
         }
+    }
+
+    /// Java's `String.split(regex)`: the separator is a regular expression, and trailing empty
+    /// strings are removed.
+    static func split(_ s: String, regex pattern: String) throws -> [String] {
+        guard !pattern.isEmpty else { return s.map { String($0) } }
+        let expression: NSRegularExpression
+        do {
+            expression = try NSRegularExpression(pattern: pattern)
+        } catch {
+            throw ExpressionError(message: "split: '\(pattern)' is not a valid regular expression")
+        }
+        let text = s as NSString
+        var parts: [String] = []
+        var start = 0
+        for match in expression.matches(in: s, range: NSRange(location: 0, length: text.length)) {
+            // A zero-width match at the very start does not make an empty first element (Java 8+).
+            if match.range.length == 0 && match.range.location == 0 { continue }
+            parts.append(text.substring(with: NSRange(location: start, length: match.range.location - start)))
+            start = match.range.location + match.range.length
+        }
+        parts.append(text.substring(from: start))
+        while parts.count > 1, parts.last == "" { parts.removeLast() }
+        return parts
     }
 
     private static func list(_ items: [Value], _ name: String, _ args: [Value]) throws -> Value {
