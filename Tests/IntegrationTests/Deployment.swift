@@ -62,6 +62,14 @@ final class Deployment: @unchecked Sendable {
 
     func logPath(_ component: String) -> String { "\(data)/logs/\(component).log" }
 
+    /// The last lines of each component's log, for a failure message.
+    func logTails(lines: Int = 15) -> String {
+        ["scheduler", "executor", "gateway"].map { component in
+            let text = (try? String(contentsOfFile: logPath(component), encoding: .utf8)) ?? ""
+            return "--- \(component) ---\n" + text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+        }.joined(separator: "\n")
+    }
+
     /// Sends `signal` and waits for the exit. A component that ignores SIGTERM for 10 s is a bug:
     /// it is recorded as a test issue and killed.
     func kill(_ component: String, signal: Int32 = SIGKILL) {

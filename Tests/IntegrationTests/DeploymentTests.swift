@@ -61,14 +61,19 @@ import Testing
             for key in keys {
                 group.addTask {
                     let deadline = ContinuousClock.now + .seconds(90)
+                    var lastError = ""
                     while ContinuousClock.now < deadline {
-                        if let id = try? await deployment.startInstance(helloZip(key), idempotencyKey: key) {
-                            acknowledged.record(key, id)
+                        do {
+                            acknowledged.record(
+                                key, try await deployment.startInstance(helloZip(key), idempotencyKey: key))
                             return
+                        } catch {
+                            lastError = "\(error)"
                         }
                         try await Task.sleep(for: .milliseconds(100))
                     }
-                    throw TestFailure("\(key) was never acknowledged")
+                    throw TestFailure(
+                        "\(key) was never acknowledged; last answer: \(lastError)\n\(deployment.logTails())")
                 }
             }
             group.addTask {
