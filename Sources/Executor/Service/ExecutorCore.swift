@@ -129,7 +129,7 @@ actor ExecutorCore {
             }
             do {
                 let runner = try RunnerProcess(
-                    instanceID: id, executable: executable, requestPath: requestPath,
+                    executable: executable, requestPath: requestPath,
                     onLog: { sink.yield(.log($0)) },
                     onSteps: { sink.yield(.steps($0)) },
                     onEnd: { result, status in

@@ -18,7 +18,6 @@ final class RunnerProcess: Sendable {
         var ended = false
     }
 
-    let instanceID: InstanceID
     let pid: pid_t
     private let stdinFD: Int32
     private let state = Mutex(State())
@@ -27,11 +26,10 @@ final class RunnerProcess: Sendable {
     private let onEnd: @Sendable (RunnerResult?, Int32) -> Void
 
     init(
-        instanceID: InstanceID, executable: String, requestPath: String,
+        executable: String, requestPath: String,
         onLog: @escaping @Sendable ([LogLine]) -> Void, onSteps: @escaping @Sendable ([StepRecord]) -> Void,
         onEnd: @escaping @Sendable (RunnerResult?, Int32) -> Void
     ) throws {
-        self.instanceID = instanceID
         self.onLog = onLog
         self.onSteps = onSteps
         self.onEnd = onEnd

@@ -86,6 +86,15 @@ final class GatewayProjection: Sendable {
 
     func view(_ id: InstanceID) -> InstanceView? { state.withLock { $0.projection.instances[id] } }
 
+    /// How many instances are in each status (for `/metrics`), without copying any view.
+    func countsByStatus() -> [InstanceStatus: Int] {
+        state.withLock { state in
+            var counts: [InstanceStatus: Int] = [:]
+            for view in state.projection.instances.values { counts[view.status, default: 0] += 1 }
+            return counts
+        }
+    }
+
     func list(status: InstanceStatus?, tag: String?, limit: Int, offset: Int) -> [InstanceView] {
         state.withLock { $0.projection.list(status: status, tag: tag, limit: limit, offset: offset) }
     }

@@ -21,10 +21,7 @@ struct MetricsRoute: Sendable {
     }
 
     private func render() async -> Response {
-        var counts: [InstanceStatus: Int] = [:]
-        for view in projection.list(status: nil, tag: nil, limit: .max, offset: 0) {
-            counts[view.status, default: 0] += 1
-        }
+        let counts = projection.countsByStatus()
         for status in InstanceStatus.allCases {
             gauge("instances", "count", "Instances by status, as this gateway sees them", [("status", status.rawValue)])
                 .set(Double(counts[status] ?? 0))

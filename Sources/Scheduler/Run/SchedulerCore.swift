@@ -173,8 +173,7 @@ actor SchedulerCore {
         let id = registration.executorID
         let name = id.rawValue.split(separator: "/").first.map(String.init) ?? id.rawValue
         // An executor that restarted comes back as a new boot: whatever the old boot had is lost.
-        for (other, session) in executors where other != id && other.rawValue.hasPrefix(name + "/") {
-            _ = session
+        for other in Array(executors.keys) where other != id && other.rawValue.hasPrefix(name + "/") {
             declareLost(other, reason: "it restarted")
         }
         executors[id]?.close()
