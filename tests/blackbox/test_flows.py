@@ -200,3 +200,92 @@ def test_resource_as_json_and_execution_variables():
 def test_resource_outside_the_working_folder_is_refused():
     run = run_flow(payload('main:\n- log: "${resource.asString(\'/etc/hostname\')}"\n'), expect="FAILED")
     assert "outside" in run.body.get("error", ""), run.body
+
+
+def test_bare_flow_name_and_end_without_a_value():
+    run = run_flow(payload("""\
+        main:
+        - greet
+        - log: "back with ${greeting}"
+        greet:
+        - set: {greeting: "hi"}
+        - end:
+        - log: "not reached"
+        """))
+    assert_log_once(run.log, r".*back with hi.*")
+    assert_no_log(run.log, r".*not reached.*")
+
+
+def test_last_error_cause_from_a_throw_payload_and_a_failed_script():
+    run = run_flow(payload("""\
+        main:
+        - try:
+          - task: throw
+            in: {exception: "declined", payload: {code: 402}}
+          error:
+          - log: "message=${lastError.message} code=${lastError.cause.code}"
+        - try:
+          - script: sh
+            body: |
+              echo "quota exceeded" >&2
+              exit 4
+          error:
+          - log: "script failed: ${lastError.message}; cause: ${lastError.cause}"
+        """))
+    assert_log_once(run.log, r".*message=declined code=402.*")
+    assert_log_once(run.log, r".*script failed: the script exited with status 4; cause: quota exceeded.*")
+
+
+def test_retry_succeeds_when_the_step_does():
+    run = run_flow(payload("""\
+        main:
+        - script: sh
+          body: |
+            n=$(cat count 2>/dev/null || echo 0); n=$((n + 1)); echo $n > count
+            echo "attempt $n"
+            [ $n -ge 3 ]
+          retry: {times: 5, delay: 10}
+        - log: "attempts=${resource.asString('count').trim()}"
+        """))
+    assert_log_once(run.log, r".*attempt 3.*")
+    assert_log_once(run.log, r".*attempts=3.*")
+    assert_no_log(run.log, r".*attempt 4.*")
+
+
+def test_built_in_variables():
+    run = run_flow(payload("""\
+        main:
+        - log: "tx=${txId} id=${instanceId}"
+        - log: "same=${workDir == __attr_localPath} file=${resource.asString(workDir.concat('/data.txt')).trim()}"
+        """, files={"data.txt": "payload file\n"}))
+    assert_log_once(run.log, rf".*tx={run.id} id={run.id}.*")
+    assert_log_once(run.log, r".*same=true file=payload file.*")
+
+
+def test_switch_over_conditions_and_sleep():
+    run = run_flow(payload("""\
+        main:
+        - sleep: 5
+        - switch:
+          - expr: ${n > 10}
+            steps:
+            - log: "big"
+          - expr: ${n > 1}
+            steps:
+            - log: "medium"
+        - log: "after"
+        """, args={"n": 3}))
+    assert_log_once(run.log, r".*medium.*")
+    assert_no_log(run.log, r".*big.*")
+    assert_log_once(run.log, r".*after.*")
+
+
+def test_wrong_shape_duplicate_flow_and_unknown_flow_fail_precisely():
+    shape = run_flow(payload("main:\n- log: ok\n- if: ${true}\n  else:\n  - log: x\n"), expect="FAILED")
+    assert_log_at_least(shape.log, r".*processes/main\.yml:3:\d+: .*needs 'then'.*")
+    duplicate = run_flow(payload({"processes/a.yml": "main:\n- log: a\n", "processes/b.yml": "main:\n- log: b\n"}),
+                         expect="FAILED")
+    assert_log_at_least(duplicate.log, r".*processes/b\.yml:1:1.*'main'.*")
+    unknown = run_flow(payload("main:\n- call: nowhere\n"), expect="FAILED")
+    assert_log_at_least(unknown.log, r".*processes/main\.yml:2:3.*'nowhere'.*")
+    assert "nowhere" in unknown.body.get("error", ""), unknown.body

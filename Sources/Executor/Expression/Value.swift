@@ -106,3 +106,9 @@ struct OrderedMap: Sendable, Equatable {
 
     static func == (lhs: OrderedMap, rhs: OrderedMap) -> Bool { lhs.storage == rhs.storage }
 }
+
+extension OrderedMap: ExpressibleByDictionaryLiteral {
+    init(dictionaryLiteral elements: (String, Value)...) {
+        for (key, value) in elements { self[key] = value }
+    }
+}

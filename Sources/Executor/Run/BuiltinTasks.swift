@@ -66,7 +66,7 @@ enum BuiltinTasks {
         case "throw":
             let message = (parameters?["exception"] ?? parameters?["message"] ?? input ?? .string("error")).interpolated
             var failure = FlowFailure(message: message, errorRef: message)
-            if let payload = parameters?["payload"] { failure.cause = payload.javaString }
+            if let payload = parameters?["payload"] { failure.cause = payload }
             throw failure
         default:
             throw FlowFailure(message: "unknown task '\(name)' (known tasks: log, sleep, throw)")

@@ -9,8 +9,9 @@ struct FlowFailure: Error, CustomStringConvertible {
     var location: SourceLocation?
     /// The failing step's label or kind.
     var step: String?
-    /// What caused it, when it wraps another error.
-    var cause: String?
+    /// What caused it, when known: a `throw` task's payload (kept as a value, so
+    /// `${lastError.cause.code}` reads a field), a failed script's last line of output.
+    var cause: Value?
 
     var description: String { message }
 
@@ -19,7 +20,7 @@ struct FlowFailure: Error, CustomStringConvertible {
         var map = OrderedMap()
         map["message"] = .string(message)
         if let errorRef { map["errorRef"] = .string(errorRef) }
-        if let cause { map["cause"] = .string(cause) }
+        if let cause { map["cause"] = cause }
         return .map(map)
     }
 }

@@ -216,8 +216,12 @@ final class Interpreter: EvaluationContext {
             try handling(error) {
                 if let withItems {
                     let items = try resolve(withItems)
-                    guard case .list(let list) = items else {
-                        throw FlowFailure(message: "'withItems' must be a list, got a \(items.typeName)")
+                    let list: [Value]
+                    switch items {
+                    case .list(let values): list = values
+                    // As the original server did: a map runs once per entry, `item.key` and `item.value`.
+                    case .map(let map): list = map.keys.map { .map(["key": .string($0), "value": map[$0]!]) }
+                    default: throw FlowFailure(message: "'withItems' must be a list or a map, got a \(items.typeName)")
                     }
                     for item in list { try call(target, input: input, out: out, item: item, at: step.location) }
                 } else {

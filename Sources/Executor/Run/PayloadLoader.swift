@@ -48,9 +48,22 @@ struct PayloadLoader {
             case "entryPoint":
                 entryPoint = value.text
             case "configuration", "variables":
-                guard case .mapping(let sections, _) = value else { continue }
-                for (section, content) in sections where section.text == "arguments" {
-                    defaultArguments = try FlowCompiler.value(content)
+                guard case .mapping(let sections, _) = value else {
+                    throw FlowDefinitionError(location: value.location, reason: "'\(key.text ?? "")' must be a mapping")
+                }
+                for (section, content) in sections {
+                    switch section.text {
+                    case "arguments":
+                        let arguments = try FlowCompiler.value(content)
+                        guard case .map = arguments else {
+                            throw FlowDefinitionError(
+                                location: content.location, reason: "'arguments' must be a mapping")
+                        }
+                        defaultArguments = Self.merge(defaultArguments, arguments)
+                    // Older project files keep the entry point beside the arguments.
+                    case "entryPoint" where entryPoint == nil: entryPoint = content.text
+                    default: continue
+                    }
                 }
             default:
                 continue

@@ -36,8 +36,10 @@ enum ScriptRunner {
         }
         environment["ACCORD_OUT"] = outFile
 
+        var lastLine: String?
         let status = try spawnAndStream(command, environment: environment, directory: interpreter.workDir) { line in
             interpreter.log(.info, line)
+            if !line.allSatisfy(\.isWhitespace) { lastLine = line }
         }
         if let data = FileManager.default.contents(atPath: outFile) {
             for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
@@ -45,7 +47,10 @@ enum ScriptRunner {
                 interpreter.assign(String(line[..<equals]), .string(String(line[line.index(after: equals)...])))
             }
         }
-        guard status == 0 else { throw FlowFailure(message: "the script exited with status \(status)") }
+        guard status == 0 else {
+            // The script's last words are usually why: they become `lastError.cause`.
+            throw FlowFailure(message: "the script exited with status \(status)", cause: lastLine.map(Value.string))
+        }
     }
 
     /// Runs `command` with stdout and stderr merged into one pipe, calling `line` for each line;
