@@ -23,6 +23,8 @@ struct ExecutorMain: AsyncParsableCommand {
         @Option(help: "Instances run at once.") var capacity = 16
         @Option(help: "Largest unpacked payload, in bytes.") var maxUnpackedBytes = 256 << 20
         @Option(help: "Most entries in a payload.") var maxEntries = 10_000
+        @Option(help: "Log text one instance may write, in bytes; further output is dropped after a marker line.")
+        var maxLogBytes = 16 << 20
 
         func run() async throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
@@ -32,7 +34,8 @@ struct ExecutorMain: AsyncParsableCommand {
                 listenURL: listen ?? "ipc://\(data)/run/\(name).ipc",
                 capacity: capacity,
                 workRoot: "\(data)/work/\(name)",
-                zipLimits: ZipLimits(maxEntries: maxEntries, maxUnpackedBytes: maxUnpackedBytes))
+                zipLimits: ZipLimits(maxEntries: maxEntries, maxUnpackedBytes: maxUnpackedBytes),
+                maxLogBytes: maxLogBytes)
             try await ExecutorService.build(config).run()
         }
     }

@@ -52,7 +52,12 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
     let startupLogger = logger
     return Application(
         router: router,
-        server: .http1(configuration: .init(idleTimeout: .seconds(3600))),
+        server: .http1(
+            configuration: .init(
+                additionalChannelHandlers: [RequestDeadlineHandler(timeout: config.requestReadTimeout)],
+                idleTimeout: .nanoseconds(config.idleTimeout.nanoseconds),
+                httpDecoderConfiguration: .init(
+                    maxHeaderFieldSize: 16 << 10, maxHeaderListSize: 64 << 10, maxHeaderFieldCount: 100))),
         configuration: .init(address: .hostname(config.host, port: config.port), serverName: "accord"),
         services: [feed],
         onServerRunning: { _ in

@@ -24,4 +24,10 @@ struct GatewayConfig: Sendable {
     var maxEntries: Int
     /// How long a command may wait for the Scheduler before the client gets 503.
     var schedulerTimeout: Duration
+    /// Longest a request may take to arrive, from its first header byte to the body's end; a
+    /// client slower than this is cut off.
+    var requestReadTimeout: Duration = .seconds(60)
+    /// An open connection with no request in progress is closed after this long (also bounds
+    /// how long a request's headers may take).
+    var idleTimeout: Duration = .seconds(30)
 }

@@ -20,6 +20,9 @@ struct GatewayMain: AsyncParsableCommand {
     @Option(help: "Largest unpacked archive, in bytes.") var maxUnpackedBytes = 256 << 20
     @Option(help: "Most entries in an archive.") var maxEntries = 10_000
     @Option(help: "Seconds to wait for the Scheduler before answering 503.") var schedulerTimeout = 10.0
+    @Option(help: "Seconds a request may take to arrive (headers and body); slower clients are cut off.")
+    var requestReadTimeout = 60.0
+    @Option(help: "Seconds an idle connection (or one sending its headers) is kept open.") var idleTimeout = 30.0
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
@@ -31,7 +34,9 @@ struct GatewayMain: AsyncParsableCommand {
             eventsURL: events ?? "ipc://\(data)/run/events.ipc",
             keysFile: keysFile ?? "\(data)/keys", environmentKeys: environmentKeys, authEnabled: !noAuth,
             maxBodyBytes: maxBodyBytes, maxUnpackedBytes: maxUnpackedBytes, maxEntries: maxEntries,
-            schedulerTimeout: .milliseconds(Int64(schedulerTimeout * 1000)))
+            schedulerTimeout: .milliseconds(Int64(schedulerTimeout * 1000)),
+            requestReadTimeout: .milliseconds(Int64(requestReadTimeout * 1000)),
+            idleTimeout: .milliseconds(Int64(idleTimeout * 1000)))
         try await buildGateway(config).runService()
     }
 }

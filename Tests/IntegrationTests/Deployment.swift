@@ -17,6 +17,7 @@ final class Deployment: @unchecked Sendable {
     let bin: String
     var schedulerArguments: [String] = []
     var gatewayArguments: [String] = ["--scheduler-timeout", "2"]
+    var executorArguments: [String] = []
     private var processes: [String: Process] = [:]
     private let lock = NSLock()
 
@@ -44,7 +45,7 @@ final class Deployment: @unchecked Sendable {
         var arguments: [String]
         switch component {
         case "scheduler": arguments = ["--data", data] + schedulerArguments
-        case "executor": arguments = ["serve", "--data", data, "--capacity", "8"]
+        case "executor": arguments = ["serve", "--data", data, "--capacity", "8"] + executorArguments
         default: arguments = ["--data", data, "--port", "\(port)"] + gatewayArguments
         }
         process.executableURL = URL(fileURLWithPath: "\(bin)/accord-\(component)")

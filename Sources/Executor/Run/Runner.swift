@@ -49,6 +49,11 @@ enum Runner {
         }
         let entry = request.entryPoint ?? loader.entryPoint ?? "default"
         let interpreter = Interpreter(flows: loader.flows, variables: [:], workDir: request.workDir) { line in
+            // Cut here already, so no message on the pipe to the executor is unbounded.
+            var line = line
+            if line.text.utf8.count > LogBudget.defaultMaxLineBytes {
+                line.text = LogBudget.cut(line.text)
+            }
             send(.log(line))
         }
         interpreter.onStep = { record in

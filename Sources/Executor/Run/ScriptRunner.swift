@@ -88,9 +88,16 @@ enum ScriptRunner {
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
             pending += buffer[0..<n]
-            while let newline = pending.firstIndex(of: 0x0A) {
-                line(String(decoding: pending[..<newline], as: UTF8.self))
-                pending.removeSubrange(...newline)
+            var start = 0
+            while let newline = pending[start...].firstIndex(of: 0x0A) {
+                line(String(decoding: pending[start..<newline], as: UTF8.self))
+                start = newline + 1
+            }
+            pending.removeSubrange(..<start)
+            // A line that never ends is passed on in pieces: nothing here grows without bound.
+            if pending.count >= LogBudget.defaultMaxLineBytes {
+                line(String(decoding: pending, as: UTF8.self))
+                pending.removeAll(keepingCapacity: true)
             }
         }
         close(fds[0])

@@ -14,6 +14,8 @@ struct ExecutorConfig: Sendable {
     var workRoot: String
     /// Limits for unpacking payloads (the Gateway checked them too).
     var zipLimits: ZipLimits
+    /// Log text one instance may write; beyond it, output is dropped after one marker line.
+    var maxLogBytes: Int = 16 << 20
     /// Interval between heartbeats.
     var heartbeat: Duration = .seconds(1)
 }

@@ -117,11 +117,15 @@ actor ExecutorCore {
             let (events, sink) = AsyncStream.makeStream(of: RunnerEvent.self)
             sink.yield(.started)
             let reporter = self.reporter
+            let maxLogBytes = config.maxLogBytes
             Task {
+                var budget = LogBudget(maxBytes: maxLogBytes)
                 for await event in events {
                     switch event {
                     case .started: await reporter.report(id, .started)
-                    case .log(let lines): await reporter.report(id, .log(lines: lines))
+                    case .log(let lines):
+                        let kept = budget.admit(lines)
+                        if !kept.isEmpty { await reporter.report(id, .log(lines: kept)) }
                     case .steps(let records): await reporter.report(id, .steps(records: records))
                     case .end(let result, let status): await self.ended(id, instanceDir, result, status)
                     }

@@ -45,10 +45,37 @@ actor Reporter {
     /// Consecutive log lines (or step records) of one instance travel as one report, up to a bound.
     static func merge(_ earlier: ReportKind, _ later: ReportKind) -> ReportKind? {
         switch (earlier, later) {
-        case (.log(let a), .log(let b)) where a.count < 1000: .log(lines: a + b)
+        case (.log(let a), .log(let b)) where a.count < 1000 && weight(earlier) + weight(later) <= maxReportWeight:
+            .log(lines: a + b)
         case (.steps(let a), .steps(let b)) where a.count < 5000: .steps(records: a + b)
         default: nil
         }
+    }
+
+    /// Bounds on what travels together. Log lines are at most 64 KiB each (the runner cuts them),
+    /// so even text that JSON escapes sixfold keeps a batch far below the Scheduler's 64 MiB
+    /// message limit, which nng would enforce by dropping the message (and this reporter would
+    /// resend it forever).
+    static let maxReportWeight = 1 << 20
+    static let maxBatchWeight = 4 << 20
+
+    /// Roughly the bytes a report takes on the wire.
+    static func weight(_ kind: ReportKind) -> Int {
+        switch kind {
+        case .log(let lines): lines.reduce(0) { $0 + $1.text.utf8.count + 64 }
+        case .steps(let records): records.count * 160
+        default: 256
+        }
+    }
+
+    /// The first reports of `pending` that fit in one message (always at least one).
+    static func batchCount(_ pending: [Report]) -> Int {
+        var total = 0
+        for (index, report) in pending.enumerated() {
+            total += weight(report.kind)
+            if total > maxBatchWeight { return max(index, 1) }
+        }
+        return pending.count
     }
 
     /// Registers (again); returns once the Scheduler has answered.
@@ -94,8 +121,9 @@ actor Reporter {
     private func drain() async {
         while !pending.isEmpty {
             if !registered { await register() }
-            inFlight = pending
-            pending = []
+            let count = Reporter.batchCount(pending)
+            inFlight = Array(pending[..<count])
+            pending.removeFirst(count)
             do {
                 switch try await send(.reports(executorID: executorID, reports: inFlight)) {
                 case .ack(let upTo):
