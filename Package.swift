@@ -94,7 +94,9 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        .testTarget(name: "EventsTests", dependencies: ["Events"], resources: [.copy("Golden")], swiftSettings: strict),
+        .testTarget(
+            name: "EventsTests", dependencies: ["Events", "TestSupport"], resources: [.copy("Golden")],
+            swiftSettings: strict),
         .target(name: "TestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Events"], swiftSettings: strict),
@@ -105,6 +107,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        .testTarget(
+            name: "GatewayTests", dependencies: ["Gateway", "Archive", "TestSupport"], swiftSettings: gatewaySettings),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "Events"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["Events", "TestSupport"], swiftSettings: strict),
     ]

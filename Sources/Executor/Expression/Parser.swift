@@ -15,11 +15,21 @@ struct ExpressionParser {
     private let source: String
     private var tokens: [(token: Token, column: Int)] = []
     private var position = 0
+    private var depth = 0
+
+    /// Bounds that keep the recursive parser and evaluator far from the end of the stack.
+    static let maxDepth = 200
+    static let maxTokens = 2_000
 
     /// Parses one whole expression (the text between `${` and `}`).
     static func parse(_ text: String) throws(ExpressionError) -> Expr {
         var parser = ExpressionParser(source: text)
         parser.tokens = try ExpressionParser.tokenize(text)
+        guard parser.tokens.count <= maxTokens else {
+            throw ExpressionError(
+                message: "the expression is longer than \(maxTokens) tokens", column: parser.tokens[maxTokens].column,
+                expression: text)
+        }
         let expr = try parser.parseTernary()
         guard parser.peek == .end else { throw parser.error("unexpected \(parser.describe(parser.peek))") }
         return expr
@@ -61,7 +71,18 @@ struct ExpressionParser {
         guard accept(symbol) else { throw error("expected '\(symbol)' but found \(describe(peek))") }
     }
 
+    /// Every nested construct (parentheses, arguments, indexes, literals, unary operators) passes
+    /// through here or `parseUnary`, so this bounds the tree's nesting.
+    private mutating func nest() throws(ExpressionError) {
+        depth += 1
+        guard depth <= ExpressionParser.maxDepth else {
+            throw error("the expression is nested deeper than \(ExpressionParser.maxDepth) levels")
+        }
+    }
+
     private mutating func parseTernary() throws(ExpressionError) -> Expr {
+        try nest()
+        defer { depth -= 1 }
         let condition = try parseOr()
         guard accept("?") else { return condition }
         let then = try parseTernary()
@@ -142,6 +163,8 @@ struct ExpressionParser {
     }
 
     private mutating func parseUnary() throws(ExpressionError) -> Expr {
+        try nest()
+        defer { depth -= 1 }
         if accept("-") { return .unary(.negate, try parseUnary()) }
         if accept("!") || accept("not") { return .unary(.not, try parseUnary()) }
         if accept("empty") { return .unary(.empty, try parseUnary()) }

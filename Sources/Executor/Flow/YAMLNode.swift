@@ -69,17 +69,31 @@ enum YAMLLoader {
         }
     }
 
+    /// Deepest nesting accepted: the compiler and the interpreter walk trees recursively.
+    static let maxDepth = 128
+    /// Most nodes a document may stand for, aliases expanded (a "billion laughs" document would
+    /// otherwise expand exponentially when compiled).
+    static let maxNodes = 1_000_000
+
     private struct Builder {
-        enum Frame {
-            case sequence([YAMLNode], SourceLocation, anchor: String?)
-            case mapping([(key: YAMLNode, value: YAMLNode)], pendingKey: YAMLNode?, SourceLocation, anchor: String?)
+        enum Kind {
+            case sequence([YAMLNode])
+            case mapping([(key: YAMLNode, value: YAMLNode)], pendingKey: YAMLNode?, names: Set<String>)
+        }
+
+        struct Frame {
+            var kind: Kind
+            var location: SourceLocation
+            var anchor: String?
+            /// Nodes in this subtree so far, aliases expanded.
+            var weight = 1
         }
 
         let file: String
         var stack: [Frame] = []
-        var anchors: [String: YAMLNode] = [:]
+        var anchors: [String: (node: YAMLNode, weight: Int)] = [:]
         var root: YAMLNode?
-        var documentDone = false
+        var total = 0
 
         init(file: String) { self.file = file }
 
@@ -97,58 +111,76 @@ enum YAMLLoader {
                     decoding: UnsafeBufferPointer(start: scalar.value, count: Int(scalar.length)), as: UTF8.self)
                 let quoted = scalar.style != YAML_PLAIN_SCALAR_STYLE
                 let node = YAMLNode.scalar(text, quoted: quoted, location)
-                if let anchor = scalar.anchor { anchors[String(cString: anchor)] = node }
-                try add(node)
+                if let anchor = scalar.anchor { anchors[String(cString: anchor)] = (node, 1) }
+                try add(node, weight: 1, at: location)
             case YAML_ALIAS_EVENT:
                 let name = String(cString: event.data.alias.anchor)
-                guard let node = anchors[name] else {
+                guard let (node, weight) = anchors[name] else {
                     throw YAMLError(location: location, reason: "unknown alias '*\(name)'")
                 }
-                try add(node)
-            case YAML_SEQUENCE_START_EVENT:
-                let anchor = event.data.sequence_start.anchor.map { String(cString: $0) }
-                stack.append(.sequence([], location, anchor: anchor))
-            case YAML_MAPPING_START_EVENT:
-                let anchor = event.data.mapping_start.anchor.map { String(cString: $0) }
-                stack.append(.mapping([], pendingKey: nil, location, anchor: anchor))
+                try add(node, weight: weight, at: location)
+            case YAML_SEQUENCE_START_EVENT, YAML_MAPPING_START_EVENT:
+                guard stack.count < YAMLLoader.maxDepth else {
+                    throw YAMLError(location: location, reason: "nested deeper than \(YAMLLoader.maxDepth) levels")
+                }
+                let isSequence = event.type == YAML_SEQUENCE_START_EVENT
+                let anchor =
+                    (isSequence ? event.data.sequence_start.anchor : event.data.mapping_start.anchor)
+                    .map { String(cString: $0) }
+                let kind: Kind = isSequence ? .sequence([]) : .mapping([], pendingKey: nil, names: [])
+                stack.append(Frame(kind: kind, location: location, anchor: anchor))
             case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
                 guard let frame = stack.popLast() else { return false }
-                switch frame {
-                case .sequence(let items, let l, let anchor):
-                    let node = YAMLNode.sequence(items, l)
-                    if let anchor { anchors[anchor] = node }
-                    try add(node)
-                case .mapping(let pairs, _, let l, let anchor):
-                    let node = YAMLNode.mapping(pairs, l)
-                    if let anchor { anchors[anchor] = node }
-                    try add(node)
+                let node: YAMLNode
+                switch frame.kind {
+                case .sequence(let items): node = .sequence(items, frame.location)
+                case .mapping(let pairs, _, _): node = .mapping(pairs, frame.location)
                 }
+                if let anchor = frame.anchor { anchors[anchor] = (node, frame.weight) }
+                try add(node, weight: frame.weight, counted: true, at: location)
             default:
                 break
             }
             return false
         }
 
-        private mutating func add(_ node: YAMLNode) throws(YAMLError) {
-            guard let top = stack.popLast() else {
+        /// Adds a finished node to the enclosing collection. `counted`: its weight is in `total` already.
+        private mutating func add(
+            _ node: YAMLNode, weight: Int, counted: Bool = false, at location: SourceLocation
+        ) throws(YAMLError) {
+            if !counted {
+                total += weight
+                guard total <= YAMLLoader.maxNodes else {
+                    throw YAMLError(
+                        location: location,
+                        reason: "the document stands for more than \(YAMLLoader.maxNodes) values (aliases expanded)")
+                }
+            }
+            guard var top = stack.popLast() else {
                 root = node
                 return
             }
-            switch top {
-            case .sequence(var items, let l, let anchor):
+            top.weight += weight
+            switch top.kind {
+            case .sequence(var items):
+                top.kind = .sequence([])
                 items.append(node)
-                stack.append(.sequence(items, l, anchor: anchor))
-            case .mapping(var pairs, let pendingKey, let l, let anchor):
+                top.kind = .sequence(items)
+            case .mapping(var pairs, let pendingKey, var names):
+                top.kind = .sequence([])
                 if let key = pendingKey {
-                    if let name = key.text, pairs.contains(where: { $0.key.text == name }) {
-                        throw YAMLError(location: key.location, reason: "duplicate key '\(name)'")
+                    if let name = key.text {
+                        guard names.insert(name).inserted else {
+                            throw YAMLError(location: key.location, reason: "duplicate key '\(name)'")
+                        }
                     }
                     pairs.append((key, node))
-                    stack.append(.mapping(pairs, pendingKey: nil, l, anchor: anchor))
+                    top.kind = .mapping(pairs, pendingKey: nil, names: names)
                 } else {
-                    stack.append(.mapping(pairs, pendingKey: node, l, anchor: anchor))
+                    top.kind = .mapping(pairs, pendingKey: node, names: names)
                 }
             }
+            stack.append(top)
         }
     }
 }
