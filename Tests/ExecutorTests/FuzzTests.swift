@@ -120,3 +120,14 @@ import Testing
         #expect(started.duration(to: .now) < .seconds(20))
     }
 }
+
+@Suite struct ExpressionErrorTests {
+    @Test func longExpressionsAreQuotedAroundTheColumn() {
+        let long = String(repeating: "a + ", count: 100) + "* 2"
+        let error = ExpressionError(message: "unexpected '*'", column: 401, expression: long)
+        #expect(error.description.count < 200)
+        #expect(error.description.hasSuffix("a + * 2'"))
+        #expect(error.description.contains("'..."))
+        #expect(ExpressionError(message: "m", column: 1, expression: "short").description == "m at column 1 of 'short'")
+    }
+}

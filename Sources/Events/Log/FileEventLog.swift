@@ -46,6 +46,9 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     private var pending: [Pending] = []
     private var durableWaiters: [(seq: UInt64, promise: Promise<Void>)] = []
     private var closed = false
+    /// Set by a failed write: appends are refused until `recover()` succeeds, so nothing is
+    /// numbered on top of a write whose fate the appenders have not yet heard.
+    private var failure: EventLogError?
     private var writer: Thread?
     private let stats = Mutex(AppendStats())
     private let commitHook = Mutex<(@Sendable ([EventEnvelope]) -> Void)?>(nil)
@@ -150,6 +153,10 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         defer { lock.unlock() }
         if closed {
             promise.fulfill(.failure(EventLogError("the event log is closed")))
+            return AppendTicket(envelopes: [], promise: promise)
+        }
+        if let failure {
+            promise.fulfill(.failure(failure))
             return AppendTicket(envelopes: [], promise: promise)
         }
         var numbered: [EventEnvelope] = []
@@ -365,10 +372,26 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             bytes += item.bytes
         }
         let start = ContinuousClock.now
-        let written = bytes.withUnsafeBytes { pwrite(segment.fd, $0.baseAddress, $0.count, off_t(segment.size)) }
-        let synced = written == bytes.count && (!fsyncEnabled || fdatasync(segment.fd) == 0)
-        guard synced else {
-            let reason = String(cString: strerror(errno))
+        // A short write (the disk filled part-way) is continued: the retry reports why it stopped.
+        var written = 0
+        var failedErrno: Int32 = 0
+        bytes.withUnsafeBytes { raw in
+            while written < raw.count {
+                let n = pwrite(
+                    segment.fd, raw.baseAddress! + written, raw.count - written, off_t(segment.size) + off_t(written))
+                if n > 0 {
+                    written += n
+                } else if n < 0 && errno == EINTR {
+                    continue
+                } else {
+                    failedErrno = n < 0 ? errno : EIO
+                    return
+                }
+            }
+        }
+        if written == bytes.count && fsyncEnabled && fdatasync(segment.fd) != 0 { failedErrno = errno }
+        guard failedErrno == 0 else {
+            let reason = String(cString: strerror(failedErrno))
             _ = ftruncate(segment.fd, off_t(segment.size))
             fail(batch, EventLogError("writing the event log failed: \(reason)"))
             return
@@ -405,6 +428,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     /// durable event are handed out again, so the log never has a gap.
     private func fail(_ batch: [Pending], _ error: any Error) {
         lock.lock()
+        failure = (error as? EventLogError) ?? EventLogError("\(error)")
         let queued = pending
         pending = []
         nextSeq = durable + 1
@@ -413,6 +437,37 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         lock.unlock()
         for item in batch + queued { item.promise.fulfill(.failure(error)) }
         for waiter in waiters { waiter.promise.fulfill(.failure(error)) }
+    }
+
+    /// Why the log refuses appends, when a write has failed and `recover()` has not yet succeeded.
+    package var failed: EventLogError? {
+        lock.lock()
+        defer { lock.unlock() }
+        return failure
+    }
+
+    /// After a failed write: checks that the log can take writes again (room for `headroom` more
+    /// bytes is reserved and released, and the segment syncs), then accepts appends again.
+    /// Throws, leaving the log refusing appends, while the fault persists.
+    package func recover(headroom: Int = 64 << 10) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard failure != nil else { return }
+        let segment = segments[segments.count - 1]
+        // Cut whatever the failed write left past the last durable record first: records of it
+        // could otherwise reappear behind shorter ones written later under the same numbers.
+        guard ftruncate(segment.fd, off_t(segment.size)) == 0 else {
+            throw EventLogError("the event log cannot be cut back: \(String(cString: strerror(errno)))")
+        }
+        let reserved = posix_fallocate(segment.fd, off_t(segment.size), off_t(headroom))
+        _ = ftruncate(segment.fd, off_t(segment.size))
+        guard reserved == 0 else {
+            throw EventLogError("the event log still cannot grow: \(String(cString: strerror(reserved)))")
+        }
+        guard !fsyncEnabled || fdatasync(segment.fd) == 0 else {
+            throw EventLogError("the event log still cannot sync: \(String(cString: strerror(errno)))")
+        }
+        failure = nil
     }
 
     // MARK: - Reading

@@ -28,7 +28,17 @@ struct ExpressionError: Error, CustomStringConvertible {
 
     var description: String {
         guard let expression else { return message }
-        if let column { return "\(message) at column \(column) of '\(expression)'" }
-        return "\(message) in '\(expression)'"
+        if let column { return "\(message) at column \(column) of '\(Self.excerpt(expression, around: column))'" }
+        return "\(message) in '\(Self.excerpt(expression, around: 1))'"
+    }
+
+    /// The expression as written, or for a long one the part around `column` with `...` marking
+    /// the cuts, so a runaway expression does not become a runaway error message.
+    static func excerpt(_ expression: String, around column: Int, width: Int = 120) -> String {
+        let characters = Array(expression)
+        guard characters.count > width else { return expression }
+        let start = max(0, min(column - 1 - width / 2, characters.count - width))
+        let end = min(characters.count, start + width)
+        return (start > 0 ? "..." : "") + String(characters[start..<end]) + (end < characters.count ? "..." : "")
     }
 }

@@ -8,8 +8,10 @@ import Transport
 ///
 /// Decided events are applied to the state as soon as the log has numbered them (before the fsync),
 /// so that a command arriving during the fsync sees them (two starts with one idempotency key
-/// cannot both win). If the log then fails, the state no longer matches the log and the process
-/// exits so that a restart rebuilds it from the log.
+/// cannot both win). If the log then fails (disk full, I/O error), nothing it refused is
+/// acknowledged: commands are answered "unavailable" (the Gateway's 503) while the log refuses
+/// appends, and once a probe shows it can take writes again the state is rebuilt from the log, so
+/// the events it refused leave no trace.
 actor SchedulerCore {
     let log: FileEventLog
     let payloads: PayloadStore
@@ -19,6 +21,8 @@ actor SchedulerCore {
     private var executors: [ExecutorID: ExecutorSession] = [:]
     private var timeouts: [InstanceID: Task<Void, Never>] = [:]
     private var startingDeadlines: [InstanceID: Task<Void, Never>] = [:]
+    /// A recovery from a failed log write is under way.
+    private var recovering = false
 
     init(log: FileEventLog, payloads: PayloadStore, config: SchedulerConfig, logger: Logger) throws {
         self.log = log
@@ -38,7 +42,7 @@ actor SchedulerCore {
             if tracked.status == .running { armTimeout(id, tracked, now: now) }
             if tracked.status == .starting { armStartingDeadline(id, attempt: tracked.attempt) }
         }
-        for (executor, ids) in state.assigned where !ids.isEmpty {
+        for (executor, ids) in state.assigned where !ids.isEmpty && executors[executor] == nil {
             let session = ExecutorSession(id: executor, address: nil, capacity: 0, socket: nil)
             executors[executor] = session
             watch(session)
@@ -53,6 +57,7 @@ actor SchedulerCore {
     // MARK: - Gateway commands
 
     func start(_ start: StartInstance, payload: [UInt8]) async -> SchedulerReply {
+        if let failure = log.failed { return Self.logUnavailable(failure) }
         if let existing = existingInstance(for: start) { return await answerExisting(existing) }
         let ref: PayloadRef
         do {
@@ -87,6 +92,7 @@ actor SchedulerCore {
     }
 
     func cancel(_ id: InstanceID, request: RequestID) async -> SchedulerReply {
+        if let failure = log.failed { return Self.logUnavailable(failure) }
         let decision = Decide.decide(.cancel(id, request), state: state, now: .now())
         guard await commit(decision) else { return .unavailable(message: "the event log could not record the stop") }
         // The terminal event a repeat sees may itself still be on its way to disk.
@@ -250,6 +256,7 @@ actor SchedulerCore {
 
     /// Gives waiting instances to executors with free capacity, least loaded first.
     private func pumpDispatch() {
+        guard log.failed == nil else { return }
         while state.queue.count > 0 {
             let candidates = executors.values.filter { $0.socket != nil && load(of: $0.id) < $0.capacity }
             guard let executor = candidates.min(by: { load(of: $0.id) < load(of: $1.id) }) else { return }
@@ -387,11 +394,55 @@ actor SchedulerCore {
             return true
         } catch {
             // The state already holds events the log refused: only a rebuild from the log is right.
-            logger.critical(
-                "the event log failed; exiting so that a restart rebuilds from the log", metadata: ["error": "\(error)"]
-            )
+            logFailed(error)
+            return false
+        }
+    }
+
+    static func logUnavailable(_ failure: EventLogError) -> SchedulerReply {
+        .unavailable(message: "the server cannot record anything right now (\(failure)); try again shortly")
+    }
+
+    private func logFailed(_ error: any Error) {
+        guard !recovering else { return }
+        recovering = true
+        logger.error(
+            "the event log cannot be written: commands are refused until it can", metadata: ["error": "\(error)"])
+        Task { await self.recoverLog() }
+    }
+
+    /// Probes the log once a second until it takes writes again, then rebuilds from it.
+    private func recoverLog() async {
+        var attempts = 0
+        while true {
+            try? await Task.sleep(for: .seconds(1))
+            do {
+                try log.recover()
+                break
+            } catch {
+                attempts += 1
+                if attempts % 30 == 0 {
+                    logger.error("the event log still cannot be written", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        // No suspension from here on: nothing is staged between the probe and the rebuild.
+        for task in timeouts.values { task.cancel() }
+        for task in startingDeadlines.values { task.cancel() }
+        timeouts = [:]
+        startingDeadlines = [:]
+        var rebuilt = SchedulerState()
+        do {
+            try log.scan { rebuilt.apply($0) }
+        } catch {
+            logger.critical("the event log cannot be read back; exiting", metadata: ["error": "\(error)"])
             exit(75)
         }
+        state = rebuilt
+        recovering = false
+        logger.notice("the event log takes writes again")
+        resume()
+        pumpDispatch()
     }
 
     @discardableResult

@@ -1,0 +1,60 @@
+import Foundation
+import TestSupport
+import Testing
+
+extension DeploymentTests {
+    /// The Scheduler's log on a tiny filesystem that fills up: starts are answered 503 (and leave
+    /// no instance behind), the Scheduler logs why, and once space returns it takes starts again
+    /// by itself, with every earlier instance intact.
+    @Test func aFullDiskAnswers503AndRecoversWhenSpaceReturns() async throws {
+        let deployment = try Deployment()
+        guard let fs = SmallFilesystem.mount(at: deployment.data + "/events", bytes: 4 << 20) else { return }
+        defer {
+            deployment.stop()
+            fs.unmount()
+        }
+        try await deployment.startAll()
+        let before = try await deployment.startInstance(helloZip())
+        #expect(try await deployment.waitTerminal(before)["status"] as? String == "FINISHED")
+
+        // Starts until the log runs out of room (the segment's last page may take a few more):
+        // each one acknowledged before that is real, and from the first 503 on, every start is.
+        let filler = fs.fill()
+        var acknowledged: [String] = []
+        var refusals = 0
+        for n in 0..<200 where refusals < 3 {
+            let (status, body) = try await deployment.request(
+                "POST", "/api/v1/process", body: helloZip(), headers: ["Idempotency-Key": "full-\(n)"])
+            if status == 200, let id = deployment.json(body)["instanceId"] as? String {
+                #expect(refusals == 0, "a start was acknowledged after the log refused one")
+                acknowledged.append(id)
+            } else {
+                #expect(status == 503, "\(status): \(String(decoding: body, as: UTF8.self))")
+                refusals += 1
+            }
+        }
+        #expect(refusals == 3, "the log never filled up")
+        let schedulerLog = (try? String(contentsOfFile: deployment.logPath("scheduler"), encoding: .utf8)) ?? ""
+        #expect(schedulerLog.contains("No space left on device"), "\(deployment.logTails())")
+
+        try FileManager.default.removeItem(atPath: filler)
+        var recovered: String?
+        let deadline = ContinuousClock.now + .seconds(15)
+        while recovered == nil, ContinuousClock.now < deadline {
+            let (status, body) = try await deployment.request(
+                "POST", "/api/v1/process", body: helloZip(), headers: ["Idempotency-Key": "after-space-returns"])
+            if status == 200 { recovered = deployment.json(body)["instanceId"] as? String }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        let id = try #require(
+            recovered, "no start was accepted within 15 s of space returning\n\(deployment.logTails())")
+        for started in acknowledged + [id] {
+            #expect(try await deployment.waitTerminal(started)["status"] as? String == "FINISHED")
+        }
+        let (_, list) = try await deployment.request("GET", "/api/v2/process?limit=100")
+        let ids = ((try? JSONSerialization.jsonObject(with: list)) as? [[String: Any]] ?? []).compactMap {
+            $0["instanceId"] as? String
+        }
+        #expect(Set(ids) == Set([before, id] + acknowledged), "\(ids)")
+    }
+}
