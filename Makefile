@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-.PHONY: run test deps build build-release unit conformance format lint clean
+.PHONY: run test deps build build-release unit conformance chaos chaos-short format lint clean
 
 deps:
 	@deploy/install-deps.sh
@@ -23,13 +23,21 @@ test: deps
 	@deploy/install-deps.sh --test
 	$(MAKE) --no-print-directory lint
 	swift build --build-tests
-	$(MAKE) --no-print-directory unit conformance
+	$(MAKE) --no-print-directory unit conformance chaos-short
 
 unit:
 	swift test --skip-build
 
 conformance:
 	@ACCORD_BIN=.build/debug deploy/test/conformance.sh
+
+## Two executors under mixed load, a random component SIGKILLed every few seconds, for 5 minutes;
+## then checks that every acknowledged start is one terminal instance and the event log verifies.
+chaos: deps build
+	python3 deploy/test/chaos.py --duration $${CHAOS_SECONDS:-300}
+
+chaos-short:
+	python3 deploy/test/chaos.py --duration 30 --drain 90
 
 format:
 	swift format --in-place --recursive Sources Tests Package.swift
