@@ -99,7 +99,10 @@ let package = Package(
             swiftSettings: strict),
         .target(name: "TestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "SchedulerTests", dependencies: ["Scheduler", "Events"], swiftSettings: strict),
+        .testTarget(
+            name: "SchedulerTests",
+            dependencies: ["Scheduler", "Events", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         .testTarget(
             name: "ExecutorTests",
             dependencies: [

@@ -20,4 +20,8 @@ struct SchedulerConfig: Sendable {
     var executorRequestTimeout: Duration = .seconds(10)
     /// Largest message accepted on the commands socket (bounds the payload size).
     var maxCommandBytes: Int
+    /// A snapshot of the state is written after this many events (and at a clean stop).
+    var snapshotEvery: UInt64 = 100_000
+    /// An instance ENQUEUED this long without an executor is reported (log and metrics).
+    var enqueuedWarning: Duration = .seconds(30)
 }

@@ -17,6 +17,10 @@ struct SchedulerMain: AsyncParsableCommand {
     var startingTimeout = 60.0
     @Option(help: "Dispatches before an instance that never starts ends FAILED.") var maxDispatchAttempts = 3
     @Option(help: "Largest archive accepted, in bytes.") var maxPayloadBytes = 64 << 20
+    @Option(help: "Events between snapshots of the state (restart replays only the log after the last one).")
+    var snapshotEvery: UInt64 = 100_000
+    @Option(help: "Seconds an instance may wait for an executor before it is reported in the log and metrics.")
+    var enqueuedWarning = 30.0
     @Flag(inversion: .prefixedNo, help: "fsync before acknowledging (turn off only for throwaway tests).") var fsync =
         true
 
@@ -31,7 +35,9 @@ struct SchedulerMain: AsyncParsableCommand {
             executorLossTimeout: .milliseconds(Int64(executorLossTimeout * 1000)),
             startingTimeout: .milliseconds(Int64(startingTimeout * 1000)),
             maxDispatchAttempts: maxDispatchAttempts,
-            maxCommandBytes: maxPayloadBytes + (1 << 20))
+            maxCommandBytes: maxPayloadBytes + (1 << 20),
+            snapshotEvery: max(1, snapshotEvery),
+            enqueuedWarning: .milliseconds(Int64(enqueuedWarning * 1000)))
         try await SchedulerService.build(config).run()
     }
 }

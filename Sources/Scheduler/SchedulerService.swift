@@ -27,7 +27,9 @@ struct SchedulerService: Service {
         }
         if !config.fsync { logger.warning("fsync is OFF: acknowledged events can be lost in a crash") }
         let payloads = try PayloadStore(directory: config.dataDirectory + "/payloads", fsync: config.fsync)
-        let core = try SchedulerCore(log: log, payloads: payloads, config: config, logger: logger)
+        let snapshots = try SnapshotStore(directory: config.dataDirectory + "/snapshots", fsync: config.fsync)
+        let core = try SchedulerCore(
+            log: log, payloads: payloads, snapshots: snapshots, config: config, logger: logger)
 
         let publisher = try NNGSocket(.pub)
         try publisher.listen(config.eventsURL)
@@ -75,6 +77,7 @@ struct SchedulerService: Service {
             commands.close()
             executors.close()
         }
+        await core.snapshotAtStop()
         log.close()
         publisher.close()
         logger.info("scheduler stopped")
@@ -103,11 +106,13 @@ struct SchedulerService: Service {
                 reply = .pong(head: log.durableHead)
             case .stats:
                 let appends = log.appendStats
-                let (queued, executors) = await core.load()
+                let load = await core.load()
                 reply = .stats(
                     SchedulerStats(
                         head: log.durableHead, appendedEvents: appends.events, fsyncs: appends.syncs,
-                        fsyncSeconds: Double(appends.syncNanos) / 1e9, queueDepth: queued, executors: executors))
+                        fsyncSeconds: Double(appends.syncNanos) / 1e9, queueDepth: load.queued,
+                        executors: load.executors, overdueQueued: load.overdue,
+                        eventLogFailure: log.failed.map(\.description)))
             }
         } catch {
             logger.warning("bad command", metadata: ["error": "\(error)"])

@@ -61,6 +61,12 @@ final class Deployment: @unchecked Sendable {
         lock.withLock { processes[component] = process }
     }
 
+    /// Sends `signal` without waiting for anything (SIGSTOP / SIGCONT).
+    func signal(_ component: String, _ signal: Int32) {
+        guard let process = lock.withLock({ processes[component] }) else { return }
+        Foundation.kill(process.processIdentifier, signal)
+    }
+
     func logPath(_ component: String) -> String { "\(data)/logs/\(component).log" }
 
     /// The last lines of each component's log, for a failure message.

@@ -127,6 +127,31 @@ import Testing
         #expect(try await deployment.log(id).contains("executor lost"))
     }
 
+    /// An executor frozen past the loss timeout comes back to find its instance FAILED, and kills
+    /// what it still ran for it: the script's later side effect never happens.
+    @Test func anExecutorBackFromTheDeadKillsWhatItStillRuns() async throws {
+        let deployment = try Deployment()
+        deployment.schedulerArguments = ["--executor-loss-timeout", "2"]
+        defer {
+            deployment.signal("executor", SIGCONT)
+            deployment.stop()
+        }
+        try await deployment.startAll()
+        let marker = deployment.data + "/should-never-exist"
+        let id = try await deployment.startInstance(
+            ZipBuilder.payload("main:\n- script: sh\n  body: sleep 8; touch \(marker)\n"))
+        try await deployment.waitForStatus(id, "RUNNING")
+        let started = ContinuousClock.now
+        deployment.signal("executor", SIGSTOP)
+        let final = try await deployment.waitTerminal(id, timeout: .seconds(20))
+        #expect(final["status"] as? String == "FAILED")
+        #expect((final["error"] as? String)?.contains("executor lost") == true)
+        deployment.signal("executor", SIGCONT)
+        try await Task.sleep(until: started + .seconds(11), clock: .continuous)
+        #expect(!FileManager.default.fileExists(atPath: marker), "the lost executor's script ran on")
+        #expect(try await deployment.status(id)["status"] as? String == "FAILED")
+    }
+
     /// With no Scheduler to talk to, the Gateway answers 503 with a JSON error in bounded time.
     @Test func withoutASchedulerTheGatewayAnswers503() async throws {
         let deployment = try Deployment()

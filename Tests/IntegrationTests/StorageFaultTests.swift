@@ -58,3 +58,27 @@ extension DeploymentTests {
         #expect(Set(ids) == Set([before, id] + acknowledged), "\(ids)")
     }
 }
+
+extension DeploymentTests {
+    /// An instance no executor takes is reported in the Scheduler's log and in `/metrics` once it
+    /// has waited past the warning time, and stops counting once an executor takes it.
+    @Test func anInstanceWaitingForAnExecutorIsReported() async throws {
+        let deployment = try Deployment()
+        deployment.schedulerArguments = ["--enqueued-warning", "1"]
+        defer { deployment.stop() }
+        try deployment.start("scheduler")
+        try deployment.start("gateway")
+        try await deployment.waitUntilReady()
+        let id = try await deployment.startInstance(helloZip())
+        try await Task.sleep(for: .milliseconds(1500))
+        let (_, before) = try await deployment.request("GET", "/metrics")
+        #expect(String(decoding: before, as: UTF8.self).contains("accord_queue_overdue_count 1"))
+        let schedulerLog = (try? String(contentsOfFile: deployment.logPath("scheduler"), encoding: .utf8)) ?? ""
+        #expect(schedulerLog.contains("waited for an executor too long") && schedulerLog.contains(id))
+
+        try deployment.start("executor")
+        #expect(try await deployment.waitTerminal(id)["status"] as? String == "FINISHED")
+        let (_, after) = try await deployment.request("GET", "/metrics")
+        #expect(String(decoding: after, as: UTF8.self).contains("accord_queue_overdue_count 0"))
+    }
+}

@@ -39,7 +39,9 @@ import Testing
         } catch {
             #expect(error.isTimeout)
         }
-        #expect(started.duration(to: .now) < .seconds(3))
+        // A liveness bound (the timeout fires at all), not a speed claim: CPU-bound suites running
+        // alongside can hold the cooperative pool for seconds on two cores.
+        #expect(started.duration(to: .now) < .seconds(20))
         client.close()
     }
 

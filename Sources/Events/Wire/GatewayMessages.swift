@@ -72,15 +72,24 @@ package struct SchedulerStats: Sendable, Codable {
     package var queueDepth: Int
     /// Registered executors.
     package var executors: Int
+    /// Instances that have waited for an executor longer than the Scheduler's warning time
+    /// (optional on the wire: older Schedulers do not send it).
+    package var overdueQueued: Int?
+    /// Why the event log refuses writes, while it does.
+    package var eventLogFailure: String?
 
-    package init(head: UInt64, appendedEvents: Int, fsyncs: Int, fsyncSeconds: Double, queueDepth: Int, executors: Int)
-    {
+    package init(
+        head: UInt64, appendedEvents: Int, fsyncs: Int, fsyncSeconds: Double, queueDepth: Int, executors: Int,
+        overdueQueued: Int? = nil, eventLogFailure: String? = nil
+    ) {
         self.head = head
         self.appendedEvents = appendedEvents
         self.fsyncs = fsyncs
         self.fsyncSeconds = fsyncSeconds
         self.queueDepth = queueDepth
         self.executors = executors
+        self.overdueQueued = overdueQueued
+        self.eventLogFailure = eventLogFailure
     }
 }
 

@@ -30,6 +30,12 @@ struct MetricsRoute: Sendable {
         if case .stats(let stats) = try? await client.send(.stats) {
             gauge("queue", "depth", "Instances waiting for an executor").set(Double(stats.queueDepth))
             gauge("executors", "count", "Registered executors").set(Double(stats.executors))
+            gauge(
+                "queue_overdue", "count", "Instances waiting for an executor longer than the scheduler's warning time"
+            )
+            .set(Double(stats.overdueQueued ?? 0))
+            gauge("eventlog", "failed", "1 while the event log refuses writes (starts answer 503)").set(
+                stats.eventLogFailure == nil ? 0.0 : 1.0)
             gauge("eventlog", "head", "Durable head of the event log").set(Double(stats.head))
             gauge("eventlog_appended", "events", "Events made durable since the scheduler started").set(
                 Double(stats.appendedEvents))

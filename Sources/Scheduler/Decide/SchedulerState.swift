@@ -1,7 +1,7 @@
 import Events
 
 /// What the Scheduler knows about one instance: enough to decide commands and dispatch.
-struct TrackedInstance: Sendable, Equatable {
+struct TrackedInstance: Sendable, Equatable, Codable {
     var status: InstanceStatus
     var created: InstanceCreated
     var executor: ExecutorID?
@@ -11,7 +11,7 @@ struct TrackedInstance: Sendable, Equatable {
 
 /// The Scheduler's state: a pure fold of the event log (`apply`) plus nothing else, so a restart
 /// rebuilds it exactly by replaying the log.
-struct SchedulerState: Sendable {
+struct SchedulerState: Sendable, Codable, Equatable {
     var instances: [InstanceID: TrackedInstance] = [:]
     /// `principal \n Idempotency-Key` → instance.
     var idempotency: [String: InstanceID] = [:]
@@ -85,12 +85,17 @@ struct SchedulerState: Sendable {
 }
 
 /// A FIFO of instances to dispatch with O(1) removal by marking.
-struct DispatchQueueState: Sendable {
+struct DispatchQueueState: Sendable, Codable, Equatable {
     private var items: [InstanceID] = []
     private var start = 0
     private var members: Set<InstanceID> = []
 
     var count: Int { members.count }
+
+    func contains(_ id: InstanceID) -> Bool { members.contains(id) }
+
+    /// Everything waiting, in no particular order.
+    var waiting: Set<InstanceID> { members }
 
     mutating func push(_ id: InstanceID) {
         guard members.insert(id).inserted else { return }

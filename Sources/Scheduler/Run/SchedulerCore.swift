@@ -23,15 +23,48 @@ actor SchedulerCore {
     private var startingDeadlines: [InstanceID: Task<Void, Never>] = [:]
     /// A recovery from a failed log write is under way.
     private var recovering = false
+    /// Queued instances already reported as waiting too long.
+    private var overdue: Set<InstanceID> = []
 
-    init(log: FileEventLog, payloads: PayloadStore, config: SchedulerConfig, logger: Logger) throws {
+    let snapshots: SnapshotStore?
+    /// The sequence number of the last snapshot taken (or loaded).
+    private var snapshotSeq: UInt64 = 0
+    private var snapshotting = false
+    /// How the state was rebuilt at start, for the log line `resume` writes.
+    private var rebuiltFrom: (snapshot: UInt64, replayed: Int, duration: Duration) = (0, 0, .zero)
+
+    init(
+        log: FileEventLog, payloads: PayloadStore, snapshots: SnapshotStore? = nil, config: SchedulerConfig,
+        logger: Logger
+    ) throws {
         self.log = log
         self.payloads = payloads
+        self.snapshots = snapshots
         self.config = config
         self.logger = logger
-        var rebuilt = SchedulerState()
-        try log.scan { rebuilt.apply($0) }
-        self.state = rebuilt
+        let started = ContinuousClock.now
+        let rebuilt = try Self.rebuild(log, snapshots, logger)
+        state = rebuilt.state
+        snapshotSeq = rebuilt.snapshot
+        rebuiltFrom = (rebuilt.snapshot, rebuilt.replayed, started.duration(to: .now))
+    }
+
+    /// The state the durable log stands for: the newest usable snapshot, then the events after it.
+    private static func rebuild(_ log: FileEventLog, _ snapshots: SnapshotStore?, _ logger: Logger) throws -> (
+        state: SchedulerState, snapshot: UInt64, replayed: Int
+    ) {
+        var state = SchedulerState()
+        var from: UInt64 = 0
+        if let snapshot = snapshots?.latest(atMost: log.durableHead, logger: logger) {
+            state = snapshot.state
+            from = snapshot.seq
+        }
+        var replayed = 0
+        try log.scan(from: from + 1) {
+            state.apply($0)
+            replayed += 1
+        }
+        return (state, from, replayed)
     }
 
     /// After a restart: timers for running instances, and loss deadlines for every executor that
@@ -42,6 +75,7 @@ actor SchedulerCore {
             if tracked.status == .running { armTimeout(id, tracked, now: now) }
             if tracked.status == .starting { armStartingDeadline(id, attempt: tracked.attempt) }
         }
+        for id in state.queue.waiting { armEnqueuedWarning(id) }
         for (executor, ids) in state.assigned where !ids.isEmpty && executors[executor] == nil {
             let session = ExecutorSession(id: executor, address: nil, capacity: 0, socket: nil)
             executors[executor] = session
@@ -51,6 +85,8 @@ actor SchedulerCore {
             "state rebuilt from the log",
             metadata: [
                 "events": "\(state.head)", "instances": "\(state.instances.count)", "queued": "\(state.queue.count)",
+                "snapshot": "\(rebuiltFrom.snapshot)", "replayed": "\(rebuiltFrom.replayed)",
+                "duration": "\(rebuiltFrom.duration)",
             ])
     }
 
@@ -117,9 +153,39 @@ actor SchedulerCore {
 
     func eventSeqs(of id: InstanceID) -> [UInt64]? { state.eventSeqs[id] }
 
-    /// Queue depth and registered executors, for `/metrics`.
-    func load() -> (queued: Int, executors: Int) {
-        (state.queue.count, executors.values.filter { $0.address != nil }.count)
+    /// Queue depth, registered executors and instances waiting too long, for `/metrics`.
+    func load() -> (queued: Int, executors: Int, overdue: Int) {
+        overdue = overdue.filter { state.queue.contains($0) }
+        return (state.queue.count, executors.values.filter { $0.address != nil }.count, overdue.count)
+    }
+
+    // MARK: - Waiting for an executor
+
+    /// Every instance that enters the queue gets a deadline; one still waiting when it passes is
+    /// reported once in the log and counted in `/metrics` until an executor takes it.
+    private func armEnqueuedWarning(_ id: InstanceID) {
+        let after = config.enqueuedWarning
+        Task {
+            try? await Task.sleep(for: after)
+            self.enqueuedTooLong(id, after: after)
+        }
+    }
+
+    private func enqueuedTooLong(_ id: InstanceID, after: Duration) {
+        guard state.queue.contains(id), overdue.insert(id).inserted else { return }
+        let live = executors.values.filter { $0.address != nil }
+        logger.warning(
+            "an instance has waited for an executor too long",
+            metadata: [
+                "instance.id": "\(id)", "waited": "\(after)", "queued": "\(state.queue.count)",
+                "executors": "\(live.count)", "capacity": "\(live.reduce(0) { $0 + $1.capacity })",
+            ])
+    }
+
+    /// Puts an instance back in the queue (its executor went away before it ran).
+    private func requeue(_ id: InstanceID) {
+        state.requeue(id)
+        if state.queue.contains(id) { armEnqueuedWarning(id) }
     }
 
     private func existingInstance(for start: StartInstance) -> InstanceID? {
@@ -202,7 +268,7 @@ actor SchedulerCore {
         for instance in state.assigned[id] ?? [] where !running.contains(instance) {
             guard let tracked = state.instances[instance] else { continue }
             if tracked.status == .starting {
-                state.requeue(instance)
+                requeue(instance)
             } else if tracked.status == .running {
                 let decision = Decide.decide(
                     .executorLost(instance, id, reason: "the executor no longer runs it"), state: state, now: .now())
@@ -243,7 +309,7 @@ actor SchedulerCore {
         for id in state.assigned[executor] ?? [] {
             guard let tracked = state.instances[id] else { continue }
             if tracked.status == .starting {
-                state.requeue(id)
+                requeue(id)
             } else {
                 let decision = Decide.decide(.executorLost(id, executor, reason: reason), state: state, now: .now())
                 Task { await self.commit(decision) }
@@ -280,7 +346,7 @@ actor SchedulerCore {
         case .replyStarted, .replyCancelled:
             break
         case .requeue(let id):
-            state.requeue(id)
+            requeue(id)
             pumpDispatch()
         case .dispatch(let id, let executor, let attempt):
             armStartingDeadline(id, attempt: attempt)
@@ -329,7 +395,7 @@ actor SchedulerCore {
         logger.warning(
             "dispatch failed; the instance waits for another executor",
             metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "reason": "\(reason)"])
-        state.requeue(id)
+        requeue(id)
         pumpDispatch()
     }
 
@@ -384,8 +450,55 @@ actor SchedulerCore {
     /// Appends and applies a decision's events now; durability is awaited separately.
     private func stage(_ decision: Decision) -> AppendTicket {
         let ticket = log.append(decision.events)
-        for envelope in ticket.envelopes { state.apply(envelope) }
+        for envelope in ticket.envelopes {
+            state.apply(envelope)
+            if case .instanceCreated = envelope.event { armEnqueuedWarning(envelope.instanceID) }
+        }
+        if state.head >= snapshotSeq + config.snapshotEvery { takeSnapshot() }
         return ticket
+    }
+
+    // MARK: - Snapshots
+
+    /// Writes the state as it is now once its last event is durable, off the actor. Skipped if the
+    /// log fails in between (the state then held events the log refused).
+    private func takeSnapshot() {
+        guard let snapshots, !snapshotting, !recovering else { return }
+        snapshotting = true
+        let snapshot = SchedulerSnapshot(seq: state.head, state: state)
+        snapshotSeq = state.head
+        let log = log
+        let failures = log.failures
+        let logger = logger
+        Task.detached(priority: .utility) {
+            let started = ContinuousClock.now
+            do {
+                try await log.waitDurable(snapshot.seq)
+                guard log.failures == failures else { throw EventLogError("the log failed meanwhile") }
+                try snapshots.write(snapshot)
+                logger.info(
+                    "snapshot written",
+                    metadata: ["seq": "\(snapshot.seq)", "duration": "\(started.duration(to: .now))"])
+            } catch {
+                logger.warning("no snapshot this time", metadata: ["seq": "\(snapshot.seq)", "error": "\(error)"])
+            }
+            await self.snapshotFinished()
+        }
+    }
+
+    private func snapshotFinished() { snapshotting = false }
+
+    /// At a clean stop: a snapshot of everything, so the next start replays nothing.
+    func snapshotAtStop() async {
+        guard let snapshots, !recovering, state.head > snapshotSeq, log.failed == nil else { return }
+        let snapshot = SchedulerSnapshot(seq: state.head, state: state)
+        do {
+            try await log.waitDurable(snapshot.seq)
+            try snapshots.write(snapshot)
+            logger.info("snapshot written at stop", metadata: ["seq": "\(snapshot.seq)"])
+        } catch {
+            logger.warning("no snapshot at stop", metadata: ["error": "\(error)"])
+        }
     }
 
     private func durable(_ ticket: AppendTicket) async -> Bool {
@@ -431,14 +544,14 @@ actor SchedulerCore {
         for task in startingDeadlines.values { task.cancel() }
         timeouts = [:]
         startingDeadlines = [:]
-        var rebuilt = SchedulerState()
         do {
-            try log.scan { rebuilt.apply($0) }
+            let rebuilt = try Self.rebuild(log, snapshots, logger)
+            state = rebuilt.state
+            snapshotSeq = rebuilt.snapshot
         } catch {
             logger.critical("the event log cannot be read back; exiting", metadata: ["error": "\(error)"])
             exit(75)
         }
-        state = rebuilt
         recovering = false
         logger.notice("the event log takes writes again")
         resume()

@@ -1,0 +1,86 @@
+import Events
+import Foundation
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The Scheduler's state as it stood after event `seq`, so a restart replays only the log after it
+/// (restart time stays flat as the log grows). The log stays the truth: a snapshot that is missing,
+/// unreadable, of another version, or ahead of the log is ignored and the log replayed in full.
+struct SchedulerSnapshot: Codable {
+    static let currentVersion = 1
+    var version = SchedulerSnapshot.currentVersion
+    var seq: UInt64
+    var state: SchedulerState
+}
+
+/// `snapshots/scheduler-<seq>.json`, written to a temporary file, fsynced and renamed, so a crash
+/// leaves either the old snapshot or the new one. The newest two are kept.
+struct SnapshotStore: Sendable {
+    let directory: String
+    let fsync: Bool
+
+    init(directory: String, fsync: Bool) throws {
+        self.directory = directory
+        self.fsync = fsync
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    private func files() -> [(seq: UInt64, path: String)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return names.compactMap { name -> (UInt64, String)? in
+            guard name.hasPrefix("scheduler-"), name.hasSuffix(".json"),
+                let seq = UInt64(name.dropFirst("scheduler-".count).dropLast(".json".count))
+            else { return nil }
+            return (seq, directory + "/" + name)
+        }.sorted { $0.0 > $1.0 }
+    }
+
+    /// The newest readable snapshot at or below `head`.
+    func latest(atMost head: UInt64, logger: Logger) -> SchedulerSnapshot? {
+        for (seq, path) in files() where seq <= head {
+            do {
+                let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                let snapshot = try JSONDecoder().decode(SchedulerSnapshot.self, from: data)
+                guard snapshot.version == SchedulerSnapshot.currentVersion, snapshot.seq == seq else { continue }
+                return snapshot
+            } catch {
+                logger.warning("ignoring an unreadable snapshot", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
+        }
+        return nil
+    }
+
+    func write(_ snapshot: SchedulerSnapshot) throws {
+        let data = try JSONEncoder().encode(snapshot)
+        let final = directory + "/scheduler-\(snapshot.seq).json"
+        let temporary = final + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw EventLogError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
+        let ok = data.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n <= 0 { return false }
+                offset += n
+            }
+            return !fsync || fdatasync(fd) == 0
+        }
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        guard ok, rename(temporary, final) == 0 else {
+            unlink(temporary)
+            throw EventLogError("cannot write the snapshot \(final): \(reason)")
+        }
+        if fsync {
+            let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dir >= 0 {
+                _ = Glibc.fsync(dir)
+                close(dir)
+            }
+        }
+        for (_, path) in files().dropFirst(2) { unlink(path) }
+    }
+}
