@@ -38,8 +38,23 @@ extension InstanceID: Codable {
     }
 }
 
+/// Identifiers as dictionary keys encode as JSON object keys (not as arrays of alternating keys
+/// and values): snapshots of the Scheduler's state are smaller and decode faster.
+package struct IdentifierCodingKey: CodingKey {
+    package let stringValue: String
+    package var intValue: Int? { nil }
+    package init(_ stringValue: String) { self.stringValue = stringValue }
+    package init?(stringValue: String) { self.stringValue = stringValue }
+    package init?(intValue: Int) { nil }
+}
+
+extension InstanceID: CodingKeyRepresentable {
+    package var codingKey: any CodingKey { IdentifierCodingKey(description) }
+    package init?<T: CodingKey>(codingKey: T) { self.init(codingKey.stringValue) }
+}
+
 /// An identifier that is a plain string on the wire and in logs.
-package protocol StringIdentifier: Hashable, Sendable, Codable, CustomStringConvertible {
+package protocol StringIdentifier: Hashable, Sendable, Codable, CodingKeyRepresentable, CustomStringConvertible {
     /// The printable form.
     var rawValue: String { get }
     /// Wraps a printable id.
@@ -48,6 +63,10 @@ package protocol StringIdentifier: Hashable, Sendable, Codable, CustomStringConv
 
 extension StringIdentifier {
     package var description: String { rawValue }
+
+    package var codingKey: any CodingKey { IdentifierCodingKey(rawValue) }
+
+    package init?<T: CodingKey>(codingKey: T) { self.init(codingKey.stringValue) }
 
     package init(from decoder: any Decoder) throws {
         self.init(try decoder.singleValueContainer().decode(String.self))

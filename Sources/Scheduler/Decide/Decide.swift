@@ -123,7 +123,7 @@ enum Decide {
 
         case .timeOut(let id):
             guard let tracked = state.instances[id], !tracked.status.isTerminal else { return decision }
-            let limit = tracked.created.timeoutMillis.map { "\($0) ms" } ?? "its limit"
+            let limit = tracked.created?.timeoutMillis.map { "\($0) ms" } ?? "its limit"
             let message = "the process ran longer than its timeout (\(limit)) and was stopped"
             decision.events = [
                 EventEnvelope(

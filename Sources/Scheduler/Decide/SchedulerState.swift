@@ -3,7 +3,9 @@ import Events
 /// What the Scheduler knows about one instance: enough to decide commands and dispatch.
 struct TrackedInstance: Sendable, Equatable, Codable {
     var status: InstanceStatus
-    var created: InstanceCreated
+    /// What the start asked for; dropped once the instance is terminal (nothing reads it then), so
+    /// the state and its snapshots do not carry every argument ever sent.
+    var created: InstanceCreated?
     var executor: ExecutorID?
     var attempt: Int
     var runningSince: Timestamp?
@@ -69,6 +71,7 @@ struct SchedulerState: Sendable, Codable, Equatable {
                 return
             }
             tracked.status = status
+            tracked.created = nil
             instances[id] = tracked
             if let executor = tracked.executor { assigned[executor]?.remove(id) }
             queue.remove(id)

@@ -350,11 +350,11 @@ actor SchedulerCore {
             pumpDispatch()
         case .dispatch(let id, let executor, let attempt):
             armStartingDeadline(id, attempt: attempt)
-            guard let tracked = state.instances[id], let session = executors[executor], let socket = session.socket
+            guard let created = state.instances[id]?.created, let session = executors[executor],
+                let socket = session.socket
             else {
                 return
             }
-            let created = tracked.created
             let command = ExecutorCommand.dispatch(
                 Dispatch(
                     instanceID: id, attempt: attempt, entryPoint: created.entryPoint, arguments: created.arguments,
@@ -427,7 +427,7 @@ actor SchedulerCore {
     }
 
     private func armTimeout(_ id: InstanceID, _ tracked: TrackedInstance, now: Timestamp) {
-        guard let limit = tracked.created.timeoutMillis, timeouts[id] == nil else { return }
+        guard let limit = tracked.created?.timeoutMillis, timeouts[id] == nil else { return }
         let since = tracked.runningSince ?? now
         let remaining = max(0, since.millis + limit - now.millis)
         timeouts[id] = Task {
