@@ -25,6 +25,11 @@ struct ExecutorMain: AsyncParsableCommand {
         @Option(help: "Most entries in a payload.") var maxEntries = 10_000
         @Option(help: "Log text one instance may write, in bytes; further output is dropped after a marker line.")
         var maxLogBytes = 16 << 20
+        @Option(help: "Processes (and threads) one instance may run at once.") var maxProcesses = 512
+        @Option(help: "Memory one instance may use, in bytes.") var maxMemoryBytes = 2 << 30
+        @Option(help: "Open files per process of an instance.") var maxOpenFiles = 1024
+        @Flag(help: "Do not put instances in control groups (process and memory limits are then not enforced).")
+        var noControlGroups = false
 
         func run() async throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
@@ -35,7 +40,10 @@ struct ExecutorMain: AsyncParsableCommand {
                 capacity: capacity,
                 workRoot: "\(data)/work/\(name)",
                 zipLimits: ZipLimits(maxEntries: maxEntries, maxUnpackedBytes: maxUnpackedBytes),
-                maxLogBytes: maxLogBytes)
+                maxLogBytes: maxLogBytes,
+                limits: InstanceLimits(
+                    maxProcesses: maxProcesses, maxMemoryBytes: maxMemoryBytes, maxOpenFiles: maxOpenFiles),
+                useControlGroups: !noControlGroups)
             try await ExecutorService.build(config).run()
         }
     }

@@ -6,6 +6,15 @@ import Foundation
 /// when the executor goes away (stdin closes) it takes its whole group down with it.
 enum Runner {
     static func main(requestPath: String) -> Int32 {
+        // The executor says "go" (one byte on stdin) once this process is in the instance's
+        // control groups, so nothing the flow starts can be born outside them.
+        var go: UInt8 = 0
+        while true {
+            let n = read(0, &go, 1)
+            if n == 1 { break }
+            if n < 0 && errno == EINTR { continue }
+            return 1
+        }
         watchParent()
         let output = FileHandle.standardOutput
         let encoder = EventCodec.makeEncoder()
@@ -47,6 +56,7 @@ enum Runner {
             fail("\(error)", log: ["flow definition error: \(error)"])
             return 0
         }
+        request.limits?.applyRlimits()
         let entry = request.entryPoint ?? loader.entryPoint ?? "default"
         let interpreter = Interpreter(flows: loader.flows, variables: [:], workDir: request.workDir) { line in
             // Cut here already, so no message on the pipe to the executor is unbounded.

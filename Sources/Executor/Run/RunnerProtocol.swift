@@ -8,6 +8,8 @@ struct RunnerRequest: Codable, Sendable {
     var arguments: [String: JSONValue]
     var out: [String]
     var workDir: String
+    /// Applied by the runner to itself (and so to every script) before the flow starts.
+    var limits: InstanceLimits?
 }
 
 /// One line of the runner's stdout, as JSON: log lines while it runs, then exactly one result.

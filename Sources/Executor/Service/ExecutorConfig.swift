@@ -16,6 +16,10 @@ struct ExecutorConfig: Sendable {
     var zipLimits: ZipLimits
     /// Log text one instance may write; beyond it, output is dropped after one marker line.
     var maxLogBytes: Int = 16 << 20
+    /// What each instance may use.
+    var limits = InstanceLimits()
+    /// Put each instance in control groups of its own (when the system lets the executor).
+    var useControlGroups = true
     /// Interval between heartbeats.
     var heartbeat: Duration = .seconds(1)
 }

@@ -20,6 +20,8 @@ actor ExecutorCore {
     let logger: Logger
     let reporter: Reporter
     private let executable: String
+    /// Per-instance control groups, when the system lets this executor make them.
+    private let groups: InstanceGroups?
     private var running: [InstanceID: RunnerProcess] = [:]
     /// Instances accepted but whose runner is not started yet (unpacking).
     private var preparing: Set<InstanceID> = []
@@ -39,6 +41,14 @@ actor ExecutorCore {
         self.executable =
             try runnerExecutable ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         self.reporter = Reporter(executorID: id, socket: schedulerSocket, logger: logger)
+        if config.useControlGroups {
+            let (groups, detail) = InstanceGroups.detect(executorName: config.name)
+            self.groups = groups
+            logger.limitsReport(groups, detail, config.limits)
+        } else {
+            self.groups = nil
+            logger.limitsReport(nil, "--no-control-groups", config.limits)
+        }
     }
 
     /// What this executor tells the Scheduler when it (re)registers.
@@ -102,7 +112,7 @@ actor ExecutorCore {
             try ZipArchive(bytes: payload, limits: config.zipLimits).extract(to: workDir)
             let request = RunnerRequest(
                 instanceID: id, entryPoint: dispatch.entryPoint, arguments: dispatch.arguments, out: dispatch.out,
-                workDir: workDir)
+                workDir: workDir, limits: config.limits)
             let requestPath = instanceDir + "/request.json"
             try JSONEncoder().encode(request).write(to: URL(fileURLWithPath: requestPath))
             guard cancelled.remove(id) == nil else {
@@ -133,7 +143,7 @@ actor ExecutorCore {
             }
             do {
                 let runner = try RunnerProcess(
-                    executable: executable, requestPath: requestPath,
+                    executable: executable, requestPath: requestPath, group: groups?.create(id, limits: config.limits),
                     onLog: { sink.yield(.log($0)) },
                     onSteps: { sink.yield(.steps($0)) },
                     onEnd: { result, status in

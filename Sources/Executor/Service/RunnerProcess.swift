@@ -25,23 +25,34 @@ final class RunnerProcess: Sendable {
     private let onSteps: @Sendable ([StepRecord]) -> Void
     private let onEnd: @Sendable (RunnerResult?, Int32) -> Void
 
+    /// Writing "go" to a runner that has already died must not kill the executor.
+    private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+
     init(
-        executable: String, requestPath: String,
+        executable: String, requestPath: String, group: InstanceGroup? = nil,
         onLog: @escaping @Sendable ([LogLine]) -> Void, onSteps: @escaping @Sendable ([StepRecord]) -> Void,
         onEnd: @escaping @Sendable (RunnerResult?, Int32) -> Void
     ) throws {
         self.onLog = onLog
         self.onSteps = onSteps
         self.onEnd = onEnd
+        RunnerProcess.ignoreSIGPIPE
         let child = try SpawnedChild.spawn(executable, ["runner", requestPath])
         self.pid = child.pid
         self.stdinFD = child.stdin
-        let group = MultiThreadedEventLoopGroup.singleton
+        if let group, !group.add(child.pid) {
+            _ = Glibc.kill(-child.pid, SIGKILL)
+            group.killAllAndRemove()
+            throw SpawnError("cannot put the runner in its control groups (\(group.directories))")
+        }
+        var go: UInt8 = 0x67
+        _ = write(child.stdin, &go, 1)
+        let loops = MultiThreadedEventLoopGroup.singleton
         for (fd, isStdout) in [(child.stdout, true), (child.stderr, false)] {
             let handler = StreamHandler(
                 onData: { [weak self] bytes in self?.consume(bytes, stdout: isStdout) },
                 onClose: { [weak self] in self?.streamClosed(stdout: isStdout) })
-            NIOPipeBootstrap(group: group)
+            NIOPipeBootstrap(group: loops)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
                 }
@@ -52,9 +63,18 @@ final class RunnerProcess: Sendable {
                 }
         }
         ChildReaper.shared.onExit(child.pid) { [weak self] status in
-            // Whatever the runner left behind in its group dies with it.
+            // Whatever the runner left behind in its process group dies with it, and with control
+            // groups so does anything that left the process group (a `setsid` daemon).
             _ = Glibc.kill(-child.pid, SIGKILL)
-            self?.exited(status)
+            if let group {
+                let process = self
+                DispatchQueue.global().async {
+                    group.killAllAndRemove()
+                    process?.exited(status)
+                }
+            } else {
+                self?.exited(status)
+            }
         }
     }
 

@@ -1,0 +1,181 @@
+import Events
+import Foundation
+import Logging
+
+/// What one instance may use. Processes and memory are enforced per instance with control groups
+/// where the executor may create them (cgroup v1 `pids`/`memory`, or v2); open files and file size
+/// with rlimits set by the runner, which every script inherits.
+struct InstanceLimits: Sendable, Codable, Equatable {
+    /// Processes and threads at once (a fork bomb stops here, inside its instance).
+    var maxProcesses: Int = 512
+    /// Memory of the runner and everything it starts, in bytes.
+    var maxMemoryBytes: Int = 2 << 30
+    /// Open files per process.
+    var maxOpenFiles: Int = 1024
+}
+
+/// The control-group directories of one executor: `<mount>/<the executor's own group>/accord-<name>/`
+/// per controller, with one child directory per instance.
+final class InstanceGroups: Sendable {
+    /// One controller's base directory and the names of its limit files.
+    struct Controller: Sendable {
+        let base: String
+        let limitFile: String
+        let kind: Kind
+        enum Kind: Sendable { case pids, memory }
+    }
+
+    let controllers: [Controller]
+
+    private init(controllers: [Controller]) { self.controllers = controllers }
+
+    /// Finds writable `pids` and `memory` controllers and makes this executor's base directories;
+    /// nil (with the reason) when there are none, as in many containers.
+    static func detect(executorName: String, root: String = "/sys/fs/cgroup") -> (InstanceGroups?, String) {
+        guard let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else {
+            return (nil, "/proc/self/cgroup is not readable")
+        }
+        var found: [Controller] = []
+        let safeName = executorName.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }
+        let leaf = "accord-" + String(safeName)
+        var unifiedPath: String?
+        for line in membership.split(separator: "\n") {
+            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3 else { continue }
+            let names = parts[1].split(separator: ",").map(String.init)
+            let path = String(parts[2])
+            if parts[1].isEmpty { unifiedPath = path }
+            for (name, file, kind) in [
+                ("pids", "pids.max", Controller.Kind.pids), ("memory", "memory.limit_in_bytes", .memory),
+            ] where names.contains(name) {
+                let base = "\(root)/\(name)\(path == "/" ? "" : path)/\(leaf)"
+                if makeBase(base, limitFile: file) { found.append(Controller(base: base, limitFile: file, kind: kind)) }
+            }
+        }
+        if found.isEmpty, let path = unifiedPath {
+            // cgroup v2: controllers must be enabled for the children of the executor's group.
+            let own = root + (path == "/" ? "" : path)
+            let available = (try? String(contentsOfFile: own + "/cgroup.controllers", encoding: .utf8)) ?? ""
+            let wanted = ["pids", "memory"].filter { available.split(separator: " ").map(String.init).contains($0) }
+            let base = own + "/" + leaf
+            if !wanted.isEmpty,
+                write(wanted.map { "+" + $0 }.joined(separator: " "), to: own + "/cgroup.subtree_control"),
+                makeBase(base, limitFile: nil),
+                write(wanted.map { "+" + $0 }.joined(separator: " "), to: base + "/cgroup.subtree_control")
+            {
+                if wanted.contains("pids") { found.append(Controller(base: base, limitFile: "pids.max", kind: .pids)) }
+                if wanted.contains("memory") {
+                    found.append(Controller(base: base, limitFile: "memory.max", kind: .memory))
+                }
+            }
+        }
+        guard !found.isEmpty else {
+            return (nil, "no writable pids or memory control group under \(root)")
+        }
+        let groups = InstanceGroups(controllers: found)
+        groups.sweepLeftovers()
+        return (groups, found.map(\.base).joined(separator: ", "))
+    }
+
+    private static func makeBase(_ base: String, limitFile: String?) -> Bool {
+        if mkdir(base, 0o755) != 0 && errno != EEXIST { return false }
+        var info = stat()
+        return stat(base + "/cgroup.procs", &info) == 0
+    }
+
+    @discardableResult
+    static func write(_ text: String, to path: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return Array(text.utf8).withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == text.utf8.count
+    }
+
+    /// The directories of this instance, made with its limits (one per controller; v2 shares one).
+    func create(_ id: InstanceID, limits: InstanceLimits) -> InstanceGroup {
+        var directories: [String] = []
+        for controller in controllers {
+            let directory = controller.base + "/" + id.description
+            if !directories.contains(directory) {
+                guard mkdir(directory, 0o755) == 0 || errno == EEXIST else { continue }
+                directories.append(directory)
+            }
+            let value = controller.kind == .pids ? limits.maxProcesses : limits.maxMemoryBytes
+            InstanceGroups.write("\(value)", to: directory + "/" + controller.limitFile)
+            if controller.kind == .memory && controller.limitFile == "memory.limit_in_bytes" {
+                // v1: no swapping around the limit where the kernel offers the knob.
+                InstanceGroups.write("\(value)", to: directory + "/memory.memsw.limit_in_bytes")
+            }
+        }
+        return InstanceGroup(directories: directories)
+    }
+
+    /// Instance groups a crashed executor left behind: whatever still runs in them is killed.
+    private func sweepLeftovers() {
+        for controller in controllers {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: controller.base)) ?? []
+            for name in names where InstanceID(name) != nil {
+                InstanceGroup(directories: [controller.base + "/" + name]).killAllAndRemove()
+            }
+        }
+    }
+}
+
+/// One instance's control groups.
+struct InstanceGroup: Sendable {
+    let directories: [String]
+
+    /// Moves `pid` (the runner, before it starts anything) into every group of the instance.
+    func add(_ pid: pid_t) -> Bool {
+        directories.allSatisfy { InstanceGroups.write("\(pid)", to: $0 + "/cgroup.procs") }
+    }
+
+    func processes() -> [pid_t] {
+        var pids: Set<pid_t> = []
+        for directory in directories {
+            let text = (try? String(contentsOfFile: directory + "/cgroup.procs", encoding: .utf8)) ?? ""
+            for line in text.split(separator: "\n") { if let pid = pid_t(line) { pids.insert(pid) } }
+        }
+        return Array(pids)
+    }
+
+    /// Kills everything in the groups, whatever process group or session it moved to (a `setsid`
+    /// daemon included), then removes them. Bounded: a process that cannot be killed (stuck in
+    /// the kernel) leaves its group for the next sweep.
+    func killAllAndRemove() {
+        for _ in 0..<50 {
+            let pids = processes()
+            if pids.isEmpty { break }
+            for pid in pids { _ = kill(pid, SIGKILL) }
+            usleep(10_000)
+        }
+        for directory in directories { rmdir(directory) }
+    }
+}
+
+extension InstanceLimits {
+    /// Applied by the runner to itself, so every script it starts inherits them.
+    func applyRlimits() {
+        var files = rlimit(rlim_cur: rlim_t(maxOpenFiles), rlim_max: rlim_t(maxOpenFiles))
+        setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+        var core = rlimit(rlim_cur: 0, rlim_max: 0)
+        setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &core)
+    }
+}
+
+extension Logger {
+    func limitsReport(_ groups: InstanceGroups?, _ detail: String, _ limits: InstanceLimits) {
+        if groups != nil {
+            info(
+                "per-instance limits enforced with control groups",
+                metadata: [
+                    "groups": "\(detail)", "max.processes": "\(limits.maxProcesses)",
+                    "max.memory.bytes": "\(limits.maxMemoryBytes)", "max.open.files": "\(limits.maxOpenFiles)",
+                ])
+        } else {
+            warning(
+                "per-instance process and memory limits are NOT enforced (no control groups); open-file limits are",
+                metadata: ["reason": "\(detail)"])
+        }
+    }
+}
