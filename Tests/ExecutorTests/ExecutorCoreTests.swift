@@ -15,7 +15,7 @@ import Transport
         let root = NSTemporaryDirectory() + "accord-core-" + UUID().uuidString
         let config = ExecutorConfig(
             name: "t", schedulerURL: "ipc://\(root)/none.ipc", listenURL: "ipc://\(root)/t.ipc", capacity: 2,
-            workRoot: root + "/work", zipLimits: .init())
+            workRoot: root + "/work", zipLimits: .init(), useControlGroups: false)
         try FileManager.default.createDirectory(atPath: config.workRoot, withIntermediateDirectories: true)
         let socket = try NNGSocket(.req)
         let core = try ExecutorCore(

@@ -42,7 +42,7 @@ actor ExecutorCore {
             try runnerExecutable ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         self.reporter = Reporter(executorID: id, socket: schedulerSocket, logger: logger)
         if config.useControlGroups {
-            let (groups, detail) = InstanceGroups.detect(executorName: config.name)
+            let (groups, detail) = InstanceGroups.detect(executorName: config.name, scope: config.workRoot)
             self.groups = groups
             logger.limitsReport(groups, detail, config.limits)
         } else {

@@ -31,13 +31,19 @@ final class InstanceGroups: Sendable {
 
     /// Finds writable `pids` and `memory` controllers and makes this executor's base directories;
     /// nil (with the reason) when there are none, as in many containers.
-    static func detect(executorName: String, root: String = "/sys/fs/cgroup") -> (InstanceGroups?, String) {
+    /// `scope` (the executor's working folder) tells apart executors of the same name in different
+    /// deployments on one host: each sweeps only its own leftovers.
+    static func detect(executorName: String, scope: String, root: String = "/sys/fs/cgroup") -> (
+        InstanceGroups?, String
+    ) {
         guard let membership = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else {
             return (nil, "/proc/self/cgroup is not readable")
         }
         var found: [Controller] = []
         let safeName = executorName.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "_" }
-        let leaf = "accord-" + String(safeName)
+        var hash: UInt32 = 2_166_136_261
+        for byte in scope.utf8 { hash = (hash ^ UInt32(byte)) &* 16_777_619 }
+        let leaf = "accord-" + String(safeName) + "-" + String(hash, radix: 16)
         var unifiedPath: String?
         for line in membership.split(separator: "\n") {
             let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
