@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "accord-gateway", targets: ["Gateway"]),
         .executable(name: "accord-scheduler", targets: ["Scheduler"]),
         .executable(name: "accord-executor", targets: ["Executor"]),
+        .executable(name: "accord", targets: ["Accord"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -94,10 +95,17 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .executableTarget(
+            name: "Accord",
+            dependencies: [
+                "Events", "Archive", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
         .testTarget(
             name: "EventsTests", dependencies: ["Events", "TestSupport"], resources: [.copy("Golden")],
             swiftSettings: strict),
-        .target(name: "TestSupport", dependencies: ["CZlib"], path: "Tests/TestSupport", swiftSettings: strict),
+        .target(
+            name: "TestSupport", dependencies: ["CZlib", "Archive"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SchedulerTests",

@@ -50,7 +50,7 @@ func everyEvent(_ id: InstanceID = fixedID) -> [EventEnvelope] {
             .stepsRecorded(
                 StepsRecorded(steps: [
                     StepRecord(
-                        flow: "main", step: "log", location: "processes/main.yml:2",
+                        flow: "main", step: "log", file: "processes/main.yml", line: 2, column: 3,
                         startedAt: Timestamp(millis: 1_764_380_000_150),
                         durationMicros: 42, outcome: .ok)
                 ]))),

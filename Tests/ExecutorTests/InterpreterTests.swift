@@ -171,7 +171,7 @@ func run(_ yaml: String, entry: String = "main", arguments: [String: Value] = [:
         #expect(records.map(\.flow) == ["main", "f", "main", "main"])
         #expect(
             records.map(\.location) == [
-                "processes/main.yml:2", "processes/main.yml:6", "processes/main.yml:3", "processes/main.yml:4",
+                "processes/main.yml:2:3", "processes/main.yml:6:3", "processes/main.yml:3:3", "processes/main.yml:4:3",
             ])
         #expect(records.map(\.outcome) == [.ok, .ok, .ok, .failed])
         #expect(records.allSatisfy { $0.durationMicros >= 0 })

@@ -1,3 +1,4 @@
+import Archive
 import CZlib
 
 /// Writes ZIP archives byte by byte, so tests control every header field (as the conformance
@@ -42,26 +43,7 @@ public struct ZipBuilder {
         entries.append(Entry(name: name, data: Array(text.utf8), deflate: deflate))
     }
 
-    public static func deflate(_ data: [UInt8]) -> [UInt8] {
-        var stream = z_stream()
-        deflateInit2_(
-            &stream, 9, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size)
-        )
-        defer { deflateEnd(&stream) }
-        var input = data
-        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(data.count))) + 16)
-        let produced = input.withUnsafeMutableBufferPointer { inBuffer in
-            output.withUnsafeMutableBufferPointer { outBuffer in
-                stream.next_in = inBuffer.baseAddress
-                stream.avail_in = uInt(inBuffer.count)
-                stream.next_out = outBuffer.baseAddress
-                stream.avail_out = uInt(outBuffer.count)
-                CZlib.deflate(&stream, Z_FINISH)
-                return outBuffer.count - Int(stream.avail_out)
-            }
-        }
-        return Array(output.prefix(produced))
-    }
+    public static func deflate(_ data: [UInt8]) -> [UInt8] { ZipWriter.deflate(data) }
 
     public func build() -> [UInt8] {
         var out: [UInt8] = []

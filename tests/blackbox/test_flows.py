@@ -126,9 +126,11 @@ def test_step_events_tell_the_story():
     run = run_flow(payload("main:\n- log: one\n- call: f\nf:\n- log: two\n"))
     events = json_body(request("GET", f"/api/v1/process/{run.id}/events"), "events")
     steps = [s for e in events if e["type"] == "StepsRecorded" for s in e["data"]["steps"]]
-    assert [(s["flow"], s["step"], s["location"]) for s in steps] == [
-        ("main", "log", "processes/main.yml:2"), ("f", "log", "processes/main.yml:5"), ("main", "call", "processes/main.yml:3")
+    assert [(s["flow"], s["step"], s["file"], s["line"], s["column"]) for s in steps] == [
+        ("main", "log", "processes/main.yml", 2, 3), ("f", "log", "processes/main.yml", 5, 3),
+        ("main", "call", "processes/main.yml", 3, 3)
     ], steps
+    assert all(e["type"] != "StepsRecorded" or e.get("version", 2) == 2 for e in events)
     assert all(s["outcome"] == "ok" and s["durationMicros"] >= 0 for s in steps)
 
 

@@ -255,34 +255,10 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             throw EventLogError("\(path) starts at \(firstSeq) but the log before it ends at \(nextSeq - 1)")
         }
         if segments.isEmpty { nextSeq = firstSeq }
-        var offsets: [UInt64] = []
-        var position = FileEventLog.magic.count
-        var problem: String?
-        if data.count < position || !data.prefix(position).elementsEqual(FileEventLog.magic) {
-            problem = "missing or damaged segment header"
-            position = 0
-        }
-        while problem == nil, position < data.count {
-            guard position + FileEventLog.headerSize <= data.count else {
-                problem = "a record header is cut short"
-                break
-            }
-            let length = Int(data.loadLE32(at: position))
-            let crc = data.loadLE32(at: position + 4)
-            guard length > 0, position + 8 + length <= data.count else {
-                problem = "a record of \(length) bytes is cut short"
-                break
-            }
-            let body = data.subdata(in: (position + 8)..<(position + 8 + length))
-            guard body.crc32() == crc else {
-                problem = "a record's checksum does not match"
-                break
-            }
-            // Checksums only: decoding a million events would make every start slow. A record's
-            // sequence number is its place; `scan` checks each one it decodes against it.
-            offsets.append(UInt64(position))
-            position += 8 + length
-        }
+        let walk = FileEventLog.walkRecords(data)
+        let offsets = walk.offsets
+        var position = walk.end
+        let problem = walk.problem
         if let problem {
             guard isLast else { throw EventLogError("\(path) at byte \(position): \(problem)") }
             let cut = UInt64(data.count - position)
@@ -300,6 +276,36 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         }
         segments.append(Segment(firstSeq: firstSeq, path: path, fd: fd, offsets: offsets, size: UInt64(position)))
         nextSeq = firstSeq + UInt64(offsets.count)
+    }
+
+    /// A segment's records, checked against their checksums (not decoded: decoding a million
+    /// events would make every start slow; a record's sequence number is its place, and `scan`
+    /// checks each one it decodes against it). Stops at the first problem: `end` is where the
+    /// good records end, `problem` says what is wrong after them.
+    package static func walkRecords(_ data: Data, _ visit: (_ offset: Int, _ body: Data) -> Void = { _, _ in }) -> (
+        offsets: [UInt64], end: Int, problem: String?
+    ) {
+        var offsets: [UInt64] = []
+        var position = magic.count
+        guard data.count >= position, data.prefix(position).elementsEqual(magic) else {
+            return ([], 0, "missing or damaged segment header")
+        }
+        while position < data.count {
+            guard position + headerSize <= data.count else {
+                return (offsets, position, "a record header is cut short")
+            }
+            let length = Int(data.loadLE32(at: position))
+            let crc = data.loadLE32(at: position + 4)
+            guard length > 0, position + 8 + length <= data.count else {
+                return (offsets, position, "a record of \(length) bytes is cut short")
+            }
+            let body = data.subdata(in: (position + 8)..<(position + 8 + length))
+            guard body.crc32() == crc else { return (offsets, position, "a record's checksum does not match") }
+            visit(position, body)
+            offsets.append(UInt64(position))
+            position += 8 + length
+        }
+        return (offsets, position, nil)
     }
 
     private func createSegment(firstSeq: UInt64) throws {

@@ -217,8 +217,12 @@ package struct StepRecord: Sendable, Hashable, Codable {
     package var flow: String
     /// Its `name` label, or its kind (`log`, `call`, ...).
     package var step: String
-    /// `file:line` of the step.
-    package var location: String
+    /// The file it is written in (`processes/main.yml`).
+    package var file: String
+    /// Its line in that file.
+    package var line: Int
+    /// Its column (absent in steps recorded by v1, which kept only `file:line`).
+    package var column: Int?
     /// When it started.
     package var startedAt: Timestamp
     /// How long it took, in microseconds (for a call or a group: with everything inside).
@@ -227,21 +231,60 @@ package struct StepRecord: Sendable, Hashable, Codable {
     package var outcome: StepOutcome
 
     package init(
-        flow: String, step: String, location: String, startedAt: Timestamp, durationMicros: Int64, outcome: StepOutcome
+        flow: String, step: String, file: String, line: Int, column: Int?, startedAt: Timestamp,
+        durationMicros: Int64, outcome: StepOutcome
     ) {
         self.flow = flow
         self.step = step
-        self.location = location
+        self.file = file
+        self.line = line
+        self.column = column
         self.startedAt = startedAt
         self.durationMicros = durationMicros
         self.outcome = outcome
     }
+
+    /// `file:line:column` (or `file:line` for a v1 record), as failure messages print places.
+    package var location: String { "\(file):\(line)" + (column.map { ":\($0)" } ?? "") }
 }
 
-/// `StepsRecorded` v1: a batch of executed steps (batched so a long flow costs few events).
+/// `StepsRecorded` v2: a batch of executed steps (batched so a long flow costs few events). v2
+/// places each step by `file`, `line` and `column`; v1 had one `location` string, `file:line`.
 package struct StepsRecorded: Sendable, Hashable, Codable {
     /// The steps, in completion order.
     package var steps: [StepRecord]
 
     package init(steps: [StepRecord]) { self.steps = steps }
+}
+
+/// `StepsRecorded` as version 1 wrote it, and its upcaster to the current shape.
+struct StepsRecordedV1: Decodable {
+    struct Step: Decodable {
+        var flow: String
+        var step: String
+        var location: String
+        var startedAt: Timestamp
+        var durationMicros: Int64
+        var outcome: StepOutcome
+    }
+
+    var steps: [Step]
+
+    /// `location` is split at its last `:` (a file name may contain one); the column is unknown.
+    var upcast: StepsRecorded {
+        StepsRecorded(
+            steps: steps.map { step in
+                var file = step.location
+                var line = 0
+                if let colon = step.location.lastIndex(of: ":"),
+                    let number = Int(step.location[step.location.index(after: colon)...])
+                {
+                    file = String(step.location[..<colon])
+                    line = number
+                }
+                return StepRecord(
+                    flow: step.flow, step: step.step, file: file, line: line, column: nil, startedAt: step.startedAt,
+                    durationMicros: step.durationMicros, outcome: step.outcome)
+            })
+    }
 }

@@ -64,7 +64,8 @@ extension EventEnvelope: Codable {
         case ("InstanceFinished", 1): event = .instanceFinished(try c.decode(InstanceFinished.self, forKey: .data))
         case ("InstanceFailed", 1): event = .instanceFailed(try c.decode(InstanceFailed.self, forKey: .data))
         case ("InstanceCancelled", 1): event = .instanceCancelled(try c.decode(InstanceCancelled.self, forKey: .data))
-        case ("StepsRecorded", 1): event = .stepsRecorded(try c.decode(StepsRecorded.self, forKey: .data))
+        case ("StepsRecorded", 2): event = .stepsRecorded(try c.decode(StepsRecorded.self, forKey: .data))
+        case ("StepsRecorded", 1): event = .stepsRecorded(try c.decode(StepsRecordedV1.self, forKey: .data).upcast)
         case ("InstanceTimedOut", 1): event = .instanceTimedOut(try c.decode(InstanceTimedOut.self, forKey: .data))
         default:
             throw DecodingError.dataCorruptedError(
@@ -76,7 +77,7 @@ extension EventEnvelope: Codable {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(seq, forKey: .seq)
         try c.encode(event.typeName, forKey: .type)
-        try c.encode(EventEnvelope.currentVersion, forKey: .version)
+        try c.encode(event.version, forKey: .version)
         try c.encode(instanceID, forKey: .instanceId)
         try c.encode(at, forKey: .at)
         try c.encodeIfPresent(requestID, forKey: .requestId)
@@ -94,8 +95,17 @@ extension EventEnvelope: Codable {
         }
     }
 
-    /// The version every event type is written at today.
-    package static let currentVersion = 1
+}
+
+extension Event {
+    /// The version this type is written at today. Older versions stay readable: each has its
+    /// decoding case above, upcasting to the current shape (`StepsRecordedV1`).
+    package var version: Int {
+        switch self {
+        case .stepsRecorded: 2
+        default: 1
+        }
+    }
 }
 
 /// The one place events become bytes and back: stable JSON, keys sorted.

@@ -174,8 +174,8 @@ final class Interpreter: EvaluationContext {
             let elapsed = started.duration(to: .now).components
             onStep(
                 StepRecord(
-                    flow: currentFlow, step: step.displayName, location: "\(step.location.file):\(step.location.line)",
-                    startedAt: startedAt,
+                    flow: currentFlow, step: step.displayName, file: step.location.file, line: step.location.line,
+                    column: step.location.column, startedAt: startedAt,
                     durationMicros: elapsed.seconds * 1_000_000 + elapsed.attoseconds / 1_000_000_000_000,
                     outcome: outcome))
         }

@@ -1,0 +1,48 @@
+import Events
+import Foundation
+
+/// A stream of events in log order, from a data folder or from a Gateway.
+protocol EventSource {
+    /// Calls `body` with every event after `after`, in order, until it returns false.
+    func forEach(after: UInt64, _ body: (EventEnvelope) throws -> Bool) async throws
+}
+
+struct OfflineSource: EventSource {
+    let reader: EventLogReader
+
+    init(data: String) throws {
+        reader = try EventLogReader(directory: EventLogReader.logDirectory(forData: data))
+    }
+
+    func forEach(after: UInt64, _ body: (EventEnvelope) throws -> Bool) async throws {
+        struct Done: Error {}
+        do {
+            try reader.forEachEvent { envelope in
+                guard envelope.seq > after else { return }
+                guard try body(envelope) else { throw Done() }
+            }
+        } catch is Done {}
+    }
+}
+
+/// Pages through `GET /api/v1/events?after=&limit=` (JSON Lines, the log's own encoding).
+struct LiveSource: EventSource {
+    let client: Client
+
+    func forEach(after: UInt64, _ body: (EventEnvelope) throws -> Bool) async throws {
+        var cursor = after
+        let decoder = JSONDecoder()
+        while true {
+            let (status, data, _) = try await client.request("GET", "/api/v1/events?after=\(cursor)&limit=1000")
+            guard status == 200 else { throw CLIError("the gateway answered \(status): \(Client.message(data))") }
+            var count = 0
+            for line in data.split(separator: 0x0A) where !line.isEmpty {
+                let envelope = try decoder.decode(EventEnvelope.self, from: Data(line))
+                count += 1
+                cursor = envelope.seq
+                guard try body(envelope) else { return }
+            }
+            if count == 0 { return }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+import ArgumentParser
+import Events
+import Foundation
+
+struct Show: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "An instance's story as a timeline: status changes, steps with durations, log lines, errors.",
+        discussion: "With --at, as it stood at that sequence number or time (ISO-8601, e.g. 2026-11-29T10:00:00Z).")
+
+    @Argument(help: "DATA ID (a data folder and an instance), or just ID with --url.") var positional: [String]
+    @Option(help: "Read through this Gateway instead of a data folder.") var url: String?
+    @Option(help: "Show it as it stood at this sequence number or time.") var at: String?
+    @Flag(help: "Print the timeline as JSON Lines.") var json = false
+
+    func run() async throws {
+        let expected = url == nil ? 2 : 1
+        guard positional.count == expected else {
+            throw ValidationError(url == nil ? "give a data folder and an instance id" : "give an instance id")
+        }
+        let id = positional[expected - 1]
+        guard let instance = InstanceID(id) else { throw ValidationError("\(id) is not an instance id") }
+        let source = SourceOptions(data: url == nil ? positional[0] : nil, url: url)
+        let cut = try at.map(Cut.parse)
+        var events: [EventEnvelope] = []
+        var lastSeen: EventEnvelope?
+        try await source.source().forEach(after: 0) { envelope in
+            if let cut, !cut.includes(envelope) { return false }
+            lastSeen = envelope
+            if envelope.instanceID == instance { events.append(envelope) }
+            return true
+        }
+        guard !events.isEmpty else {
+            throw CLIError("no events for \(instance)\(cut.map { " up to \($0)" } ?? "") in this log")
+        }
+        if json {
+            let encoder = EventCodec.makeEncoder()
+            for event in events { Out.line(String(decoding: try encoder.encode(event), as: UTF8.self)) }
+            return
+        }
+        Out.line(Timeline.render(instance, events, asOf: cut.map { _ in lastSeen } ?? nil))
+    }
+}
+
+/// A point in the log: a sequence number or a time.
+enum Cut: CustomStringConvertible {
+    case seq(UInt64)
+    case time(Timestamp)
+
+    static func parse(_ text: String) throws -> Cut {
+        if let seq = UInt64(text) { return .seq(seq) }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let plain = ISO8601DateFormatter()
+        guard let date = formatter.date(from: text) ?? plain.date(from: text) else {
+            throw ValidationError("--at takes a sequence number or an ISO-8601 time, not \(text)")
+        }
+        return .time(Timestamp(millis: Int64((date.timeIntervalSince1970 * 1000).rounded())))
+    }
+
+    func includes(_ envelope: EventEnvelope) -> Bool {
+        switch self {
+        case .seq(let seq): envelope.seq <= seq
+        case .time(let time): envelope.at <= time
+        }
+    }
+
+    var description: String {
+        switch self {
+        case .seq(let seq): "#\(seq)"
+        case .time(let time): time.iso8601
+        }
+    }
+}
+
+/// The text `accord show` prints (pure, so it is tested as text).
+enum Timeline {
+    static func render(_ id: InstanceID, _ events: [EventEnvelope], asOf: EventEnvelope?) -> String {
+        var lines: [String] = []
+        var status: InstanceStatus?
+        var created: Timestamp?
+        var running: Timestamp?
+        for envelope in events {
+            let time = envelope.at.iso8601
+            let seq = "#\(envelope.seq)".padding(toLength: 8, withPad: " ", startingAt: 0)
+            func row(_ label: String, _ text: String) {
+                lines.append("\(time)  \(seq)\(label.padding(toLength: 11, withPad: " ", startingAt: 0))\(text)")
+            }
+            switch envelope.event {
+            case .instanceCreated(let e):
+                created = envelope.at
+                var parts = ["entry point \(e.entryPoint ?? "(from concord.yml)")"]
+                if !e.arguments.isEmpty { parts.append("arguments \(compact(.object(e.arguments)))") }
+                if !e.tags.isEmpty { parts.append("tags \(e.tags.joined(separator: ","))") }
+                if let timeout = e.timeoutMillis { parts.append("timeout \(timeout) ms") }
+                if let key = e.idempotencyKey { parts.append("Idempotency-Key \(key)") }
+                row("ENQUEUED", parts.joined(separator: ", "))
+            case .instanceAssigned(let e):
+                row("STARTING", "assigned to \(e.executorID) (attempt \(e.attempt))")
+            case .instanceStarted(let e):
+                running = envelope.at
+                row("RUNNING", "on \(e.executorID)")
+            case .logAppended(let e):
+                for line in e.lines {
+                    for text in line.text.split(separator: "\n", omittingEmptySubsequences: false) {
+                        row(
+                            "  log",
+                            "[\(line.level.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0))] \(text)")
+                    }
+                }
+            case .stepsRecorded(let e):
+                for step in e.steps {
+                    let ms = String(format: "%.3f", Double(step.durationMicros) / 1000)
+                    row("  step", "\(step.flow): \(step.step) at \(step.location), \(ms) ms, \(step.outcome.rawValue)")
+                }
+            case .instanceFinished(let e):
+                row("FINISHED", e.out.isEmpty ? "" : "out \(compact(.object(e.out)))")
+            case .instanceFailed(let e):
+                row("FAILED", e.error)
+            case .instanceCancelled(let e):
+                row("CANCELLED", e.reason)
+            case .instanceTimedOut(let e):
+                row("TIMED_OUT", e.error)
+            }
+            if let new = envelope.event.status, status.map({ !$0.isTerminal }) ?? true { status = new }
+        }
+        var header = "instance \(id): \(status?.rawValue ?? "?")"
+        if let asOf { header += " (as of #\(asOf.seq), \(asOf.at.iso8601))" }
+        var footer: [String] = []
+        if let created, let last = events.last?.at {
+            footer.append("\(last.millis - created.millis) ms since ENQUEUED")
+            if let running { footer.append("\(last.millis - running.millis) ms since RUNNING") }
+        }
+        return ([header] + lines + (footer.isEmpty ? [] : ["(" + footer.joined(separator: ", ") + ")"]))
+            .joined(separator: "\n")
+    }
+
+    static func compact(_ value: JSONValue) -> String {
+        let encoder = EventCodec.makeEncoder()
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "?"
+    }
+}
