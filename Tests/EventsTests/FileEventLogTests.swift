@@ -96,6 +96,27 @@ import Testing
         reopened.close()
     }
 
+    /// Damage in the last segment with intact records after it is not a torn write: cutting there
+    /// would drop acknowledged events, so the log refuses to open and says where.
+    @Test func damageBeforeIntactRecordsRefusesToOpen() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir)
+        try await log.append(drafts(3)).durable()
+        log.close()
+        let path = dir + "/" + (try FileManager.default.contentsOfDirectory(atPath: dir).first!)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[FileEventLog.magic.count + 12] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect {
+            try FileEventLog(directory: dir)
+        } throws: { error in
+            "\(error)".contains("at byte \(FileEventLog.magic.count)") && "\(error)".contains("intact records after it")
+        }
+        let untouched = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(untouched == bytes, "opening must not have cut anything")
+    }
+
     @Test func garbageAppendedAfterTheLastRecordIsTruncated() async throws {
         let dir = temporaryDirectory()
         defer { cleanUp(dir) }

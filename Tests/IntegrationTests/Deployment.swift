@@ -91,8 +91,13 @@ final class Deployment: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    func stop() {
+    /// Stops every component cleanly and keeps the data folder (for the tooling to read).
+    func stopProcesses() {
         for component in ["gateway", "executor", "scheduler"] { kill(component, signal: SIGTERM) }
+    }
+
+    func stop() {
+        stopProcesses()
         if ProcessInfo.processInfo.environment["ACCORD_KEEP_TEST_DATA"] == nil {
             try? FileManager.default.removeItem(atPath: data)
         }

@@ -63,8 +63,10 @@ package struct EventLogReader {
             }
             if let failure { throw failure }
             if let problem = walk.problem {
+                let torn = index == segments.count - 1 && !walk.intactAfter
                 return Problem(
-                    segment: path, offset: walk.end, reason: problem, isTornTail: index == segments.count - 1)
+                    segment: path, offset: walk.end,
+                    reason: problem + (walk.intactAfter ? ", with intact records after it" : ""), isTornTail: torn)
             }
             expectedFirst = seq
         }

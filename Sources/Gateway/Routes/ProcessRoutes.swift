@@ -20,6 +20,42 @@ struct ProcessRoutes: Sendable {
         api.get("v1/process/:id/history") { _, context in try await history(context) }
         api.get("v1/process/:id/events") { request, context in try await events(request, context) }
         api.get("v2/process") { request, _ in try await list(request) }
+        api.get("v1/events") { request, _ in try await allEvents(request) }
+    }
+
+    // MARK: - The event stream (for `accord ... --url`)
+
+    /// Every event after `after`, as stored (JSON Lines, the log's own encoding, keys sorted), at
+    /// most `limit` (default 1000, at most 1000) per answer; `Accord-Head` is the durable head, so a
+    /// reader knows when it has everything.
+    private func allEvents(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        let after =
+            try query["after"].map { raw -> UInt64 in
+                guard let value = UInt64(String(raw)) else {
+                    throw APIError(.badRequest, "after must be a sequence number (0 or more)")
+                }
+                return value
+            } ?? 0
+        let limit =
+            try query["limit"].map { raw -> Int in
+                guard let value = Int(String(raw)), value > 0 else {
+                    throw APIError(.badRequest, "limit must be a positive number")
+                }
+                return min(value, 1000)
+            } ?? 1000
+        guard case .events(let events, let head) = try await ask(.catchUp(after: after, limit: limit)) else {
+            throw APIError(.internalServerError, "the scheduler answered an events query unexpectedly")
+        }
+        var body = ByteBuffer()
+        for envelope in events {
+            body.writeBytes(try EventCodec.encode(envelope))
+            body.writeInteger(UInt8(0x0A))
+        }
+        var headers = HTTPFields()
+        headers[.contentType] = "application/x-ndjson"
+        if let name = HTTPField.Name("Accord-Head") { headers[name] = "\(head)" }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
 
     // MARK: - Start
