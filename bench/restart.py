@@ -71,8 +71,8 @@ class LogWriter:
 
 def instance_events(at, executor, origin):
     iid = str(uuid.uuid4())
-    def ev(kind, data, **extra):
-        return {"at": at, "data": data, "instanceId": iid, "type": kind, "version": 1, **extra}
+    def ev(kind, data, version=1, **extra):
+        return {"at": at, "data": data, "instanceId": iid, "type": kind, "version": version, **extra}
     return [
         ev("InstanceCreated", {"arguments": {"name": "bench"}, "entryPoint": "main", "out": [],
                                "payload": {"digest": "0" * 64, "size": 180}, "principal": "bench", "tags": []},
@@ -81,9 +81,10 @@ def instance_events(at, executor, origin):
         ev("InstanceStarted", {"executorID": executor}, origin={"executor": executor, "seq": origin}),
         ev("LogAppended", {"lines": [{"at": at, "level": "INFO", "text": "Hello, bench"}]},
            origin={"executor": executor, "seq": origin + 1}),
-        ev("StepsRecorded", {"steps": [{"durationMicros": 42, "flow": "main", "location": "processes/main.yml:2",
-                                        "outcome": "ok", "startedAt": at, "step": "log"}]},
-           origin={"executor": executor, "seq": origin + 2}),
+        ev("StepsRecorded", {"steps": [{"column": 3, "durationMicros": 42, "file": "processes/main.yml",
+                                        "flow": "main", "line": 2, "outcome": "ok", "startedAt": at,
+                                        "step": "log"}]},
+           origin={"executor": executor, "seq": origin + 2}, version=2),
         ev("InstanceFinished", {"out": {}}, origin={"executor": executor, "seq": origin + 3}),
     ]
 

@@ -3,8 +3,15 @@ import Foundation
 
 /// A stream of events in log order, from a data folder or from a Gateway.
 protocol EventSource {
-    /// Calls `body` with every event after `after`, in order, until it returns false.
-    func forEach(after: UInt64, _ body: (EventEnvelope) throws -> Bool) async throws
+    /// Calls `body` with every event after `after`, in order, until it returns false; with the
+    /// event's bytes as stored, when the source has them.
+    func forEachStored(after: UInt64, _ body: (EventEnvelope, Data) throws -> Bool) async throws
+}
+
+extension EventSource {
+    func forEach(after: UInt64, _ body: (EventEnvelope) throws -> Bool) async throws {
+        try await forEachStored(after: after) { envelope, _ in try body(envelope) }
+    }
 }
 
 struct OfflineSource: EventSource {
@@ -14,12 +21,12 @@ struct OfflineSource: EventSource {
         reader = try EventLogReader(directory: EventLogReader.logDirectory(forData: data))
     }
 
-    func forEach(after: UInt64, _ body: (EventEnvelope) throws -> Bool) async throws {
+    func forEachStored(after: UInt64, _ body: (EventEnvelope, Data) throws -> Bool) async throws {
         struct Done: Error {}
         do {
-            try reader.forEachEvent { envelope in
+            try reader.forEachEvent { envelope, bytes in
                 guard envelope.seq > after else { return }
-                guard try body(envelope) else { throw Done() }
+                guard try body(envelope, bytes) else { throw Done() }
             }
         } catch is Done {}
     }
@@ -29,18 +36,18 @@ struct OfflineSource: EventSource {
 struct LiveSource: EventSource {
     let client: Client
 
-    func forEach(after: UInt64, _ body: (EventEnvelope) throws -> Bool) async throws {
+    func forEachStored(after: UInt64, _ body: (EventEnvelope, Data) throws -> Bool) async throws {
         var cursor = after
-        let decoder = JSONDecoder()
         while true {
             let (status, data, _) = try await client.request("GET", "/api/v1/events?after=\(cursor)&limit=1000")
             guard status == 200 else { throw CLIError("the gateway answered \(status): \(Client.message(data))") }
             var count = 0
             for line in data.split(separator: 0x0A) where !line.isEmpty {
-                let envelope = try decoder.decode(EventEnvelope.self, from: Data(line))
+                let bytes = Data(line)
+                let envelope = try FastEventDecoder.decode(bytes)
                 count += 1
                 cursor = envelope.seq
-                guard try body(envelope) else { return }
+                guard try body(envelope, bytes) else { return }
             }
             if count == 0 { return }
         }

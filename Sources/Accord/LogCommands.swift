@@ -71,10 +71,17 @@ struct Export: AsyncParsableCommand {
         }
         let encoder = EventCodec.makeEncoder()
         var buffer = Data()
-        try await source.source().forEach(after: from > 0 ? from - 1 : 0) { envelope in
+        try await source.source().forEachStored(after: from > 0 ? from - 1 : 0) { envelope, stored in
             if let to, envelope.seq > to { return false }
             if let only, envelope.instanceID != only { return true }
-            buffer.append(try encoder.encode(envelope))
+            // The stored bytes are today's encoding unless the event is of an older version (keys
+            // are sorted, so the version closes the record): only those are encoded again.
+            let marker = Array(#""version":\#(envelope.event.version)}"#.utf8)
+            if stored.suffix(marker.count).elementsEqual(marker) {
+                buffer.append(stored)
+            } else {
+                buffer.append(try encoder.encode(envelope))
+            }
             buffer.append(0x0A)
             if buffer.count > 1 << 20 {
                 FileHandle.standardOutput.write(buffer)

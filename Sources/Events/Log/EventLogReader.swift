@@ -73,13 +73,120 @@ package struct EventLogReader {
         return nil
     }
 
+    /// What a record turned out to be, checked and decoded on any core.
+    package enum Checked {
+        case event(EventEnvelope)
+        case undecodable(any Error)
+        case checksumMismatch
+    }
+
+    /// Every intact record checked and decoded, in order, with where it is and its bytes (the
+    /// event's stored encoding): like `forEachRecord`, but checksums and decoding run on every
+    /// core, a batch of records at a time (`body` still sees them in order).
+    package func forEachDecoded(
+        _ body: (
+            _ seq: UInt64, _ segment: String, _ offset: Int, _ bytes: Data, _ decoded: Result<EventEnvelope, any Error>
+        )
+            throws -> Void
+    ) throws -> Problem? {
+        var expectedFirst: UInt64?
+        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        for (index, path) in segments.enumerated() {
+            let name = (path as NSString).lastPathComponent
+            guard let firstSeq = UInt64(name.dropFirst("segment-".count).dropLast(".log".count)) else {
+                return Problem(segment: path, offset: 0, reason: "not a segment name", isTornTail: false)
+            }
+            if let expectedFirst, firstSeq != expectedFirst {
+                return Problem(
+                    segment: path, offset: 0,
+                    reason: "starts at sequence \(firstSeq) but the segment before it ends at \(expectedFirst - 1)",
+                    isTornTail: false)
+            }
+            let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+            let isLast = index == segments.count - 1
+            func problem(_ reason: String, at offset: Int) -> Problem {
+                let intactAfter = FileEventLog.hasIntactRecord(data, after: offset)
+                return Problem(
+                    segment: path, offset: offset,
+                    reason: reason + (intactAfter ? ", with intact records after it" : ""),
+                    isTornTail: isLast && !intactAfter)
+            }
+            // The frame only (lengths and bounds), sequentially; checksums and decoding in parallel.
+            guard data.count >= FileEventLog.magic.count,
+                data.prefix(FileEventLog.magic.count).elementsEqual(FileEventLog.magic)
+            else { return problem("missing or damaged segment header", at: 0) }
+            var records: [(offset: Int, length: Int, crc: UInt32)] = []
+            var position = FileEventLog.magic.count
+            var frameProblem: String?
+            while position < data.count {
+                guard position + FileEventLog.headerSize <= data.count else {
+                    frameProblem = "a record header is cut short"
+                    break
+                }
+                let length = Int(data.loadLE32(at: position))
+                guard length > 0, position + FileEventLog.headerSize + length <= data.count else {
+                    frameProblem = "a record of \(length) bytes is cut short"
+                    break
+                }
+                records.append((position, length, data.loadLE32(at: position + 4)))
+                position += FileEventLog.headerSize + length
+            }
+            let batch = 8192
+            var start = 0
+            while start < records.count {
+                let slice = Array(records[start..<min(start + batch, records.count)])
+                let results = CheckedBatch(count: slice.count)
+                let chunk = (slice.count + workers - 1) / workers
+                DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                    let from = worker * chunk
+                    let to = min(from + chunk, slice.count)
+                    guard from < to else { return }
+                    for i in from..<to {
+                        let record = slice[i]
+                        let first = record.offset + FileEventLog.headerSize
+                        let bytes = data[first..<(first + record.length)]
+                        guard bytes.crc32() == record.crc else {
+                            results.set(i, .checksumMismatch)
+                            continue
+                        }
+                        do {
+                            results.set(i, .event(try FastEventDecoder.decode(bytes)))
+                        } catch {
+                            results.set(i, .undecodable(error))
+                        }
+                    }
+                }
+                for (i, record) in slice.enumerated() {
+                    let first = record.offset + FileEventLog.headerSize
+                    let decoded: Result<EventEnvelope, any Error>
+                    switch results.get(i) {
+                    case .checksumMismatch: return problem("a record's checksum does not match", at: record.offset)
+                    case .event(let envelope): decoded = .success(envelope)
+                    case .undecodable(let error): decoded = .failure(error)
+                    }
+                    try body(
+                        firstSeq + UInt64(start + i), path, record.offset, data[first..<(first + record.length)],
+                        decoded)
+                }
+                start += batch
+            }
+            if let frameProblem { return problem(frameProblem, at: position) }
+            expectedFirst = firstSeq + UInt64(records.count)
+        }
+        return nil
+    }
+
     /// Every intact event, decoded, in order (stops quietly at a torn tail; throws on damage).
     package func forEachEvent(_ body: (EventEnvelope) throws -> Void) throws {
-        let decoder = JSONDecoder()
-        if let problem = try forEachRecord({ seq, segment, offset, bytes in
+        try forEachEvent { envelope, _ in try body(envelope) }
+    }
+
+    /// Every intact event with its bytes as stored, in order.
+    package func forEachEvent(_ body: (EventEnvelope, Data) throws -> Void) throws {
+        if let problem = try forEachDecoded({ seq, segment, offset, bytes, decoded in
             let envelope: EventEnvelope
             do {
-                envelope = try decoder.decode(EventEnvelope.self, from: bytes)
+                envelope = try decoded.get()
             } catch {
                 throw Problem(
                     segment: segment, offset: offset, reason: "the event does not decode: \(error)", isTornTail: false)
@@ -89,9 +196,30 @@ package struct EventLogReader {
                     segment: segment, offset: offset, reason: "sequence \(envelope.seq) where \(seq) belongs",
                     isTornTail: false)
             }
-            try body(envelope)
+            try body(envelope, bytes)
         }), !problem.isTornTail {
             throw problem
         }
     }
+}
+
+/// Results written by several threads, each to its own index, read after they are done.
+private final class CheckedBatch: @unchecked Sendable {
+    // @unchecked: each slot is written by exactly one thread before `concurrentPerform` returns;
+    // raw storage, so no exclusivity check sees the concurrent writes to different slots.
+    private let slots: UnsafeMutableBufferPointer<EventLogReader.Checked>
+
+    init(count: Int) {
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: .checksumMismatch)
+    }
+
+    deinit {
+        slots.deinitialize()
+        slots.deallocate()
+    }
+
+    func set(_ index: Int, _ result: EventLogReader.Checked) { slots[index] = result }
+
+    func get(_ index: Int) -> EventLogReader.Checked { slots[index] }
 }

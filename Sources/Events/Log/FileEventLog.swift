@@ -213,7 +213,6 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         let snapshot = segments
         let head = durable
         lock.unlock()
-        let decoder = JSONDecoder()
         for segment in snapshot {
             if segment.offsets.isEmpty { continue }
             if segment.firstSeq + UInt64(segment.offsets.count) <= firstSeq { continue }
@@ -229,7 +228,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
                 let record = data.subdata(in: (start + 8)..<(start + 8 + length))
                 let envelope: EventEnvelope
                 do {
-                    envelope = try decoder.decode(EventEnvelope.self, from: record)
+                    envelope = try FastEventDecoder.decode(record)
                 } catch {
                     throw EventLogError("\(segment.path) at byte \(start): an event does not decode: \(error)")
                 }

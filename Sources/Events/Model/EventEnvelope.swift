@@ -117,7 +117,7 @@ package enum EventCodec {
 
     /// Decodes an envelope of any known type and version.
     package static func decode(_ data: Data) throws -> EventEnvelope {
-        try JSONDecoder().decode(EventEnvelope.self, from: data)
+        try FastEventDecoder.decode(data)
     }
 
     /// A JSON encoder with the house settings: sorted keys, no escaped slashes.

@@ -11,10 +11,41 @@ package struct InstanceID: Hashable, Sendable, Comparable, CustomStringConvertib
     /// Wraps an existing UUID.
     package init(_ uuid: UUID) { self.uuid = uuid }
 
-    /// Parses the canonical 36-character form; `nil` for anything else.
+    /// Parses the canonical 36-character form (either case); `nil` for anything else. By hand:
+    /// `UUID(uuidString:)` goes through `sscanf`, which dominated reading the log.
     package init?(_ text: some StringProtocol) {
-        guard text.utf8.count == 36, let uuid = UUID(uuidString: String(text)) else { return nil }
-        self.uuid = uuid
+        var bytes: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let parsed =
+            text.utf8.withContiguousStorageIfAvailable { InstanceID.parse($0, into: &bytes) }
+            ?? InstanceID.parse(Array(text.utf8), into: &bytes)
+        guard parsed else { return nil }
+        self.uuid = UUID(uuid: bytes)
+    }
+
+    private static func parse(_ chars: some Collection<UInt8>, into bytes: inout uuid_t) -> Bool {
+        guard chars.count == 36 else { return false }
+        var out = [UInt8](repeating: 0, count: 16)
+        var nibble = 0
+        for (index, char) in chars.enumerated() {
+            if index == 8 || index == 13 || index == 18 || index == 23 {
+                guard char == UInt8(ascii: "-") else { return false }
+                continue
+            }
+            let value: UInt8
+            switch char {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = char - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): value = char - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): value = char - UInt8(ascii: "A") + 10
+            default: return false
+            }
+            out[nibble / 2] |= nibble % 2 == 0 ? value << 4 : value
+            nibble += 1
+        }
+        bytes = (
+            out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7], out[8], out[9], out[10], out[11], out[12],
+            out[13], out[14], out[15]
+        )
+        return true
     }
 
     package var description: String { uuid.uuidString.lowercased() }

@@ -28,10 +28,9 @@ package enum LogVerifier {
         var report = Report()
         report.segments = reader.segments.count
         var status: [InstanceID: InstanceStatus] = [:]
-        let decoder = JSONDecoder()
         struct Stop: Error {}
         do {
-            let problem = try reader.forEachRecord { seq, segment, offset, bytes in
+            let problem = try reader.forEachDecoded { seq, segment, offset, bytes, decoded in
                 func fail(_ reason: String) throws -> Never {
                     report.failure = EventLogReader.Problem(
                         segment: segment, offset: offset, reason: "sequence \(seq): \(reason)", isTornTail: false)
@@ -39,7 +38,7 @@ package enum LogVerifier {
                 }
                 let envelope: EventEnvelope
                 do {
-                    envelope = try decoder.decode(EventEnvelope.self, from: bytes)
+                    envelope = try decoded.get()
                 } catch {
                     try fail("the event does not decode: \(error)")
                 }
