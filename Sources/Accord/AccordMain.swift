@@ -14,13 +14,15 @@ struct Accord: AsyncParsableCommand {
             ACCORD_API_KEY or `api-key = ...` in that file.
             """,
         subcommands: [
-            LogCommand.self, Show.self, Scan.self, Start.self, Status.self, Wait.self, Logs.self, Kill.self,
+            LogCommand.self, ProjectionsCommand.self, Show.self, Scan.self, Start.self, Status.self, Wait.self,
+            Logs.self, Kill.self,
         ])
 }
 
 struct LogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "log", abstract: "Check and move the event log.", subcommands: [Verify.self, Export.self])
+        commandName: "log", abstract: "Check and move the event log.",
+        subcommands: [Verify.self, Export.self, Import.self])
 }
 
 /// Where events come from: a data folder, or a Gateway.

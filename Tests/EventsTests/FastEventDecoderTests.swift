@@ -78,7 +78,8 @@ import Testing
                 let envelope = EventEnvelope(
                     seq: UInt64(n + 1), instanceID: id, at: Timestamp(millis: Int64(n)),
                     requestID: n % 3 == 0 ? RequestID(text()) : nil,
-                    origin: n % 2 == 0 ? ReportOrigin(executor: ExecutorID(text()), seq: UInt64(n)) : nil, event: event)
+                    origin: n % 2 == 0 ? ReportOrigin(executor: ExecutorID(text()), seq: UInt64(n)) : nil, event: event,
+                    importedFrom: n % 5 == 0 ? UInt64(n * 7) : nil)
                 try agree(try EventCodec.encode(envelope), event.typeName)
             }
         }

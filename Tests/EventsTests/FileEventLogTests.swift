@@ -62,7 +62,8 @@ import Testing
         let log = try FileEventLog(directory: dir)
         try await log.append(drafts(5)).durable()
         log.close()
-        let segment = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first)
+        let segment = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }.first)
         let path = dir + "/" + segment
         let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
         let handle = try #require(FileHandle(forUpdatingAtPath: path))
@@ -85,7 +86,10 @@ import Testing
         let log = try FileEventLog(directory: dir)
         try await log.append(drafts(3)).durable()
         log.close()
-        let path = dir + "/" + (try FileManager.default.contentsOfDirectory(atPath: dir).first!)
+        let path =
+            dir + "/"
+            + (try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }.sorted()
+                .first!)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[bytes.count - 3] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: path))
@@ -104,7 +108,10 @@ import Testing
         let log = try FileEventLog(directory: dir)
         try await log.append(drafts(3)).durable()
         log.close()
-        let path = dir + "/" + (try FileManager.default.contentsOfDirectory(atPath: dir).first!)
+        let path =
+            dir + "/"
+            + (try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }.sorted()
+                .first!)
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[FileEventLog.magic.count + 12] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: path))
@@ -123,7 +130,10 @@ import Testing
         let log = try FileEventLog(directory: dir)
         try await log.append(drafts(2)).durable()
         log.close()
-        let path = dir + "/" + (try FileManager.default.contentsOfDirectory(atPath: dir).first!)
+        let path =
+            dir + "/"
+            + (try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }.sorted()
+                .first!)
         let handle = try #require(FileHandle(forWritingAtPath: path))
         try handle.seekToEnd()
         try handle.write(contentsOf: Data([0xFF, 0xFF, 0xFF, 0x7F, 1, 2, 3]))
@@ -141,7 +151,8 @@ import Testing
         let log = try FileEventLog(directory: dir, segmentBytes: 512)
         for _ in 0..<10 { try await log.append(drafts(3)).durable() }
         log.close()
-        let segments = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }
+            .sorted()
         #expect(segments.count > 2)
         let path = dir + "/" + segments[0]
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -155,7 +166,7 @@ import Testing
         defer { cleanUp(dir) }
         let log = try FileEventLog(directory: dir, segmentBytes: 400)
         for _ in 0..<20 { try await log.append(drafts(2)).durable() }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).count > 3)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }.count > 3)
         #expect(try log.read(after: 0, limit: 1000).map(\.seq) == Array(1...40))
         log.close()
         let reopened = try FileEventLog(directory: dir, segmentBytes: 400)
@@ -200,4 +211,20 @@ final class SeenSeqs: @unchecked Sendable {
     private var seqs: [UInt64] = []
     func add(_ more: [UInt64]) { lock.withLock { seqs += more } }
     var all: [UInt64] { lock.withLock { seqs } }
+}
+
+@Suite struct FileEventLogLockTests {
+    /// One writer per log: a second opener (another Scheduler, an import) is refused while the
+    /// first holds it, and welcome once it has closed.
+    @Test func aSecondWriterIsRefusedUntilTheFirstCloses() throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let first = try FileEventLog(directory: dir, fsync: false)
+        #expect {
+            try FileEventLog(directory: dir, fsync: false)
+        } throws: { "\($0)".contains("in use by another process") }
+        first.close()
+        let second = try FileEventLog(directory: dir, fsync: false)
+        second.close()
+    }
 }

@@ -137,3 +137,121 @@ extension DeploymentTests {
         #expect(broken.out.contains("intact records after it"), "\(broken)")
     }
 }
+
+extension DeploymentTests {
+    /// After a busy run, the read models rebuilt from the log alone are byte for byte what the
+    /// Gateway serves (every status, history, log and the listing), and what the Scheduler's
+    /// snapshot holds; an event the Gateway never saw shows up as a difference.
+    @Test func rebuiltReadModelsMatchTheLiveOnes() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let flows = [
+            "main:\n- log: \"one\\ntwo\"\n- set: {answer: 42}\n",
+            "main:\n- throw: \"planned\"\n",
+            "main:\n- ${sleep.ms(20000)}\n",
+            "main:\n- script: sh\n  body: |\n    echo out; echo err >&2; sleep 0.2\n",
+        ]
+        var ids: [String] = []
+        try await withThrowingTaskGroup(of: String.self) { group in
+            for n in 0..<40 {
+                group.addTask {
+                    let main =
+                        #"{"entryPoint": "main", "out": ["answer"], "tags": ["t\#(n % 3)"]\#(n % 4 == 2 ? #", "timeout": 1"# : "")}"#
+                    return try await deployment.startInstance(ZipBuilder.payload(flows[n % 4], main: main))
+                }
+            }
+            for try await id in group { ids.append(id) }
+        }
+        for id in ids.prefix(10) { _ = try await deployment.request("DELETE", "/api/v1/process/\(id)") }
+        for id in ids { _ = try await deployment.waitTerminal(id) }
+
+        let env = ["ACCORD_API_KEY": deployment.key]
+        let live = try accord(
+            ["projections", "rebuild", deployment.data, "--url", deployment.url], bin: deployment.bin, environment: env)
+        #expect(live.status == 0, "\(live)")
+        #expect(live.out.contains("compared 40 instances") && live.out.contains("no differences"), "\(live)")
+
+        deployment.kill("scheduler", signal: SIGTERM)
+        let withSnapshot = try accord(["projections", "rebuild", deployment.data], bin: deployment.bin)
+        #expect(
+            withSnapshot.status == 0 && withSnapshot.out.contains("compared 40 statuses with the Scheduler's snapshot"),
+            "\(withSnapshot)")
+
+        // A log line the Gateway never saw (written behind the stopped Scheduler's back).
+        let reader = try EventLogReader(directory: deployment.data + "/events")
+        var count: UInt64 = 0
+        _ = try reader.forEachRecord { _, _, _, _ in count += 1 }
+        let extra = EventEnvelope(
+            seq: count + 1, instanceID: try #require(InstanceID(ids[0])), at: .now(),
+            event: .logAppended(LogAppended(lines: [LogLine(at: .now(), level: .info, text: "unseen")])))
+        var record: [UInt8] = []
+        FileEventLog.appendRecord(body: try EventCodec.encode(extra), to: &record)
+        let lastSegment = try #require(reader.segments.last)
+        let handle = try #require(FileHandle(forWritingAtPath: lastSegment))
+        handle.seekToEndOfFile()
+        handle.write(Data(record))
+        try handle.close()
+        let differs = try accord(
+            ["projections", "rebuild", deployment.data, "--url", deployment.url], bin: deployment.bin, environment: env)
+        #expect(differs.status == 1, "\(differs)")
+        #expect(
+            differs.out.contains("DIFFERS: log of \(ids[0])") && differs.out.contains("1 difference(s)"), "\(differs)")
+    }
+}
+
+extension DeploymentTests {
+    /// An export becomes a new data folder (numbering kept when it starts the log, renumbered when
+    /// added after other events, each event marked with where it came from); a clash or a running
+    /// Scheduler refuses the import and writes nothing.
+    @Test func importBuildsADataFolderFromAnExport() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let first = try await deployment.startInstance(helloZip("first"))
+        let second = try await deployment.startInstance(helloZip("second"))
+        _ = try await deployment.waitTerminal(first)
+        _ = try await deployment.waitTerminal(second)
+        let bin = deployment.bin
+        let whole = deployment.data + "/whole.jsonl"
+        let one = deployment.data + "/one.jsonl"
+        try accord(["log", "export", deployment.data], bin: bin).out.write(
+            toFile: whole, atomically: true, encoding: .utf8)
+        try accord(["log", "export", deployment.data, "--instance", second], bin: bin).out.write(
+            toFile: one, atomically: true, encoding: .utf8)
+
+        // Into the running deployment's own folder: its Scheduler holds the log, nothing is written.
+        let stranger = EventEnvelope(
+            seq: 1, instanceID: InstanceID(), at: .now(),
+            event: .instanceCancelled(InstanceCancelled(reason: "synthetic")))
+        let strangerFile = deployment.data + "/stranger.jsonl"
+        try (String(decoding: try EventCodec.encode(stranger), as: UTF8.self) + "\n").write(
+            toFile: strangerFile, atomically: true, encoding: .utf8)
+        let locked = try accord(["log", "import", strangerFile, deployment.data], bin: bin)
+        #expect(locked.status != 0 && locked.err.contains("in use by another process"), "\(locked)")
+
+        let copy = deployment.data + "/copy"
+        let imported = try accord(["log", "import", whole, copy], bin: bin)
+        #expect(imported.status == 0 && !imported.out.contains("renumbered"), "\(imported)")
+        #expect(try accord(["log", "verify", copy], bin: bin).status == 0)
+        let original = try accord(["show", deployment.data, second], bin: bin).out
+        let copied = try accord(["show", copy, second], bin: bin).out
+        #expect(original == copied && copied.contains("Hello, second"), "\(copied)")
+
+        let again = try accord(["log", "import", one, copy], bin: bin)
+        #expect(again.status != 0 && again.err.contains("already exist") && again.err.contains("nothing was imported"))
+
+        // After other events: renumbered, marked, and still a sound log.
+        let other = deployment.data + "/other"
+        let firstOnly = deployment.data + "/first.jsonl"
+        try accord(["log", "export", deployment.data, "--instance", first], bin: bin).out.write(
+            toFile: firstOnly, atomically: true, encoding: .utf8)
+        #expect(try accord(["log", "import", firstOnly, other], bin: bin).status == 0)
+        let renumbered = try accord(["log", "import", one, other], bin: bin)
+        #expect(renumbered.status == 0 && renumbered.out.contains("renumbered"), "\(renumbered)")
+        #expect(try accord(["log", "verify", other], bin: bin).status == 0)
+        let exported = try accord(["log", "export", other, "--instance", second], bin: bin).out
+        #expect(exported.contains(#""importedFrom":"#))
+
+    }
+}

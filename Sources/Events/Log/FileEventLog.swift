@@ -46,11 +46,14 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     private var pending: [Pending] = []
     private var durableWaiters: [(seq: UInt64, promise: Promise<Void>)] = []
     private var closed = false
+    private var writerDone = false
     /// Set by a failed write: appends are refused until `recover()` succeeds, so nothing is
     /// numbered on top of a write whose fate the appenders have not yet heard.
     private var failure: EventLogError?
     private var failureCount = 0
     private var writer: Thread?
+    /// Holds the folder's `LOCK` (flock) for the log's lifetime.
+    private let lockFD: Int32
     private let stats = Mutex(AppendStats())
     private let commitHook = Mutex<(@Sendable ([EventEnvelope]) -> Void)?>(nil)
 
@@ -90,6 +93,13 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         self.segmentBytes = segmentBytes
         self.fsyncEnabled = fsync
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // One writer per log, ever: a second Scheduler (or an import) on the same folder is refused.
+        lockFD = Glibc.open(directory + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = String(cString: strerror(errno))
+            if lockFD >= 0 { Glibc.close(lockFD) }
+            throw EventLogError("the event log in \(directory) is in use by another process (\(reason))")
+        }
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
             .filter { $0.hasPrefix("segment-") && $0.hasSuffix(".log") }.sorted()
         for (index, name) in names.enumerated() {
@@ -108,14 +118,23 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
 
     deinit {
         for segment in segments { Glibc.close(segment.fd) }
+        Glibc.close(lockFD)
     }
 
     /// Stops the writer after it has written what is queued.
+    /// Stops the writer after it has written what is queued, waits for it, and releases the
+    /// folder's lock (so the log can be opened again at once, by this process or another).
     package func close() {
         lock.lock()
+        if closed {
+            lock.unlock()
+            return
+        }
         closed = true
         lock.broadcast()
+        while !writerDone { lock.wait() }
         lock.unlock()
+        _ = flock(lockFD, LOCK_UN)
     }
 
     package var durableHead: UInt64 {
@@ -377,6 +396,8 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             lock.lock()
             while pending.isEmpty && !closed { lock.wait() }
             if pending.isEmpty && closed {
+                writerDone = true
+                lock.broadcast()
                 lock.unlock()
                 return
             }

@@ -27,10 +27,12 @@ package struct EventEnvelope: Sendable, Hashable {
     package var origin: ReportOrigin?
     /// The fact itself.
     package var event: Event
+    /// For an event brought in by `accord log import`: its sequence number in the log it came from.
+    package var importedFrom: UInt64?
 
     package init(
         seq: UInt64 = 0, instanceID: InstanceID, at: Timestamp, requestID: RequestID? = nil,
-        origin: ReportOrigin? = nil, event: Event
+        origin: ReportOrigin? = nil, event: Event, importedFrom: UInt64? = nil
     ) {
         self.seq = seq
         self.instanceID = instanceID
@@ -38,12 +40,13 @@ package struct EventEnvelope: Sendable, Hashable {
         self.requestID = requestID
         self.origin = origin
         self.event = event
+        self.importedFrom = importedFrom
     }
 }
 
 extension EventEnvelope: Codable {
     enum CodingKeys: String, CodingKey {
-        case seq, type, version, instanceId, at, requestId, origin, data
+        case seq, type, version, instanceId, at, requestId, origin, data, importedFrom
     }
 
     /// Decodes any known (type, version); older versions are upcast to the current shape.
@@ -54,6 +57,7 @@ extension EventEnvelope: Codable {
         at = try c.decode(Timestamp.self, forKey: .at)
         requestID = try c.decodeIfPresent(RequestID.self, forKey: .requestId)
         origin = try c.decodeIfPresent(ReportOrigin.self, forKey: .origin)
+        importedFrom = try c.decodeIfPresent(UInt64.self, forKey: .importedFrom)
         let type = try c.decode(String.self, forKey: .type)
         let version = try c.decode(Int.self, forKey: .version)
         switch (type, version) {
@@ -82,6 +86,7 @@ extension EventEnvelope: Codable {
         try c.encode(at, forKey: .at)
         try c.encodeIfPresent(requestID, forKey: .requestId)
         try c.encodeIfPresent(origin, forKey: .origin)
+        try c.encodeIfPresent(importedFrom, forKey: .importedFrom)
         switch event {
         case .instanceCreated(let data): try c.encode(data, forKey: .data)
         case .instanceAssigned(let data): try c.encode(data, forKey: .data)

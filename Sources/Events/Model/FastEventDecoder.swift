@@ -35,9 +35,15 @@ package enum FastEventDecoder {
             else { return nil }
             origin = ReportOrigin(executor: ExecutorID(executor), seq: reportSeq)
         }
+        var importedFrom: UInt64?
+        if let raw = o["importedFrom"], !raw.isNull {
+            guard let value = raw.uint64 else { return nil }
+            importedFrom = value
+        }
         guard let event = event(type, version, data) else { return nil }
         return EventEnvelope(
-            seq: seq, instanceID: id, at: Timestamp(millis: at), requestID: requestID, origin: origin, event: event)
+            seq: seq, instanceID: id, at: Timestamp(millis: at), requestID: requestID, origin: origin, event: event,
+            importedFrom: importedFrom)
     }
 
     private static func event(_ type: String, _ version: Int, _ d: JSONNode.Members) -> Event? {

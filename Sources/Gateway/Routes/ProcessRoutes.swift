@@ -204,13 +204,7 @@ struct ProcessRoutes: Sendable {
 
     private func history(_ context: AccordRequestContext) async throws -> Response {
         let view = try await existing(context)
-        let entries: [JSONBodyValue] = view.history.map {
-            .object([
-                "status": .string($0.status.rawValue), "changeDate": .string($0.at.iso8601),
-                "reason": .string($0.reason),
-            ])
-        }
-        return JSONBody.response(.ok, entries)
+        return JSONBody.response(.ok, ReadModelBodies.history(view))
     }
 
     private func events(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
@@ -277,7 +271,7 @@ struct ProcessRoutes: Sendable {
         let tag = query["tag"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         try await awaitReady()
         let views = projection.list(status: status, tag: tag, limit: limit, offset: offset)
-        return JSONBody.response(.ok, views.map { JSONBodyValue.object(JSONBody.status($0)) })
+        return JSONBody.response(.ok, ReadModelBodies.listing(views))
     }
 
     // MARK: - Scheduler
