@@ -4,7 +4,8 @@
     python3 bench/tooling.py [--events 1000000] [--bin .build/release]
 
 Writes a log of --events events (see bench/restart.py for the shape), then times
-`accord log verify` and `accord log export` over it and prints events per second.
+`accord log verify`, `accord projections rebuild` (offline: the fold, nothing to compare with) and
+`accord log export` over it and prints events per second.
 """
 import argparse
 import os
@@ -29,6 +30,7 @@ def main():
     try:
         fill(os.path.join(data, "events"), args.events)
         for name, command in [("log verify", [accord, "log", "verify", data]),
+                              ("projections rebuild", [accord, "projections", "rebuild", data]),
                               ("log export", [accord, "log", "export", data])]:
             started = time.monotonic()
             result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -36,7 +38,7 @@ def main():
             if result.returncode != 0:
                 sys.exit(f"{name} failed ({result.returncode}): {result.stderr.decode()[:500]}")
             print(f"accord {name}: {args.events:,} events in {took:.2f} s = {args.events / took:,.0f} events/s")
-            if name == "log verify":
+            if name != "log export":
                 print("  " + result.stdout.decode().strip().replace("\n", "\n  "))
     finally:
         shutil.rmtree(data, ignore_errors=True)

@@ -148,17 +148,28 @@ struct Kill: AsyncParsableCommand {
 enum Follow {
     static func run(_ client: Client, _ id: String, printLog: Bool) async throws -> [String: Any] {
         var offset = 0
+        let started = ContinuousClock.now
+        // On a terminal, one status line on stderr, rewritten in place, says where it stands.
+        let showProgress = isatty(2) == 1
+        defer { if showProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
         while true {
             let (waitStatus, waitData, _) = try await client.request(
                 "GET", "/api/v1/process/\(id)/wait?timeout=1000", timeout: 30)
             guard waitStatus == 200 || waitStatus == 408 else {
                 throw CLIError("wait: \(waitStatus) \(Client.message(waitData))")
             }
+            if showProgress {
+                let body = (try? JSONSerialization.jsonObject(with: waitData)) as? [String: Any] ?? [:]
+                let seconds = started.duration(to: .now).components.seconds
+                FileHandle.standardError.write(
+                    Data("\r\u{1B}[K\(id.prefix(8))… \(body["status"] ?? "?") for \(seconds) s".utf8))
+            }
             if printLog {
                 let (status, data, _) = try await client.request(
                     "GET", "/api/v1/process/\(id)/log", headers: ["Range": "bytes=\(offset)-"])
                 if status == 200 || status == 206 {
                     let fresh = status == 200 ? data.dropFirst(offset) : data[...]
+                    if showProgress && !fresh.isEmpty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
                     FileHandle.standardOutput.write(Data(fresh))
                     offset += fresh.count
                 }

@@ -19,6 +19,7 @@ func accord(_ arguments: [String], bin: String, environment: [String: String] = 
     let err = Pipe()
     process.standardOutput = out
     process.standardError = err
+    process.standardInput = FileHandle.nullDevice
     try process.run()
     let outData = out.fileHandleForReading.readDataToEndOfFile()
     let errData = err.fileHandleForReading.readDataToEndOfFile()
@@ -124,6 +125,23 @@ extension DeploymentTests {
         try handle.close()
         let torn = try accord(["log", "verify", deployment.data], bin: bin)
         #expect(torn.status == 0 && torn.out.contains("torn tail"), "\(torn)")
+        // Every reader takes the log up to its torn tail, old-version event included.
+        let tornShow = try accord(["show", deployment.data, failing], bin: bin)
+        #expect(
+            tornShow.status == 0 && tornShow.out.contains("main: log at processes/old.yml:7, 0.042 ms, ok"),
+            "\(tornShow)")
+        let tornScan = try accord(["scan", deployment.data, "--stuck", "--older-than", "0s"], bin: bin)
+        #expect(tornScan.status == 0 && tornScan.out.contains("0 instance(s)"), "\(tornScan)")
+        let tornRebuild = try accord(["projections", "rebuild", deployment.data], bin: bin)
+        #expect(tornRebuild.status == 0 && tornRebuild.out.contains("no differences"), "\(tornRebuild)")
+        let tornImport = try accord(["log", "import", "-", deployment.data + "/imported"], bin: bin)
+        #expect(tornImport.status != 0)
+        let tornExport = deployment.data + "/torn.jsonl"
+        try accord(["log", "export", deployment.data], bin: bin).out.write(
+            toFile: tornExport, atomically: true, encoding: .utf8)
+        let reimported = try accord(["log", "import", tornExport, deployment.data + "/imported"], bin: bin)
+        #expect(reimported.status == 0, "\(reimported)")
+        #expect(try accord(["log", "verify", deployment.data + "/imported"], bin: bin).out.hasSuffix("ok\n"))
 
         // Damage before the tail: exit 1 with the segment and offset.
         let first = try #require(reader.segments.first)

@@ -67,9 +67,15 @@ package struct StatusProjection: Sendable {
             order.append(id)
             return .progressed(id)
         }
-        guard var view = instances[id], let next = envelope.event.status,
-            !view.status.isTerminal, next.rank > view.status.rank
+        guard let current = instances[id]?.status, let next = envelope.event.status,
+            !current.isTerminal, next.rank > current.rank
         else { return .none }
+        // In place: copying the view out and back would copy its history on every event.
+        Self.advance(&instances[id]!, to: next, by: envelope)
+        return next.isTerminal ? .terminal(id) : .progressed(id)
+    }
+
+    private static func advance(_ view: inout InstanceView, to next: InstanceStatus, by envelope: EventEnvelope) {
         view.status = next
         view.lastChangeAt = envelope.at
         view.history.append(HistoryEntry(status: next, at: envelope.at, reason: envelope.event.reason))
@@ -84,8 +90,6 @@ package struct StatusProjection: Sendable {
             view.error = e.error
         case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended, .stepsRecorded: break
         }
-        instances[id] = view
-        return next.isTerminal ? .terminal(id) : .progressed(id)
     }
 
     /// Instances newest first, filtered by status and tag.
