@@ -80,10 +80,11 @@ enum Timeline {
         var created: Timestamp?
         var running: Timestamp?
         for envelope in events {
-            let time = envelope.at.iso8601
             let seq = "#\(envelope.seq)".padding(toLength: 8, withPad: " ", startingAt: 0)
-            func row(_ label: String, _ text: String) {
-                lines.append("\(time)  \(seq)\(label.padding(toLength: 11, withPad: " ", startingAt: 0))\(text)")
+            // Log lines and steps carry their own times (when written, when started).
+            func row(_ label: String, _ text: String, at time: Timestamp = envelope.at) {
+                lines.append(
+                    "\(time.iso8601)  \(seq)\(label.padding(toLength: 11, withPad: " ", startingAt: 0))\(text)")
             }
             switch envelope.event {
             case .instanceCreated(let e):
@@ -104,13 +105,16 @@ enum Timeline {
                     for text in line.text.split(separator: "\n", omittingEmptySubsequences: false) {
                         row(
                             "  log",
-                            "[\(line.level.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0))] \(text)")
+                            "[\(line.level.rawValue.padding(toLength: 5, withPad: " ", startingAt: 0))] \(text)",
+                            at: line.at)
                     }
                 }
             case .stepsRecorded(let e):
                 for step in e.steps {
                     let ms = String(format: "%.3f", Double(step.durationMicros) / 1000)
-                    row("  step", "\(step.flow): \(step.step) at \(step.location), \(ms) ms, \(step.outcome.rawValue)")
+                    row(
+                        "  step", "\(step.flow): \(step.step) at \(step.location), \(ms) ms, \(step.outcome.rawValue)",
+                        at: step.startedAt)
                 }
             case .instanceFinished(let e):
                 row("FINISHED", e.out.isEmpty ? "" : "out \(compact(.object(e.out)))")
