@@ -1,4 +1,5 @@
 import CNNG
+import Dispatch
 
 #if canImport(Glibc)
     import Glibc
@@ -102,9 +103,14 @@ package final class NNGSocket: Sendable {
         try check(nng_dial(socket, url, nil, Int32(NNG_FLAG_NONBLOCK)), "dial \(url)")
     }
 
-    /// Closes the socket; pending operations fail with `isClosed`.
+    /// Closes the socket; pending operations fail with `isClosed`. Returns at once: `nng_close`
+    /// blocks until every operation on the socket has wound down, and some of them resume tasks
+    /// that need the cooperative pool (two threads here) to finish; called from that pool, it
+    /// could wait on itself forever (seen: a Gateway that never stopped, a Scheduler actor that
+    /// froze after an executor registered again). So the close runs on a thread of its own.
     package func close() {
-        nng_close(socket)
+        let socket = socket
+        DispatchQueue.global().async { nng_close(socket) }
     }
 
     /// Publishes (pub) without blocking; a subscriber that is not keeping up loses messages and

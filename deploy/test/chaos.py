@@ -81,6 +81,7 @@ class Deployment:
     def __init__(self, bin_dir, data, port, key):
         self.bin, self.data, self.port, self.key = bin_dir, data, port, key
         self.procs = {}
+        self.stuck_on_stop = []
         os.makedirs(f"{data}/logs", exist_ok=True)
         with open(f"{data}/keys", "w") as f:
             f.write(key + "\n")
@@ -113,6 +114,16 @@ class Deployment:
             if p is None or p.poll() is not None:
                 self.start(name)
 
+    def dump_stacks(self, name, why):
+        p = self.procs.get(name)
+        if not p or p.poll() is not None or not shutil.which("gdb"):
+            return
+        dump = subprocess.run(["gdb", "-p", str(p.pid), "-batch", "-ex", "thread apply all bt 40"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+        with open(f"{self.data}/logs/{name}.{why}.stacks", "wb") as f:
+            f.write(dump.stdout)
+        print(f"chaos: {name}'s threads ({why}) in {self.data}/logs/{name}.{why}.stacks", file=sys.stderr)
+
     def stop(self):
         for name in reversed(self.names):
             p = self.procs.get(name)
@@ -123,7 +134,10 @@ class Deployment:
             try:
                 p.wait(max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
-                print(f"chaos: {name} ignored SIGTERM for 15 s; killing it", file=sys.stderr)
+                print(f"chaos: {name} ignored SIGTERM for 15 s; its threads, then a kill:", file=sys.stderr)
+                self.stuck_on_stop.append(name)
+                self.procs[name] = p
+                self.dump_stacks(name, "stop")
                 p.kill()
                 p.wait()
         self.procs = {}
@@ -357,6 +371,10 @@ def main():
                 pass
             time.sleep(1)
         instances = list_all(client)
+        if any(i["status"] not in TERMINAL for i in instances):
+            # Something is stuck: record what every component is doing before anything stops.
+            for name in deployment.names:
+                deployment.dump_stacks(name, "stuck")
 
         violations += load.violations
         by_tag = defaultdict(list)
@@ -387,6 +405,8 @@ def main():
     finally:
         deployment.stop()
 
+    violations += [f"{name} did not stop within 15 s of SIGTERM (stacks in logs/{name}.stop.stacks)"
+                   for name in deployment.stuck_on_stop]
     problems, logged, events = verify_log(f"{data}/events")
     violations += [f"event log: {p}" for p in problems]
     if logged != served:
