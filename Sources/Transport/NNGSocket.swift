@@ -110,8 +110,12 @@ package final class NNGSocket: Sendable {
     /// froze after an executor registered again). So the close runs on a thread of its own.
     package func close() {
         let socket = socket
-        DispatchQueue.global().async { nng_close(socket) }
+        NNGSocket.closer.async { nng_close(socket) }
     }
+
+    /// A serial queue of its own: libdispatch gives it a thread outside the global queues, which on
+    /// Linux are the very threads the Swift cooperative pool runs on.
+    private static let closer = DispatchQueue(label: "accord.nng.close")
 
     /// Publishes (pub) without blocking; a subscriber that is not keeping up loses messages and
     /// recovers by catching up.

@@ -25,6 +25,10 @@ final class RunnerProcess: Sendable {
     private let onSteps: @Sendable ([StepRecord]) -> Void
     private let onEnd: @Sendable (RunnerResult?, Int32) -> Void
 
+    /// Sweeping a control group kills and waits (up to half a second): on a serial queue of its own,
+    /// never on `DispatchQueue.global()`, whose threads on Linux are the Swift cooperative pool.
+    private static let sweeper = DispatchQueue(label: "accord.cgroup.sweep")
+
     /// Writing "go" to a runner that has already died must not kill the executor.
     private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
@@ -68,7 +72,7 @@ final class RunnerProcess: Sendable {
             _ = Glibc.kill(-child.pid, SIGKILL)
             if let group {
                 let process = self
-                DispatchQueue.global().async {
+                RunnerProcess.sweeper.async {
                     group.killAllAndRemove()
                     process?.exited(status)
                 }
