@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-.PHONY: run test deps build build-release unit conformance chaos chaos-short format lint clean
+.PHONY: run test deps build build-release unit conformance chaos chaos-short bench format lint clean
 
 deps:
 	@deploy/install-deps.sh
@@ -38,6 +38,10 @@ chaos: deps build
 
 chaos-short:
 	python3 deploy/test/chaos.py --duration 30 --drain 90
+
+## Release build, a fresh deployment, every figure of docs/BENCHMARKS.md (bounded; stops by itself).
+bench: deps build-release
+	python3 bench/bench.py
 
 format:
 	swift format --in-place --recursive Sources Tests Package.swift

@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""`make bench`: Accord's figures on this machine, written to docs/BENCHMARKS.md.
+
+    python3 bench/bench.py [--bin .build/release] [--quick]
+
+Starts a fresh local deployment (release build, file log, fsync on, as users run it) on a free
+loopback port, drives it over HTTP from this separate process, prints every figure and writes them
+with the machine, the commit and the date. Bounded in count and time; stops what it started.
+
+Honest by construction: every instance started is checked to have FINISHED (or CANCELLED, for the
+stop figure) with its log line; any error marks the run FAILED, and a failed run's figures are not
+written as results. The client's own overhead (a sequential `GET /api/v1/server/ping`) is reported
+beside the figures, which include it. Latencies are measured per request with a closed loop
+(sequential) or with a fixed number in flight; nothing is averaged away.
+
+Not yet measured here (issue 6 continues): the event log alone with 1/16/256 writers, and the
+Gateway's memory per finished instance after 100,000 instances.
+"""
+import argparse
+import datetime
+import io
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def trio(values):
+    return f"p50 {pct(values, 50):.2f} ms, p90 {pct(values, 90):.2f} ms, p99 {pct(values, 99):.2f} ms"
+
+
+def archive(flow, main=None):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("_main.json", json.dumps(main or {"entryPoint": "main"}))
+        z.writestr("processes/main.yml", flow)
+    return buf.getvalue()
+
+
+def iso_millis(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=datetime.timezone.utc).timestamp() * 1000
+
+
+class Bench:
+    def __init__(self, url, key):
+        self.url, self.key = url, key
+        self.local = threading.local()
+        self.errors = []
+        self.lock = threading.Lock()
+
+    def s(self):
+        if not hasattr(self.local, "s"):
+            self.local.s = requests.Session()
+            self.local.s.trust_env = False
+        return self.local.s
+
+    def fail(self, what):
+        with self.lock:
+            self.errors.append(what)
+
+    def start(self, body):
+        r = self.s().post(self.url + "/api/v1/process", data=body,
+                          headers={"Authorization": self.key, "Content-Type": "application/zip"}, timeout=30)
+        if r.status_code != 200:
+            self.fail(f"start answered {r.status_code}: {r.text[:200]}")
+            return None
+        return r.json()["instanceId"]
+
+    def wait(self, iid):
+        r = self.s().get(f"{self.url}/api/v1/process/{iid}/wait?timeout=60000",
+                         headers={"Authorization": self.key}, timeout=90)
+        if r.status_code != 200:
+            self.fail(f"wait {iid} answered {r.status_code}")
+            return None
+        return r.json()
+
+    def get(self, path):
+        return self.s().get(self.url + path, headers={"Authorization": self.key}, timeout=30)
+
+    def check_finished(self, iid, marker, final=None):
+        final = final or self.wait(iid)
+        if not final or final.get("status") != "FINISHED":
+            self.fail(f"{iid} ended {final and final.get('status')}")
+            return False
+        if marker not in self.get(f"/api/v1/process/{iid}/log").text:
+            self.fail(f"{iid} has no log line {marker!r}")
+            return False
+        return True
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def peak_memory(data):
+    out = {}
+    for name in ("scheduler", "executor", "gateway"):
+        try:
+            pid = int(open(f"{data}/run/{name}.pid").read())
+            for line in open(f"/proc/{pid}/status"):
+                if line.startswith("VmHWM:"):
+                    out[name] = int(line.split()[1]) / 1024
+        except (OSError, ValueError):
+            out[name] = float("nan")
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    parser.add_argument("--quick", action="store_true", help="a tenth of the counts (to try the script)")
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    n_seq, n_flight_starts, n_e2e, n_completed, n_stop = 1000 // scale, 2000 // scale, 500 // scale, 5000 // scale, 200 // scale
+
+    data = tempfile.mkdtemp(prefix="accord-bench-")
+    port = free_port()
+    env = dict(os.environ, ACCORD_DATA=data, ACCORD_PORT=str(port), ACCORD_BIN=os.path.abspath(args.bin),
+               ACCORD_EXECUTOR_CAPACITY="64")
+    launcher = subprocess.Popen([os.path.join(ROOT, "deploy", "local", "accord-local")], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    results, started_at = [], time.time()
+    try:
+        key = None
+        deadline = time.time() + 60
+        while time.time() < deadline and key is None:
+            line = launcher.stdout.readline().decode()
+            if line.startswith("ACCORD_API_KEY="):
+                key = line.strip().split("=", 1)[1]
+        if key is None:
+            sys.exit("bench: the deployment did not start")
+        b = Bench(f"http://127.0.0.1:{port}", key)
+        trivial = archive('main:\n- log: "bench-done"\n')
+
+        # The client's own floor: an HTTP round trip that does nothing.
+        ping = []
+        for _ in range(300):
+            t0 = time.perf_counter()
+            b.s().get(b.url + "/api/v1/server/ping", timeout=10)
+            ping.append((time.perf_counter() - t0) * 1000)
+        results.append(("client overhead (sequential ping round trip)", trio(ping)))
+        for _ in range(50):
+            b.start(trivial)
+
+        # 1. Start acknowledged (durable), sequential.
+        lat, ids = [], []
+        for _ in range(n_seq):
+            t0 = time.perf_counter()
+            iid = b.start(trivial)
+            lat.append((time.perf_counter() - t0) * 1000)
+            ids.append(iid)
+        results.append((f"start acknowledged (durable), {n_seq} sequential", trio(lat)))
+
+        # 2. Accepted starts per second, 64 in flight.
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(64) as pool:
+            flight_ids = list(pool.map(lambda _: b.start(trivial), range(n_flight_starts)))
+        took = time.perf_counter() - t0
+        results.append((f"accepted starts per second, 64 in flight ({n_flight_starts} starts)",
+                        f"{n_flight_starts / took:,.0f}/s"))
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda i: b.check_finished(i, "bench-done"), [i for i in ids + flight_ids if i]))
+
+        # 3. End to end, sequential: start, then /wait returns FINISHED; dispatch and wake-up from
+        # the instance's own history.
+        e2e, dispatch, wake = [], [], []
+        for _ in range(n_e2e):
+            t0 = time.perf_counter()
+            iid = b.start(trivial)
+            final = b.wait(iid) if iid else None
+            received = time.time() * 1000
+            e2e.append((time.perf_counter() - t0) * 1000)
+            if iid and b.check_finished(iid, "bench-done", final):
+                history = b.get(f"/api/v1/process/{iid}/history").json()
+                at = {h["status"]: iso_millis(h["changeDate"]) for h in history}
+                dispatch.append(at["RUNNING"] - at["ENQUEUED"])
+                wake.append(received - at["FINISHED"])
+        results.append((f"trivial instance end to end (start, /wait FINISHED), {n_e2e} sequential", trio(e2e)))
+        results.append(("dispatch: ENQUEUED to RUNNING on an idle executor (history, ms resolution)",
+                        f"p50 {pct(dispatch, 50):.0f} ms, p99 {pct(dispatch, 99):.0f} ms"))
+        results.append(("wait wake-up: terminal event to the waiter's answer (history, ms resolution)",
+                        f"p50 {pct(wake, 50):.0f} ms, p99 {pct(wake, 99):.0f} ms"))
+
+        # 4. Completed trivial instances per second, 64 in flight.
+        def one(_):
+            iid = b.start(trivial)
+            return iid and b.check_finished(iid, "bench-done")
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(64) as pool:
+            done = sum(1 for ok in pool.map(one, range(n_completed)) if ok)
+        took = time.perf_counter() - t0
+        results.append((f"completed trivial instances per second, 64 in flight ({n_completed}, each checked)",
+                        f"{done / took:,.0f}/s"))
+
+        # 5. Stop: DELETE until CANCELLED is visible (the answer waits for it; checked after).
+        sleeper = archive("main:\n- ${sleep.ms(60000)}\n")
+        stops = []
+        for _ in range(n_stop):
+            iid = b.start(sleeper)
+            if not iid:
+                continue
+            for _ in range(200):
+                if b.get(f"/api/v1/process/{iid}").json().get("status") == "RUNNING":
+                    break
+                time.sleep(0.01)
+            t0 = time.perf_counter()
+            r = b.s().delete(f"{b.url}/api/v1/process/{iid}", headers={"Authorization": key}, timeout=30)
+            stops.append((time.perf_counter() - t0) * 1000)
+            if r.status_code not in (200, 204) or b.get(f"/api/v1/process/{iid}").json().get("status") != "CANCELLED":
+                b.fail(f"stop of {iid}: {r.status_code}")
+        results.append((f"stop: DELETE to CANCELLED visible, {n_stop} sequential on RUNNING instances", trio(stops)))
+
+        memory = peak_memory(data)
+        results.append(("peak memory (VmHWM)", ", ".join(f"{k} {v:.0f} MiB" for k, v in memory.items())))
+    finally:
+        os.killpg(launcher.pid, signal.SIGTERM)
+        try:
+            launcher.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)
+        shutil.rmtree(data, ignore_errors=True)
+
+    failed = bool(b.errors)
+    for name, value in results:
+        print(f"{name}: {value}")
+    if failed:
+        print(f"FAILED: {len(b.errors)} error(s), e.g. {b.errors[:5]}; nothing written to {args.out}")
+        return 1
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE).stdout.decode().strip()
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    lines = [
+        "# Benchmarks", "",
+        f"`make bench` (`python3 bench/bench.py{' --quick' if args.quick else ''}`) on {os.cpu_count()} × {cpu}, "
+        f"{platform.system()} {platform.release()}; commit {commit}; {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; "
+        f"{time.time() - started_at:.0f} s. Release build, file log with fsync, one executor (capacity 64), loopback HTTP "
+        "from a separate Python process (its own round trip is the first line).", "",
+        "| figure | result |", "|---|---|",
+    ] + [f"| {name} | {value} |" for name, value in results] + [
+        "", "Not yet measured (issue 6 continues): the event log alone with 1/16/256 concurrent writers, and the "
+        "Gateway's memory per finished instance after 100,000 instances.", "",
+    ]
+    with open(args.out, "w") as f:
+        f.write("\n".join(lines))
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
