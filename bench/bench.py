@@ -13,8 +13,10 @@ written as results. The client's own overhead (a sequential `GET /api/v1/server/
 beside the figures, which include it. Latencies are measured per request with a closed loop
 (sequential) or with a fixed number in flight; nothing is averaged away.
 
-Not yet measured here (issue 6 continues): the event log alone with 1/16/256 writers, and the
-Gateway's memory per finished instance after 100,000 instances.
+The event log alone is measured by `accord bench-log` (1, 16 and 256 concurrent writers, each
+waiting for its own append to be durable); the Gateway's memory per finished instance by starting a
+Scheduler and a Gateway on a log of 100,000 finished instances (written the way bench/restart.py
+writes them) and on an empty one, after each has caught up.
 """
 import argparse
 import datetime
@@ -127,6 +129,60 @@ def peak_memory(data):
     return out
 
 
+def rss_after_catch_up(binary_dir, data, b):
+    """Starts a Scheduler and a Gateway on `data`; returns the Gateway's RSS in bytes once it serves."""
+    port = free_port()
+    with open(f"{data}/keys", "w") as f:
+        f.write("bench-key\n")
+    procs = [subprocess.Popen([f"{binary_dir}/accord-scheduler", "--data", data], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    gateway = subprocess.Popen([f"{binary_dir}/accord-gateway", "--data", data, "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(gateway)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/api/v2/process?limit=1", headers={"Authorization": "bench-key"},
+                                timeout=5).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        else:
+            b.fail("the memory deployment did not come up")
+            return None
+        time.sleep(1)
+        for line in open(f"/proc/{gateway.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return None
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def gateway_memory_per_instance(binary_dir, instances, b):
+    sys.path.insert(0, HERE)
+    from restart import fill
+    empty, full = tempfile.mkdtemp(prefix="accord-bench-mem0-"), tempfile.mkdtemp(prefix="accord-bench-mem-")
+    try:
+        fill(os.path.join(full, "events"), instances * 6)
+        base = rss_after_catch_up(binary_dir, empty, b)
+        loaded = rss_after_catch_up(binary_dir, full, b)
+        if base is None or loaded is None:
+            return None
+        return (loaded - base) / instances
+    finally:
+        shutil.rmtree(empty, ignore_errors=True)
+        shutil.rmtree(full, ignore_errors=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
@@ -235,6 +291,23 @@ def main():
 
         memory = peak_memory(data)
         results.append(("peak memory (VmHWM)", ", ".join(f"{k} {v:.0f} MiB" for k, v in memory.items())))
+
+        for writers in (1, 16, 256):
+            scratch = tempfile.mkdtemp(prefix="accord-bench-log-")
+            out = subprocess.run([os.path.join(args.bin, "accord"), "bench-log", scratch, "--writers", str(writers),
+                                  "--seconds", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            shutil.rmtree(scratch, ignore_errors=True)
+            if out.returncode != 0:
+                b.fail(f"bench-log with {writers} writers: {out.stderr.decode()[:200]}")
+                continue
+            figures = json.loads(out.stdout)
+            results.append((f"event log alone, {writers} concurrent writer(s), each waiting for durability",
+                            f"{figures['appendsPerSecond']:,} appends/s ({figures['appendsPerFsync']} per fsync)"))
+
+        per_instance = gateway_memory_per_instance(args.bin, 100_000 // scale, b)
+        if per_instance is not None:
+            results.append((f"Gateway memory per finished instance ({100_000 // scale:,} instances, RSS after catch-up "
+                            "minus an empty one's)", f"{per_instance:,.0f} bytes"))
     finally:
         os.killpg(launcher.pid, signal.SIGTERM)
         try:
@@ -259,8 +332,7 @@ def main():
         "from a separate Python process (its own round trip is the first line).", "",
         "| figure | result |", "|---|---|",
     ] + [f"| {name} | {value} |" for name, value in results] + [
-        "", "Not yet measured (issue 6 continues): the event log alone with 1/16/256 concurrent writers, and the "
-        "Gateway's memory per finished instance after 100,000 instances.", "",
+        "",
     ]
     with open(args.out, "w") as f:
         f.write("\n".join(lines))

@@ -14,7 +14,8 @@ struct Accord: AsyncParsableCommand {
             ACCORD_API_KEY or `api-key = ...` in that file.
             """,
         subcommands: [
-            LogCommand.self, ProjectionsCommand.self, Show.self, Scan.self, Start.self, Status.self, Wait.self,
+            LogCommand.self, ProjectionsCommand.self, Show.self, Scan.self, BenchLog.self, Start.self, Status.self,
+            Wait.self,
             Logs.self, Kill.self,
         ])
 }
