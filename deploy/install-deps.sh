@@ -3,7 +3,11 @@
 # As root it installs; otherwise it prints the exact command to run and fails.
 set -euo pipefail
 need=()
-for pkg in libnng-dev libyaml-dev zlib1g-dev; do
+packages=(libnng-dev libyaml-dev zlib1g-dev)
+# Release builds link the Swift runtime statically (--static-swift-stdlib: a runner starts in half the
+# time); Foundation's networking then links libcurl, which needs its development package.
+[ "${1:-}" = "--release" ] && packages+=(libcurl4-openssl-dev)
+for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${1:-}" = "--test" ]; then
