@@ -31,6 +31,22 @@ package struct EventLogReader {
             .map { directory + "/" + $0 }
     }
 
+    /// A segment's first sequence number (from its name), checked against where the one before ended.
+    private static func firstSeq(of path: String, expected: UInt64?) -> Result<UInt64, Problem> {
+        let name = (path as NSString).lastPathComponent
+        guard let firstSeq = UInt64(name.dropFirst("segment-".count).dropLast(".log".count)) else {
+            return .failure(Problem(segment: path, offset: 0, reason: "not a segment name", isTornTail: false))
+        }
+        if let expected, firstSeq != expected {
+            return .failure(
+                Problem(
+                    segment: path, offset: 0,
+                    reason: "starts at sequence \(firstSeq) but the segment before it ends at \(expected - 1)",
+                    isTornTail: false))
+        }
+        return .success(firstSeq)
+    }
+
     /// The folder holding the log: `DATA/events` for a data folder, or the log folder itself.
     package static func logDirectory(forData data: String) -> String {
         FileManager.default.fileExists(atPath: data + "/events") ? data + "/events" : data
@@ -43,15 +59,10 @@ package struct EventLogReader {
     {
         var expectedFirst: UInt64?
         for (index, path) in segments.enumerated() {
-            let name = (path as NSString).lastPathComponent
-            guard let firstSeq = UInt64(name.dropFirst("segment-".count).dropLast(".log".count)) else {
-                return Problem(segment: path, offset: 0, reason: "not a segment name", isTornTail: false)
-            }
-            if let expectedFirst, firstSeq != expectedFirst {
-                return Problem(
-                    segment: path, offset: 0,
-                    reason: "starts at sequence \(firstSeq) but the segment before it ends at \(expectedFirst - 1)",
-                    isTornTail: false)
+            let firstSeq: UInt64
+            switch Self.firstSeq(of: path, expected: expectedFirst) {
+            case .success(let seq): firstSeq = seq
+            case .failure(let problem): return problem
             }
             let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
             var seq = firstSeq
@@ -92,15 +103,10 @@ package struct EventLogReader {
         var expectedFirst: UInt64?
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         for (index, path) in segments.enumerated() {
-            let name = (path as NSString).lastPathComponent
-            guard let firstSeq = UInt64(name.dropFirst("segment-".count).dropLast(".log".count)) else {
-                return Problem(segment: path, offset: 0, reason: "not a segment name", isTornTail: false)
-            }
-            if let expectedFirst, firstSeq != expectedFirst {
-                return Problem(
-                    segment: path, offset: 0,
-                    reason: "starts at sequence \(firstSeq) but the segment before it ends at \(expectedFirst - 1)",
-                    isTornTail: false)
+            let firstSeq: UInt64
+            switch Self.firstSeq(of: path, expected: expectedFirst) {
+            case .success(let seq): firstSeq = seq
+            case .failure(let problem): return problem
             }
             let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
             let isLast = index == segments.count - 1

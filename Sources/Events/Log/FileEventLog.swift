@@ -302,69 +302,6 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         nextSeq = firstSeq + UInt64(offsets.count)
     }
 
-    /// A segment's records, checked against their checksums (not decoded: decoding a million
-    /// events would make every start slow; a record's sequence number is its place, and `scan`
-    /// checks each one it decodes against it). Stops at the first problem: `end` is where the
-    /// good records end, `problem` says what is wrong after them, and `intactAfter` whether an
-    /// intact record follows the problem (then it is damage, not a write torn by a crash, which
-    /// can only be the very end).
-    package static func walkRecords(_ data: Data, _ visit: (_ offset: Int, _ body: Data) -> Void = { _, _ in }) -> (
-        offsets: [UInt64], end: Int, problem: String?, intactAfter: Bool
-    ) {
-        var offsets: [UInt64] = []
-        var position = magic.count
-        guard data.count >= position, data.prefix(position).elementsEqual(magic) else {
-            return ([], 0, "missing or damaged segment header", hasIntactRecord(data, after: 0))
-        }
-        func stop(_ problem: String) -> ([UInt64], Int, String?, Bool) {
-            (offsets, position, problem, hasIntactRecord(data, after: position))
-        }
-        while position < data.count {
-            guard position + headerSize <= data.count else { return stop("a record header is cut short") }
-            let length = Int(data.loadLE32(at: position))
-            let crc = data.loadLE32(at: position + 4)
-            guard length > 0, position + 8 + length <= data.count else {
-                return stop("a record of \(length) bytes is cut short")
-            }
-            let body = data.subdata(in: (position + 8)..<(position + 8 + length))
-            guard body.crc32() == crc else { return stop("a record's checksum does not match") }
-            visit(position, body)
-            offsets.append(UInt64(position))
-            position += 8 + length
-        }
-        return (offsets, position, nil, false)
-    }
-
-    /// Whether a whole record with a matching checksum starts anywhere after `offset`. Every
-    /// event's JSON starts `{"at":`, which keeps the search cheap.
-    static func hasIntactRecord(_ data: Data, after offset: Int) -> Bool {
-        let prefix = Array(#"{"at":"#.utf8)
-        return data.withUnsafeBytes { raw -> Bool in
-            let bytes = raw.bindMemory(to: UInt8.self)
-            var start = offset + 1
-            while start + headerSize + prefix.count <= bytes.count {
-                let body = start + headerSize
-                if bytes[body] == prefix[0], bytes[body + 1] == prefix[1],
-                    (0..<prefix.count).allSatisfy({ bytes[body + $0] == prefix[$0] })
-                {
-                    let length = Int(
-                        UInt32(bytes[start]) | UInt32(bytes[start + 1]) << 8 | UInt32(bytes[start + 2]) << 16
-                            | UInt32(bytes[start + 3]) << 24)
-                    let crc =
-                        UInt32(bytes[start + 4]) | UInt32(bytes[start + 5]) << 8 | UInt32(bytes[start + 6]) << 16
-                        | UInt32(bytes[start + 7]) << 24
-                    if length > 0, body + length <= bytes.count,
-                        UInt32(CZlib.crc32(0, bytes.baseAddress! + body, uInt(length))) == crc
-                    {
-                        return true
-                    }
-                }
-                start += 1
-            }
-            return false
-        }
-    }
-
     private func createSegment(firstSeq: UInt64) throws {
         let path = directory + "/" + String(format: "segment-%020llu.log", firstSeq)
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -571,38 +508,5 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         let got = body.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset) + 8) }
         guard got == length else { throw EventLogError("cannot read the record at \(offset)") }
         return try EventCodec.decode(body)
-    }
-
-    static func appendRecord(body: Data, to bytes: inout [UInt8]) {
-        let length = UInt32(body.count)
-        let crc = body.crc32()
-        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: length >> UInt32(shift))) }
-        for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: crc >> UInt32(shift))) }
-        bytes += body
-    }
-}
-
-extension Data {
-    func loadLE32(at offset: Int) -> UInt32 {
-        withUnsafeBytes { raw in
-            let base = raw.baseAddress!.advanced(by: offset)
-            var value: UInt32 = 0
-            memcpy(&value, base, 4)
-            return UInt32(littleEndian: value)
-        }
-    }
-
-    /// zlib's CRC-32 of these bytes.
-    package func crc32() -> UInt32 {
-        withUnsafeBytes { raw in
-            UInt32(CZlib.crc32(0, raw.bindMemory(to: Bytef.self).baseAddress, uInt(raw.count)))
-        }
-    }
-}
-
-extension Array where Element == UInt8 {
-    func loadLE32(at offset: Int) -> UInt32 {
-        UInt32(self[offset]) | UInt32(self[offset + 1]) << 8 | UInt32(self[offset + 2]) << 16
-            | UInt32(self[offset + 3]) << 24
     }
 }

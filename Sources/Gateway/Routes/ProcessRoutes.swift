@@ -2,6 +2,7 @@ import Events
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 
 /// The HTTP API of API.md.
 struct ProcessRoutes: Sendable {
@@ -23,6 +24,26 @@ struct ProcessRoutes: Sendable {
         api.get("v1/events") { request, _ in try await allEvents(request) }
     }
 
+    /// `after=`: a sequence number, 0 when absent.
+    private static func after(_ query: FlatDictionary<Substring, Substring>) throws -> UInt64 {
+        try query["after"].map { raw -> UInt64 in
+            guard let value = UInt64(String(raw)) else {
+                throw APIError(.badRequest, "after must be a sequence number (0 or more)")
+            }
+            return value
+        } ?? 0
+    }
+
+    /// `limit=`: positive, at most 1000.
+    private static func limit(_ query: FlatDictionary<Substring, Substring>, default fallback: Int) throws -> Int {
+        try query["limit"].map { raw -> Int in
+            guard let value = Int(String(raw)), value > 0 else {
+                throw APIError(.badRequest, "limit must be a positive number")
+            }
+            return min(value, 1000)
+        } ?? fallback
+    }
+
     // MARK: - The event stream (for `accord ... --url`)
 
     /// Every event after `after`, as stored (JSON Lines, the log's own encoding, keys sorted), at
@@ -30,20 +51,8 @@ struct ProcessRoutes: Sendable {
     /// reader knows when it has everything.
     private func allEvents(_ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
-        let after =
-            try query["after"].map { raw -> UInt64 in
-                guard let value = UInt64(String(raw)) else {
-                    throw APIError(.badRequest, "after must be a sequence number (0 or more)")
-                }
-                return value
-            } ?? 0
-        let limit =
-            try query["limit"].map { raw -> Int in
-                guard let value = Int(String(raw)), value > 0 else {
-                    throw APIError(.badRequest, "limit must be a positive number")
-                }
-                return min(value, 1000)
-            } ?? 1000
+        let after = try Self.after(query)
+        let limit = try Self.limit(query, default: 1000)
         guard case .events(let events, let head) = try await ask(.catchUp(after: after, limit: limit)) else {
             throw APIError(.internalServerError, "the scheduler answered an events query unexpectedly")
         }
@@ -210,20 +219,8 @@ struct ProcessRoutes: Sendable {
     private func events(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
         let id = try instanceID(context)
         let query = request.uri.queryParameters
-        let after =
-            try query["after"].map { raw -> UInt64 in
-                guard let value = UInt64(String(raw)) else {
-                    throw APIError(.badRequest, "after must be a sequence number (0 or more)")
-                }
-                return value
-            } ?? 0
-        let limit =
-            try query["limit"].map { raw -> Int in
-                guard let value = Int(String(raw)), value > 0 else {
-                    throw APIError(.badRequest, "limit must be a positive number")
-                }
-                return min(value, 1000)
-            } ?? 100
+        let after = try Self.after(query)
+        let limit = try Self.limit(query, default: 100)
         guard
             case .instanceEvents(let events, let known) = try await ask(
                 .instanceEvents(instanceID: id, after: after, limit: limit))
@@ -254,13 +251,7 @@ struct ProcessRoutes: Sendable {
             }
             status = parsed
         }
-        let limit =
-            try query["limit"].map { raw -> Int in
-                guard let value = Int(String(raw)), value > 0 else {
-                    throw APIError(.badRequest, "limit must be a positive number")
-                }
-                return min(value, 1000)
-            } ?? 30
+        let limit = try Self.limit(query, default: 30)
         let offset =
             try query["offset"].map { raw -> Int in
                 guard let value = Int(String(raw)), value >= 0 else {
