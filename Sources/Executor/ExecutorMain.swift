@@ -28,6 +28,10 @@ struct ExecutorMain: AsyncParsableCommand {
         @Option(help: "Processes (and threads) one instance may run at once.") var maxProcesses = 512
         @Option(help: "Memory one instance may use, in bytes.") var maxMemoryBytes = 2 << 30
         @Option(help: "Open files per process of an instance.") var maxOpenFiles = 1024
+        @Option(help: "Runners kept started ahead of need (each takes the next instance without a process start).")
+        var warmRunners = 4
+        @Option(help: "Instances one runner may run in turn (only instances that started no process hand it on).")
+        var runnerInstances = 100
         @Flag(help: "Do not put instances in control groups (process and memory limits are then not enforced).")
         var noControlGroups = false
 
@@ -43,19 +47,19 @@ struct ExecutorMain: AsyncParsableCommand {
                 maxLogBytes: maxLogBytes,
                 limits: InstanceLimits(
                     maxProcesses: maxProcesses, maxMemoryBytes: maxMemoryBytes, maxOpenFiles: maxOpenFiles),
-                useControlGroups: !noControlGroups)
+                useControlGroups: !noControlGroups, warmRunners: warmRunners, runnerInstances: runnerInstances)
             try await ExecutorService.build(config).run()
         }
     }
 
     struct RunnerCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "runner", abstract: "Run one instance (internal).", shouldDisplay: false)
+            commandName: "runner", abstract: "Run instances sent on stdin (internal).", shouldDisplay: false)
 
-        @Argument var request: String
+        @Option(help: "Instances to run before exiting.") var instances = 1
 
         func run() throws {
-            throw ExitCode(Runner.main(requestPath: request))
+            throw ExitCode(Runner.serve(maxInstances: instances))
         }
     }
 }

@@ -11,7 +11,7 @@ import Transport
 /// The executor's bookkeeping of dispatches and cancels, with `/bin/true` standing in for the
 /// runner (it exits at once without a result, so every run ends in a `failed` report).
 @Suite struct ExecutorCoreTests {
-    private func makeCore() throws -> (ExecutorCore, String) {
+    private func makeCore(runner: String = "/bin/true") throws -> (ExecutorCore, String) {
         let root = NSTemporaryDirectory() + "accord-core-" + UUID().uuidString
         let config = ExecutorConfig(
             name: "t", schedulerURL: "ipc://\(root)/none.ipc", listenURL: "ipc://\(root)/t.ipc", capacity: 2,
@@ -20,7 +20,7 @@ import Transport
         let socket = try NNGSocket(.req)
         let core = try ExecutorCore(
             id: ExecutorID("t/1"), config: config, schedulerSocket: socket, logger: Logger(label: "test"),
-            runnerExecutable: "/bin/true")
+            runnerExecutable: runner)
         return (core, root)
     }
 
@@ -47,15 +47,27 @@ import Transport
     }
 
     @Test func capacityIsEnforced() async throws {
-        let (core, root) = try makeCore()
-        defer { try? FileManager.default.removeItem(atPath: root) }
+        // A runner that takes its instance and never ends: both slots stay busy.
+        let script = NSTemporaryDirectory() + "accord-stuck-runner-" + UUID().uuidString
+        try "#!/bin/sh\nexec sleep 60\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let (core, root) = try makeCore(runner: script)
+        defer {
+            try? FileManager.default.removeItem(atPath: root)
+            try? FileManager.default.removeItem(atPath: script)
+        }
         let payload = ZipBuilder.payload("main:\n- log: x\n")
-        #expect(await core.handle(dispatch(InstanceID()), payload: payload) == .accepted)
+        let first = InstanceID()
+        #expect(await core.handle(dispatch(first), payload: payload) == .accepted)
         #expect(await core.handle(dispatch(InstanceID()), payload: payload) == .accepted)
         if case .refused = await core.handle(dispatch(InstanceID()), payload: payload) {
         } else {
             Issue.record("a third dispatch was accepted at capacity 2")
         }
+        // A cancelled instance frees its slot at once, while its runner is still being killed.
+        #expect(await core.handle(.cancel(instanceID: first), payload: []) == .accepted)
+        #expect(await core.handle(dispatch(InstanceID()), payload: payload) == .accepted)
+        await core.killAll()
     }
 
     @Test func aBadPayloadIsReportedAsFailed() async throws {

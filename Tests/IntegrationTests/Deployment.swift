@@ -67,6 +67,11 @@ final class Deployment: @unchecked Sendable {
         Foundation.kill(process.processIdentifier, signal)
     }
 
+    /// The process id of a running component.
+    func pid(_ component: String) -> Int32? {
+        lock.withLock { processes[component]?.processIdentifier }
+    }
+
     func logPath(_ component: String) -> String { "\(data)/logs/\(component).log" }
 
     /// The last lines of each component's log, for a failure message.

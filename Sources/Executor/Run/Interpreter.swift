@@ -16,6 +16,8 @@ final class Interpreter: EvaluationContext {
     var scope: Scope
     /// Called with every executed step as it completes (step events).
     var onStep: ((StepRecord) -> Void)?
+    /// Set once a step has started a process: its runner is then not given another instance.
+    var startedProcesses = false
     private var currentFlow = ""
     private var templates: [String: Template] = [:]
     private var depth = 0

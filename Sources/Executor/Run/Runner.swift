@@ -1,28 +1,44 @@
 import Events
 import Foundation
 
-/// The runner child process: interprets one instance's flows and writes `RunnerMessage` lines to
-/// stdout. It leads its own process group (set at spawn), so a stop kills it and all it started;
-/// when the executor goes away (stdin closes) it takes its whole group down with it.
+/// The runner child process: interprets instances' flows, one after another, and writes
+/// `RunnerMessage` lines to stdout. The executor starts runners ahead of need and hands each a
+/// request line on stdin; the first one arrives only once the runner is in its control groups, so
+/// nothing a flow starts can be born outside them. A runner leads its own process group (set at
+/// spawn), so a stop kills it and all it started. It takes another instance only when the last one
+/// started no process (nothing can be left behind) and it has served fewer than `maxInstances`;
+/// otherwise it exits and the executor sweeps its groups. When the executor goes away (stdin
+/// closes) it takes its whole group down with it.
 enum Runner {
-    static func main(requestPath: String) -> Int32 {
-        // The executor says "go" (one byte on stdin) once this process is in the instance's
-        // control groups, so nothing the flow starts can be born outside them.
-        var go: UInt8 = 0
-        while true {
-            let n = read(0, &go, 1)
-            if n == 1 { break }
-            if n < 0 && errno == EINTR { continue }
-            return 1
-        }
-        watchParent()
+    static func serve(maxInstances: Int) -> Int32 {
+        let requests = RequestLines()
         let output = FileHandle.standardOutput
         let encoder = EventCodec.makeEncoder()
-        func send(_ message: RunnerMessage) {
+        let send: (RunnerMessage) -> Void = { message in
             guard var data = try? encoder.encode(message) else { return }
             data.append(0x0A)
             output.write(data)
         }
+        var served = 0
+        while let line = requests.next() {
+            served += 1
+            guard let request = try? JSONDecoder().decode(RunnerRequest.self, from: line) else {
+                send(.log(LogLine(at: .now(), level: .error, text: "the runner could not read its request")))
+                send(.result(RunnerResult(error: "the runner could not read its request", out: [:])))
+                return 1
+            }
+            send(.begin(request.instanceID))
+            let (result, startedProcesses) = run(request, send: send)
+            var outcome = result
+            outcome.reusable = !startedProcesses && served < maxInstances
+            send(.result(outcome))
+            if !outcome.reusable { return 0 }
+        }
+        return 0
+    }
+
+    /// Runs one instance; says how it ended and whether any step started a process.
+    static func run(_ request: RunnerRequest, send: @escaping (RunnerMessage) -> Void) -> (RunnerResult, Bool) {
         // Steps go out in batches (by count or age, checked as steps complete): a long flow of
         // trivial steps costs a few messages, not one per step.
         var steps: [StepRecord] = []
@@ -34,27 +50,17 @@ enum Runner {
             lastFlush = .now
         }
         // Every step is out before the result: the outcome is the last thing an executor reads.
-        func fail(_ reason: String, log lines: [String]) {
+        func fail(_ reason: String, log line: String) -> RunnerResult {
             flushSteps()
-            for line in lines { send(.log(LogLine(at: .now(), level: .error, text: line))) }
-            send(.result(RunnerResult(error: reason, out: [:])))
-        }
-
-        guard let data = FileManager.default.contents(atPath: requestPath),
-            let request = try? JSONDecoder().decode(RunnerRequest.self, from: data)
-        else {
-            fail(
-                "the runner could not read its request",
-                log: ["the runner could not read its request at \(requestPath)"])
-            return 1
+            send(.log(LogLine(at: .now(), level: .error, text: line)))
+            return RunnerResult(error: reason, out: [:])
         }
 
         let loader: PayloadLoader
         do {
             loader = try PayloadLoader(workDir: request.workDir)
         } catch {
-            fail("\(error)", log: ["flow definition error: \(error)"])
-            return 0
+            return (fail("\(error)", log: "flow definition error: \(error)"), false)
         }
         request.limits?.applyRlimits()
         let entry = request.entryPoint ?? loader.entryPoint ?? "default"
@@ -77,17 +83,14 @@ enum Runner {
             var where_ = ""
             if let location = failure.location { where_ = "\(location): " }
             let step = failure.step.map { "step '\($0)' failed: " } ?? ""
-            fail(failure.message, log: ["\(where_)\(step)\(failure.message)"])
-            return 0
+            return (fail(failure.message, log: "\(where_)\(step)\(failure.message)"), interpreter.startedProcesses)
         } catch {
-            fail("\(error)", log: ["\(error)"])
-            return 0
+            return (fail("\(error)", log: "\(error)"), interpreter.startedProcesses)
         }
         var out: [String: JSONValue] = [:]
         for path in request.out { out[path] = interpreter.lookup(path)?.json ?? .null }
         flushSteps()
-        send(.result(RunnerResult(error: nil, out: out)))
-        return 0
+        return (RunnerResult(error: nil, out: out), interpreter.startedProcesses)
     }
 
     /// Arguments (request over `concord.yml`, merged deeply), `${...}` argument values evaluated
@@ -114,15 +117,44 @@ enum Runner {
             }
         }
     }
+}
 
-    /// The executor holds our stdin open; when it dies, stdin reaches EOF and the runner kills its
-    /// whole process group, so no orphan outlives its executor.
-    private static func watchParent() {
-        let thread = Thread {
-            var byte: UInt8 = 0
-            while read(0, &byte, 1) > 0 {}
+/// The runner's stdin: request lines, read by a thread of their own so that the end of the stream
+/// (the executor is gone) is noticed at once, even in the middle of a flow, and kills the runner's
+/// whole process group.
+private final class RequestLines: @unchecked Sendable {
+    // @unchecked: `lines` is guarded by `condition`.
+    private let condition = NSCondition()
+    private var lines: [Data] = []
+
+    init() {
+        let thread = Thread { [self] in
+            var pending = Data()
+            var buffer = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                pending.append(contentsOf: buffer[0..<n])
+                while let newline = pending.firstIndex(of: 0x0A) {
+                    let line = pending[pending.startIndex..<newline]
+                    pending = pending[(newline + 1)...]
+                    condition.lock()
+                    lines.append(Data(line))
+                    condition.signal()
+                    condition.unlock()
+                }
+            }
             kill(0, SIGKILL)
         }
         thread.start()
+    }
+
+    /// The next request, waiting for it.
+    func next() -> Data? {
+        condition.lock()
+        defer { condition.unlock() }
+        while lines.isEmpty { condition.wait() }
+        return lines.removeFirst()
     }
 }

@@ -1,7 +1,7 @@
 import Events
 import Foundation
 
-/// What the executor tells a runner: written to a file beside (not inside) the working folder.
+/// What the executor tells a runner to run: one line of JSON on the runner's stdin.
 struct RunnerRequest: Codable, Sendable {
     var instanceID: InstanceID
     var entryPoint: String?
@@ -12,8 +12,10 @@ struct RunnerRequest: Codable, Sendable {
     var limits: InstanceLimits?
 }
 
-/// One line of the runner's stdout, as JSON: log lines while it runs, then exactly one result.
+/// One line of the runner's stdout, as JSON: per instance, `begin` once the runner has the request,
+/// log lines and steps while it runs, then exactly one result.
 enum RunnerMessage: Codable, Sendable {
+    case begin(InstanceID)
     case log(LogLine)
     case steps([StepRecord])
     case result(RunnerResult)
@@ -25,4 +27,7 @@ struct RunnerResult: Codable, Sendable {
     var error: String?
     /// The requested `out` variables.
     var out: [String: JSONValue]
+    /// The runner waits for another instance (it started no process and has served fewer than its
+    /// share); otherwise it exits after this message.
+    var reusable = false
 }

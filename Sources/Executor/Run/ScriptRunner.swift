@@ -37,6 +37,8 @@ enum ScriptRunner {
         environment["ACCORD_OUT"] = outFile
 
         var lastLine: String?
+        // Whatever the script leaves behind must die with this runner: it serves no other instance.
+        interpreter.startedProcesses = true
         let status = try spawnAndStream(command, environment: environment, directory: interpreter.workDir) { line in
             interpreter.log(.info, line)
             if !line.allSatisfy(\.isWhitespace) { lastLine = line }

@@ -20,6 +20,10 @@ struct ExecutorConfig: Sendable {
     var limits = InstanceLimits()
     /// Put each instance in control groups of its own (when the system lets the executor).
     var useControlGroups = true
+    /// Runners started ahead of need, waiting for an instance.
+    var warmRunners = 4
+    /// Instances one runner may run in turn (only instances that started no process hand it on).
+    var runnerInstances = 100
     /// Interval between heartbeats.
     var heartbeat: Duration = .seconds(1)
 }

@@ -9,11 +9,13 @@ enum RunnerEvent: Sendable {
     case started
     case log([LogLine])
     case steps([StepRecord])
-    case end(RunnerResult?, Int32)
+    case end(RunnerOutcome)
 }
 
 /// Runs instances: takes dispatches and cancels from the Scheduler, unpacks each payload into a
-/// private working folder, starts a runner per instance, and reports what happens.
+/// private working folder, hands it to a runner started ahead of need (or starts one), and reports
+/// what happens. A runner whose instance started no process takes the next one; any other runner
+/// exits with its instance, and everything it started dies with it.
 actor ExecutorCore {
     let id: ExecutorID
     let config: ExecutorConfig
@@ -23,6 +25,12 @@ actor ExecutorCore {
     /// Per-instance control groups, when the system lets this executor make them.
     private let groups: InstanceGroups?
     private var running: [InstanceID: RunnerProcess] = [:]
+    /// Runners waiting for an instance, the most recently used last (taken first).
+    private var idle: [(runner: RunnerProcess, since: ContinuousClock.Instant)] = []
+    /// Whether a trim of runners idle beyond `warmRunners` is scheduled.
+    private var trimScheduled = false
+    /// How long a runner beyond `warmRunners` may wait for an instance before it is ended.
+    static let idleRunnerLifetime: Duration = .seconds(10)
     /// Instances accepted but whose runner is not started yet (unpacking).
     private var preparing: Set<InstanceID> = []
     private var cancelled: Set<InstanceID> = []
@@ -95,10 +103,66 @@ actor ExecutorCore {
             guard running[id] != nil || preparing.contains(id) else { return .accepted }
             cancelled.insert(id)
             if let runner = running[id] {
-                runner.kill()
+                runner.kill(id)
                 logger.info("instance killed", metadata: ["instance.id": "\(id)"])
             }
             return .accepted
+        }
+    }
+
+    /// Starts runners until `warmRunners` are waiting (at start, and whenever runners have exited).
+    /// A runner that cannot start is logged and not retried here: the next dispatch starts one of
+    /// its own and reports the reason.
+    func warmUp() {
+        while idle.count < min(config.warmRunners, config.capacity) {
+            do {
+                idle.append((try startRunner(), .now))
+            } catch {
+                logger.error("a runner could not start ahead of need", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+    }
+
+    private func startRunner() throws -> RunnerProcess {
+        try RunnerProcess(
+            executable: executable, instances: config.runnerInstances,
+            group: groups?.create("runner-" + UUID().uuidString.lowercased(), limits: config.limits),
+            onIdleExit: { [weak self] runner in Task { await self?.forget(runner) } })
+    }
+
+    private func forget(_ runner: RunnerProcess) {
+        idle.removeAll { $0.runner === runner }
+        warmUp()
+    }
+
+    /// Keeps a runner whose instance ended for the next one. Runners pile up to the load's
+    /// concurrency; those beyond `warmRunners` that wait longer than `idleRunnerLifetime` are ended.
+    private func keep(_ runner: RunnerProcess) {
+        idle.append((runner, .now))
+        guard idle.count > config.warmRunners, !trimScheduled else { return }
+        trimScheduled = true
+        Task {
+            try? await Task.sleep(for: Self.idleRunnerLifetime)
+            self.trim()
+        }
+    }
+
+    private func trim() {
+        trimScheduled = false
+        let now = ContinuousClock.now
+        while idle.count > config.warmRunners, let oldest = idle.first,
+            oldest.since.duration(to: now) >= Self.idleRunnerLifetime
+        {
+            idle.removeFirst().runner.retire()
+        }
+        if idle.count > config.warmRunners, let oldest = idle.first {
+            trimScheduled = true
+            let due = oldest.since.advanced(by: Self.idleRunnerLifetime)
+            Task {
+                try? await Task.sleep(until: due)
+                self.trim()
+            }
         }
     }
 
@@ -110,56 +174,6 @@ actor ExecutorCore {
             try? FileManager.default.removeItem(atPath: instanceDir)
             try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
             try ZipArchive(bytes: payload, limits: config.zipLimits).extract(to: workDir)
-            let request = RunnerRequest(
-                instanceID: id, entryPoint: dispatch.entryPoint, arguments: dispatch.arguments, out: dispatch.out,
-                workDir: workDir, limits: config.limits)
-            let requestPath = instanceDir + "/request.json"
-            try JSONEncoder().encode(request).write(to: URL(fileURLWithPath: requestPath))
-            guard cancelled.remove(id) == nil else {
-                preparing.remove(id)
-                cleanUp(id, instanceDir)
-                return
-            }
-            // One ordered stream per runner, drained by one task: `started`, the log lines and step
-            // records in the order the runner wrote them, then the outcome. (A task per callback
-            // would race: a line reported after the outcome is dropped as late, and an outcome
-            // reported before `started` skips RUNNING.)
-            let (events, sink) = AsyncStream.makeStream(of: RunnerEvent.self)
-            sink.yield(.started)
-            let reporter = self.reporter
-            let maxLogBytes = config.maxLogBytes
-            Task {
-                var budget = LogBudget(maxBytes: maxLogBytes)
-                for await event in events {
-                    switch event {
-                    case .started: await reporter.report(id, .started)
-                    case .log(let lines):
-                        let kept = budget.admit(lines)
-                        if !kept.isEmpty { await reporter.report(id, .log(lines: kept)) }
-                    case .steps(let records): await reporter.report(id, .steps(records: records))
-                    case .end(let result, let status): await self.ended(id, instanceDir, result, status)
-                    }
-                }
-            }
-            do {
-                let runner = try RunnerProcess(
-                    executable: executable, requestPath: requestPath, group: groups?.create(id, limits: config.limits),
-                    onLog: { sink.yield(.log($0)) },
-                    onSteps: { sink.yield(.steps($0)) },
-                    onEnd: { result, status in
-                        sink.yield(.end(result, status))
-                        sink.finish()
-                    })
-                preparing.remove(id)
-                running[id] = runner
-            } catch {
-                preparing.remove(id)
-                logger.error("the runner could not start", metadata: ["instance.id": "\(id)", "error": "\(error)"])
-                let reason = "the runner could not start: \(error)"
-                sink.yield(.log([LogLine(at: .now(), level: .error, text: reason)]))
-                sink.yield(.end(RunnerResult(error: reason, out: [:]), -1))
-                sink.finish()
-            }
         } catch {
             preparing.remove(id)
             logger.error("instance could not start", metadata: ["instance.id": "\(id)", "error": "\(error)"])
@@ -168,11 +182,98 @@ actor ExecutorCore {
                 id, .log(lines: [LogLine(at: .now(), level: .error, text: "the instance could not start: \(error)")]))
             await reporter.report(id, .failed(error: "the instance could not start: \(error)", out: [:]))
             cleanUp(id, instanceDir)
+            return
+        }
+        guard cancelled.remove(id) == nil else {
+            preparing.remove(id)
+            cleanUp(id, instanceDir)
+            return
+        }
+        let request = RunnerRequest(
+            instanceID: id, entryPoint: dispatch.entryPoint, arguments: dispatch.arguments, out: dispatch.out,
+            workDir: workDir, limits: config.limits)
+        run(request, instanceDir: instanceDir, fresh: false)
+    }
+
+    /// Hands `request` to a waiting runner (unless `fresh`) or a new one. One ordered stream per
+    /// run, drained by one task: `started`, the log lines and step records in the order the runner
+    /// wrote them, then the outcome. (A task per callback would race: a line reported after the
+    /// outcome would be dropped as late, and an outcome reported before `started` would skip
+    /// RUNNING.)
+    private func run(_ request: RunnerRequest, instanceDir: String, fresh: Bool) {
+        let id = request.instanceID
+        let (events, sink) = AsyncStream.makeStream(of: RunnerEvent.self)
+        if !fresh { sink.yield(.started) }
+        let assignment = RunnerProcess.Assignment(
+            id: id, onLog: { sink.yield(.log($0)) }, onSteps: { sink.yield(.steps($0)) },
+            onEnd: {
+                sink.yield(.end($0))
+                sink.finish()
+            })
+        var runner: RunnerProcess?
+        var warm = false
+        if !fresh {
+            while runner == nil, let (waiting, _) = idle.popLast() {
+                if waiting.assign(request, assignment) {
+                    runner = waiting
+                    warm = true
+                }
+            }
+        }
+        if runner == nil {
+            do {
+                let started = try startRunner()
+                if started.assign(request, assignment) { runner = started }
+            } catch {
+                logger.error("the runner could not start", metadata: ["instance.id": "\(id)", "error": "\(error)"])
+                let reason = "the runner could not start: \(error)"
+                sink.yield(.log([LogLine(at: .now(), level: .error, text: reason)]))
+                sink.yield(.end(.exited(RunnerResult(error: reason, out: [:]), status: -1, began: true)))
+                sink.finish()
+            }
+        }
+        preparing.remove(id)
+        if let runner { running[id] = runner }
+        let (chosen, isWarm) = (runner, warm)
+        let reporter = self.reporter
+        let maxLogBytes = config.maxLogBytes
+        Task {
+            var budget = LogBudget(maxBytes: maxLogBytes)
+            for await event in events {
+                switch event {
+                case .started: await reporter.report(id, .started)
+                case .log(let lines):
+                    let kept = budget.admit(lines)
+                    if !kept.isEmpty { await reporter.report(id, .log(lines: kept)) }
+                case .steps(let records): await reporter.report(id, .steps(records: records))
+                case .end(let outcome):
+                    await self.ended(request, instanceDir, outcome, runner: chosen, warm: isWarm)
+                }
+            }
         }
     }
 
-    private func ended(_ id: InstanceID, _ instanceDir: String, _ result: RunnerResult?, _ status: Int32) async {
+    private func ended(
+        _ request: RunnerRequest, _ instanceDir: String, _ outcome: RunnerOutcome, runner: RunnerProcess?, warm: Bool
+    ) async {
+        let id = request.instanceID
         running.removeValue(forKey: id)
+        let result: RunnerResult?
+        let status: Int32
+        switch outcome {
+        case .handedBack(let last):
+            if let runner { keep(runner) }
+            (result, status) = (last, 0)
+        case .exited(_, _, began: false) where warm && !cancelled.contains(id):
+            // A runner that died while it waited (killed from outside) ran nothing: a new one runs it.
+            logger.warning("a waiting runner had exited; starting another", metadata: ["instance.id": "\(id)"])
+            preparing.insert(id)
+            run(request, instanceDir: instanceDir, fresh: true)
+            return
+        case .exited(let last, let exitStatus, _):
+            (result, status) = (last, exitStatus)
+            warmUp()
+        }
         if cancelled.remove(id) != nil {
             cleanUp(id, instanceDir)
             if let (dispatch, payload) = relaunch.removeValue(forKey: id) {
@@ -201,6 +302,8 @@ actor ExecutorCore {
 
     /// Kills every runner (shutdown).
     func killAll() {
-        for runner in running.values { runner.kill() }
+        for (id, runner) in running { runner.kill(id) }
+        for (runner, _) in idle { runner.retire() }
+        idle.removeAll()
     }
 }

@@ -37,6 +37,7 @@ struct ExecutorService: Service {
     }
 
     func run() async throws {
+        await core.warmUp()
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {

@@ -15,7 +15,9 @@ struct InstanceLimits: Sendable, Codable, Equatable {
 }
 
 /// The control-group directories of one executor: `<mount>/<the executor's own group>/accord-<name>/`
-/// per controller, with one child directory per instance.
+/// per controller, with one child directory per runner: a runner runs one instance at a time and
+/// only takes another when the last one started no process, so its groups hold one instance's
+/// processes at a time.
 final class InstanceGroups: Sendable {
     /// One controller's base directory and the names of its limit files.
     struct Controller: Sendable {
@@ -97,11 +99,12 @@ final class InstanceGroups: Sendable {
         return Array(text.utf8).withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == text.utf8.count
     }
 
-    /// The directories of this instance, made with its limits (one per controller; v2 shares one).
-    func create(_ id: InstanceID, limits: InstanceLimits) -> InstanceGroup {
+    /// The directories of one runner (and so of the instances it runs in turn), made with the
+    /// limits of one instance (one per controller; v2 shares one).
+    func create(_ name: String, limits: InstanceLimits) -> InstanceGroup {
         var directories: [String] = []
         for controller in controllers {
-            let directory = controller.base + "/" + id.description
+            let directory = controller.base + "/" + name
             if !directories.contains(directory) {
                 guard mkdir(directory, 0o755) == 0 || errno == EEXIST else { continue }
                 directories.append(directory)
@@ -120,18 +123,18 @@ final class InstanceGroups: Sendable {
     private func sweepLeftovers() {
         for controller in controllers {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: controller.base)) ?? []
-            for name in names where InstanceID(name) != nil {
+            for name in names where name.hasPrefix("runner-") || InstanceID(name) != nil {
                 InstanceGroup(directories: [controller.base + "/" + name]).killAllAndRemove()
             }
         }
     }
 }
 
-/// One instance's control groups.
+/// One runner's control groups.
 struct InstanceGroup: Sendable {
     let directories: [String]
 
-    /// Moves `pid` (the runner, before it starts anything) into every group of the instance.
+    /// Moves `pid` (the runner, before it is given an instance) into every group.
     func add(_ pid: pid_t) -> Bool {
         directories.allSatisfy { InstanceGroups.write("\(pid)", to: $0 + "/cgroup.procs") }
     }

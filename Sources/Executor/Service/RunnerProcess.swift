@@ -4,14 +4,36 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// One runner child process. Its stdout carries `RunnerMessage` lines, read on NIO's event loop
-/// (no thread per runner); its stderr is kept as log lines (a crashing runner says why); its stdin
-/// stays open while the executor lives. `onEnd` fires once the runner has exited and both of its
-/// output streams are drained, so the outcome always follows the last log line.
+/// How one instance's run on a runner ended.
+enum RunnerOutcome: Sendable {
+    /// The runner sent its result and waits for another instance.
+    case handedBack(RunnerResult)
+    /// The runner exited and everything in its process group and control groups is dead: its
+    /// result if it sent one, the wait status, and whether it had taken the request at all (a
+    /// runner that died waiting, before `begin`, ran nothing of the instance).
+    case exited(RunnerResult?, status: Int32, began: Bool)
+}
+
+/// One runner child process, started ahead of need and given instances one after another. Its
+/// stdout carries `RunnerMessage` lines, read on NIO's event loop (no thread per runner); its
+/// stderr is kept as log lines of the instance it runs (a crashing runner says why); its stdin
+/// carries requests and stays open while the executor lives. An instance's end is reported once
+/// its outcome is certain: at a reusable result, or once the runner has exited, both of its output
+/// streams are drained and its groups are swept, so the outcome always follows the last log line.
 final class RunnerProcess: Sendable {
+    /// The instance a runner is running, and where its output goes.
+    struct Assignment: Sendable {
+        let id: InstanceID
+        let onLog: @Sendable ([LogLine]) -> Void
+        let onSteps: @Sendable ([StepRecord]) -> Void
+        let onEnd: @Sendable (RunnerOutcome) -> Void
+    }
+
     private struct State {
         var stdoutBuffer: [UInt8] = []
         var stderrBuffer: [UInt8] = []
+        var assignment: Assignment?
+        var began = false
         var result: RunnerResult?
         var openStreams = 2
         var exitStatus: Int32?
@@ -19,39 +41,39 @@ final class RunnerProcess: Sendable {
     }
 
     let pid: pid_t
-    private let stdinFD: Int32
+    private let input: EventLoopFuture<any Channel>
     private let state = Mutex(State())
-    private let onLog: @Sendable ([LogLine]) -> Void
-    private let onSteps: @Sendable ([StepRecord]) -> Void
-    private let onEnd: @Sendable (RunnerResult?, Int32) -> Void
+    private let onIdleExit: @Sendable (RunnerProcess) -> Void
 
     /// Sweeping a control group kills and waits (up to half a second): on a serial queue of its own,
     /// never on `DispatchQueue.global()`, whose threads on Linux are the Swift cooperative pool.
     private static let sweeper = DispatchQueue(label: "accord.cgroup.sweep")
 
-    /// Writing "go" to a runner that has already died must not kill the executor.
+    /// Writing to a runner that has already died must not kill the executor.
     private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
+    /// Starts a runner that serves up to `instances` instances, in `group` when given (entered
+    /// before the runner is sent anything). `onIdleExit` is called when it exits with no instance.
     init(
-        executable: String, requestPath: String, group: InstanceGroup? = nil,
-        onLog: @escaping @Sendable ([LogLine]) -> Void, onSteps: @escaping @Sendable ([StepRecord]) -> Void,
-        onEnd: @escaping @Sendable (RunnerResult?, Int32) -> Void
+        executable: String, instances: Int, group: InstanceGroup?,
+        onIdleExit: @escaping @Sendable (RunnerProcess) -> Void
     ) throws {
-        self.onLog = onLog
-        self.onSteps = onSteps
-        self.onEnd = onEnd
+        self.onIdleExit = onIdleExit
         RunnerProcess.ignoreSIGPIPE
-        let child = try SpawnedChild.spawn(executable, ["runner", requestPath])
+        let child = try SpawnedChild.spawn(executable, ["runner", "--instances", "\(instances)"])
         self.pid = child.pid
-        self.stdinFD = child.stdin
         if let group, !group.add(child.pid) {
             _ = Glibc.kill(-child.pid, SIGKILL)
             group.killAllAndRemove()
+            close(child.stdin)
+            close(child.stdout)
+            close(child.stderr)
             throw SpawnError("cannot put the runner in its control groups (\(group.directories))")
         }
-        var go: UInt8 = 0x67
-        _ = write(child.stdin, &go, 1)
         let loops = MultiThreadedEventLoopGroup.singleton
+        let stdinFD = child.stdin
+        input = NIOPipeBootstrap(group: loops).takingOwnershipOfDescriptor(output: stdinFD)
+        input.whenFailure { _ in close(stdinFD) }
         for (fd, isStdout) in [(child.stdout, true), (child.stderr, false)] {
             let handler = StreamHandler(
                 onData: { [weak self] bytes in self?.consume(bytes, stdout: isStdout) },
@@ -82,49 +104,90 @@ final class RunnerProcess: Sendable {
         }
     }
 
-    /// Kills the runner's process group (the runner and everything it started) at once.
-    func kill() {
+    /// Hands the runner an instance; false when it has already exited (take another runner).
+    func assign(_ request: RunnerRequest, _ assignment: Assignment) -> Bool {
+        guard let encoded = try? JSONEncoder().encode(request) else { return false }
+        let line = encoded + [0x0A]
+        let taken = state.withLock { state -> Bool in
+            guard state.exitStatus == nil, state.assignment == nil else { return false }
+            state.assignment = assignment
+            state.began = false
+            state.result = nil
+            return true
+        }
+        guard taken else { return false }
+        input.whenSuccess { channel in
+            channel.writeAndFlush(channel.allocator.buffer(bytes: line), promise: nil)
+        }
+        return true
+    }
+
+    /// Kills the runner's process group (the runner and everything it started) at once, if it is
+    /// running `id`.
+    func kill(_ id: InstanceID) {
+        let serving = state.withLock { $0.assignment?.id == id }
+        if serving { _ = Glibc.kill(-pid, SIGKILL) }
+    }
+
+    /// Ends a runner that waits for an instance (more are waiting than wanted, or at shutdown).
+    func retire() {
         _ = Glibc.kill(-pid, SIGKILL)
     }
 
     private func consume(_ bytes: ByteBuffer, stdout: Bool) {
-        let (lines, steps) = state.withLock { state -> ([LogLine], [StepRecord]) in
+        let (assignment, lines, steps, handedBack) = state.withLock {
+            state -> (Assignment?, [LogLine], [StepRecord], RunnerResult?) in
+            let assignment = state.assignment
             var out: [LogLine] = []
             var steps: [StepRecord] = []
+            var handedBack: RunnerResult?
             if stdout {
                 state.stdoutBuffer += bytes.readableBytesView
-                while let newline = state.stdoutBuffer.firstIndex(of: 0x0A) {
-                    let line = Array(state.stdoutBuffer[..<newline])
-                    state.stdoutBuffer.removeSubrange(...newline)
+                var start = 0
+                while let newline = state.stdoutBuffer[start...].firstIndex(of: 0x0A) {
+                    let line = state.stdoutBuffer[start..<newline]
+                    start = newline + 1
                     switch try? JSONDecoder().decode(RunnerMessage.self, from: Data(line)) {
+                    case .begin(let id): if id == assignment?.id { state.began = true }
                     case .log(let logLine): out.append(logLine)
                     case .steps(let records): steps += records
+                    case .result(let outcome) where outcome.reusable && state.exitStatus == nil:
+                        // The runner waits for its next instance: this one has ended.
+                        handedBack = outcome
+                        state.assignment = nil
                     case .result(let outcome): state.result = outcome
                     case nil: out.append(LogLine(at: .now(), level: .info, text: String(decoding: line, as: UTF8.self)))
                     }
                 }
+                state.stdoutBuffer.removeSubrange(..<start)
             } else {
                 state.stderrBuffer += bytes.readableBytesView
-                while let newline = state.stderrBuffer.firstIndex(of: 0x0A) {
-                    let text = String(decoding: state.stderrBuffer[..<newline], as: UTF8.self)
-                    state.stderrBuffer.removeSubrange(...newline)
-                    out.append(LogLine(at: .now(), level: .error, text: text))
+                var start = 0
+                while let newline = state.stderrBuffer[start...].firstIndex(of: 0x0A) {
+                    out.append(
+                        LogLine(
+                            at: .now(), level: .error,
+                            text: String(decoding: state.stderrBuffer[start..<newline], as: UTF8.self)))
+                    start = newline + 1
                 }
+                state.stderrBuffer.removeSubrange(..<start)
             }
-            return (out, steps)
+            return (assignment, out, steps, handedBack)
         }
-        if !lines.isEmpty { onLog(lines) }
-        if !steps.isEmpty { onSteps(steps) }
+        guard let assignment else { return }
+        if !lines.isEmpty { assignment.onLog(lines) }
+        if !steps.isEmpty { assignment.onSteps(steps) }
+        if let handedBack { assignment.onEnd(.handedBack(handedBack)) }
     }
 
     private func streamClosed(stdout: Bool) {
-        let leftover = state.withLock { state -> [UInt8] in
+        let (assignment, leftover) = state.withLock { state -> (Assignment?, [UInt8]) in
             state.openStreams -= 1
             defer { if !stdout { state.stderrBuffer = [] } }
-            return stdout ? [] : state.stderrBuffer
+            return (state.assignment, stdout ? [] : state.stderrBuffer)
         }
-        if !leftover.isEmpty {
-            onLog([LogLine(at: .now(), level: .error, text: String(decoding: leftover, as: UTF8.self))])
+        if !leftover.isEmpty, let assignment {
+            assignment.onLog([LogLine(at: .now(), level: .error, text: String(decoding: leftover, as: UTF8.self))])
         }
         finishIfDone()
     }
@@ -135,14 +198,19 @@ final class RunnerProcess: Sendable {
     }
 
     private func finishIfDone() {
-        let outcome = state.withLock { state -> (RunnerResult?, Int32)? in
+        let outcome = state.withLock { state -> (Assignment?, RunnerOutcome)? in
             guard !state.ended, state.openStreams == 0, let status = state.exitStatus else { return nil }
             state.ended = true
-            return (state.result, status)
+            defer { state.assignment = nil }
+            return (state.assignment, .exited(state.result, status: status, began: state.began))
         }
-        guard let (result, status) = outcome else { return }
-        close(stdinFD)
-        onEnd(result, status)
+        guard let (assignment, end) = outcome else { return }
+        input.whenSuccess { $0.close(promise: nil) }
+        if let assignment {
+            assignment.onEnd(end)
+        } else {
+            onIdleExit(self)
+        }
     }
 }
 
