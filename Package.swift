@@ -109,7 +109,9 @@ let package = Package(
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SchedulerTests",
-            dependencies: ["Scheduler", "Events", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Scheduler", "Events", "Transport", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strict),
         .testTarget(
             name: "ExecutorTests",

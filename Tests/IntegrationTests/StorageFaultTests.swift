@@ -17,6 +17,13 @@ extension DeploymentTests {
         let before = try await deployment.startInstance(helloZip())
         #expect(try await deployment.waitTerminal(before)["status"] as? String == "FINISHED")
 
+        // An instance that ends while the disk is full: its reports are refused, not acknowledged,
+        // and recorded once space returns.
+        let slow = try await deployment.startInstance(
+            ZipBuilder.payload("main:\n- ${sleep.ms(800)}\n- log: slow done\n"))
+        try await deployment.waitForStatus(slow, "RUNNING")
+        let slowStarted = ContinuousClock.now
+
         // Starts until the log runs out of room (the segment's last page may take a few more):
         // each one acknowledged before that is real, and from the first 503 on, every start is.
         let filler = fs.fill()
@@ -37,6 +44,8 @@ extension DeploymentTests {
         let schedulerLog = (try? String(contentsOfFile: deployment.logPath("scheduler"), encoding: .utf8)) ?? ""
         #expect(schedulerLog.contains("No space left on device"), "\(deployment.logTails())")
 
+        // The slow instance's end (and the executor's retries) happen while nothing can be written.
+        try await Task.sleep(until: slowStarted + .milliseconds(1500))
         try FileManager.default.removeItem(atPath: filler)
         var recovered: String?
         let deadline = ContinuousClock.now + .seconds(15)
@@ -48,14 +57,15 @@ extension DeploymentTests {
         }
         let id = try #require(
             recovered, "no start was accepted within 15 s of space returning\n\(deployment.logTails())")
-        for started in acknowledged + [id] {
+        for started in acknowledged + [id, slow] {
             #expect(try await deployment.waitTerminal(started)["status"] as? String == "FINISHED")
         }
+        #expect(try await deployment.log(slow).contains("slow done"))
         let (_, list) = try await deployment.request("GET", "/api/v2/process?limit=100")
         let ids = ((try? JSONSerialization.jsonObject(with: list)) as? [[String: Any]] ?? []).compactMap {
             $0["instanceId"] as? String
         }
-        #expect(Set(ids) == Set([before, id] + acknowledged), "\(ids)")
+        #expect(Set(ids) == Set([before, slow, id] + acknowledged), "\(ids)")
     }
 }
 

@@ -194,7 +194,7 @@ extension DeploymentTests {
         let withSnapshot = try accord(["projections", "rebuild", deployment.data], bin: deployment.bin)
         #expect(
             withSnapshot.status == 0 && withSnapshot.out.contains("compared 40 statuses with the Scheduler's snapshot"),
-            "\(withSnapshot)")
+            "\(withSnapshot)\n\(deployment.logTails())")
 
         // A log line the Gateway never saw (written behind the stopped Scheduler's back).
         let reader = try EventLogReader(directory: deployment.data + "/events")

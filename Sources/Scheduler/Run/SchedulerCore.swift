@@ -206,6 +206,10 @@ actor SchedulerCore {
             session.lastSeen = .now
             return .ack(upTo: state.reportsApplied[executorID] ?? 0)
         case .reports(let executorID, let reports):
+            // While the log is failed the state holds events it refused: a repeat of a report
+            // applied there but never recorded would be acknowledged as a duplicate, and lost.
+            if let failure = log.failed { return .unavailable(message: "the event log cannot be written: \(failure)") }
+            guard !recovering else { return .unavailable(message: "the event log is being recovered") }
             guard let session = executors[executorID], session.address != nil else { return .unknownExecutor }
             session.lastSeen = .now
             var upTo: UInt64 = 0
