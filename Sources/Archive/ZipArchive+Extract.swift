@@ -3,17 +3,21 @@
 #endif
 
 extension ZipArchive {
-    /// Unpacks every entry under `directory` (which must exist). Paths were checked when the
-    /// archive was opened; files are created exclusively and never through a link.
+    /// Unpacks every entry under `directory` (which must exist), within the archive's limits.
+    /// Paths were checked when the archive was opened; files are created exclusively and never
+    /// through a link.
     package func extract(to directory: String) throws {
-        var budget = ZipLimits().maxUnpackedBytes
+        var budget = limits.maxUnpackedBytes
+        var made: Set<String> = []
         for entry in entries {
             let target = directory + "/" + entry.path
             if entry.isDirectory {
-                try makeDirectories(target)
+                try makeDirectories(entry.path, in: directory, made: &made)
                 continue
             }
-            if let slash = target.lastIndex(of: "/") { try makeDirectories(String(target[..<slash])) }
+            if let slash = entry.path.lastIndex(of: "/") {
+                try makeDirectories(String(entry.path[..<slash]), in: directory, made: &made)
+            }
             let fd = open(target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644)
             guard fd >= 0 else {
                 throw ZipError.corrupt("cannot create '\(entry.path)': \(String(cString: strerror(errno)))")
@@ -32,14 +36,13 @@ extension ZipArchive {
         }
     }
 
-    private func makeDirectories(_ path: String) throws {
+    /// Makes the folders of `relative` (a checked entry path) under `directory`, each once.
+    private func makeDirectories(_ relative: String, in directory: String, made: inout Set<String>) throws {
         var current = ""
-        for part in path.split(separator: "/", omittingEmptySubsequences: false) {
-            current +=
-                (current.isEmpty && path.hasPrefix("/") && part.isEmpty)
-                ? "/" : (current.isEmpty || current == "/" ? "" : "/") + part
-            if part.isEmpty { continue }
-            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+        for part in relative.split(separator: "/") {
+            current += current.isEmpty ? String(part) : "/" + part
+            guard made.insert(current).inserted else { continue }
+            if mkdir(directory + "/" + current, 0o755) != 0 && errno != EEXIST {
                 throw ZipError.corrupt("cannot create folder '\(current)': \(String(cString: strerror(errno)))")
             }
         }

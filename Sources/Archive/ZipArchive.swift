@@ -60,7 +60,7 @@ package struct ZipArchive: Sendable {
     /// The entries, in central-directory order.
     package let entries: [ZipEntry]
     private let bytes: [UInt8]
-    private let limits: ZipLimits
+    let limits: ZipLimits
 
     /// Reads and checks the central directory.
     package init(bytes: [UInt8], limits: ZipLimits = ZipLimits()) throws {

@@ -1,5 +1,7 @@
+import Archive
 import Events
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Executor
@@ -258,15 +260,9 @@ import Testing
 
 @Suite struct ProjectFileTests {
     private func load(_ files: [String: String]) throws -> PayloadLoader {
-        let folder = NSTemporaryDirectory() + "accord-project-\(UUID().uuidString)"
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        for (path, text) in files {
-            let full = folder + "/" + path
-            try FileManager.default.createDirectory(
-                atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try text.write(toFile: full, atomically: true, encoding: .utf8)
-        }
-        return try PayloadLoader(workDir: folder)
+        var zip = ZipBuilder()
+        for (path, text) in files.sorted(by: { $0.key < $1.key }) { zip.add(path, text) }
+        return try PayloadLoader(archive: ZipArchive(bytes: zip.build()))
     }
 
     @Test func concordYmlAddsFlowsArgumentsAndAnEntryPoint() throws {

@@ -84,6 +84,7 @@ enum BuiltinTasks {
     private static func readResource(_ arguments: [Value], _ interpreter: Interpreter) throws -> String {
         guard arguments.count == 1 else { throw FlowFailure(message: "resource takes one path") }
         let requested = arguments[0].interpolated
+        try interpreter.ensureWorkDir()
         let root = URL(fileURLWithPath: interpreter.workDir).resolvingSymlinksInPath().path
         let candidate = requested.hasPrefix("/") ? requested : root + "/" + requested
         let resolved = URL(fileURLWithPath: candidate).standardizedFileURL.resolvingSymlinksInPath().path

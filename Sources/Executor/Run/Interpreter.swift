@@ -18,6 +18,8 @@ final class Interpreter: EvaluationContext {
     var onStep: ((StepRecord) -> Void)?
     /// Set once a step has started a process: its runner is then not given another instance.
     var startedProcesses = false
+    /// Makes and fills the working folder; run once, before the first step that needs files.
+    var prepareWorkDir: (() throws -> Void)?
     private var currentFlow = ""
     private var templates: [String: Template] = [:]
     private var depth = 0
@@ -39,6 +41,13 @@ final class Interpreter: EvaluationContext {
         } catch Unwind.returnFromFlow {
             return
         }
+    }
+
+    /// Makes the working folder ready (once) for a step that reads or runs files in it.
+    func ensureWorkDir() throws {
+        guard let prepare = prepareWorkDir else { return }
+        prepareWorkDir = nil
+        try prepare()
     }
 
     // MARK: - EvaluationContext

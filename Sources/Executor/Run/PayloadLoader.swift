@@ -1,7 +1,9 @@
+import Archive
 import Events
 import Foundation
 
-/// Reads a working folder's flows (`processes/` and `flows/`, any depth) and `concord.yml`.
+/// Reads a payload's flows (`processes/` and `flows/`, any depth) and `concord.yml` straight from
+/// the archive: an instance that never touches its working folder never has one written.
 struct PayloadLoader {
     /// Every flow, by name.
     var flows: [String: Flow] = [:]
@@ -10,28 +12,23 @@ struct PayloadLoader {
     /// `concord.yml`'s entry point.
     var entryPoint: String?
 
-    init(workDir: String) throws {
-        let fm = FileManager.default
+    init(archive: ZipArchive) throws {
         for name in ["concord.yml", ".concord.yml"] {
-            let path = workDir + "/" + name
-            guard let data = fm.contents(atPath: path) else { continue }
-            guard let root = try YAMLLoader.load(String(decoding: data, as: UTF8.self), file: name) else { break }
+            guard let entry = archive.entry(name) else { continue }
+            let text = String(decoding: try archive.contents(of: entry), as: UTF8.self)
+            guard let root = try YAMLLoader.load(text, file: name) else { break }
             try loadProjectFile(root)
             break
         }
-        for folder in ["processes", "flows"] {
-            let base = workDir + "/" + folder
-            guard let enumerator = fm.enumerator(atPath: base) else { continue }
-            var files: [String] = []
-            while let relative = enumerator.nextObject() as? String {
-                if relative.hasSuffix(".yml") || relative.hasSuffix(".yaml") { files.append(relative) }
+        for folder in ["processes/", "flows/"] {
+            let files = archive.entries.filter {
+                !$0.isDirectory && $0.path.hasPrefix(folder)
+                    && ($0.path.hasSuffix(".yml") || $0.path.hasSuffix(".yaml"))
             }
-            for relative in files.sorted() {
-                let display = folder + "/" + relative
-                guard let data = fm.contents(atPath: base + "/" + relative) else { continue }
-                guard let root = try YAMLLoader.load(String(decoding: data, as: UTF8.self), file: display) else {
-                    continue
-                }
+            // In the order of their paths within the folder, as a listing of the folder would give.
+            for entry in files.sorted(by: { $0.path < $1.path }) {
+                let text = String(decoding: try archive.contents(of: entry), as: UTF8.self)
+                guard let root = try YAMLLoader.load(text, file: entry.path) else { continue }
                 try FlowCompiler.add(root, to: &flows)
             }
         }

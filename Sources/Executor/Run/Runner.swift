@@ -1,9 +1,10 @@
+import Archive
 import Events
 import Foundation
 
 /// The runner child process: interprets instances' flows, one after another, and writes
 /// `RunnerMessage` lines to stdout. The executor starts runners ahead of need and hands each a
-/// request line on stdin; the first one arrives only once the runner is in its control groups, so
+/// request (`RunnerFrame`) on stdin; the first one arrives only once the runner is in its control groups, so
 /// nothing a flow starts can be born outside them. A runner leads its own process group (set at
 /// spawn), so a stop kills it and all it started. It takes another instance only when the last one
 /// started no process (nothing can be left behind) and it has served fewer than `maxInstances`;
@@ -11,7 +12,7 @@ import Foundation
 /// closes) it takes its whole group down with it.
 enum Runner {
     static func serve(maxInstances: Int) -> Int32 {
-        let requests = RequestLines()
+        let requests = RequestFrames()
         let output = FileHandle.standardOutput
         let encoder = EventCodec.makeEncoder()
         let send: (RunnerMessage) -> Void = { message in
@@ -20,25 +21,27 @@ enum Runner {
             output.write(data)
         }
         var served = 0
-        while let line = requests.next() {
+        while true {
+            let (json, payload) = requests.next()
             served += 1
-            guard let request = try? JSONDecoder().decode(RunnerRequest.self, from: line) else {
+            guard let request = try? JSONDecoder().decode(RunnerRequest.self, from: Data(json)) else {
                 send(.log(LogLine(at: .now(), level: .error, text: "the runner could not read its request")))
                 send(.result(RunnerResult(error: "the runner could not read its request", out: [:])))
                 return 1
             }
             send(.begin(request.instanceID))
-            let (result, startedProcesses) = run(request, send: send)
+            let (result, startedProcesses) = run(request, payload: payload, send: send)
             var outcome = result
             outcome.reusable = !startedProcesses && served < maxInstances
             send(.result(outcome))
             if !outcome.reusable { return 0 }
         }
-        return 0
     }
 
     /// Runs one instance; says how it ended and whether any step started a process.
-    static func run(_ request: RunnerRequest, send: @escaping (RunnerMessage) -> Void) -> (RunnerResult, Bool) {
+    static func run(_ request: RunnerRequest, payload: [UInt8], send: @escaping (RunnerMessage) -> Void) -> (
+        RunnerResult, Bool
+    ) {
         // Steps go out in batches (by count or age, checked as steps complete): a long flow of
         // trivial steps costs a few messages, not one per step.
         var steps: [StepRecord] = []
@@ -56,9 +59,21 @@ enum Runner {
             return RunnerResult(error: reason, out: [:])
         }
 
+        let archive: ZipArchive
+        do {
+            archive = try ZipArchive(
+                bytes: payload,
+                limits: ZipLimits(maxEntries: request.maxEntries, maxUnpackedBytes: request.maxUnpackedBytes))
+        } catch {
+            let reason = "the instance could not start: \(error)"
+            return (fail(reason, log: reason), false)
+        }
         let loader: PayloadLoader
         do {
-            loader = try PayloadLoader(workDir: request.workDir)
+            loader = try PayloadLoader(archive: archive)
+        } catch let error as ZipError {
+            let reason = "the instance could not start: \(error)"
+            return (fail(reason, log: reason), false)
         } catch {
             return (fail("\(error)", log: "flow definition error: \(error)"), false)
         }
@@ -71,6 +86,14 @@ enum Runner {
                 line.text = LogBudget.cut(line.text)
             }
             send(.log(line))
+        }
+        interpreter.prepareWorkDir = {
+            do {
+                try FileManager.default.createDirectory(atPath: request.workDir, withIntermediateDirectories: true)
+                try archive.extract(to: request.workDir)
+            } catch {
+                throw FlowFailure(message: "the payload could not be unpacked into the working folder: \(error)")
+            }
         }
         interpreter.onStep = { record in
             steps.append(record)
@@ -119,28 +142,26 @@ enum Runner {
     }
 }
 
-/// The runner's stdin: request lines, read by a thread of their own so that the end of the stream
-/// (the executor is gone) is noticed at once, even in the middle of a flow, and kills the runner's
-/// whole process group.
-private final class RequestLines: @unchecked Sendable {
-    // @unchecked: `lines` is guarded by `condition`.
+/// The runner's stdin: requests, read by a thread of their own so that the end of the stream (the
+/// executor is gone) is noticed at once, even in the middle of a flow, and kills the runner's whole
+/// process group.
+private final class RequestFrames: @unchecked Sendable {
+    // @unchecked: `frames` is guarded by `condition`.
     private let condition = NSCondition()
-    private var lines: [Data] = []
+    private var frames: [(json: [UInt8], payload: [UInt8])] = []
 
     init() {
         let thread = Thread { [self] in
-            var pending = Data()
+            var reader = RunnerFrame.Reader()
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
             while true {
                 let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
-                pending.append(contentsOf: buffer[0..<n])
-                while let newline = pending.firstIndex(of: 0x0A) {
-                    let line = pending[pending.startIndex..<newline]
-                    pending = pending[(newline + 1)...]
+                buffer.withUnsafeBytes { reader.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                while let frame = reader.next() {
                     condition.lock()
-                    lines.append(Data(line))
+                    frames.append(frame)
                     condition.signal()
                     condition.unlock()
                 }
@@ -151,10 +172,10 @@ private final class RequestLines: @unchecked Sendable {
     }
 
     /// The next request, waiting for it.
-    func next() -> Data? {
+    func next() -> (json: [UInt8], payload: [UInt8]) {
         condition.lock()
         defer { condition.unlock() }
-        while lines.isEmpty { condition.wait() }
-        return lines.removeFirst()
+        while frames.isEmpty { condition.wait() }
+        return frames.removeFirst()
     }
 }

@@ -1,15 +1,67 @@
+import Archive
 import Events
 import Foundation
 
-/// What the executor tells a runner to run: one line of JSON on the runner's stdin.
+/// What the executor tells a runner to run: a `RunnerFrame` on the runner's stdin, this as JSON
+/// followed by the payload archive.
 struct RunnerRequest: Codable, Sendable {
     var instanceID: InstanceID
     var entryPoint: String?
     var arguments: [String: JSONValue]
     var out: [String]
+    /// The instance's working folder: made and filled from the payload only when a step first
+    /// needs files (a script, a resource).
     var workDir: String
     /// Applied by the runner to itself (and so to every script) before the flow starts.
     var limits: InstanceLimits?
+    /// Limits for reading the payload.
+    var maxEntries = ZipLimits().maxEntries
+    var maxUnpackedBytes = ZipLimits().maxUnpackedBytes
+}
+
+/// One request on a runner's stdin: two little-endian 32-bit lengths (the request's JSON, the
+/// payload), then the JSON, then the payload bytes.
+enum RunnerFrame {
+    static func encode(_ request: RunnerRequest, payload: [UInt8]) throws -> [UInt8] {
+        let json = try JSONEncoder().encode(request)
+        var frame: [UInt8] = []
+        frame.reserveCapacity(8 + json.count + payload.count)
+        for length in [UInt32(json.count), UInt32(payload.count)] {
+            withUnsafeBytes(of: length.littleEndian) { frame += $0 }
+        }
+        frame += json
+        frame += payload
+        return frame
+    }
+
+    /// Splits a stream into frames as its bytes arrive.
+    struct Reader {
+        private var buffer: [UInt8] = []
+        private var start = 0
+
+        mutating func append(_ bytes: UnsafeRawBufferPointer) {
+            if start > 0 && start >= buffer.count / 2 {
+                buffer.removeSubrange(..<start)
+                start = 0
+            }
+            buffer += bytes
+        }
+
+        /// The next complete frame's JSON and payload, if all of it has arrived.
+        mutating func next() -> (json: [UInt8], payload: [UInt8])? {
+            guard buffer.count - start >= 8 else { return nil }
+            func length(at offset: Int) -> Int {
+                (0..<4).reduce(0) { $0 | Int(buffer[start + offset + $1]) << (8 * $1) }
+            }
+            let jsonLength = length(at: 0)
+            let payloadLength = length(at: 4)
+            guard buffer.count - start >= 8 + jsonLength + payloadLength else { return nil }
+            let json = Array(buffer[(start + 8)..<(start + 8 + jsonLength)])
+            let payload = Array(buffer[(start + 8 + jsonLength)..<(start + 8 + jsonLength + payloadLength)])
+            start += 8 + jsonLength + payloadLength
+            return (json, payload)
+        }
+    }
 }
 
 /// One line of the runner's stdout, as JSON: per instance, `begin` once the runner has the request,

@@ -15,6 +15,7 @@ enum ScriptRunner {
         case "python3", "python": command = ["/usr/bin/env", "python3"]
         default: throw FlowFailure(message: "script language '\(language)' is not supported (sh, bash, python3)")
         }
+        try interpreter.ensureWorkDir()
         if let body {
             command += ["-c", body]
         } else if let path {

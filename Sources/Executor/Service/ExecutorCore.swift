@@ -95,7 +95,7 @@ actor ExecutorCore {
             // cancel would drop this run silently and leave the instance STARTING forever.
             cancelled.remove(id)
             preparing.insert(id)
-            Task { await self.launch(dispatch, payload: payload) }
+            Task { self.launch(dispatch, payload: payload) }
             return .accepted
         case .cancel(let id):
             // Only what this executor has can be cancelled; remembering anything else would
@@ -166,33 +166,18 @@ actor ExecutorCore {
         }
     }
 
-    private func launch(_ dispatch: Dispatch, payload: [UInt8]) async {
+    private func launch(_ dispatch: Dispatch, payload: [UInt8]) {
         let id = dispatch.instanceID
-        let instanceDir = config.workRoot + "/" + id.description
-        let workDir = instanceDir + "/work"
-        do {
-            try? FileManager.default.removeItem(atPath: instanceDir)
-            try FileManager.default.createDirectory(atPath: workDir, withIntermediateDirectories: true)
-            try ZipArchive(bytes: payload, limits: config.zipLimits).extract(to: workDir)
-        } catch {
-            preparing.remove(id)
-            logger.error("instance could not start", metadata: ["instance.id": "\(id)", "error": "\(error)"])
-            await reporter.report(id, .started)
-            await reporter.report(
-                id, .log(lines: [LogLine(at: .now(), level: .error, text: "the instance could not start: \(error)")]))
-            await reporter.report(id, .failed(error: "the instance could not start: \(error)", out: [:]))
-            cleanUp(id, instanceDir)
-            return
-        }
         guard cancelled.remove(id) == nil else {
             preparing.remove(id)
-            cleanUp(id, instanceDir)
             return
         }
+        let instanceDir = config.workRoot + "/" + id.description
         let request = RunnerRequest(
             instanceID: id, entryPoint: dispatch.entryPoint, arguments: dispatch.arguments, out: dispatch.out,
-            workDir: workDir, limits: config.limits)
-        run(request, instanceDir: instanceDir, fresh: false)
+            workDir: instanceDir + "/work", limits: config.limits, maxEntries: config.zipLimits.maxEntries,
+            maxUnpackedBytes: config.zipLimits.maxUnpackedBytes)
+        run(request, payload: payload, instanceDir: instanceDir, fresh: false)
     }
 
     /// Hands `request` to a waiting runner (unless `fresh`) or a new one. One ordered stream per
@@ -200,7 +185,7 @@ actor ExecutorCore {
     /// wrote them, then the outcome. (A task per callback would race: a line reported after the
     /// outcome would be dropped as late, and an outcome reported before `started` would skip
     /// RUNNING.)
-    private func run(_ request: RunnerRequest, instanceDir: String, fresh: Bool) {
+    private func run(_ request: RunnerRequest, payload: [UInt8], instanceDir: String, fresh: Bool) {
         let id = request.instanceID
         let (events, sink) = AsyncStream.makeStream(of: RunnerEvent.self)
         if !fresh { sink.yield(.started) }
@@ -214,7 +199,7 @@ actor ExecutorCore {
         var warm = false
         if !fresh {
             while runner == nil, let (waiting, _) = idle.popLast() {
-                if waiting.assign(request, assignment) {
+                if waiting.assign(request, payload: payload, assignment) {
                     runner = waiting
                     warm = true
                 }
@@ -223,7 +208,7 @@ actor ExecutorCore {
         if runner == nil {
             do {
                 let started = try startRunner()
-                if started.assign(request, assignment) { runner = started }
+                if started.assign(request, payload: payload, assignment) { runner = started }
             } catch {
                 logger.error("the runner could not start", metadata: ["instance.id": "\(id)", "error": "\(error)"])
                 let reason = "the runner could not start: \(error)"
@@ -247,14 +232,15 @@ actor ExecutorCore {
                     if !kept.isEmpty { await reporter.report(id, .log(lines: kept)) }
                 case .steps(let records): await reporter.report(id, .steps(records: records))
                 case .end(let outcome):
-                    await self.ended(request, instanceDir, outcome, runner: chosen, warm: isWarm)
+                    await self.ended(request, payload, instanceDir, outcome, runner: chosen, warm: isWarm)
                 }
             }
         }
     }
 
     private func ended(
-        _ request: RunnerRequest, _ instanceDir: String, _ outcome: RunnerOutcome, runner: RunnerProcess?, warm: Bool
+        _ request: RunnerRequest, _ payload: [UInt8], _ instanceDir: String, _ outcome: RunnerOutcome,
+        runner: RunnerProcess?, warm: Bool
     ) async {
         let id = request.instanceID
         running.removeValue(forKey: id)
@@ -268,7 +254,7 @@ actor ExecutorCore {
             // A runner that died while it waited (killed from outside) ran nothing: a new one runs it.
             logger.warning("a waiting runner had exited; starting another", metadata: ["instance.id": "\(id)"])
             preparing.insert(id)
-            run(request, instanceDir: instanceDir, fresh: true)
+            run(request, payload: payload, instanceDir: instanceDir, fresh: true)
             return
         case .exited(let last, let exitStatus, _):
             (result, status) = (last, exitStatus)
@@ -278,7 +264,7 @@ actor ExecutorCore {
             cleanUp(id, instanceDir)
             if let (dispatch, payload) = relaunch.removeValue(forKey: id) {
                 preparing.insert(id)
-                await launch(dispatch, payload: payload)
+                launch(dispatch, payload: payload)
             }
             return
         }

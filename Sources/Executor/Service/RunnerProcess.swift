@@ -105,9 +105,8 @@ final class RunnerProcess: Sendable {
     }
 
     /// Hands the runner an instance; false when it has already exited (take another runner).
-    func assign(_ request: RunnerRequest, _ assignment: Assignment) -> Bool {
-        guard let encoded = try? JSONEncoder().encode(request) else { return false }
-        let line = encoded + [0x0A]
+    func assign(_ request: RunnerRequest, payload: [UInt8], _ assignment: Assignment) -> Bool {
+        guard let frame = try? RunnerFrame.encode(request, payload: payload) else { return false }
         let taken = state.withLock { state -> Bool in
             guard state.exitStatus == nil, state.assignment == nil else { return false }
             state.assignment = assignment
@@ -117,7 +116,7 @@ final class RunnerProcess: Sendable {
         }
         guard taken else { return false }
         input.whenSuccess { channel in
-            channel.writeAndFlush(channel.allocator.buffer(bytes: line), promise: nil)
+            channel.writeAndFlush(channel.allocator.buffer(bytes: frame), promise: nil)
         }
         return true
     }
