@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import Events
@@ -11,6 +12,27 @@ import Testing
                 .logAppended(
                     LogAppended(lines: [LogLine(at: Timestamp(millis: Int64(i)), level: .info, text: "line \(i)")])))
         }
+    }
+
+    /// The commit hook is called the same way at the thousandth commit as at the first: it used to
+    /// sit behind one more pair of reabstraction thunks per commit (quadratic time, and in the end
+    /// a stack overflow on the writer thread of a long-running Scheduler).
+    @Test func theCommitHookDoesNotGrowWithEveryCommit() async throws {
+        let dir = NSTemporaryDirectory() + "accord-hook-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = try FileEventLog(directory: dir, fsync: false)
+        defer { log.close() }
+        let depths = Mutex<[Int]>([])
+        log.onCommit { _ in
+            let depth = Thread.callStackReturnAddresses.count
+            depths.withLock { $0.append(depth) }
+        }
+        for _ in 0..<1000 { try await log.append(drafts(1)).durable() }
+        let seen = depths.withLock { $0 }
+        #expect(seen.count == 1000)
+        #expect(seen.first ?? 0 > 0, "no call stack to compare")
+        #expect(
+            seen.first == seen.last, "the hook's call stack grew from \(seen.first ?? 0) to \(seen.last ?? 0) frames")
     }
 
     @Test func appendsAreNumberedDurableAndReadBack() async throws {

@@ -55,12 +55,21 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     /// Holds the folder's `LOCK` (flock) for the log's lifetime.
     private let lockFD: Int32
     private let stats = Mutex(AppendStats())
-    private let commitHook = Mutex<(@Sendable ([EventEnvelope]) -> Void)?>(nil)
+    /// In a class, not as a bare closure: `withLock { $0 }` on a `Mutex` of a closure wraps the
+    /// stored closure in two more reabstraction thunks on every read (the inout is written back),
+    /// so each commit called through a chain one link longer than the last (quadratic, and in the
+    /// end a stack overflow on the writer thread).
+    private final class CommitHook: Sendable {
+        let call: @Sendable ([EventEnvelope]) -> Void
+        init(_ call: @escaping @Sendable ([EventEnvelope]) -> Void) { self.call = call }
+    }
+    private let commitHook = Mutex<CommitHook?>(nil)
 
     /// Called on the writer thread with each durable batch, in log order, before any appender
     /// is told its events are durable: the place to publish committed events in order.
     package func onCommit(_ hook: @escaping @Sendable ([EventEnvelope]) -> Void) {
-        commitHook.withLock { $0 = hook }
+        let boxed = CommitHook(hook)
+        commitHook.withLock { $0 = boxed }
     }
 
     /// What the writer has done so far, for metrics and benchmarks.
@@ -416,7 +425,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
                 UInt64(elapsed.components.attoseconds / 1_000_000_000) + UInt64(elapsed.components.seconds)
                 * 1_000_000_000
         }
-        if let hook = commitHook.withLock({ $0 }) { hook(batch.flatMap(\.envelopes)) }
+        if let hook = commitHook.withLock({ $0 }) { hook.call(batch.flatMap(\.envelopes)) }
         for item in batch { item.promise.fulfill(.success(())) }
     }
 
