@@ -1,4 +1,5 @@
 import Crypto
+import Events
 import Foundation
 
 /// The accepted API keys, held only as SHA-256 digests. A presented key is hashed and compared with
@@ -34,7 +35,7 @@ struct APIKeys: Sendable {
             for (a, b) in zip(digest, presented) { difference |= a ^ b }
             if difference == 0 { match = digest }
         }
-        return match.map { $0.prefix(8).map { String(format: "%02x", $0) }.joined() }
+        return match.map { Hex.encode($0.prefix(8)) }
     }
 
     static func digest(_ key: String) -> [UInt8] { Array(SHA256.hash(data: Data(key.utf8))) }

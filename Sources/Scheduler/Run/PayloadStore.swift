@@ -48,7 +48,7 @@ final class PayloadStore: Sendable {
     private func path(_ digest: String) -> String { directory + "/" + digest + ".zip" }
 
     private func putBlocking(_ bytes: [UInt8]) throws -> PayloadRef {
-        let digest = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        let digest = Hex.encode(SHA256.hash(data: bytes))
         let ref = PayloadRef(digest: digest, size: bytes.count)
         let final = path(digest)
         if access(final, F_OK) == 0 { return ref }
