@@ -33,10 +33,9 @@ struct SchedulerService: Service {
 
         let publisher = try NNGSocket(.pub)
         try publisher.listen(config.eventsURL)
-        log.onCommit { envelopes in
-            guard let frame = try? WireFrame.encode(CommittedEvents(events: envelopes, head: envelopes.last?.seq ?? 0))
-            else { return }
-            try? publisher.publish(frame)
+        log.onCommit { envelopes, json in
+            let header = CommittedEvents.json(encodedEvents: json, head: envelopes.last?.seq ?? 0)
+            try? publisher.publish(WireFrame.frame(header: header))
         }
         let commands = try NNGSocket(.rep, maxMessageBytes: config.maxCommandBytes)
         try commands.listen(config.commandsURL)

@@ -23,7 +23,7 @@ import Testing
         let log = try FileEventLog(directory: dir, fsync: false)
         defer { log.close() }
         let depths = Mutex<[Int]>([])
-        log.onCommit { _ in
+        log.onCommit { _, _ in
             let depth = Thread.callStackReturnAddresses.count
             depths.withLock { $0.append(depth) }
         }
@@ -217,12 +217,27 @@ import Testing
         defer { cleanUp(dir) }
         let log = try FileEventLog(directory: dir)
         let seen = SeenSeqs()
-        log.onCommit { seen.add($0.map(\.seq)) }
+        let mismatches = Mutex(0)
+        log.onCommit { envelopes, json in
+            seen.add(envelopes.map(\.seq))
+            // The JSON handed along is each envelope as stored, and what a Gateway reads back
+            // from the message built of it is the batch itself.
+            let head = envelopes.last?.seq ?? 0
+            let header = CommittedEvents.json(encodedEvents: json, head: head)
+            let expected = try? EventCodec.makeEncoder().encode(CommittedEvents(events: envelopes, head: head))
+            let fast = try? FastEventDecoder.decodeCommitted(header[...])
+            if json.count != envelopes.count || Array(expected ?? Data()) != header || fast?.events != envelopes
+                || fast?.head != head
+            {
+                mismatches.withLock { $0 += 1 }
+            }
+        }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<50 { group.addTask { try await log.append(drafts(2)).durable() } }
             try await group.waitForAll()
         }
         #expect(seen.all == Array(1...100))
+        #expect(mismatches.withLock { $0 } == 0)
         log.close()
     }
 }

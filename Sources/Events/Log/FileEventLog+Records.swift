@@ -12,6 +12,18 @@ extension FileEventLog {
         bytes += body
     }
 
+    /// The bodies of records built by `appendRecord` (trusted: this process just wrote them).
+    static func recordBodies(_ bytes: [UInt8]) -> [ArraySlice<UInt8>] {
+        var bodies: [ArraySlice<UInt8>] = []
+        var position = 0
+        while position + headerSize <= bytes.count {
+            let length = (0..<4).reduce(0) { $0 | Int(bytes[position + $1]) << (8 * $1) }
+            bodies.append(bytes[(position + headerSize)..<(position + headerSize + length)])
+            position += headerSize + length
+        }
+        return bodies
+    }
+
     /// A segment's records, checked against their checksums (not decoded: decoding a million
     /// events would make every start slow; a record's sequence number is its place, and `scan`
     /// checks each one it decodes against it). Stops at the first problem: `end` is where the

@@ -60,14 +60,17 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     /// so each commit called through a chain one link longer than the last (quadratic, and in the
     /// end a stack overflow on the writer thread).
     private final class CommitHook: Sendable {
-        let call: @Sendable ([EventEnvelope]) -> Void
-        init(_ call: @escaping @Sendable ([EventEnvelope]) -> Void) { self.call = call }
+        let call: @Sendable ([EventEnvelope], [ArraySlice<UInt8>]) -> Void
+        init(_ call: @escaping @Sendable ([EventEnvelope], [ArraySlice<UInt8>]) -> Void) { self.call = call }
     }
     private let commitHook = Mutex<CommitHook?>(nil)
 
     /// Called on the writer thread with each durable batch, in log order, before any appender
-    /// is told its events are durable: the place to publish committed events in order.
-    package func onCommit(_ hook: @escaping @Sendable ([EventEnvelope]) -> Void) {
+    /// is told its events are durable: the place to publish committed events in order. Each
+    /// envelope comes with its JSON exactly as stored, so publishing need not encode it again.
+    package func onCommit(
+        _ hook: @escaping @Sendable (_ envelopes: [EventEnvelope], _ json: [ArraySlice<UInt8>]) -> Void
+    ) {
         let boxed = CommitHook(hook)
         commitHook.withLock { $0 = boxed }
     }
@@ -425,7 +428,9 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
                 UInt64(elapsed.components.attoseconds / 1_000_000_000) + UInt64(elapsed.components.seconds)
                 * 1_000_000_000
         }
-        if let hook = commitHook.withLock({ $0 }) { hook.call(batch.flatMap(\.envelopes)) }
+        if let hook = commitHook.withLock({ $0 }) {
+            hook.call(batch.flatMap(\.envelopes), batch.flatMap { FileEventLog.recordBodies($0.bytes) })
+        }
         for item in batch { item.promise.fulfill(.success(())) }
     }
 

@@ -17,6 +17,25 @@ package enum FastEventDecoder {
         return try JSONDecoder().decode(EventEnvelope.self, from: data)
     }
 
+    /// A `CommittedEvents` frame header (what the Scheduler publishes with every commit, decoded
+    /// by every Gateway): the same fast path, the same fallback.
+    package static func decodeCommitted(_ header: ArraySlice<UInt8>) throws -> CommittedEvents {
+        let parsed: JSONNode? = header.withUnsafeBytes { raw in
+            var parser = JSONParser(raw.bindMemory(to: UInt8.self))
+            return try? parser.parseDocument()
+        }
+        if case .object(let o)? = parsed, let head = o["head"]?.uint64, case .array(let items)? = o["events"] {
+            var events: [EventEnvelope] = []
+            events.reserveCapacity(items.count)
+            for item in items {
+                guard let envelope = envelope(item) else { break }
+                events.append(envelope)
+            }
+            if events.count == items.count { return CommittedEvents(events: events, head: head) }
+        }
+        return try JSONDecoder().decode(CommittedEvents.self, from: Data(header))
+    }
+
     /// nil for anything unexpected (the caller falls back to `JSONDecoder`).
     static func envelope(_ value: JSONNode) -> EventEnvelope? {
         guard case .object(let o) = value, let seq = o["seq"]?.uint64, let type = o["type"]?.stringValue,

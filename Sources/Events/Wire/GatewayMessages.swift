@@ -128,4 +128,17 @@ package struct CommittedEvents: Sendable, Codable {
         self.events = events
         self.head = head
     }
+
+    /// This message's JSON from events already encoded (the log's own bytes): what `Codable`
+    /// would write, without encoding each event a second time.
+    package static func json(encodedEvents: [ArraySlice<UInt8>], head: UInt64) -> [UInt8] {
+        var bytes = Array(#"{"events":["#.utf8)
+        bytes.reserveCapacity(encodedEvents.reduce(32) { $0 + $1.count + 1 })
+        for (index, event) in encodedEvents.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes += event
+        }
+        bytes += Array(#"],"head":\#(head)}"#.utf8)
+        return bytes
+    }
 }

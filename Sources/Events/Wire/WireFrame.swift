@@ -9,7 +9,11 @@ package enum WireFrame {
 
     /// Frames `message` with an optional attachment.
     package static func encode(_ message: some Encodable, attachment: [UInt8] = []) throws -> [UInt8] {
-        let header = try EventCodec.makeEncoder().encode(message)
+        frame(header: Array(try EventCodec.makeEncoder().encode(message)), attachment: attachment)
+    }
+
+    /// Frames a header that is already JSON (built from bytes encoded once, such as the log's).
+    package static func frame(header: [UInt8], attachment: [UInt8] = []) -> [UInt8] {
         var bytes: [UInt8] = [0x41, version]
         bytes.reserveCapacity(6 + header.count + attachment.count)
         let length = UInt32(header.count)
@@ -19,22 +23,29 @@ package enum WireFrame {
         return bytes
     }
 
-    /// Reads a frame back.
+    /// The header and attachment of a frame, unparsed.
     ///
-    /// - Throws: `WireError` for a short frame, another protocol version or a header that does not decode.
-    package static func decode<Message: Decodable>(
-        _ type: Message.Type, from bytes: [UInt8]
-    ) throws -> (message: Message, attachment: ArraySlice<UInt8>) {
+    /// - Throws: `WireError` for a short frame or another protocol version.
+    package static func split(_ bytes: [UInt8]) throws -> (header: ArraySlice<UInt8>, attachment: ArraySlice<UInt8>) {
         guard bytes.count >= 6, bytes[0] == 0x41 else { throw WireError("not an Accord wire frame") }
         guard bytes[1] == version else {
             throw WireError("peer speaks wire version \(bytes[1]); this build speaks \(version)")
         }
         let length = Int(bytes[2]) << 24 | Int(bytes[3]) << 16 | Int(bytes[4]) << 8 | Int(bytes[5])
         guard 6 + length <= bytes.count else { throw WireError("frame header is cut short") }
-        let header = Data(bytes[6..<(6 + length)])
+        return (bytes[6..<(6 + length)], bytes[(6 + length)...])
+    }
+
+    /// Reads a frame back.
+    ///
+    /// - Throws: `WireError` for a short frame, another protocol version or a header that does not decode.
+    package static func decode<Message: Decodable>(
+        _ type: Message.Type, from bytes: [UInt8]
+    ) throws -> (message: Message, attachment: ArraySlice<UInt8>) {
+        let (raw, attachment) = try split(bytes)
         do {
-            let message = try JSONDecoder().decode(Message.self, from: header)
-            return (message, bytes[(6 + length)...])
+            let message = try JSONDecoder().decode(Message.self, from: Data(raw))
+            return (message, attachment)
         } catch {
             throw WireError("frame does not decode as \(Message.self): \(error)")
         }

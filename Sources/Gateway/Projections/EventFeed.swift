@@ -18,7 +18,9 @@ struct EventFeed: Service {
             while !Task.isCancelled {
                 do {
                     let bytes = try await subscriber.receive()
-                    if let message = try? WireFrame.decode(CommittedEvents.self, from: bytes).message {
+                    if let header = try? WireFrame.split(bytes).header,
+                        let message = try? FastEventDecoder.decodeCommitted(header)
+                    {
                         continuation.yield(message)
                     }
                 } catch {
