@@ -4,7 +4,8 @@ import Foundation
 /// The on-disk record format shared by the writer, the reader and the tooling:
 /// `u32 LE length | u32 LE crc32(body) | body`, after a 16-byte segment header (`magic`).
 extension FileEventLog {
-    static func appendRecord(body: Data, to bytes: inout [UInt8]) {
+    static func appendRecord<Body: ContiguousBytes & Collection>(body: Body, to bytes: inout [UInt8])
+    where Body.Element == UInt8 {
         let length = UInt32(body.count)
         let crc = body.crc32()
         for shift in stride(from: 0, to: 32, by: 8) { bytes.append(UInt8(truncatingIfNeeded: length >> UInt32(shift))) }
@@ -98,9 +99,12 @@ extension Data {
         }
     }
 
+}
+
+extension ContiguousBytes {
     /// zlib's CRC-32 of these bytes.
     package func crc32() -> UInt32 {
-        withUnsafeBytes { raw in
+        withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             UInt32(CZlib.crc32(0, raw.bindMemory(to: Bytef.self).baseAddress, uInt(raw.count)))
         }
     }

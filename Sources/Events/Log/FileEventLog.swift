@@ -198,7 +198,11 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             for (offset, draft) in drafts.enumerated() {
                 var envelope = draft
                 envelope.seq = nextSeq + UInt64(offset)
-                FileEventLog.appendRecord(body: try encoder.encode(envelope), to: &bytes)
+                if let body = FastEventEncoder.encode(envelope) {
+                    FileEventLog.appendRecord(body: body, to: &bytes)
+                } else {
+                    FileEventLog.appendRecord(body: try encoder.encode(envelope), to: &bytes)
+                }
                 numbered.append(envelope)
             }
         } catch {

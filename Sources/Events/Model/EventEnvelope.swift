@@ -117,7 +117,8 @@ extension Event {
 package enum EventCodec {
     /// Encodes an envelope as it is stored in the log and sent on the wire.
     package static func encode(_ envelope: EventEnvelope) throws -> Data {
-        try makeEncoder().encode(envelope)
+        if let bytes = FastEventEncoder.encode(envelope) { return Data(bytes) }
+        return try makeEncoder().encode(envelope)
     }
 
     /// Decodes an envelope of any known type and version.
