@@ -65,6 +65,53 @@ package enum FastEventDecoder {
             importedFrom: importedFrom)
     }
 
+    /// Parses one JSON document; nil when it is not strict JSON or holds a fractional number.
+    package static func parse(_ bytes: UnsafeRawBufferPointer) -> JSONNode? {
+        var parser = JSONParser(bytes.bindMemory(to: UInt8.self))
+        return try? parser.parseDocument()
+    }
+
+    /// `[LogLine]` as `Codable` writes it.
+    package static func logLines(_ node: JSONNode) -> [LogLine]? {
+        guard case .array(let items) = node else { return nil }
+        var lines: [LogLine] = []
+        lines.reserveCapacity(items.count)
+        for item in items {
+            guard let line = logLine(item) else { return nil }
+            lines.append(line)
+        }
+        return lines
+    }
+
+    /// A `LogLine` as `Codable` writes it.
+    package static func logLine(_ node: JSONNode) -> LogLine? {
+        guard let line = node.objectValue, let at = line["at"]?.int64,
+            let level = line["level"]?.stringValue.flatMap(LogLevel.init(rawValue:)),
+            let text = line["text"]?.stringValue
+        else { return nil }
+        return LogLine(at: Timestamp(millis: at), level: level, text: text)
+    }
+
+    /// `[StepRecord]` as `Codable` writes it.
+    package static func stepRecords(_ node: JSONNode) -> [StepRecord]? {
+        guard case .array(let items) = node else { return nil }
+        var steps: [StepRecord] = []
+        steps.reserveCapacity(items.count)
+        for item in items {
+            guard let s = item.objectValue, let flow = s["flow"]?.stringValue, let step = s["step"]?.stringValue,
+                let file = s["file"]?.stringValue, let line = s["line"]?.int,
+                let column = s.optional("column", \.int), let started = s["startedAt"]?.int64,
+                let micros = s["durationMicros"]?.int64,
+                let outcome = s["outcome"]?.stringValue.flatMap(StepOutcome.init(rawValue:))
+            else { return nil }
+            steps.append(
+                StepRecord(
+                    flow: flow, step: step, file: file, line: line, column: column,
+                    startedAt: Timestamp(millis: started), durationMicros: micros, outcome: outcome))
+        }
+        return steps
+    }
+
     private static func event(_ type: String, _ version: Int, _ d: JSONNode.Members) -> Event? {
         switch (type, version) {
         case ("InstanceCreated", 1):
@@ -87,16 +134,7 @@ package enum FastEventDecoder {
             guard let executor = d["executorID"]?.stringValue else { return nil }
             return .instanceStarted(InstanceStarted(executorID: ExecutorID(executor)))
         case ("LogAppended", 1):
-            guard case .array(let items) = d["lines"] else { return nil }
-            var lines: [LogLine] = []
-            lines.reserveCapacity(items.count)
-            for item in items {
-                guard let line = item.objectValue, let at = line["at"]?.int64,
-                    let level = line["level"]?.stringValue.flatMap(LogLevel.init(rawValue:)),
-                    let text = line["text"]?.stringValue
-                else { return nil }
-                lines.append(LogLine(at: Timestamp(millis: at), level: level, text: text))
-            }
+            guard let lines = d["lines"].flatMap(logLines) else { return nil }
             return .logAppended(LogAppended(lines: lines))
         case ("InstanceFinished", 1):
             guard let out = d["out"]?.objectValue?.jsonObject else { return nil }
@@ -111,21 +149,7 @@ package enum FastEventDecoder {
             guard let error = d["error"]?.stringValue else { return nil }
             return .instanceTimedOut(InstanceTimedOut(error: error))
         case ("StepsRecorded", 2):
-            guard case .array(let items) = d["steps"] else { return nil }
-            var steps: [StepRecord] = []
-            steps.reserveCapacity(items.count)
-            for item in items {
-                guard let s = item.objectValue, let flow = s["flow"]?.stringValue, let step = s["step"]?.stringValue,
-                    let file = s["file"]?.stringValue, let line = s["line"]?.int,
-                    let column = s.optional("column", \.int), let started = s["startedAt"]?.int64,
-                    let micros = s["durationMicros"]?.int64,
-                    let outcome = s["outcome"]?.stringValue.flatMap(StepOutcome.init(rawValue:))
-                else { return nil }
-                steps.append(
-                    StepRecord(
-                        flow: flow, step: step, file: file, line: line, column: column,
-                        startedAt: Timestamp(millis: started), durationMicros: micros, outcome: outcome))
-            }
+            guard let steps = d["steps"].flatMap(stepRecords) else { return nil }
             return .stepsRecorded(StepsRecorded(steps: steps))
         default:
             return nil  // older versions go through `JSONDecoder` and their upcasters
@@ -136,7 +160,7 @@ package enum FastEventDecoder {
 /// What the parser builds: objects keep their members in order, looked up by a linear scan
 /// (envelopes have a handful of keys), so no dictionary is hashed unless a free-form value
 /// (`arguments`, `out`) becomes a `JSONValue`.
-indirect enum JSONNode {
+package indirect enum JSONNode {
     case null
     case bool(Bool)
     case int(Int64)
@@ -144,16 +168,16 @@ indirect enum JSONNode {
     case array([JSONNode])
     case object(Members)
 
-    struct Members {
-        var pairs: [(key: String, value: JSONNode)]
+    package struct Members {
+        package var pairs: [(key: String, value: JSONNode)]
 
-        subscript(key: String) -> JSONNode? {
+        package subscript(key: String) -> JSONNode? {
             for pair in pairs where pair.key == key { return pair.value }
             return nil
         }
 
         /// As a `JSONValue` object (the last of duplicate keys wins, as in `JSONDecoder`).
-        var jsonObject: [String: JSONValue] {
+        package var jsonObject: [String: JSONValue] {
             var result: [String: JSONValue] = [:]
             result.reserveCapacity(pairs.count)
             for pair in pairs { result[pair.key] = pair.value.json }
@@ -162,19 +186,19 @@ indirect enum JSONNode {
 
         /// `.some(nil)` when the key is absent or null, `.some(value)` when it has the right type, and
         /// `nil` (not decodable here) when it has another.
-        func optional<T>(_ key: String, _ read: (JSONNode) -> T?) -> T?? {
+        package func optional<T>(_ key: String, _ read: (JSONNode) -> T?) -> T?? {
             guard let value = self[key], !value.isNull else { return .some(nil) }
             guard let typed = read(value) else { return nil }
             return .some(typed)
         }
     }
 
-    var isNull: Bool {
+    package var isNull: Bool {
         if case .null = self { return true }
         return false
     }
 
-    var json: JSONValue {
+    package var json: JSONValue {
         switch self {
         case .null: .null
         case .bool(let value): .bool(value)
@@ -185,26 +209,31 @@ indirect enum JSONNode {
         }
     }
 
-    var objectValue: Members? {
+    package var objectValue: Members? {
         if case .object(let members) = self { return members }
         return nil
     }
 
-    var stringValue: String? {
+    package var boolValue: Bool? {
+        if case .bool(let value) = self { return value }
+        return nil
+    }
+
+    package var stringValue: String? {
         if case .string(let text) = self { return text }
         return nil
     }
 
-    var int64: Int64? {
+    package var int64: Int64? {
         if case .int(let value) = self { return value }
         return nil
     }
 
-    var int: Int? { int64.flatMap { Int(exactly: $0) } }
+    package var int: Int? { int64.flatMap { Int(exactly: $0) } }
 
-    var uint64: UInt64? { int64.flatMap { $0 >= 0 ? UInt64($0) : nil } }
+    package var uint64: UInt64? { int64.flatMap { $0 >= 0 ? UInt64($0) : nil } }
 
-    var strings: [String]? {
+    package var strings: [String]? {
         guard case .array(let items) = self else { return nil }
         var result: [String] = []
         result.reserveCapacity(items.count)

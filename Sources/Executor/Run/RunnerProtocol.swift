@@ -73,6 +73,34 @@ enum RunnerMessage: Codable, Sendable {
     case result(RunnerResult)
 }
 
+extension RunnerMessage {
+    /// One line of a runner's stdout: the fast parser, with `JSONDecoder` as the fallback (and the
+    /// reference: a test checks they agree on every kind of message).
+    static func decode(_ line: ArraySlice<UInt8>) -> RunnerMessage? {
+        fastDecode(line) ?? (try? JSONDecoder().decode(RunnerMessage.self, from: Data(line)))
+    }
+
+    /// nil for anything it does not recognise (a fractional number included).
+    static func fastDecode(_ line: ArraySlice<UInt8>) -> RunnerMessage? {
+        line.withUnsafeBytes { raw -> RunnerMessage? in
+            guard case .object(let message)? = FastEventDecoder.parse(raw), message.pairs.count == 1,
+                let (kind, wrapped) = message.pairs.first, let value = wrapped.objectValue?["_0"]
+            else { return nil }
+            switch kind {
+            case "begin": return value.stringValue.flatMap(InstanceID.init).map(RunnerMessage.begin)
+            case "log": return FastEventDecoder.logLine(value).map(RunnerMessage.log)
+            case "steps": return FastEventDecoder.stepRecords(value).map(RunnerMessage.steps)
+            case "result":
+                guard let result = value.objectValue, let error = result.optional("error", \.stringValue),
+                    let out = result["out"]?.objectValue?.jsonObject, let reusable = result["reusable"]?.boolValue
+                else { return nil }
+                return .result(RunnerResult(error: error, out: out, reusable: reusable))
+            default: return nil
+            }
+        }
+    }
+}
+
 /// How the flow ended.
 struct RunnerResult: Codable, Sendable {
     /// `nil` when it finished; the reason when it failed.

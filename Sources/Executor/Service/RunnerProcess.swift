@@ -146,7 +146,7 @@ final class RunnerProcess: Sendable {
                 while let newline = state.stdoutBuffer[start...].firstIndex(of: 0x0A) {
                     let line = state.stdoutBuffer[start..<newline]
                     start = newline + 1
-                    switch try? JSONDecoder().decode(RunnerMessage.self, from: Data(line)) {
+                    switch RunnerMessage.decode(line) {
                     case .begin(let id): if id == assignment?.id { state.began = true }
                     case .log(let logLine): out.append(logLine)
                     case .steps(let records): steps += records

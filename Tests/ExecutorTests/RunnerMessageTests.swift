@@ -1,0 +1,63 @@
+import Events
+import Foundation
+import TestSupport
+import Testing
+
+@testable import Executor
+
+/// The executor reads runner messages with the fast parser; it must read exactly what
+/// `JSONDecoder` reads, for every kind of message the runner writes.
+@Suite struct RunnerMessageTests {
+    @Test(arguments: 0..<2)
+    func theFastPathReadsWhatJSONDecoderReads(seed: Int) throws {
+        var rng = SplitMix(seed: UInt64(seed) &+ 4242)
+        let alphabet = Array("aZ09 _-:/\"\\\n\t\u{1}é☃😀{}[],")
+        func text() -> String {
+            String((0..<Int.random(in: 0...12, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
+        }
+        func value(_ depth: Int) -> JSONValue {
+            switch Int.random(in: 0..<(depth > 2 ? 4 : 6), using: &rng) {
+            case 0: return .null
+            case 1: return .bool(Bool.random(using: &rng))
+            case 2: return .int(Int64.random(in: -1_000_000...1_000_000, using: &rng))
+            case 3: return .string(text())
+            case 4: return .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in value(depth + 1) })
+            default: return .object([text(): value(depth + 1), "k": value(depth + 1)])
+            }
+        }
+        let encoder = EventCodec.makeEncoder()
+        for n in 0..<200 {
+            let messages: [RunnerMessage] = [
+                .begin(InstanceID()),
+                .log(
+                    LogLine(
+                        at: Timestamp(millis: Int64(n)), level: [.debug, .info, .warn, .error][n % 4], text: text())),
+                .steps([
+                    StepRecord(
+                        flow: text(), step: text(), file: text(), line: n, column: n % 2 == 0 ? nil : n,
+                        startedAt: Timestamp(millis: 9), durationMicros: Int64(n), outcome: n % 3 == 0 ? .failed : .ok)
+                ]),
+                .result(
+                    RunnerResult(
+                        error: n % 2 == 0 ? nil : text(), out: [text(): value(0), "x": value(0)],
+                        reusable: n % 3 == 0)),
+            ]
+            for message in messages {
+                let line = Array(try encoder.encode(message))
+                let reference = try JSONDecoder().decode(RunnerMessage.self, from: Data(line))
+                let fast = try #require(RunnerMessage.fastDecode(line[...]), "\(String(decoding: line, as: UTF8.self))")
+                #expect(try encoder.encode(fast) == encoder.encode(reference))
+            }
+        }
+        // Anything else still decodes, through JSONDecoder.
+        let withFraction = Array(
+            try encoder.encode(RunnerMessage.result(RunnerResult(error: nil, out: ["x": .double(0.5)]))))
+        #expect(RunnerMessage.fastDecode(withFraction[...]) == nil)
+        if case .result(let result)? = RunnerMessage.decode(withFraction[...]) {
+            #expect(result.out["x"] == .double(0.5))
+        } else {
+            Issue.record("a message with a fraction did not decode")
+        }
+        #expect(RunnerMessage.decode(Array("not json".utf8)[...]) == nil)
+    }
+}
