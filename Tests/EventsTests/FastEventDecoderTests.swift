@@ -115,6 +115,11 @@ import Testing
             // sscanf would take, say, a sign in place of a digit).
             #expect(InstanceID(text)?.uuid == (canonical ? UUID(uuidString: text) : nil), "\(text)")
         }
+        for _ in 0..<2000 {
+            let id = InstanceID()
+            #expect(id.description == id.uuid.uuidString.lowercased())
+            #expect(InstanceID(id.description) == id)
+        }
         #expect(InstanceID("") == nil)
         #expect(InstanceID(String(repeating: "a", count: 36)) == nil)
     }
