@@ -241,11 +241,15 @@ async def drive(b, results, n_seq, n_flight_starts, n_e2e, n_completed, n_stop):
         ids.append(iid)
     results.append((f"start acknowledged (durable), {n_seq} sequential", trio(lat)))
 
-    # 2. Accepted starts per second, 64 in flight.
+    # 2. Accepted starts per second, 64 in flight: after a warm-up at that concurrency (the
+    # executor starts runners up to the load's concurrency once; that burst is not the rate).
+    warm_ids = await in_flight(64, [lambda: b.start(trivial)] * (n_flight_starts // 10))
+    await in_flight(16, [lambda i=i: b.check_finished(i, "bench-done") for i in warm_ids if i])
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     flight_ids = await in_flight(64, [lambda: b.start(trivial)] * n_flight_starts)
     took = time.perf_counter() - t0
-    results.append((f"accepted starts per second, 64 in flight ({n_flight_starts} starts)",
+    results.append((f"accepted starts per second, 64 in flight ({n_flight_starts} starts after {n_flight_starts // 10} "
+                    "to warm up)",
                     f"{n_flight_starts / took:,.0f}/s (client CPU {(cpu_seconds() - cpu0) / n_flight_starts * 1e6:.0f} µs "
                     "per start)"))
     await in_flight(16, [lambda i=i: b.check_finished(i, "bench-done") for i in ids + flight_ids if i])
@@ -307,7 +311,7 @@ def main():
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
     args = parser.parse_args()
     scale = 10 if args.quick else 1
-    n_seq, n_flight_starts, n_e2e, n_completed, n_stop = 1000 // scale, 2000 // scale, 500 // scale, 5000 // scale, 200 // scale
+    n_seq, n_flight_starts, n_e2e, n_completed, n_stop = 1000 // scale, 5000 // scale, 500 // scale, 5000 // scale, 200 // scale
 
     data = tempfile.mkdtemp(prefix="accord-bench-")
     port = free_port()

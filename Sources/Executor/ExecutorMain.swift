@@ -35,6 +35,18 @@ struct ExecutorMain: AsyncParsableCommand {
         @Flag(help: "Do not put instances in control groups (process and memory limits are then not enforced).")
         var noControlGroups = false
 
+        func validate() throws {
+            for (name, value, least) in [
+                ("--capacity", capacity, 1), ("--max-unpacked-bytes", maxUnpackedBytes, 1),
+                ("--max-entries", maxEntries, 1), ("--max-log-bytes", maxLogBytes, 1),
+                ("--max-processes", maxProcesses, 1), ("--max-memory-bytes", maxMemoryBytes, 1 << 20),
+                ("--max-open-files", maxOpenFiles, 16), ("--warm-runners", warmRunners, 0),
+                ("--runner-instances", runnerInstances, 1),
+            ] where value < least {
+                throw ValidationError("\(name) must be at least \(least) (got \(value))")
+            }
+        }
+
         func run() async throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
             let config = ExecutorConfig(
