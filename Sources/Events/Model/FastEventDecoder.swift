@@ -470,3 +470,49 @@ struct JSONParser {
         return .int(value)
     }
 }
+
+// Here rather than beside the encoder in FastWire.swift: reading `JSONNode`'s members from another
+// file of this module trips the compiler ("circular reference").
+extension FastWire {
+    /// `ExecutorRequest.reports` read back; nil for any other request or anything unexpected (the
+    /// caller falls back to `JSONDecoder`).
+    package static func reports(_ header: ArraySlice<UInt8>) -> ExecutorRequest? {
+        header.withUnsafeBytes { raw -> ExecutorRequest? in
+            guard case .object(let root)? = FastEventDecoder.parse(raw), root.pairs.count == 1,
+                let body = root["reports"]?.objectValue, let executor = body["executorID"]?.stringValue,
+                case .array(let items)? = body["reports"]
+            else { return nil }
+            var reports: [Report] = []
+            reports.reserveCapacity(items.count)
+            for item in items {
+                guard let r = item.objectValue, let at = r["at"]?.int64, let seq = r["seq"]?.uint64,
+                    let id = r["instanceID"]?.stringValue.flatMap(InstanceID.init),
+                    let kindObject = r["kind"]?.objectValue, kindObject.pairs.count == 1,
+                    let fields = kindObject.pairs[0].value.objectValue
+                else { return nil }
+                let kind: ReportKind
+                switch kindObject.pairs[0].key {
+                case "started":
+                    kind = .started
+                case "log":
+                    guard let lines = fields["lines"].flatMap(FastEventDecoder.logLines) else { return nil }
+                    kind = .log(lines: lines)
+                case "steps":
+                    guard let records = fields["records"].flatMap(FastEventDecoder.stepRecords) else { return nil }
+                    kind = .steps(records: records)
+                case "finished":
+                    guard let values = fields["out"]?.objectValue?.jsonObject else { return nil }
+                    kind = .finished(out: values)
+                case "failed":
+                    guard let error = fields["error"]?.stringValue, let values = fields["out"]?.objectValue?.jsonObject
+                    else { return nil }
+                    kind = .failed(error: error, out: values)
+                default:
+                    return nil
+                }
+                reports.append(Report(seq: seq, instanceID: id, kind: kind, at: Timestamp(millis: at)))
+            }
+            return .reports(executorID: ExecutorID(executor), reports: reports)
+        }
+    }
+}

@@ -10,7 +10,7 @@ import Foundation
 /// the reference.
 package enum FastEventEncoder {
     package static func encode(_ envelope: EventEnvelope) -> [UInt8]? {
-        var out = JSONBytes()
+        var out = JSONWriter()
         out.bytes.reserveCapacity(256)
         out.open()
         out.key("at")
@@ -46,7 +46,7 @@ package enum FastEventEncoder {
         return out.bytes
     }
 
-    private static func data(_ event: Event, _ out: inout JSONBytes) -> Bool {
+    private static func data(_ event: Event, _ out: inout JSONWriter) -> Bool {
         out.open()
         switch event {
         case .instanceCreated(let e):
@@ -89,19 +89,7 @@ package enum FastEventEncoder {
             out.string(e.executorID.rawValue)
         case .logAppended(let e):
             out.key("lines")
-            out.bytes.append(UInt8(ascii: "["))
-            for (index, line) in e.lines.enumerated() {
-                if index > 0 { out.bytes.append(UInt8(ascii: ",")) }
-                out.open()
-                out.key("at")
-                out.int(line.at.millis)
-                out.key("level")
-                out.string(line.level.rawValue)
-                out.key("text")
-                out.string(line.text)
-                out.close()
-            }
-            out.bytes.append(UInt8(ascii: "]"))
+            out.logLines(e.lines)
         case .instanceFinished(let e):
             out.key("out")
             guard out.object(e.out) else { return false }
@@ -118,69 +106,94 @@ package enum FastEventEncoder {
             out.string(e.error)
         case .stepsRecorded(let e):
             out.key("steps")
-            out.bytes.append(UInt8(ascii: "["))
-            for (index, step) in e.steps.enumerated() {
-                if index > 0 { out.bytes.append(UInt8(ascii: ",")) }
-                out.open()
-                if let column = step.column {
-                    out.key("column")
-                    out.int(Int64(column))
-                }
-                out.key("durationMicros")
-                out.int(step.durationMicros)
-                out.key("file")
-                out.string(step.file)
-                out.key("flow")
-                out.string(step.flow)
-                out.key("line")
-                out.int(Int64(step.line))
-                out.key("outcome")
-                out.string(step.outcome.rawValue)
-                out.key("startedAt")
-                out.int(step.startedAt.millis)
-                out.key("step")
-                out.string(step.step)
-                out.close()
-            }
-            out.bytes.append(UInt8(ascii: "]"))
+            out.stepRecords(e.steps)
         }
         out.close()
         return true
     }
 }
 
-/// JSON text being written: commas between members are placed by `key` and `open`/`close`.
-private struct JSONBytes {
-    var bytes: [UInt8] = []
+/// JSON text being written as `JSONEncoder` with the house settings writes it: commas between
+/// members are placed by `key` and `open`/`close`; the caller writes keys in sorted order.
+package struct JSONWriter {
+    package var bytes: [UInt8] = []
     /// Whether the object being written has a member yet (one flag per open object).
     private var hasMember: [Bool] = []
 
-    mutating func open() {
+    package init() {}
+
+    /// `[LogLine]` as `Codable` writes it.
+    package mutating func logLines(_ lines: [LogLine]) {
+        bytes.append(UInt8(ascii: "["))
+        for (index, line) in lines.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            open()
+            key("at")
+            int(line.at.millis)
+            key("level")
+            string(line.level.rawValue)
+            key("text")
+            string(line.text)
+            close()
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    /// `[StepRecord]` as `Codable` writes it.
+    package mutating func stepRecords(_ steps: [StepRecord]) {
+        bytes.append(UInt8(ascii: "["))
+        for (index, step) in steps.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            open()
+            if let column = step.column {
+                key("column")
+                int(Int64(column))
+            }
+            key("durationMicros")
+            int(step.durationMicros)
+            key("file")
+            string(step.file)
+            key("flow")
+            string(step.flow)
+            key("line")
+            int(Int64(step.line))
+            key("outcome")
+            string(step.outcome.rawValue)
+            key("startedAt")
+            int(step.startedAt.millis)
+            key("step")
+            string(step.step)
+            close()
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    package mutating func open() {
         bytes.append(UInt8(ascii: "{"))
         hasMember.append(false)
     }
 
-    mutating func close() {
+    package mutating func close() {
         bytes.append(UInt8(ascii: "}"))
         hasMember.removeLast()
     }
 
-    mutating func key(_ name: String) {
+    package mutating func key(_ name: String) {
         if hasMember[hasMember.count - 1] { bytes.append(UInt8(ascii: ",")) }
         hasMember[hasMember.count - 1] = true
         string(name)
         bytes.append(UInt8(ascii: ":"))
     }
 
-    mutating func int(_ value: Int64) {
+    package mutating func int(_ value: Int64) {
         bytes += value.description.utf8
     }
 
-    mutating func uint(_ value: UInt64) {
+    package mutating func uint(_ value: UInt64) {
         bytes += value.description.utf8
     }
 
-    mutating func strings(_ values: [String]) {
+    package mutating func strings(_ values: [String]) {
         bytes.append(UInt8(ascii: "["))
         for (index, value) in values.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
@@ -190,7 +203,7 @@ private struct JSONBytes {
     }
 
     /// Members sorted by the UTF-8 bytes of their keys, as `.sortedKeys` sorts them.
-    mutating func object(_ members: [String: JSONValue]) -> Bool {
+    package mutating func object(_ members: [String: JSONValue]) -> Bool {
         open()
         for key in members.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
             self.key(key)
@@ -200,7 +213,7 @@ private struct JSONBytes {
         return true
     }
 
-    mutating func value(_ value: JSONValue) -> Bool {
+    package mutating func value(_ value: JSONValue) -> Bool {
         switch value {
         case .null: bytes += "null".utf8
         case .bool(let flag): bytes += (flag ? "true" : "false").utf8
@@ -223,7 +236,7 @@ private struct JSONBytes {
 
     /// Escapes as `JSONEncoder` does with `.withoutEscapingSlashes`: quote, backslash, the named
     /// control characters, other control characters as `\u00xx`; everything else as is.
-    mutating func string(_ text: String) {
+    package mutating func string(_ text: String) {
         bytes.append(UInt8(ascii: "\""))
         for byte in text.utf8 {
             switch byte {
@@ -237,7 +250,7 @@ private struct JSONBytes {
             case 0x00..<0x20:
                 bytes += [
                     UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                    JSONBytes.hexDigits[Int(byte >> 4)], JSONBytes.hexDigits[Int(byte & 0x0F)],
+                    JSONWriter.hexDigits[Int(byte >> 4)], JSONWriter.hexDigits[Int(byte & 0x0F)],
                 ]
             default: bytes.append(byte)
             }
