@@ -44,6 +44,7 @@ import Testing
             ]
             for message in messages {
                 let line = Array(try encoder.encode(message))
+                #expect(message.fastEncoded == line, "\(String(decoding: line, as: UTF8.self))")
                 let reference = try JSONDecoder().decode(RunnerMessage.self, from: Data(line))
                 let fast = try #require(RunnerMessage.fastDecode(line[...]), "\(String(decoding: line, as: UTF8.self))")
                 #expect(try encoder.encode(fast) == encoder.encode(reference))
@@ -53,6 +54,7 @@ import Testing
         let withFraction = Array(
             try encoder.encode(RunnerMessage.result(RunnerResult(error: nil, out: ["x": .double(0.5)]))))
         #expect(RunnerMessage.fastDecode(withFraction[...]) == nil)
+        #expect(RunnerMessage.result(RunnerResult(error: nil, out: ["x": .double(0.5)])).fastEncoded == nil)
         if case .result(let result)? = RunnerMessage.decode(withFraction[...]) {
             #expect(result.out["x"] == .double(0.5))
         } else {

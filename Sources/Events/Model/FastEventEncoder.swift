@@ -127,16 +127,25 @@ package struct JSONWriter {
         bytes.append(UInt8(ascii: "["))
         for (index, line) in lines.enumerated() {
             if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            open()
-            key("at")
-            int(line.at.millis)
-            key("level")
-            string(line.level.rawValue)
-            key("text")
-            string(line.text)
-            close()
+            logLine(line)
         }
         bytes.append(UInt8(ascii: "]"))
+    }
+
+    /// A `LogLine` as `Codable` writes it.
+    package mutating func logLine(_ line: LogLine) {
+        open()
+        key("at")
+        int(line.at.millis)
+        key("level")
+        string(line.level.rawValue)
+        key("text")
+        string(line.text)
+        close()
+    }
+
+    package mutating func bool(_ value: Bool) {
+        bytes += (value ? "true" : "false").utf8
     }
 
     /// `[StepRecord]` as `Codable` writes it.

@@ -16,11 +16,19 @@ enum Runner {
         let output = FileHandle.standardOutput
         let encoder = EventCodec.makeEncoder()
         let send: (RunnerMessage) -> Void = { message in
+            if var bytes = message.fastEncoded {
+                bytes.append(0x0A)
+                output.write(Data(bytes))
+                return
+            }
             guard var data = try? encoder.encode(message) else { return }
             data.append(0x0A)
             output.write(data)
         }
         var served = 0
+        // Flows compiled from recent payloads: given the same process again (the usual case: one
+        // definition, many runs), a runner does not parse and compile its YAML again.
+        var loaders = LoaderCache()
         while true {
             let (json, payload) = requests.next()
             served += 1
@@ -30,7 +38,7 @@ enum Runner {
                 return 1
             }
             send(.begin(request.instanceID))
-            let (result, startedProcesses) = run(request, payload: payload, send: send)
+            let (result, startedProcesses) = run(request, payload: payload, loaders: &loaders, send: send)
             var outcome = result
             outcome.reusable = !startedProcesses && served < maxInstances
             send(.result(outcome))
@@ -39,9 +47,10 @@ enum Runner {
     }
 
     /// Runs one instance; says how it ended and whether any step started a process.
-    static func run(_ request: RunnerRequest, payload: [UInt8], send: @escaping (RunnerMessage) -> Void) -> (
-        RunnerResult, Bool
-    ) {
+    static func run(
+        _ request: RunnerRequest, payload: [UInt8], loaders: inout LoaderCache,
+        send: @escaping (RunnerMessage) -> Void
+    ) -> (RunnerResult, Bool) {
         // Steps go out in batches (by count or age, checked as steps complete): a long flow of
         // trivial steps costs a few messages, not one per step.
         var steps: [StepRecord] = []
@@ -70,7 +79,7 @@ enum Runner {
         }
         let loader: PayloadLoader
         do {
-            loader = try PayloadLoader(archive: archive)
+            loader = try loaders.load(payload) { try PayloadLoader(archive: archive) }
         } catch let error as ZipError {
             let reason = "the instance could not start: \(error)"
             return (fail(reason, log: reason), false)
@@ -177,5 +186,28 @@ private final class RequestFrames: @unchecked Sendable {
         defer { condition.unlock() }
         while frames.isEmpty { condition.wait() }
         return frames.removeFirst()
+    }
+}
+
+/// The last few payloads' compiled flows, matched by the payload's exact bytes (a flow is
+/// compiled only from them, and a hit compares every byte, so a hit is always right). A payload
+/// that does not load is not kept: its error is reported each time.
+struct LoaderCache {
+    private var entries: [(payload: [UInt8], loader: PayloadLoader)] = []
+    static let capacity = 8
+    static let largestPayload = 1 << 20
+
+    mutating func load(_ payload: [UInt8], _ make: () throws -> PayloadLoader) throws -> PayloadLoader {
+        if let index = entries.firstIndex(where: { $0.payload == payload }) {
+            let hit = entries.remove(at: index)
+            entries.append(hit)
+            return hit.loader
+        }
+        let loader = try make()
+        if payload.count <= LoaderCache.largestPayload {
+            if entries.count >= LoaderCache.capacity { entries.removeFirst() }
+            entries.append((payload, loader))
+        }
+        return loader
     }
 }

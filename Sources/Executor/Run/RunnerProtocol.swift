@@ -74,6 +74,48 @@ enum RunnerMessage: Codable, Sendable {
 }
 
 extension RunnerMessage {
+    /// This message as one line of JSON, by hand (a chatty flow writes one per log line): the bytes
+    /// `JSONEncoder` writes with the house settings, or nil where it cannot promise them (a
+    /// floating-point number; the caller then uses `JSONEncoder`).
+    var fastEncoded: [UInt8]? {
+        var out = JSONWriter()
+        out.open()
+        switch self {
+        case .begin(let id):
+            out.key("begin")
+            out.open()
+            out.key("_0")
+            out.string(id.description)
+        case .log(let line):
+            out.key("log")
+            out.open()
+            out.key("_0")
+            out.logLine(line)
+        case .steps(let records):
+            out.key("steps")
+            out.open()
+            out.key("_0")
+            out.stepRecords(records)
+        case .result(let result):
+            out.key("result")
+            out.open()
+            out.key("_0")
+            out.open()
+            if let error = result.error {
+                out.key("error")
+                out.string(error)
+            }
+            out.key("out")
+            guard out.object(result.out) else { return nil }
+            out.key("reusable")
+            out.bool(result.reusable)
+            out.close()
+        }
+        out.close()
+        out.close()
+        return out.bytes
+    }
+
     /// One line of a runner's stdout: the fast parser, with `JSONDecoder` as the fallback (and the
     /// reference: a test checks they agree on every kind of message).
     static func decode(_ line: ArraySlice<UInt8>) -> RunnerMessage? {
