@@ -4,8 +4,12 @@ import Synchronization
 /// Bridges one nng asynchronous operation to `async`: no thread waits while nng works.
 ///
 /// The continuation is stored before the operation starts (the callback may fire at once), the
-/// callback only resumes it, and the aio is freed by the awaiting task after the callback has
-/// returned, never from the callback itself (nng_aio_free there would wait on itself).
+/// callback only resumes it, and the aio is freed after the callback has returned, never from the
+/// callback itself (nng_aio_free there would wait on itself). A task cancellation that reaches for
+/// the aio holds a reference to it: the aio is freed by whichever of the awaiting task and the
+/// cancellation lets go last (freeing it in the task while a cancellation was still calling
+/// `nng_aio_cancel` on it was a use-after-free: nng panicked "pthread_mutex_unlock: Invalid
+/// argument" about once in a dozen busy integration runs).
 enum AIO {
     final class Box: Sendable {
         struct State {
@@ -13,9 +17,19 @@ enum AIO {
             // The aio's address: pointers are not Sendable, and this one is only passed back to nng.
             var aio: Int = 0
             var cancelled = false
+            /// Holders of the aio: the awaiting task, and a cancellation while it calls nng.
+            var references = 1
         }
 
         let state = Mutex(State())
+
+        /// Drops one reference; true when it was the last (the caller frees the aio).
+        func release() -> Bool {
+            state.withLock { state in
+                state.references -= 1
+                return state.references == 0
+            }
+        }
     }
 
     /// Runs `start` with a fresh aio and waits for it; returns the aio's message, if any.
@@ -40,7 +54,6 @@ enum AIO {
             if let owning { nng_msg_free(owning) }
             throw NNGError(code: allocated, operation: operation)
         }
-        defer { nng_aio_free(aio) }
         if let timeout {
             let millis = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
             nng_aio_set_timeout(aio, nng_duration(clamping: max(1, millis)))
@@ -59,18 +72,27 @@ enum AIO {
                 if cancelledEarly { nng_aio_cancel(aio) }
             }
         } onCancel: {
+            // Only while the operation is in flight (the continuation is set and not yet resumed),
+            // and holding a reference so that the aio outlives this call.
             let pending = box.state.withLock { state -> OpaquePointer? in
                 state.cancelled = true
-                return state.continuation == nil ? nil : OpaquePointer(bitPattern: state.aio)
+                guard state.continuation != nil else { return nil }
+                state.references += 1
+                return OpaquePointer(bitPattern: state.aio)
             }
-            if let pending { nng_aio_cancel(pending) }
+            if let pending {
+                nng_aio_cancel(pending)
+                if box.release() { nng_aio_free(pending) }
+            }
         }
         let result = nng_aio_result(aio)
+        let message = nng_aio_get_msg(aio)
+        if box.release() { nng_aio_free(aio) }
         guard result == 0 else {
-            if owning != nil, let unsent = nng_aio_get_msg(aio) { nng_msg_free(unsent) }
+            if owning != nil, let unsent = message { nng_msg_free(unsent) }
             throw NNGError(code: result, operation: operation)
         }
-        return owning == nil ? nng_aio_get_msg(aio) : nil
+        return owning == nil ? message : nil
     }
 
     /// A new nng message holding `bytes`.

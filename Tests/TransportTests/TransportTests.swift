@@ -57,6 +57,48 @@ import Testing
         client.close()
     }
 
+    /// Requests cancelled at every moment around their answer: a cancellation racing the reply
+    /// must neither lose the answer nor touch the operation after it is freed (nng panicked with
+    /// "pthread_mutex_unlock: Invalid argument" when a cancellation called nng_aio_cancel on an
+    /// aio its task had just freed).
+    @Test func cancellationsRacingAnswersAreSafe() async throws {
+        let url = address()
+        let server = try NNGSocket(.rep)
+        try server.listen(url)
+        let serving = Task { await server.serve(workers: 8) { request in request } }
+        let client = try NNGSocket(.req)
+        try client.dial(url)
+        _ = try await client.request([0], timeout: .seconds(5))
+        var answered = 0
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            let tasks = (0..<30).map { n in
+                Task { try await client.request([UInt8(truncatingIfNeeded: n)], timeout: .seconds(5)) }
+            }
+            // Each cancelled after its own delay, spread over the time the answers take to arrive.
+            let cancellers = tasks.map { task in
+                let delay = Int.random(in: 0...2500, using: &rng)
+                return Task {
+                    try? await Task.sleep(for: .microseconds(delay))
+                    task.cancel()
+                }
+            }
+            for (n, task) in tasks.enumerated() {
+                if let reply = try? await task.value {
+                    #expect(reply == [UInt8(truncatingIfNeeded: n)])
+                    answered += 1
+                }
+            }
+            for canceller in cancellers { await canceller.value }
+        }
+        // Still fully working afterwards.
+        #expect(try await client.request([7], timeout: .seconds(5)) == [7])
+        print("cancellation race: \(answered) of 6,000 answered before their cancellation")
+        client.close()
+        server.close()
+        await serving.value
+    }
+
     @Test func publishedMessagesReachSubscribers() async throws {
         let url = address()
         let publisher = try NNGSocket(.pub)
