@@ -123,12 +123,7 @@ struct SchedulerService: Service {
     private func handleExecutor(_ bytes: [UInt8]) async -> [UInt8] {
         let reply: ExecutorReply
         do {
-            let request: ExecutorRequest
-            if let header = try? WireFrame.split(bytes).header, let reports = FastWire.reports(header) {
-                request = reports
-            } else {
-                request = try WireFrame.decode(ExecutorRequest.self, from: bytes).message
-            }
+            let (request, _) = try WireFrame.decode(ExecutorRequest.self, from: bytes)
             reply = await core.executorRequest(request)
         } catch {
             logger.warning("bad executor message", metadata: ["error": "\(error)"])

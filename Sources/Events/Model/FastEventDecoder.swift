@@ -516,3 +516,59 @@ extension FastWire {
         }
     }
 }
+
+extension FastEventDecoder {
+    /// The one member of an enum case's object (`{"case": {...}}`) and its fields.
+    fileprivate static func enumCase(_ header: ArraySlice<UInt8>) -> (name: String, fields: JSONNode.Members)? {
+        header.withUnsafeBytes { raw in
+            guard case .object(let root)? = parse(raw), root.pairs.count == 1,
+                let fields = root.pairs[0].value.objectValue
+            else { return nil }
+            return (root.pairs[0].key, fields)
+        }
+    }
+}
+
+extension ExecutorRequest: FastWireDecodable {
+    package static func fastDecode(_ header: ArraySlice<UInt8>) -> ExecutorRequest? { FastWire.reports(header) }
+}
+
+extension SchedulerRequest: FastWireDecodable {
+    package static func fastDecode(_ header: ArraySlice<UInt8>) -> SchedulerRequest? {
+        guard let (name, fields) = FastEventDecoder.enumCase(header), name == "start",
+            let s = fields["_0"]?.objectValue, let arguments = s["arguments"]?.objectValue?.jsonObject,
+            let out = s["out"]?.strings, let tags = s["tags"]?.strings,
+            let requestID = s["requestID"]?.stringValue, let entryPoint = s.optional("entryPoint", \.stringValue),
+            let key = s.optional("idempotencyKey", \.stringValue),
+            let principal = s.optional("principal", \.stringValue),
+            let timeout = s.optional("timeoutMillis", \.int64)
+        else { return nil }
+        return .start(
+            StartInstance(
+                requestID: RequestID(requestID), entryPoint: entryPoint, arguments: arguments, timeoutMillis: timeout,
+                out: out, tags: tags, idempotencyKey: key, principal: principal))
+    }
+}
+
+extension SchedulerReply: FastWireDecodable {
+    package static func fastDecode(_ header: ArraySlice<UInt8>) -> SchedulerReply? {
+        guard let (name, fields) = FastEventDecoder.enumCase(header), name == "started",
+            let created = fields["created"]?.boolValue, let seq = fields["seq"]?.uint64,
+            let id = fields["instanceID"]?.stringValue.flatMap(InstanceID.init)
+        else { return nil }
+        return .started(instanceID: id, created: created, seq: seq)
+    }
+}
+
+extension ExecutorCommand: FastWireDecodable {
+    package static func fastDecode(_ header: ArraySlice<UInt8>) -> ExecutorCommand? {
+        guard let (name, fields) = FastEventDecoder.enumCase(header), name == "dispatch",
+            let d = fields["_0"]?.objectValue, let arguments = d["arguments"]?.objectValue?.jsonObject,
+            let attempt = d["attempt"]?.int, let out = d["out"]?.strings,
+            let id = d["instanceID"]?.stringValue.flatMap(InstanceID.init),
+            let entryPoint = d.optional("entryPoint", \.stringValue)
+        else { return nil }
+        return .dispatch(
+            Dispatch(instanceID: id, attempt: attempt, entryPoint: entryPoint, arguments: arguments, out: out))
+    }
+}

@@ -9,7 +9,10 @@ package enum WireFrame {
 
     /// Frames `message` with an optional attachment.
     package static func encode(_ message: some Encodable, attachment: [UInt8] = []) throws -> [UInt8] {
-        frame(header: Array(try EventCodec.makeEncoder().encode(message)), attachment: attachment)
+        if let fast = (message as? any FastWireEncodable)?.fastHeader {
+            return frame(header: fast, attachment: attachment)
+        }
+        return frame(header: Array(try EventCodec.makeEncoder().encode(message)), attachment: attachment)
     }
 
     /// Frames a header that is already JSON (built from bytes encoded once, such as the log's).
@@ -43,6 +46,9 @@ package enum WireFrame {
         _ type: Message.Type, from bytes: [UInt8]
     ) throws -> (message: Message, attachment: ArraySlice<UInt8>) {
         let (raw, attachment) = try split(bytes)
+        if let fast = (Message.self as? any FastWireDecodable.Type)?.fastDecode(raw) as? Message {
+            return (fast, attachment)
+        }
         do {
             let message = try JSONDecoder().decode(Message.self, from: Data(raw))
             return (message, attachment)

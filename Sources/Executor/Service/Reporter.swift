@@ -154,13 +154,7 @@ actor Reporter {
 
     private func send(_ request: ExecutorRequest) async throws(NNGError) -> ExecutorReply {
         let frame: [UInt8]
-        if case .reports(let executorID, let reports) = request,
-            let header = FastWire.reportsHeader(executorID: executorID, reports: reports)
-        {
-            frame = WireFrame.frame(header: header)
-        } else {
-            do { frame = try WireFrame.encode(request) } catch { return .unavailable(message: "\(error)") }
-        }
+        do { frame = try WireFrame.encode(request) } catch { return .unavailable(message: "\(error)") }
         let reply = try await socket.request(frame, timeout: .seconds(5))
         do {
             return try WireFrame.decode(ExecutorReply.self, from: reply).message
