@@ -62,4 +62,37 @@ import Testing
         }
         #expect(RunnerMessage.decode(Array("not json".utf8)[...]) == nil)
     }
+
+    @Test func requestsAreWrittenAndReadLikeCodable() throws {
+        var rng = SplitMix(seed: 31)
+        let alphabet = Array("aZ09 _-:/\"\\\n\t\u{1}é☃😀{}[],")
+        func text() -> String {
+            String((0..<Int.random(in: 0...12, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
+        }
+        let encoder = EventCodec.makeEncoder()
+        for n in 0..<300 {
+            let request = RunnerRequest(
+                instanceID: InstanceID(), entryPoint: n % 2 == 0 ? nil : text(),
+                arguments: [text(): .string(text()), "Key": .array([.int(Int64(n)), .null, .bool(true)])],
+                out: [text(), text()], workDir: "/data/work/" + text(),
+                limits: n % 3 == 0
+                    ? nil : InstanceLimits(maxProcesses: n, maxMemoryBytes: n << 20, maxOpenFiles: 64 + n),
+                maxEntries: 10 + n, maxUnpackedBytes: n << 10)
+            let reference = Array(try encoder.encode(request))
+            #expect(request.fastJSON == reference, "\(String(decoding: reference, as: UTF8.self))")
+            let read = try #require(RunnerRequest.fastDecode(reference))
+            #expect(try encoder.encode(read) == encoder.encode(request))
+        }
+        let withFraction = RunnerRequest(
+            instanceID: InstanceID(), entryPoint: nil, arguments: ["x": .double(2.5)], out: [], workDir: "/w",
+            limits: nil)
+        #expect(withFraction.fastJSON == nil)
+        let frame = try RunnerFrame.encode(withFraction, payload: [9])
+        var reader = RunnerFrame.Reader()
+        frame.withUnsafeBytes { reader.append($0) }
+        let next = reader.next()
+        let (json, payload) = try #require(next)
+        #expect(payload == [9])
+        #expect(RunnerRequest.decode(json)?.arguments["x"] == .double(2.5))
+    }
 }

@@ -32,7 +32,7 @@ enum Runner {
         while true {
             let (json, payload) = requests.next()
             served += 1
-            guard let request = try? JSONDecoder().decode(RunnerRequest.self, from: Data(json)) else {
+            guard let request = RunnerRequest.decode(json) else {
                 send(.log(LogLine(at: .now(), level: .error, text: "the runner could not read its request")))
                 send(.result(RunnerResult(error: "the runner could not read its request", out: [:])))
                 return 1

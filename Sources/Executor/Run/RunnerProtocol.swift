@@ -19,11 +19,77 @@ struct RunnerRequest: Codable, Sendable {
     var maxUnpackedBytes = ZipLimits().maxUnpackedBytes
 }
 
+extension RunnerRequest {
+    /// This request as `JSONEncoder` with the house settings writes it, by hand (one per instance;
+    /// `JSONDecoder` reading it was half of a runner's CPU for a trivial instance), or nil where
+    /// only `JSONEncoder` can promise the bytes (a floating-point number).
+    var fastJSON: [UInt8]? {
+        var out = JSONWriter()
+        out.open()
+        out.key("arguments")
+        guard out.object(arguments) else { return nil }
+        if let entryPoint {
+            out.key("entryPoint")
+            out.string(entryPoint)
+        }
+        out.key("instanceID")
+        out.string(instanceID.description)
+        if let limits {
+            out.key("limits")
+            out.open()
+            out.key("maxMemoryBytes")
+            out.int(Int64(limits.maxMemoryBytes))
+            out.key("maxOpenFiles")
+            out.int(Int64(limits.maxOpenFiles))
+            out.key("maxProcesses")
+            out.int(Int64(limits.maxProcesses))
+            out.close()
+        }
+        out.key("maxEntries")
+        out.int(Int64(maxEntries))
+        out.key("maxUnpackedBytes")
+        out.int(Int64(maxUnpackedBytes))
+        out.key("out")
+        out.strings(self.out)
+        out.key("workDir")
+        out.string(workDir)
+        out.close()
+        return out.bytes
+    }
+
+    /// Reads a request: the fast parser, with `JSONDecoder` as the fallback (and the reference).
+    static func decode(_ json: [UInt8]) -> RunnerRequest? {
+        fastDecode(json) ?? (try? JSONDecoder().decode(RunnerRequest.self, from: Data(json)))
+    }
+
+    static func fastDecode(_ json: [UInt8]) -> RunnerRequest? {
+        json.withUnsafeBytes { raw -> RunnerRequest? in
+            guard case .object(let r)? = FastEventDecoder.parse(raw),
+                let arguments = r["arguments"]?.objectValue?.jsonObject,
+                let entryPoint = r.optional("entryPoint", \.stringValue),
+                let id = r["instanceID"]?.stringValue.flatMap(InstanceID.init),
+                let maxEntries = r["maxEntries"]?.int, let maxUnpacked = r["maxUnpackedBytes"]?.int,
+                let out = r["out"]?.strings, let workDir = r["workDir"]?.stringValue
+            else { return nil }
+            var limits: InstanceLimits?
+            if let raw = r["limits"], !raw.isNull {
+                guard let l = raw.objectValue, let memory = l["maxMemoryBytes"]?.int,
+                    let files = l["maxOpenFiles"]?.int, let processes = l["maxProcesses"]?.int
+                else { return nil }
+                limits = InstanceLimits(maxProcesses: processes, maxMemoryBytes: memory, maxOpenFiles: files)
+            }
+            return RunnerRequest(
+                instanceID: id, entryPoint: entryPoint, arguments: arguments, out: out, workDir: workDir,
+                limits: limits, maxEntries: maxEntries, maxUnpackedBytes: maxUnpacked)
+        }
+    }
+}
+
 /// One request on a runner's stdin: two little-endian 32-bit lengths (the request's JSON, the
 /// payload), then the JSON, then the payload bytes.
 enum RunnerFrame {
     static func encode(_ request: RunnerRequest, payload: [UInt8]) throws -> [UInt8] {
-        let json = try JSONEncoder().encode(request)
+        let json = try request.fastJSON ?? Array(EventCodec.makeEncoder().encode(request))
         var frame: [UInt8] = []
         frame.reserveCapacity(8 + json.count + payload.count)
         for length in [UInt32(json.count), UInt32(payload.count)] {
