@@ -31,7 +31,7 @@ struct ExecutorMain: AsyncParsableCommand {
         @Option(help: "Runners kept started ahead of need (each takes the next instance without a process start).")
         var warmRunners = 4
         @Option(help: "Instances one runner may run in turn (only instances that started no process hand it on).")
-        var runnerInstances = 100
+        var runnerInstances = 1000
         @Flag(help: "Do not put instances in control groups (process and memory limits are then not enforced).")
         var noControlGroups = false
 

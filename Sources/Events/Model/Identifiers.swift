@@ -145,6 +145,9 @@ package struct RequestID: StringIdentifier {
 
     /// A new random id.
     package static func random() -> RequestID {
-        RequestID(String(UUID().uuidString.lowercased().prefix(13)))
+        var generator = SystemRandomNumberGenerator()
+        let bits = generator.next() as UInt64
+        // 13 lowercase hex digits, the length the ids have always had in logs.
+        return RequestID(String(Hex.encode(withUnsafeBytes(of: bits.bigEndian) { Array($0) }).prefix(13)))
     }
 }

@@ -23,7 +23,7 @@ struct ExecutorConfig: Sendable {
     /// Runners started ahead of need, waiting for an instance.
     var warmRunners = 4
     /// Instances one runner may run in turn (only instances that started no process hand it on).
-    var runnerInstances = 100
+    var runnerInstances = 1000
     /// Interval between heartbeats.
     var heartbeat: Duration = .seconds(1)
 }
