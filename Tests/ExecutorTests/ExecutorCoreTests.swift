@@ -77,4 +77,23 @@ import Transport
         #expect(await core.handle(dispatch(id), payload: Array("not a zip".utf8)) == .accepted)
         #expect(await reported(core, id))
     }
+
+    /// A runner binary that dies at once (here `/bin/true`) is not restarted in a loop: the
+    /// runners started ahead of need are not replaced when they die without ever running anything,
+    /// and a dispatch still ends (FAILED, reported) rather than waiting for a runner forever.
+    @Test func runnersThatDieAtOnceAreNotRestartedInALoop() async throws {
+        let (core, root) = try makeCore()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        await core.warmUp()
+        let first = await core.runnersStarted
+        #expect(first == 2, "capacity 2 caps the runners started ahead of need")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(await core.runnersStarted == first, "dead waiting runners were replaced again and again")
+        let id = InstanceID()
+        #expect(await core.handle(dispatch(id), payload: ZipBuilder.payload("main:\n- log: x\n")) == .accepted)
+        #expect(await reported(core, id), "a dispatch with only dead runners around never ended")
+        try await Task.sleep(for: .milliseconds(300))
+        let after = await core.runnersStarted
+        #expect(after == first + 1, "\(after) runners started after one dispatch (\(first) before)")
+    }
 }

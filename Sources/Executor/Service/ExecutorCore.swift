@@ -124,16 +124,23 @@ actor ExecutorCore {
         }
     }
 
+    /// Runners started so far (ahead of need or on demand).
+    private(set) var runnersStarted = 0
+
     private func startRunner() throws -> RunnerProcess {
-        try RunnerProcess(
+        runnersStarted += 1
+        return try RunnerProcess(
             executable: executable, instances: config.runnerInstances,
             group: groups?.create("runner-" + UUID().uuidString.lowercased(), limits: config.limits),
             onIdleExit: { [weak self] runner in Task { await self?.forget(runner) } })
     }
 
+    /// A waiting runner exited. It is replaced only if it had run instances: one that dies before
+    /// its first (a broken binary, say) is not restarted in a loop; the next dispatch starts one of
+    /// its own and reports why it failed.
     private func forget(_ runner: RunnerProcess) {
         idle.removeAll { $0.runner === runner }
-        warmUp()
+        if runner.hasRun { warmUp() }
     }
 
     /// Keeps a runner whose instance ended for the next one. Runners pile up to the load's
@@ -206,14 +213,25 @@ actor ExecutorCore {
             }
         }
         if runner == nil {
+            var failure: String?
             do {
                 let started = try startRunner()
-                if started.assign(request, payload: payload, assignment) { runner = started }
+                if started.assign(request, payload: payload, assignment) {
+                    runner = started
+                } else {
+                    // It died before it could be given anything: the run must still end, or the
+                    // instance would stay RUNNING with nothing left to report on it.
+                    failure = "the runner exited as soon as it started"
+                }
             } catch {
-                logger.error("the runner could not start", metadata: ["instance.id": "\(id)", "error": "\(error)"])
-                let reason = "the runner could not start: \(error)"
-                sink.yield(.log([LogLine(at: .now(), level: .error, text: reason)]))
-                sink.yield(.end(.exited(RunnerResult(error: reason, out: [:]), status: -1, began: true)))
+                failure = "the runner could not start: \(error)"
+            }
+            if let failure {
+                logger.error("no runner for an instance", metadata: ["instance.id": "\(id)", "error": "\(failure)"])
+                sink.yield(.log([LogLine(at: .now(), level: .error, text: failure)]))
+                // Not begun: no waiting runner was involved (so no retry), and nothing suggests
+                // that starting more runners ahead of need would go better.
+                sink.yield(.end(.exited(RunnerResult(error: failure, out: [:]), status: -1, began: false)))
                 sink.finish()
             }
         }
@@ -256,9 +274,10 @@ actor ExecutorCore {
             preparing.insert(id)
             run(request, payload: payload, instanceDir: instanceDir, fresh: true)
             return
-        case .exited(let last, let exitStatus, _):
+        case .exited(let last, let exitStatus, let began):
             (result, status) = (last, exitStatus)
-            warmUp()
+            // Replaced only when it had got going; otherwise the next dispatch finds out afresh.
+            if began { warmUp() }
         }
         if cancelled.remove(id) != nil {
             cleanUp(id, instanceDir)

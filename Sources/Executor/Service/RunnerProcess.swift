@@ -38,6 +38,8 @@ final class RunnerProcess: Sendable {
         var openStreams = 2
         var exitStatus: Int32?
         var ended = false
+        /// Whether it ever took an instance (`begin`).
+        var hasRun = false
     }
 
     let pid: pid_t
@@ -121,6 +123,9 @@ final class RunnerProcess: Sendable {
         return true
     }
 
+    /// Whether it ever began an instance.
+    var hasRun: Bool { state.withLock { $0.hasRun } }
+
     /// Kills the runner's process group (the runner and everything it started) at once, if it is
     /// running `id`.
     func kill(_ id: InstanceID) {
@@ -147,7 +152,11 @@ final class RunnerProcess: Sendable {
                     let line = state.stdoutBuffer[start..<newline]
                     start = newline + 1
                     switch RunnerMessage.decode(line) {
-                    case .begin(let id): if id == assignment?.id { state.began = true }
+                    case .begin(let id):
+                        if id == assignment?.id {
+                            state.began = true
+                            state.hasRun = true
+                        }
                     case .log(let logLine): out.append(logLine)
                     case .steps(let records): steps += records
                     case .result(let outcome) where outcome.reusable && state.exitStatus == nil:
