@@ -105,7 +105,8 @@ let package = Package(
             name: "EventsTests", dependencies: ["Events", "TestSupport"], resources: [.copy("Golden")],
             swiftSettings: strict),
         .target(
-            name: "TestSupport", dependencies: ["CZlib", "Archive"], path: "Tests/TestSupport", swiftSettings: strict),
+            name: "TestSupport", dependencies: ["CZlib", "Archive", "Events"], path: "Tests/TestSupport",
+            swiftSettings: strict),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SchedulerTests",

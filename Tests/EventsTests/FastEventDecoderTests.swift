@@ -34,52 +34,33 @@ import Testing
 
     @Test(arguments: 0..<3)
     func generatedEventsDecodeTheSame(seed: Int) throws {
-        var rng = SplitMix(seed: UInt64(seed) &+ 77)
-        let alphabet = Array("aZ09 _-:/\"\\\n\t\u{1}é☃😀{}[],")
-        func text() -> String {
-            String((0..<Int.random(in: 0...12, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
-        }
-        func value(_ depth: Int) -> JSONValue {
-            switch Int.random(in: 0..<(depth > 2 ? 5 : 7), using: &rng) {
-            case 0: return .null
-            case 1: return .bool(Bool.random(using: &rng))
-            case 2: return .int(Int64.random(in: Int64.min...Int64.max, using: &rng))
-            case 3: return .double(Double(Int.random(in: -1000...1000, using: &rng)) / 8)
-            case 4: return .string(text())
-            case 5: return .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in value(depth + 1) })
-            default:
-                return .object(
-                    Dictionary((0..<Int.random(in: 0...3, using: &rng)).map { _ in (text(), value(depth + 1)) }) {
-                        a, _ in a
-                    })
-            }
-        }
+        var random = RandomJSON(seed: UInt64(seed) &+ 77, fractions: true)
         for n in 0..<300 {
             let id = InstanceID()
             let events: [Event] = [
                 .instanceCreated(
                     InstanceCreated(
-                        entryPoint: Bool.random(using: &rng) ? text() : nil,
-                        arguments: Dictionary([("a", value(0)), (text(), value(0))]) { first, _ in first },
-                        timeoutMillis: Bool.random(using: &rng) ? 5 : nil,
-                        out: [text()], tags: [text(), text()], payload: PayloadRef(digest: text(), size: n),
-                        idempotencyKey: Bool.random(using: &rng) ? text() : nil, principal: text())),
+                        entryPoint: random.maybe(), arguments: random.object(extra: ["a"]),
+                        timeoutMillis: random.flag() ? 5 : nil, out: [random.text()],
+                        tags: [random.text(), random.text()], payload: PayloadRef(digest: random.text(), size: n),
+                        idempotencyKey: random.maybe(), principal: random.text())),
                 .logAppended(
-                    LogAppended(lines: [LogLine(at: Timestamp(millis: Int64(n)), level: .warn, text: text())])),
-                .instanceFailed(InstanceFailed(error: text(), out: [text(): value(0)])),
+                    LogAppended(lines: [LogLine(at: Timestamp(millis: Int64(n)), level: .warn, text: random.text())])),
+                .instanceFailed(InstanceFailed(error: random.text(), out: random.object())),
                 .stepsRecorded(
                     StepsRecorded(steps: [
                         StepRecord(
-                            flow: text(), step: text(), file: text(), line: n, column: n % 2 == 0 ? nil : n,
-                            startedAt: Timestamp(millis: 5), durationMicros: Int64(n), outcome: .failed)
+                            flow: random.text(), step: random.text(), file: random.text(), line: n,
+                            column: n % 2 == 0 ? nil : n, startedAt: Timestamp(millis: 5), durationMicros: Int64(n),
+                            outcome: .failed)
                     ])),
             ]
             for event in events {
                 let envelope = EventEnvelope(
                     seq: UInt64(n + 1), instanceID: id, at: Timestamp(millis: Int64(n)),
-                    requestID: n % 3 == 0 ? RequestID(text()) : nil,
-                    origin: n % 2 == 0 ? ReportOrigin(executor: ExecutorID(text()), seq: UInt64(n)) : nil, event: event,
-                    importedFrom: n % 5 == 0 ? UInt64(n * 7) : nil)
+                    requestID: n % 3 == 0 ? RequestID(random.text()) : nil,
+                    origin: n % 2 == 0 ? ReportOrigin(executor: ExecutorID(random.text()), seq: UInt64(n)) : nil,
+                    event: event, importedFrom: n % 5 == 0 ? UInt64(n * 7) : nil)
                 try agree(try EventCodec.encode(envelope), event.typeName)
             }
         }

@@ -9,39 +9,26 @@ import Testing
 @Suite struct FastWireTests {
     @Test(arguments: 0..<2)
     func reportsMatchCodableBothWays(seed: Int) throws {
-        var rng = SplitMix(seed: UInt64(seed) &+ 99)
-        let alphabet = Array("aZ09 _-:/\"\\\n\t\u{1}\u{1f}é☃😀{}[],")
-        func text() -> String {
-            String((0..<Int.random(in: 0...10, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
-        }
-        func value(_ depth: Int) -> JSONValue {
-            switch Int.random(in: 0..<(depth > 2 ? 4 : 6), using: &rng) {
-            case 0: return .null
-            case 1: return .bool(Bool.random(using: &rng))
-            case 2: return .int(Int64.random(in: Int64.min...Int64.max, using: &rng))
-            case 3: return .string(text())
-            case 4: return .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in value(depth + 1) })
-            default: return .object([text(): value(depth + 1), "Key": value(depth + 1)])
-            }
-        }
+        var random = RandomJSON(seed: UInt64(seed) &+ 99)
         let encoder = EventCodec.makeEncoder()
         for n in 0..<200 {
             let kinds: [ReportKind] = [
                 .started,
-                .log(lines: [LogLine(at: Timestamp(millis: Int64(n)), level: .warn, text: text())]),
+                .log(lines: [LogLine(at: Timestamp(millis: Int64(n)), level: .warn, text: random.text())]),
                 .steps(records: [
                     StepRecord(
-                        flow: text(), step: text(), file: text(), line: n, column: n % 2 == 0 ? nil : n,
-                        startedAt: Timestamp(millis: 3), durationMicros: Int64(n), outcome: .ok)
+                        flow: random.text(), step: random.text(), file: random.text(), line: n,
+                        column: n % 2 == 0 ? nil : n, startedAt: Timestamp(millis: 3), durationMicros: Int64(n),
+                        outcome: .ok)
                 ]),
-                .finished(out: [text(): value(0)]),
-                .failed(error: text(), out: [text(): value(0), "b": value(0)]),
+                .finished(out: random.object()),
+                .failed(error: random.text(), out: random.object(extra: ["Key"])),
             ]
             let reports = kinds.enumerated().map { index, kind in
                 Report(
                     seq: UInt64(n * 10 + index), instanceID: InstanceID(), kind: kind, at: Timestamp(millis: Int64(n)))
             }
-            let executor = ExecutorID("executor-\(text())/1")
+            let executor = ExecutorID("executor-\(random.text())/1")
             let header = try #require(FastWire.reportsHeader(executorID: executor, reports: reports))
             let reference = Array(try encoder.encode(ExecutorRequest.reports(executorID: executor, reports: reports)))
             #expect(header == reference, "\(String(decoding: header, as: UTF8.self))")
@@ -64,29 +51,14 @@ import Testing
     /// takes the hand-written path for them and `Codable` for everything else.
     @Test(arguments: 0..<2)
     func startAnswerAndDispatchMatchCodableBothWays(seed: Int) throws {
-        var rng = SplitMix(seed: UInt64(seed) &+ 7)
-        let alphabet = Array("aZ09 _-:/\"\\\n\t\u{1}é☃😀{}[],")
-        func text() -> String {
-            String((0..<Int.random(in: 0...10, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
-        }
-        func value(_ depth: Int) -> JSONValue {
-            switch Int.random(in: 0..<(depth > 2 ? 4 : 6), using: &rng) {
-            case 0: return .null
-            case 1: return .bool(Bool.random(using: &rng))
-            case 2: return .int(Int64.random(in: Int64.min...Int64.max, using: &rng))
-            case 3: return .string(text())
-            case 4: return .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in value(depth + 1) })
-            default: return .object([text(): value(depth + 1), "Key": value(depth + 1)])
-            }
-        }
+        var random = RandomJSON(seed: UInt64(seed) &+ 7)
         let encoder = EventCodec.makeEncoder()
         for n in 0..<200 {
-            let maybe = { (text: String) in Bool.random(using: &rng) ? text : nil }
             let start = StartInstance(
-                requestID: RequestID(text()), entryPoint: maybe(text()),
-                arguments: [text(): value(0), "Key": value(0)],
-                timeoutMillis: n % 3 == 0 ? Int64(n) * 1000 : nil, out: [text()], tags: n % 2 == 0 ? [] : [text()],
-                idempotencyKey: maybe(text()), principal: maybe(text()))
+                requestID: RequestID(random.text()), entryPoint: random.maybe(),
+                arguments: random.object(extra: ["Key"]), timeoutMillis: n % 3 == 0 ? Int64(n) * 1000 : nil,
+                out: [random.text()], tags: n % 2 == 0 ? [] : [random.text()], idempotencyKey: random.maybe(),
+                principal: random.maybe())
             let request = SchedulerRequest.start(start)
             #expect(request.fastHeader == Array(try encoder.encode(request)))
             guard case .start(let readStart)? = SchedulerRequest.fastDecode(request.fastHeader![...]) else {
@@ -105,8 +77,8 @@ import Testing
             #expect(try encoder.encode(readReply) == encoder.encode(reply))
 
             let dispatch = Dispatch(
-                instanceID: InstanceID(), attempt: n % 4 + 1, entryPoint: maybe(text()),
-                arguments: [text(): value(0)], out: [text(), text()])
+                instanceID: InstanceID(), attempt: n % 4 + 1, entryPoint: random.maybe(), arguments: random.object(),
+                out: [random.text(), random.text()])
             let command = ExecutorCommand.dispatch(dispatch)
             #expect(command.fastHeader == Array(try encoder.encode(command)))
             guard case .dispatch(let readDispatch)? = ExecutorCommand.fastDecode(command.fastHeader![...]) else {

@@ -10,36 +10,24 @@ import Testing
 @Suite struct RunnerMessageTests {
     @Test(arguments: 0..<2)
     func theFastPathReadsWhatJSONDecoderReads(seed: Int) throws {
-        var rng = SplitMix(seed: UInt64(seed) &+ 4242)
-        let alphabet = Array("aZ09 _-:/\"\\\n\t\u{1}é☃😀{}[],")
-        func text() -> String {
-            String((0..<Int.random(in: 0...12, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
-        }
-        func value(_ depth: Int) -> JSONValue {
-            switch Int.random(in: 0..<(depth > 2 ? 4 : 6), using: &rng) {
-            case 0: return .null
-            case 1: return .bool(Bool.random(using: &rng))
-            case 2: return .int(Int64.random(in: -1_000_000...1_000_000, using: &rng))
-            case 3: return .string(text())
-            case 4: return .array((0..<Int.random(in: 0...3, using: &rng)).map { _ in value(depth + 1) })
-            default: return .object([text(): value(depth + 1), "k": value(depth + 1)])
-            }
-        }
+        var random = RandomJSON(seed: UInt64(seed) &+ 4242)
         let encoder = EventCodec.makeEncoder()
         for n in 0..<200 {
             let messages: [RunnerMessage] = [
                 .begin(InstanceID()),
                 .log(
                     LogLine(
-                        at: Timestamp(millis: Int64(n)), level: [.debug, .info, .warn, .error][n % 4], text: text())),
+                        at: Timestamp(millis: Int64(n)), level: [.debug, .info, .warn, .error][n % 4],
+                        text: random.text())),
                 .steps([
                     StepRecord(
-                        flow: text(), step: text(), file: text(), line: n, column: n % 2 == 0 ? nil : n,
+                        flow: random.text(), step: random.text(), file: random.text(), line: n,
+                        column: n % 2 == 0 ? nil : n,
                         startedAt: Timestamp(millis: 9), durationMicros: Int64(n), outcome: n % 3 == 0 ? .failed : .ok)
                 ]),
                 .result(
                     RunnerResult(
-                        error: n % 2 == 0 ? nil : text(), out: [text(): value(0), "x": value(0)],
+                        error: n % 2 == 0 ? nil : random.text(), out: random.object(extra: ["Key"]),
                         reusable: n % 3 == 0)),
             ]
             for message in messages {
@@ -64,17 +52,13 @@ import Testing
     }
 
     @Test func requestsAreWrittenAndReadLikeCodable() throws {
-        var rng = SplitMix(seed: 31)
-        let alphabet = Array("aZ09 _-:/\"\\\n\t\u{1}é☃😀{}[],")
-        func text() -> String {
-            String((0..<Int.random(in: 0...12, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! })
-        }
+        var random = RandomJSON(seed: 31)
         let encoder = EventCodec.makeEncoder()
         for n in 0..<300 {
             let request = RunnerRequest(
-                instanceID: InstanceID(), entryPoint: n % 2 == 0 ? nil : text(),
-                arguments: [text(): .string(text()), "Key": .array([.int(Int64(n)), .null, .bool(true)])],
-                out: [text(), text()], workDir: "/data/work/" + text(),
+                instanceID: InstanceID(), entryPoint: n % 2 == 0 ? nil : random.text(),
+                arguments: random.object(extra: ["Key"]), out: [random.text(), random.text()],
+                workDir: "/data/work/" + random.text(),
                 limits: n % 3 == 0
                     ? nil : InstanceLimits(maxProcesses: n, maxMemoryBytes: n << 20, maxOpenFiles: 64 + n),
                 maxEntries: 10 + n, maxUnpackedBytes: n << 10)
