@@ -79,4 +79,32 @@ import Testing
         #expect(payload == [9])
         #expect(RunnerRequest.decode(json)?.arguments["x"] == .double(2.5))
     }
+
+    /// Frames arrive over a pipe in pieces of any size, several to a read: each comes out whole,
+    /// in order, and none before its last byte.
+    @Test func framesComeOutWholeWhateverTheReadSizes() throws {
+        let requests = (0..<20).map { n in
+            RunnerRequest(
+                instanceID: InstanceID(), entryPoint: "main", arguments: ["n": .int(Int64(n))], out: [],
+                workDir: "/w/\(n)", limits: nil)
+        }
+        let payloads = (0..<20).map { n in [UInt8](repeating: UInt8(n), count: n * 37) }
+        let stream = try zip(requests, payloads).flatMap { try RunnerFrame.encode($0, payload: $1) }
+        for chunk in [1, 3, 8, 64, 100_000] {
+            var reader = RunnerFrame.Reader()
+            var read: [(json: [UInt8], payload: [UInt8])] = []
+            var offset = 0
+            while offset < stream.count {
+                let end = min(stream.count, offset + chunk)
+                stream[offset..<end].withUnsafeBytes { reader.append($0) }
+                offset = end
+                while let frame = reader.next() { read.append(frame) }
+            }
+            #expect(read.count == 20, "chunks of \(chunk)")
+            for (n, frame) in read.enumerated() {
+                #expect(frame.payload == payloads[n])
+                #expect(RunnerRequest.decode(frame.json)?.workDir == "/w/\(n)")
+            }
+        }
+    }
 }

@@ -18,7 +18,7 @@ extension FileEventLog {
         var bodies: [ArraySlice<UInt8>] = []
         var position = 0
         while position + headerSize <= bytes.count {
-            let length = (0..<4).reduce(0) { $0 | Int(bytes[position + $1]) << (8 * $1) }
+            let length = Int(bytes.loadLE32(at: position))
             bodies.append(bytes[(position + headerSize)..<(position + headerSize + length)])
             position += headerSize + length
         }
@@ -111,7 +111,8 @@ extension ContiguousBytes {
 }
 
 extension Array where Element == UInt8 {
-    func loadLE32(at offset: Int) -> UInt32 {
+    /// The little-endian 32-bit number at `offset`.
+    package func loadLE32(at offset: Int) -> UInt32 {
         UInt32(self[offset]) | UInt32(self[offset + 1]) << 8 | UInt32(self[offset + 2]) << 16
             | UInt32(self[offset + 3]) << 24
     }

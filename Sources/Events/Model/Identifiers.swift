@@ -51,24 +51,16 @@ package struct InstanceID: Hashable, Sendable, Comparable, CustomStringConvertib
     /// By hand as well: `uuidString.lowercased()` took eight times as long, and ids are printed
     /// for every event encoded, every log file and every answer.
     package var description: String {
+        var text: [UInt8] = []
+        text.reserveCapacity(36)
         withUnsafeBytes(of: uuid.uuid) { raw in
-            String(unsafeUninitializedCapacity: 36) { out in
-                var position = 0
-                for (index, byte) in raw.enumerated() {
-                    if index == 4 || index == 6 || index == 8 || index == 10 {
-                        out[position] = UInt8(ascii: "-")
-                        position += 1
-                    }
-                    out[position] = InstanceID.hexDigits[Int(byte >> 4)]
-                    out[position + 1] = InstanceID.hexDigits[Int(byte & 0x0F)]
-                    position += 2
-                }
-                return position
+            for (index, byte) in raw.enumerated() {
+                if index == 4 || index == 6 || index == 8 || index == 10 { text.append(UInt8(ascii: "-")) }
+                Hex.append(byte, to: &text)
             }
         }
+        return String(decoding: text, as: UTF8.self)
     }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     package static func < (lhs: InstanceID, rhs: InstanceID) -> Bool { lhs.description < rhs.description }
 }

@@ -6,65 +6,49 @@ package enum FastWire {
     /// The header JSON of `ExecutorRequest.reports`, or nil when a value is not one this writes
     /// exactly as `JSONEncoder` does (a floating-point number).
     package static func reportsHeader(executorID: ExecutorID, reports: [Report]) -> [UInt8]? {
-        var out = JSONWriter()
-        out.bytes.reserveCapacity(128 + reports.count * 160)
-        out.open()
-        out.key("reports")
-        out.open()
-        out.key("executorID")
-        out.string(executorID.rawValue)
-        out.key("reports")
-        out.bytes.append(UInt8(ascii: "["))
-        for (index, report) in reports.enumerated() {
-            if index > 0 { out.bytes.append(UInt8(ascii: ",")) }
-            out.open()
-            out.key("at")
-            out.int(report.at.millis)
-            out.key("instanceID")
-            out.string(report.instanceID.description)
-            out.key("kind")
-            out.open()
+        var out = JSONWriter(capacity: 128 + reports.count * 160)
+        let written = out.object {
+            $0.nested("reports") {
+                $0.field("executorID", executorID.rawValue)
+                $0.key("reports")
+                return $0.array(reports) { writer, item in writer.object { report(item, &$0) } }
+            }
+        }
+        return written ? out.bytes : nil
+    }
+
+    /// The members of one `Report`.
+    private static func report(_ report: Report, _ out: inout JSONWriter) -> Bool {
+        out.field("at", report.at.millis)
+        out.field("instanceID", report.instanceID.description)
+        let kind = out.nested("kind") {
             switch report.kind {
             case .started:
-                out.key("started")
-                out.open()
-                out.close()
+                $0.nested("started")
             case .log(let lines):
-                out.key("log")
-                out.open()
-                out.key("lines")
-                out.logLines(lines)
-                out.close()
+                $0.nested("log") {
+                    $0.key("lines")
+                    $0.array(lines) { $0.logLine($1) }
+                    return true
+                }
             case .steps(let records):
-                out.key("steps")
-                out.open()
-                out.key("records")
-                out.stepRecords(records)
-                out.close()
+                $0.nested("steps") {
+                    $0.key("records")
+                    $0.array(records) { $0.stepRecord($1) }
+                    return true
+                }
             case .finished(let values):
-                out.key("finished")
-                out.open()
-                out.key("out")
-                guard out.object(values) else { return nil }
-                out.close()
+                return $0.nested("finished") { $0.field("out", object: values) }
             case .failed(let error, let values):
-                out.key("failed")
-                out.open()
-                out.key("error")
-                out.string(error)
-                out.key("out")
-                guard out.object(values) else { return nil }
-                out.close()
+                return $0.nested("failed") {
+                    $0.field("error", error)
+                    return $0.field("out", object: values)
+                }
             }
-            out.close()
-            out.key("seq")
-            out.uint(report.seq)
-            out.close()
+            return true
         }
-        out.bytes.append(UInt8(ascii: "]"))
-        out.close()
-        out.close()
-        return out.bytes
+        out.field("seq", report.seq)
+        return kind
     }
 }
 
@@ -91,39 +75,22 @@ extension SchedulerRequest: FastWireEncodable {
     package var fastHeader: [UInt8]? {
         guard case .start(let start) = self else { return nil }
         var out = JSONWriter()
-        out.open()
-        out.key("start")
-        out.open()
-        out.key("_0")
-        out.open()
-        out.key("arguments")
-        guard out.object(start.arguments) else { return nil }
-        if let entryPoint = start.entryPoint {
-            out.key("entryPoint")
-            out.string(entryPoint)
+        let written = out.unlabeledCase("start") {
+            $0.object { out in members(of: start, &out) }
         }
-        if let key = start.idempotencyKey {
-            out.key("idempotencyKey")
-            out.string(key)
-        }
-        out.key("out")
-        out.strings(start.out)
-        if let principal = start.principal {
-            out.key("principal")
-            out.string(principal)
-        }
-        out.key("requestID")
-        out.string(start.requestID.rawValue)
-        out.key("tags")
-        out.strings(start.tags)
-        if let timeout = start.timeoutMillis {
-            out.key("timeoutMillis")
-            out.int(timeout)
-        }
-        out.close()
-        out.close()
-        out.close()
-        return out.bytes
+        return written ? out.bytes : nil
+    }
+
+    private func members(of start: StartInstance, _ out: inout JSONWriter) -> Bool {
+        guard out.field("arguments", object: start.arguments) else { return false }
+        out.field("entryPoint", start.entryPoint)
+        out.field("idempotencyKey", start.idempotencyKey)
+        out.field("out", strings: start.out)
+        out.field("principal", start.principal)
+        out.field("requestID", start.requestID.rawValue)
+        out.field("tags", strings: start.tags)
+        out.field("timeoutMillis", start.timeoutMillis)
+        return true
     }
 }
 
@@ -132,17 +99,14 @@ extension SchedulerReply: FastWireEncodable {
     package var fastHeader: [UInt8]? {
         guard case .started(let id, let created, let seq) = self else { return nil }
         var out = JSONWriter()
-        out.open()
-        out.key("started")
-        out.open()
-        out.key("created")
-        out.bool(created)
-        out.key("instanceID")
-        out.string(id.description)
-        out.key("seq")
-        out.uint(seq)
-        out.close()
-        out.close()
+        _ = out.object {
+            $0.nested("started") {
+                $0.field("created", created)
+                $0.field("instanceID", id.description)
+                $0.field("seq", seq)
+                return true
+            }
+        }
         return out.bytes
     }
 }
@@ -152,26 +116,16 @@ extension ExecutorCommand: FastWireEncodable {
     package var fastHeader: [UInt8]? {
         guard case .dispatch(let dispatch) = self else { return nil }
         var out = JSONWriter()
-        out.open()
-        out.key("dispatch")
-        out.open()
-        out.key("_0")
-        out.open()
-        out.key("arguments")
-        guard out.object(dispatch.arguments) else { return nil }
-        out.key("attempt")
-        out.int(Int64(dispatch.attempt))
-        if let entryPoint = dispatch.entryPoint {
-            out.key("entryPoint")
-            out.string(entryPoint)
+        let written = out.unlabeledCase("dispatch") {
+            $0.object {
+                guard $0.field("arguments", object: dispatch.arguments) else { return false }
+                $0.field("attempt", Int64(dispatch.attempt))
+                $0.field("entryPoint", dispatch.entryPoint)
+                $0.field("instanceID", dispatch.instanceID.description)
+                $0.field("out", strings: dispatch.out)
+                return true
+            }
         }
-        out.key("instanceID")
-        out.string(dispatch.instanceID.description)
-        out.key("out")
-        out.strings(dispatch.out)
-        out.close()
-        out.close()
-        out.close()
-        return out.bytes
+        return written ? out.bytes : nil
     }
 }

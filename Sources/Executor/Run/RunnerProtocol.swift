@@ -25,36 +25,25 @@ extension RunnerRequest {
     /// only `JSONEncoder` can promise the bytes (a floating-point number).
     var fastJSON: [UInt8]? {
         var out = JSONWriter()
-        out.open()
-        out.key("arguments")
-        guard out.object(arguments) else { return nil }
-        if let entryPoint {
-            out.key("entryPoint")
-            out.string(entryPoint)
+        let written = out.object {
+            guard $0.field("arguments", object: arguments) else { return false }
+            $0.field("entryPoint", entryPoint)
+            $0.field("instanceID", instanceID.description)
+            if let limits {
+                $0.nested("limits") {
+                    $0.field("maxMemoryBytes", Int64(limits.maxMemoryBytes))
+                    $0.field("maxOpenFiles", Int64(limits.maxOpenFiles))
+                    $0.field("maxProcesses", Int64(limits.maxProcesses))
+                    return true
+                }
+            }
+            $0.field("maxEntries", Int64(maxEntries))
+            $0.field("maxUnpackedBytes", Int64(maxUnpackedBytes))
+            $0.field("out", strings: self.out)
+            $0.field("workDir", workDir)
+            return true
         }
-        out.key("instanceID")
-        out.string(instanceID.description)
-        if let limits {
-            out.key("limits")
-            out.open()
-            out.key("maxMemoryBytes")
-            out.int(Int64(limits.maxMemoryBytes))
-            out.key("maxOpenFiles")
-            out.int(Int64(limits.maxOpenFiles))
-            out.key("maxProcesses")
-            out.int(Int64(limits.maxProcesses))
-            out.close()
-        }
-        out.key("maxEntries")
-        out.int(Int64(maxEntries))
-        out.key("maxUnpackedBytes")
-        out.int(Int64(maxUnpackedBytes))
-        out.key("out")
-        out.strings(self.out)
-        out.key("workDir")
-        out.string(workDir)
-        out.close()
-        return out.bytes
+        return written ? out.bytes : nil
     }
 
     /// Reads a request: the fast parser, with `JSONDecoder` as the fallback (and the reference).
@@ -116,11 +105,8 @@ enum RunnerFrame {
         /// The next complete frame's JSON and payload, if all of it has arrived.
         mutating func next() -> (json: [UInt8], payload: [UInt8])? {
             guard buffer.count - start >= 8 else { return nil }
-            func length(at offset: Int) -> Int {
-                (0..<4).reduce(0) { $0 | Int(buffer[start + offset + $1]) << (8 * $1) }
-            }
-            let jsonLength = length(at: 0)
-            let payloadLength = length(at: 4)
+            let jsonLength = Int(buffer.loadLE32(at: start))
+            let payloadLength = Int(buffer.loadLE32(at: start + 4))
             guard buffer.count - start >= 8 + jsonLength + payloadLength else { return nil }
             let json = Array(buffer[(start + 8)..<(start + 8 + jsonLength)])
             let payload = Array(buffer[(start + 8 + jsonLength)..<(start + 8 + jsonLength + payloadLength)])
@@ -145,41 +131,34 @@ extension RunnerMessage {
     /// floating-point number; the caller then uses `JSONEncoder`).
     var fastEncoded: [UInt8]? {
         var out = JSONWriter()
-        out.open()
+        let written: Bool
         switch self {
         case .begin(let id):
-            out.key("begin")
-            out.open()
-            out.key("_0")
-            out.string(id.description)
-        case .log(let line):
-            out.key("log")
-            out.open()
-            out.key("_0")
-            out.logLine(line)
-        case .steps(let records):
-            out.key("steps")
-            out.open()
-            out.key("_0")
-            out.stepRecords(records)
-        case .result(let result):
-            out.key("result")
-            out.open()
-            out.key("_0")
-            out.open()
-            if let error = result.error {
-                out.key("error")
-                out.string(error)
+            written = out.unlabeledCase("begin") {
+                $0.string(id.description)
+                return true
             }
-            out.key("out")
-            guard out.object(result.out) else { return nil }
-            out.key("reusable")
-            out.bool(result.reusable)
-            out.close()
+        case .log(let line):
+            written = out.unlabeledCase("log") {
+                $0.logLine(line)
+                return true
+            }
+        case .steps(let records):
+            written = out.unlabeledCase("steps") {
+                $0.array(records) { $0.stepRecord($1) }
+                return true
+            }
+        case .result(let result):
+            written = out.unlabeledCase("result") {
+                $0.object {
+                    $0.field("error", result.error)
+                    guard $0.field("out", object: result.out) else { return false }
+                    $0.field("reusable", result.reusable)
+                    return true
+                }
+            }
         }
-        out.close()
-        out.close()
-        return out.bytes
+        return written ? out.bytes : nil
     }
 
     /// One line of a runner's stdout: the fast parser, with `JSONDecoder` as the fallback (and the
