@@ -96,4 +96,25 @@ import Transport
         let after = await core.runnersStarted
         #expect(after == first + 1, "\(after) runners started after one dispatch (\(first) before)")
     }
+
+    /// An instance handed to a waiting runner that then dies without taking it (no `begin`) is run
+    /// again on a fresh runner, not failed for the dead one. The stand-in runner ignores its stdin and
+    /// exits after 0.3 s, so the dispatch reaches a live runner that dies later.
+    @Test func anInstanceWhoseWaitingRunnerDiesIsRunOnAFreshOne() async throws {
+        let script = NSTemporaryDirectory() + "accord-dying-runner-" + UUID().uuidString
+        try "#!/bin/sh\nsleep 0.3\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let (core, root) = try makeCore(runner: script)
+        defer {
+            try? FileManager.default.removeItem(atPath: root)
+            try? FileManager.default.removeItem(atPath: script)
+        }
+        await core.warmUp()
+        #expect(await core.runnersStarted == 2)
+        let id = InstanceID()
+        #expect(await core.handle(dispatch(id), payload: ZipBuilder.payload("main:\n- log: x\n")) == .accepted)
+        // The runner dies 0.3 s after it started; its instance goes to a fresh one then.
+        for _ in 0..<100 where await core.runnersStarted < 3 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(await core.runnersStarted == 3, "the instance was not given to a fresh runner")
+    }
 }

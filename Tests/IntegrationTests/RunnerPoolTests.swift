@@ -65,7 +65,7 @@ extension DeploymentTests {
         _ = try await settledRunners(deployment, count: 1, excluding: second)
     }
 
-    @Test func aWaitingRunnerThatDiedIsReplacedWithoutLosingTheInstance() async throws {
+    @Test func instancesStillRunAfterTheirWaitingRunnerWasKilled() async throws {
         let deployment = try Deployment()
         deployment.executorArguments = ["--warm-runners", "1"]
         defer { deployment.stop() }

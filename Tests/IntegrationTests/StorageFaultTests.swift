@@ -17,8 +17,9 @@ extension DeploymentTests {
         let before = try await deployment.startInstance(helloZip())
         #expect(try await deployment.waitTerminal(before)["status"] as? String == "FINISHED")
 
-        // An instance that ends while the disk is full: its reports are refused, not acknowledged,
-        // and recorded once space returns.
+        // An instance that ends while the disk is full still ends FINISHED once space returns.
+        // (Whether its refused report could be taken for a duplicate depends on timing here;
+        // LogFailureTests pins that case.)
         let slow = try await deployment.startInstance(
             ZipBuilder.payload("main:\n- ${sleep.ms(800)}\n- log: slow done\n"))
         try await deployment.waitForStatus(slow, "RUNNING")

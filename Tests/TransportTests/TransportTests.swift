@@ -57,11 +57,12 @@ import Testing
         client.close()
     }
 
-    /// Requests cancelled at every moment around their answer: a cancellation racing the reply
-    /// must neither lose the answer nor touch the operation after it is freed (nng panicked with
-    /// "pthread_mutex_unlock: Invalid argument" when a cancellation called nng_aio_cancel on an
-    /// aio its task had just freed).
-    @Test func cancellationsRacingAnswersAreSafe() async throws {
+    /// Requests cancelled at every moment around their answer each end with their own answer or as
+    /// cancelled, and the socket keeps working. (This exercises the cancellation path that once
+    /// called nng_aio_cancel on an aio its task had just freed; that crash was too rare to make
+    /// happen on demand, so this test does not prove its fix: the reference the cancellation holds
+    /// does, by construction.)
+    @Test func requestsCancelledAroundTheirAnswersEndCleanly() async throws {
         let url = address()
         let server = try NNGSocket(.rep)
         try server.listen(url)
