@@ -12,9 +12,9 @@ enum RunnerEvent: Sendable {
     case end(RunnerOutcome)
 }
 
-/// Runs instances: takes dispatches and cancels from the Scheduler, unpacks each payload into a
-/// private working folder, hands it to a runner started ahead of need (or starts one), and reports
-/// what happens. A runner whose instance started no process takes the next one; any other runner
+/// Runs instances: takes dispatches and cancels from the Scheduler, hands each instance (request
+/// and payload archive) to a runner started ahead of need (or starts one), and reports what
+/// happens; the runner writes the instance's working folder only if a step needs files. A runner whose instance started no process takes the next one; any other runner
 /// exits with its instance, and everything it started dies with it.
 actor ExecutorCore {
     let id: ExecutorID
@@ -31,8 +31,6 @@ actor ExecutorCore {
     private var trimScheduled = false
     /// How long a runner beyond `warmRunners` may wait for an instance before it is ended.
     static let idleRunnerLifetime: Duration = .seconds(10)
-    /// Instances accepted but whose runner is not started yet (unpacking).
-    private var preparing: Set<InstanceID> = []
     private var cancelled: Set<InstanceID> = []
     /// Dispatches that arrived while an earlier run of the same instance was being killed: started
     /// once that run has ended.
@@ -65,10 +63,10 @@ actor ExecutorCore {
             executorID: id, address: config.listenURL, capacity: config.capacity, running: await knownInstances())
     }
 
-    /// Running, preparing, and anything with unacknowledged reports.
+    /// Running, and anything with unacknowledged reports.
     func knownInstances() async -> [InstanceID] {
         let unacknowledged = await reporter.unacknowledgedInstances
-        return Array(Set(running.keys).union(preparing).union(unacknowledged))
+        return Array(Set(running.keys).union(unacknowledged))
     }
 
     func handle(_ command: ExecutorCommand, payload: [UInt8]) -> ExecutorCommandReply {
@@ -79,28 +77,24 @@ actor ExecutorCore {
                 relaunch[id] = (dispatch, payload)
                 return .accepted
             }
-            if preparing.contains(id) {
-                // Still unpacking: this dispatch wants that very run, even if a cancel came between.
-                cancelled.remove(id)
-                return .accepted
-            }
             if running[id] != nil { return .accepted }
             // Count as the Scheduler does: a cancelled instance frees its slot at once, even while
             // its runner is still being killed; otherwise a refusal here and a retry there could spin.
-            let busy = running.keys.filter { !cancelled.contains($0) }.count + preparing.count
+            let busy = running.keys.filter { !cancelled.contains($0) }.count
             guard busy < config.capacity else {
                 return .refused(reason: "at capacity (\(config.capacity))")
             }
             // A new dispatch supersedes an earlier cancel of the same instance: left in place, that
             // cancel would drop this run silently and leave the instance STARTING forever.
             cancelled.remove(id)
-            preparing.insert(id)
-            Task { self.launch(dispatch, payload: payload) }
+            // Handed to a runner before answering: nothing is left for later that a cancel could
+            // race with.
+            launch(dispatch, payload: payload)
             return .accepted
         case .cancel(let id):
             // Only what this executor has can be cancelled; remembering anything else would
             // swallow a later dispatch of that instance.
-            guard running[id] != nil || preparing.contains(id) else { return .accepted }
+            guard running[id] != nil else { return .accepted }
             cancelled.insert(id)
             if let runner = running[id] {
                 runner.kill(id)
@@ -175,10 +169,6 @@ actor ExecutorCore {
 
     private func launch(_ dispatch: Dispatch, payload: [UInt8]) {
         let id = dispatch.instanceID
-        guard cancelled.remove(id) == nil else {
-            preparing.remove(id)
-            return
-        }
         let instanceDir = config.workRoot + "/" + id.description
         let request = RunnerRequest(
             instanceID: id, entryPoint: dispatch.entryPoint, arguments: dispatch.arguments, out: dispatch.out,
@@ -235,7 +225,6 @@ actor ExecutorCore {
                 sink.finish()
             }
         }
-        preparing.remove(id)
         if let runner { running[id] = runner }
         let (chosen, isWarm) = (runner, warm)
         let reporter = self.reporter
@@ -271,7 +260,6 @@ actor ExecutorCore {
         case .exited(_, _, began: false) where warm && !cancelled.contains(id):
             // A runner that died while it waited (killed from outside) ran nothing: a new one runs it.
             logger.warning("a waiting runner had exited; starting another", metadata: ["instance.id": "\(id)"])
-            preparing.insert(id)
             run(request, payload: payload, instanceDir: instanceDir, fresh: true)
             return
         case .exited(let last, let exitStatus, let began):
@@ -282,7 +270,6 @@ actor ExecutorCore {
         if cancelled.remove(id) != nil {
             cleanUp(id, instanceDir)
             if let (dispatch, payload) = relaunch.removeValue(forKey: id) {
-                preparing.insert(id)
                 launch(dispatch, payload: payload)
             }
             return
