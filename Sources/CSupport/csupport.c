@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "csupport.h"
 
@@ -14,3 +15,5 @@ int accord_spawn_closefrom(posix_spawn_file_actions_t *actions, int low) {
 int accord_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np(actions, path);
 }
+
+int accord_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }

@@ -1,6 +1,8 @@
 #ifndef ACCORD_CSUPPORT_H
 #define ACCORD_CSUPPORT_H
 #include <spawn.h>
+#include <sys/epoll.h>
+#include <sys/types.h>
 
 /// pipe2(O_CLOEXEC): both ends close-on-exec, atomically (no leak into a concurrent spawn).
 int accord_pipe_cloexec(int fds[2]);
@@ -9,5 +11,9 @@ int accord_spawn_closefrom(posix_spawn_file_actions_t *actions, int low);
 
 /// posix_spawn_file_actions_addchdir_np: the child starts in `path`.
 int accord_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/// pidfd_open(2): a descriptor that becomes readable when the child `pid` exits, without reaping it
+/// (Linux 5.3 and later; -1 with errno set otherwise).
+int accord_pidfd_open(pid_t pid);
 
 #endif

@@ -42,18 +42,20 @@ struct SpawnedChild {
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = ChildReaper.shared.spawning {
-            posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        // The child's ends are its own once it runs (or useless if it does not).
+        defer {
+            close(input[0])
+            close(output[1])
+            close(errors[1])
         }
-        close(input[0])
-        close(output[1])
-        close(errors[1])
-        guard spawned == 0 else {
+        let pid: pid_t
+        do {
+            pid = try ChildReaper.shared.spawning { posix_spawn(&$0, executable, &actions, &attributes, argv, environ) }
+        } catch {
             close(input[1])
             close(output[0])
             close(errors[0])
-            throw SpawnError("cannot start \(executable): \(String(cString: strerror(spawned)))")
+            throw SpawnError("cannot start \(executable): \(error)")
         }
         return SpawnedChild(pid: pid, stdin: input[1], stdout: output[0], stderr: errors[0])
     }
@@ -64,71 +66,91 @@ struct SpawnError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-/// One thread that reaps every child of this process and reports each exit status to whoever
-/// spawned it. It blocks in `waitpid` while children exist and sleeps on a condition otherwise:
-/// no polling, and no thread per child.
-final class ChildReaper: @unchecked Sendable {
-    // @unchecked: all mutable state is guarded by `condition`.
+/// One thread that reaps the children this process spawned through it, and only those, and reports
+/// each exit status to whoever spawned it. Each child is watched through a pidfd in one epoll set:
+/// no polling, no thread per child, and no `waitpid(-1)`, which would also reap children that other
+/// code in the process spawned and waits for itself (a script step's shell, Foundation's `Process`):
+/// their owners would then see `ECHILD` and take a failed script for a successful one.
+final class ChildReaper: Sendable {
     static let shared = ChildReaper()
 
-    private let condition = NSCondition()
-    private var children = 0
-    private var handlers: [pid_t: @Sendable (Int32) -> Void] = [:]
-    private var early: [pid_t: Int32] = [:]
+    private struct Watched {
+        /// pidfd → the child it stands for, until the child is reaped.
+        var children: [Int32: pid_t] = [:]
+        var handlers: [pid_t: @Sendable (Int32) -> Void] = [:]
+        /// Exit statuses that arrived before anyone asked for them.
+        var early: [pid_t: Int32] = [:]
+    }
+
+    private let epoll: Int32
+    private let watched = Mutex(Watched())
 
     private init() {
-        let thread = Thread { [unowned self] in self.loop() }
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        precondition(epoll >= 0, "epoll_create1: \(String(cString: strerror(errno)))")
+        let thread = Thread { [self] in self.loop() }
         thread.name = "accord-reaper"
         thread.start()
     }
 
-    /// Runs a spawn, then counts the new child. Counting only after the child exists matters: a
-    /// count raised before the spawn lets the reaper call `waitpid` too early, see `ECHILD`, and
-    /// lose track of the child that follows.
-    func spawning(_ body: () -> Int32) -> Int32 {
-        let result = body()
-        if result == 0 {
-            condition.lock()
-            children += 1
-            condition.signal()
-            condition.unlock()
+    /// Runs a spawn, then watches the new child. A child that cannot be watched (a kernel without
+    /// pidfds) is killed and reaped at once, and the spawn fails: it would otherwise never be
+    /// reported.
+    func spawning(_ body: (inout pid_t) -> Int32) throws(SpawnError) -> pid_t {
+        var pid: pid_t = 0
+        let result = body(&pid)
+        guard result == 0 else { throw SpawnError(String(cString: strerror(result))) }
+        let pidfd = accord_pidfd_open(pid)
+        guard pidfd >= 0 else {
+            let reason = String(cString: strerror(errno))
+            _ = kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            throw SpawnError("cannot watch the child (pidfd_open: \(reason); Linux 5.3 or later is needed)")
         }
-        return result
+        watched.withLock { $0.children[pidfd] = pid }
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.fd = pidfd
+        precondition(epoll_ctl(epoll, EPOLL_CTL_ADD, pidfd, &event) == 0, "epoll_ctl: \(errno)")
+        return pid
     }
 
     /// Calls `handler` with the wait status once `pid` exits (at once if it already has).
     func onExit(_ pid: pid_t, _ handler: @escaping @Sendable (Int32) -> Void) {
-        condition.lock()
-        if let status = early.removeValue(forKey: pid) {
-            condition.unlock()
-            handler(status)
-            return
+        let status = watched.withLock { watched -> Int32? in
+            if let status = watched.early.removeValue(forKey: pid) { return status }
+            watched.handlers[pid] = handler
+            return nil
         }
-        handlers[pid] = handler
-        condition.unlock()
+        if let status { handler(status) }
     }
 
     private func loop() {
+        var events = [epoll_event](repeating: epoll_event(), count: 32)
         while true {
-            condition.lock()
-            while children == 0 { condition.wait() }
-            condition.unlock()
-            var status: Int32 = 0
-            let pid = waitpid(-1, &status, 0)
-            if pid <= 0 {
-                if errno == ECHILD {
-                    condition.lock()
-                    children = 0
-                    condition.unlock()
-                }
+            let ready = epoll_wait(epoll, &events, Int32(events.count), -1)
+            if ready < 0 {
+                precondition(errno == EINTR, "epoll_wait: \(String(cString: strerror(errno)))")
                 continue
             }
-            condition.lock()
-            children -= 1
-            let handler = handlers.removeValue(forKey: pid)
-            if handler == nil { early[pid] = status }
-            condition.unlock()
-            handler?(status)
+            for event in events[0..<Int(ready)] {
+                let pidfd = event.data.fd
+                guard let pid = watched.withLock({ $0.children[pidfd] }) else { continue }
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                epoll_ctl(epoll, EPOLL_CTL_DEL, pidfd, nil)
+                close(pidfd)
+                let handler = watched.withLock { watched -> (@Sendable (Int32) -> Void)? in
+                    watched.children[pidfd] = nil
+                    guard let handler = watched.handlers.removeValue(forKey: pid) else {
+                        watched.early[pid] = status
+                        return nil
+                    }
+                    return handler
+                }
+                handler?(status)
+            }
         }
     }
 }
