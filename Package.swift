@@ -123,7 +123,8 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "GatewayTests", dependencies: ["Gateway", "Archive", "TestSupport"], swiftSettings: gatewaySettings),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "Events"], swiftSettings: strict),
+        .testTarget(
+            name: "TransportTests", dependencies: ["Transport", "Events", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["Events", "TestSupport"], swiftSettings: strict),
     ]
 )

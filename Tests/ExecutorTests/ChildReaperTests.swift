@@ -1,5 +1,6 @@
 import Events
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Executor
@@ -45,7 +46,7 @@ import Testing
     }
 
     /// The wait status the reaper reports for `pid`, or nil if it reports none within `limit`.
-    private func exitStatus(of pid: pid_t, within limit: Duration = .seconds(10)) async -> Int32? {
+    private func exitStatus(of pid: pid_t, within limit: Duration = Liveness.deadline) async -> Int32? {
         let reported = Promise<Int32>()
         ChildReaper.shared.onExit(pid) { reported.fulfill(.success($0)) }
         return await withTaskGroup(of: Int32?.self) { group in

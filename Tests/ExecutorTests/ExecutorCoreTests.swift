@@ -8,10 +8,13 @@ import Transport
 
 @testable import Executor
 
-/// The executor's bookkeeping of dispatches and cancels, with `/bin/true` standing in for the
-/// runner (it exits at once without a result, so every run ends in a `failed` report).
+/// The executor's bookkeeping of dispatches and cancels, with a shell standing in for the runner
+/// (by default it exits at once without a result, so every run ends in a `failed` report).
 @Suite struct ExecutorCoreTests {
-    private func makeCore(runner: String = "/bin/true") throws -> (ExecutorCore, String) {
+    /// `runner` is a shell body standing in for the runner. It is run by `/bin/sh -c`, never written
+    /// to a file and executed: a file just written by one thread can fail to execute with ETXTBSY
+    /// while another thread's spawn holds a copy of the writing descriptor.
+    private func makeCore(runner: String = "exit 0") throws -> (ExecutorCore, String) {
         let root = NSTemporaryDirectory() + "accord-core-" + UUID().uuidString
         let config = ExecutorConfig(
             name: "t", schedulerURL: "ipc://\(root)/none.ipc", listenURL: "ipc://\(root)/t.ipc", capacity: 2,
@@ -20,7 +23,7 @@ import Transport
         let socket = try NNGSocket(.req)
         let core = try ExecutorCore(
             id: ExecutorID("t/1"), config: config, schedulerSocket: socket, logger: Logger(label: "test"),
-            runnerExecutable: runner)
+            runnerCommand: ["/bin/sh", "-c", runner])
         return (core, root)
     }
 
@@ -30,11 +33,7 @@ import Transport
 
     /// Waits until the executor has something to report about `id` (its run happened).
     private func reported(_ core: ExecutorCore, _ id: InstanceID) async -> Bool {
-        for _ in 0..<200 {
-            if await core.reporter.unacknowledgedInstances.contains(id) { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return false
+        await eventually { await core.reporter.unacknowledgedInstances.contains(id) }
     }
 
     @Test func aCancelForAnUnknownInstanceDoesNotSwallowItsLaterDispatch() async throws {
@@ -48,14 +47,8 @@ import Transport
 
     @Test func capacityIsEnforced() async throws {
         // A runner that takes its instance and never ends: both slots stay busy.
-        let script = NSTemporaryDirectory() + "accord-stuck-runner-" + UUID().uuidString
-        try "#!/bin/sh\nexec sleep 60\n".write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
-        let (core, root) = try makeCore(runner: script)
-        defer {
-            try? FileManager.default.removeItem(atPath: root)
-            try? FileManager.default.removeItem(atPath: script)
-        }
+        let (core, root) = try makeCore(runner: "exec sleep 60")
+        defer { try? FileManager.default.removeItem(atPath: root) }
         let payload = ZipBuilder.payload("main:\n- log: x\n")
         let first = InstanceID()
         #expect(await core.handle(dispatch(first), payload: payload) == .accepted)
@@ -78,7 +71,7 @@ import Transport
         #expect(await reported(core, id))
     }
 
-    /// A runner binary that dies at once (here `/bin/true`) is not restarted in a loop: the
+    /// A runner binary that dies at once (here `sh -c "exit 0"`) is not restarted in a loop: the
     /// runners started ahead of need are not replaced when they die without ever running anything,
     /// and a dispatch still ends (FAILED, reported) rather than waiting for a runner forever.
     @Test func runnersThatDieAtOnceAreNotRestartedInALoop() async throws {
@@ -98,23 +91,20 @@ import Transport
     }
 
     /// An instance handed to a waiting runner that then dies without taking it (no `begin`) is run
-    /// again on a fresh runner, not failed for the dead one. The stand-in runner ignores its stdin and
-    /// exits after 0.3 s, so the dispatch reaches a live runner that dies later.
+    /// again on a fresh runner, not failed for the dead one. The stand-in runner exits as soon as the
+    /// first byte of its request arrives, whenever that is: the dispatch always reaches a live runner
+    /// that then dies without taking it.
     @Test func anInstanceWhoseWaitingRunnerDiesIsRunOnAFreshOne() async throws {
-        let script = NSTemporaryDirectory() + "accord-dying-runner-" + UUID().uuidString
-        try "#!/bin/sh\nsleep 0.3\n".write(toFile: script, atomically: true, encoding: .utf8)
-        chmod(script, 0o755)
-        let (core, root) = try makeCore(runner: script)
-        defer {
-            try? FileManager.default.removeItem(atPath: root)
-            try? FileManager.default.removeItem(atPath: script)
-        }
+        let (core, root) = try makeCore(runner: "head -c 1 >/dev/null")
+        defer { try? FileManager.default.removeItem(atPath: root) }
         await core.warmUp()
         #expect(await core.runnersStarted == 2)
         let id = InstanceID()
         #expect(await core.handle(dispatch(id), payload: ZipBuilder.payload("main:\n- log: x\n")) == .accepted)
-        // The runner dies 0.3 s after it started; its instance goes to a fresh one then.
-        for _ in 0..<100 where await core.runnersStarted < 3 { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(await core.runnersStarted == 3, "the instance was not given to a fresh runner")
+        // Its runner dies on receiving it; the instance goes to a fresh one (which dies the same way,
+        // and then the instance ends FAILED: it is retried once).
+        #expect(await reported(core, id), "the instance never ended")
+        #expect(await core.runnersStarted == 3, "the instance was not given to exactly one fresh runner")
+        await core.killAll()
     }
 }

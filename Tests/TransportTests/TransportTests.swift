@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import Transport
@@ -18,7 +19,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             for n in 0..<64 {
                 group.addTask {
-                    let reply = try await client.request([UInt8(n)], timeout: .seconds(5))
+                    let reply = try await client.request([UInt8(n)], timeout: Liveness.deadline)
                     #expect(reply == [UInt8(n), 0xFF])
                 }
             }
@@ -48,12 +49,12 @@ import Testing
     @Test func cancellingARequestEndsIt() async throws {
         let client = try NNGSocket(.req)
         try client.dial(address())
-        let task = Task { try await client.request([1], timeout: .seconds(30)) }
+        let task = Task { try await client.request([1], timeout: Liveness.deadline * 2) }
         try await Task.sleep(for: .milliseconds(50))
         task.cancel()
         let started = ContinuousClock.now
         _ = try? await task.value
-        #expect(started.duration(to: .now) < .seconds(5))
+        #expect(started.duration(to: .now) < Liveness.deadline, "the cancellation did not end the request")
         client.close()
     }
 
@@ -69,12 +70,12 @@ import Testing
         let serving = Task { await server.serve(workers: 8) { request in request } }
         let client = try NNGSocket(.req)
         try client.dial(url)
-        _ = try await client.request([0], timeout: .seconds(5))
+        _ = try await client.request([0], timeout: Liveness.deadline)
         var answered = 0
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<200 {
             let tasks = (0..<30).map { n in
-                Task { try await client.request([UInt8(truncatingIfNeeded: n)], timeout: .seconds(5)) }
+                Task { try await client.request([UInt8(truncatingIfNeeded: n)], timeout: Liveness.deadline) }
             }
             // Each cancelled after its own delay, spread over the time the answers take to arrive.
             let cancellers = tasks.map { task in
@@ -93,7 +94,7 @@ import Testing
             for canceller in cancellers { await canceller.value }
         }
         // Still fully working afterwards.
-        #expect(try await client.request([7], timeout: .seconds(5)) == [7])
+        #expect(try await client.request([7], timeout: Liveness.deadline) == [7])
         print("cancellation race: \(answered) of 6,000 answered before their cancellation")
         client.close()
         server.close()

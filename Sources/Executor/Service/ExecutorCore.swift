@@ -21,7 +21,8 @@ actor ExecutorCore {
     let config: ExecutorConfig
     let logger: Logger
     let reporter: Reporter
-    private let executable: String
+    /// The runner's executable and the arguments before `runner --instances N`.
+    private let runnerCommand: [String]
     /// Per-instance control groups, when the system lets this executor make them.
     private let groups: InstanceGroups?
     private var running: [InstanceID: RunnerProcess] = [:]
@@ -36,16 +37,17 @@ actor ExecutorCore {
     /// once that run has ended.
     private var relaunch: [InstanceID: (Dispatch, [UInt8])] = [:]
 
-    /// `runnerExecutable` defaults to this very binary (which has the `runner` subcommand).
+    /// `runnerCommand` (an executable and its first arguments) defaults to this very binary, which
+    /// has the `runner` subcommand.
     init(
         id: ExecutorID, config: ExecutorConfig, schedulerSocket: NNGSocket, logger: Logger,
-        runnerExecutable: String? = nil
+        runnerCommand: [String]? = nil
     ) throws {
         self.id = id
         self.config = config
         self.logger = logger
-        self.executable =
-            try runnerExecutable ?? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        self.runnerCommand =
+            try runnerCommand ?? [FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")]
         self.reporter = Reporter(executorID: id, socket: schedulerSocket, logger: logger)
         if config.useControlGroups {
             let (groups, detail) = InstanceGroups.detect(executorName: config.name, scope: config.workRoot)
@@ -124,7 +126,7 @@ actor ExecutorCore {
     private func startRunner() throws -> RunnerProcess {
         runnersStarted += 1
         return try RunnerProcess(
-            executable: executable, instances: config.runnerInstances,
+            command: runnerCommand, instances: config.runnerInstances,
             group: groups?.create("runner-" + UUID().uuidString.lowercased(), limits: config.limits),
             onIdleExit: { [weak self] runner in Task { await self?.forget(runner) } })
     }

@@ -54,15 +54,15 @@ final class RunnerProcess: Sendable {
     /// Writing to a runner that has already died must not kill the executor.
     private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
-    /// Starts a runner that serves up to `instances` instances, in `group` when given (entered
+    /// Starts a runner (`command` followed by `runner --instances N`) that serves up to `instances` instances, in `group` when given (entered
     /// before the runner is sent anything). `onIdleExit` is called when it exits with no instance.
     init(
-        executable: String, instances: Int, group: InstanceGroup?,
+        command: [String], instances: Int, group: InstanceGroup?,
         onIdleExit: @escaping @Sendable (RunnerProcess) -> Void
     ) throws {
         self.onIdleExit = onIdleExit
         RunnerProcess.ignoreSIGPIPE
-        let child = try SpawnedChild.spawn(executable, ["runner", "--instances", "\(instances)"])
+        let child = try SpawnedChild.spawn(command[0], command.dropFirst() + ["runner", "--instances", "\(instances)"])
         self.pid = child.pid
         if let group, !group.add(child.pid) {
             _ = Glibc.kill(-child.pid, SIGKILL)
