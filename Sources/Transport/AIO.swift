@@ -33,10 +33,12 @@ enum AIO {
     }
 
     /// Runs `start` with a fresh aio and waits for it; returns the aio's message, if any.
-    /// `owning` is a message that nng gives back when a send fails: it is freed then.
+    /// `owning` is a message that nng gives back when a send fails: it is freed then. `start`
+    /// returns false when it did not start the operation (its socket is closing): the run then
+    /// ends at once as closed, without waiting for a callback that will never come.
     static func run(
         timeout: Duration?, _ operation: String, owning: OpaquePointer? = nil,
-        _ start: (OpaquePointer) -> Void
+        _ start: (OpaquePointer) -> Bool
     ) async throws(NNGError) -> OpaquePointer? {
         let box = Box()
         var aio: OpaquePointer?
@@ -62,13 +64,22 @@ enum AIO {
         }
         let address = Int(bitPattern: aio)
         box.state.withLock { $0.aio = address }
+        var started = true
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
                 let cancelledEarly = box.state.withLock { state -> Bool in
                     state.continuation = continuation
                     return state.cancelled
                 }
-                start(aio)
+                started = start(aio)
+                guard started else {
+                    let unstarted = box.state.withLock { state in
+                        defer { state.continuation = nil }
+                        return state.continuation
+                    }
+                    unstarted?.resume()
+                    return
+                }
                 if cancelledEarly { nng_aio_cancel(aio) }
             }
         } onCancel: {
@@ -85,7 +96,7 @@ enum AIO {
                 if box.release() { nng_aio_free(pending) }
             }
         }
-        let result = nng_aio_result(aio)
+        let result = started ? nng_aio_result(aio) : Int32(NNG_ECLOSED.rawValue)
         let message = nng_aio_get_msg(aio)
         if box.release() { nng_aio_free(aio) }
         guard result == 0 else {

@@ -1,5 +1,6 @@
 import CNNG
 import Dispatch
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -16,6 +17,8 @@ package struct NNGError: Error, CustomStringConvertible {
     package var isTimeout: Bool { code == Int32(NNG_ETIMEDOUT.rawValue) }
     /// Whether the socket was closed under the operation (shutdown).
     package var isClosed: Bool { code == Int32(NNG_ECLOSED.rawValue) }
+    /// Whether the connection the operation used went away under it (the peer, or our own close).
+    package var isConnectionReset: Bool { code == Int32(NNG_ECONNRESET.rawValue) }
     /// Whether the operation was cancelled.
     package var isCancelled: Bool { code == Int32(NNG_ECANCELED.rawValue) }
 
@@ -40,11 +43,24 @@ package enum NNGPattern: Sendable {
 }
 
 /// One nng socket. Operations are safe from any thread; `close` ends every pending operation with
-/// `NNGError.isClosed`.
+/// `NNGError.isClosed` (or `isConnectionReset`, for a request whose pipe went down first).
+///
+/// Every call into nng on the socket or its contexts passes through `gate`, and none is made once
+/// `close` has begun: `nng_close` frees the socket, and with nng 1.5.2 a context call racing with
+/// it or coming after it (a request closing its context as it ended) aborted the whole process
+/// ("pthread_mutex_unlock: Invalid argument" in `nng_ctx_close`). `close` itself closes the open
+/// contexts first, under the gate, and only then hands the socket to `nng_close`.
 package final class NNGSocket: Sendable {
     let socket: nng_socket
     /// The pattern it was opened with.
     package let pattern: NNGPattern
+
+    private struct Gate {
+        var closed = false
+        /// Contexts opened and not yet closed, by id.
+        var contexts: Set<UInt32> = []
+    }
+    private let gate = Mutex(Gate())
 
     /// Opens a socket; `maxMessageBytes` bounds what it accepts (larger messages are dropped by nng).
     package init(_ pattern: NNGPattern, maxMessageBytes: Int = 1 << 20) throws(NNGError) {
@@ -109,8 +125,42 @@ package final class NNGSocket: Sendable {
     /// could wait on itself forever (seen: a Gateway that never stopped, a Scheduler actor that
     /// froze after an executor registered again). So the close runs on a thread of its own.
     package func close() {
+        let first = gate.withLock { gate -> Bool in
+            guard !gate.closed else { return false }
+            gate.closed = true
+            for id in gate.contexts { nng_ctx_close(nng_ctx(id: id)) }
+            gate.contexts = []
+            return true
+        }
+        guard first else { return }
         let socket = socket
         NNGSocket.closer.async { nng_close(socket) }
+    }
+
+    /// Runs `body` (a call into nng) unless the socket is closing; false when it did not run.
+    private func ifOpen(_ body: () -> Void) -> Bool {
+        gate.withLock { gate in
+            guard !gate.closed else { return false }
+            body()
+            return true
+        }
+    }
+
+    private func openContext(_ operation: String) throws(NNGError) -> nng_ctx {
+        try gate.withLock { gate throws(NNGError) -> nng_ctx in
+            guard !gate.closed else { throw NNGError(code: Int32(NNG_ECLOSED.rawValue), operation: operation) }
+            var ctx = nng_ctx()
+            try check(nng_ctx_open(&ctx, socket), operation)
+            gate.contexts.insert(ctx.id)
+            return ctx
+        }
+    }
+
+    /// Closes a context unless `close` already has.
+    private func closeContext(_ ctx: nng_ctx) {
+        gate.withLock { gate in
+            if gate.contexts.remove(ctx.id) != nil { nng_ctx_close(ctx) }
+        }
     }
 
     /// A serial queue of its own: libdispatch gives it a thread outside the global queues, which on
@@ -120,30 +170,35 @@ package final class NNGSocket: Sendable {
     /// Publishes (pub) without blocking; a subscriber that is not keeping up loses messages and
     /// recovers by catching up.
     package func publish(_ bytes: [UInt8]) throws(NNGError) {
-        let code = bytes.withUnsafeBytes { raw in
-            nng_send(socket, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count, Int32(NNG_FLAG_NONBLOCK))
+        var code = Int32(NNG_ECLOSED.rawValue)
+        _ = ifOpen {
+            code = bytes.withUnsafeBytes { raw in
+                nng_send(
+                    socket, UnsafeMutableRawPointer(mutating: raw.baseAddress), raw.count, Int32(NNG_FLAG_NONBLOCK))
+            }
         }
         if code != 0, code != Int32(NNG_EAGAIN.rawValue) { try check(code, "publish") }
     }
 
     /// Receives the next message (sub), waiting as long as it takes.
     package func receive() async throws(NNGError) -> [UInt8] {
-        let msg = try await AIO.run(timeout: nil, "receive") { aio in nng_recv_aio(socket, aio) }
+        let msg = try await AIO.run(timeout: nil, "receive") { aio in ifOpen { nng_recv_aio(socket, aio) } }
         return AIO.take(msg)
     }
 
     /// Sends a request and waits for its reply (req). Many requests may be in flight at once: each
     /// runs on its own nng context.
     package func request(_ bytes: [UInt8], timeout: Duration) async throws(NNGError) -> [UInt8] {
-        var ctx = nng_ctx()
-        try check(nng_ctx_open(&ctx, socket), "open request context")
-        defer { nng_ctx_close(ctx) }
+        let ctx = try openContext("open request context")
+        defer { closeContext(ctx) }
         let msg = try AIO.message(bytes)
         _ = try await AIO.run(timeout: timeout, "send request", owning: msg) { aio in
             nng_aio_set_msg(aio, msg)
-            nng_ctx_send(ctx, aio)
+            return ifOpen { nng_ctx_send(ctx, aio) }
         }
-        let reply = try await AIO.run(timeout: timeout, "receive reply") { aio in nng_ctx_recv(ctx, aio) }
+        let reply = try await AIO.run(timeout: timeout, "receive reply") { aio in
+            ifOpen { nng_ctx_recv(ctx, aio) }
+        }
         return AIO.take(reply)
     }
 
@@ -159,13 +214,14 @@ package final class NNGSocket: Sendable {
     }
 
     private func serveLoop(_ handler: @Sendable ([UInt8]) async -> [UInt8]) async {
-        var ctx = nng_ctx()
-        guard nng_ctx_open(&ctx, socket) == 0 else { return }
-        defer { nng_ctx_close(ctx) }
+        guard let ctx = try? openContext("open reply context") else { return }
+        defer { closeContext(ctx) }
         while true {
             let request: [UInt8]
             do {
-                let msg = try await AIO.run(timeout: nil, "receive request") { aio in nng_ctx_recv(ctx, aio) }
+                let msg = try await AIO.run(timeout: nil, "receive request") { aio in
+                    ifOpen { nng_ctx_recv(ctx, aio) }
+                }
                 request = AIO.take(msg)
             } catch {
                 if error.isClosed || Task.isCancelled { return }
@@ -176,7 +232,7 @@ package final class NNGSocket: Sendable {
                 let msg = try AIO.message(reply)
                 _ = try await AIO.run(timeout: .seconds(10), "send reply", owning: msg) { aio in
                     nng_aio_set_msg(aio, msg)
-                    nng_ctx_send(ctx, aio)
+                    return ifOpen { nng_ctx_send(ctx, aio) }
                 }
             } catch {
                 if error.isClosed { return }

@@ -120,4 +120,41 @@ import Testing
         subscriber.close()
         publisher.close()
     }
+
+    /// Closing a socket while requests are in flight on it ends each of them as closed, and nothing
+    /// touches the socket after it is gone: a request that ended closed its nng context after
+    /// `nng_close` had freed the socket under it, and nng 1.5.2 aborted the process
+    /// ("pthread_mutex_unlock: Invalid argument" in nng_ctx_close), which is what killed a
+    /// restarted Scheduler when an executor registered twice and its first session was closed.
+    @Test func closingASocketUnderRequestsInFlightEndsThemAsClosed() async throws {
+        let url = address()
+        let server = try NNGSocket(.rep)
+        try server.listen(url)
+        // Answers only after a while: the requests are still waiting when their socket closes.
+        let serving = Task {
+            await server.serve(workers: 8) { request in
+                try? await Task.sleep(for: .milliseconds(50))
+                return request
+            }
+        }
+        for round in 0..<400 {
+            let client = try NNGSocket(.req)
+            try client.dial(url)
+            let requests = (0..<12).map { n in
+                Task { try await client.request([UInt8(n)], timeout: Liveness.deadline) }
+            }
+            try await Task.sleep(for: .microseconds(Int.random(in: 0...3000)))
+            client.close()
+            for request in requests {
+                do {
+                    _ = try await request.value
+                } catch let error as NNGError {
+                    // Closed under it, or its pipe went down with the socket.
+                    #expect(error.isClosed || error.isConnectionReset, "round \(round): \(error)")
+                }
+            }
+        }
+        server.close()
+        await serving.value
+    }
 }
