@@ -55,12 +55,14 @@ package final class NNGSocket: Sendable {
     /// The pattern it was opened with.
     package let pattern: NNGPattern
 
-    private struct Gate {
+    struct Gate {
         var closed = false
         /// Contexts opened and not yet closed, by id.
         var contexts: Set<UInt32> = []
+        /// The socket's listeners and dialers, watched by `EndpointWatchdog`.
+        var endpoints: [Endpoint] = []
     }
-    private let gate = Mutex(Gate())
+    let gate = Mutex(Gate())
 
     /// Opens a socket; `maxMessageBytes` bounds what it accepts (larger messages are dropped by nng).
     package init(_ pattern: NNGPattern, maxMessageBytes: Int = 1 << 20) throws(NNGError) {
@@ -95,14 +97,14 @@ package final class NNGSocket: Sendable {
     /// Listens on `url` (`ipc:///path` or `tcp://host:port`). For `ipc://` the socket's folder is
     /// created and a stale socket file left by a killed process is removed first.
     package func listen(_ url: String) throws(NNGError) {
-        if url.hasPrefix("ipc://") {
-            let path = String(url.dropFirst("ipc://".count))
-            if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-                NNGSocket.makeDirectories(String(path[..<slash]))
-            }
-            unlink(path)
+        if let path = Endpoint.ipcPath(url), let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+            NNGSocket.makeDirectories(String(path[..<slash]))
         }
-        try check(nng_listen(socket, url, nil, 0), "listen on \(url)")
+        try gate.withLock { gate throws(NNGError) in
+            guard !gate.closed else { throw NNGError(code: Int32(NNG_ECLOSED.rawValue), operation: "listen on \(url)") }
+            gate.endpoints.append(try Endpoint.listen(socket, url))
+        }
+        EndpointWatchdog.shared.watch(self)
     }
 
     private static func makeDirectories(_ path: String) {
@@ -116,7 +118,11 @@ package final class NNGSocket: Sendable {
     /// Dials `url` in the background: the socket connects when the peer appears and reconnects
     /// after it goes away.
     package func dial(_ url: String) throws(NNGError) {
-        try check(nng_dial(socket, url, nil, Int32(NNG_FLAG_NONBLOCK)), "dial \(url)")
+        try gate.withLock { gate throws(NNGError) in
+            guard !gate.closed else { throw NNGError(code: Int32(NNG_ECLOSED.rawValue), operation: "dial \(url)") }
+            gate.endpoints.append(try Endpoint.dial(socket, url))
+        }
+        EndpointWatchdog.shared.watch(self)
     }
 
     /// Closes the socket; pending operations fail with `isClosed`. Returns at once: `nng_close`

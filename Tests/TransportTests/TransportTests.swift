@@ -158,3 +158,54 @@ import Testing
         await serving.value
     }
 }
+
+/// nng 1.5.2 (Debian 12's libnng) stops a listener's accept loop for good when a peer closes its
+/// connection during the SP header exchange (nng issue #1518, fixed in 1.6): the stream's
+/// NNG_ECLOSED is taken for the listener's own close. This makes that happen on purpose with a
+/// plain socket and checks that the listener comes back (`EndpointWatchdog`). Without the
+/// watchdog no request is ever answered again.
+@Suite struct NegotiationFailureTests {
+    private func path() -> String { NSTemporaryDirectory() + "accord-neg-\(UUID().uuidString.prefix(8)).ipc" }
+
+    /// A plain unix-socket connection to `path`, closed at once (nothing sent: nng is then
+    /// waiting for our half of the handshake).
+    private func connectAndHangUp(_ path: String) {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            path.utf8CString.withUnsafeBytes {
+                raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(raw.count)))
+            }
+        }
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+    }
+
+    @Test func aListenerStillAcceptsAfterAPeerHungUpDuringTheHandshake() async throws {
+        let path = path()
+        let server = try NNGSocket(.rep)
+        try server.listen("ipc://" + path)
+        let serving = Task { await server.serve(workers: 2) { $0 } }
+        defer {
+            server.close()
+            unlink(path)
+        }
+        for _ in 0..<5 { connectAndHangUp(path) }
+        let client = try NNGSocket(.req)
+        try client.dial("ipc://" + path)
+        defer { client.close() }
+        // The first request may meet the connection the stopped listener never handed on; once the
+        // listener is restarted, that connection drops and a request goes through.
+        let answered = await eventually(within: .seconds(20), every: .milliseconds(100)) {
+            (try? await client.request([42], timeout: .seconds(3))) == [42]
+        }
+        #expect(answered, "the listener no longer accepts connections")
+        server.close()
+        await serving.value
+    }
+}

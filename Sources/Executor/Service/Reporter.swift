@@ -78,8 +78,20 @@ actor Reporter {
         return pending.count
     }
 
+    /// The registration under way, shared by everyone who asks for one meanwhile (a heartbeat
+    /// told "unknown executor" and a batch of reports, say): one executor boot, one registration.
+    private var registering: Task<Void, Never>?
+
     /// Registers (again); returns once the Scheduler has answered.
     func register() async {
+        if let registering { return await registering.value }
+        let attempt = Task { await self.registerUntilAnswered() }
+        registering = attempt
+        await attempt.value
+        registering = nil
+    }
+
+    private func registerUntilAnswered() async {
         while true {
             guard let provider = registration else { return }
             let registration = await provider()

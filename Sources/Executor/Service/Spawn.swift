@@ -139,8 +139,8 @@ final class ChildReaper: Sendable {
                 guard let pid = watched.withLock({ $0.children[pidfd] }) else { continue }
                 var status: Int32 = 0
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                epoll_ctl(epoll, EPOLL_CTL_DEL, pidfd, nil)
-                close(pidfd)
+                // Forgotten before the pidfd is closed: once closed, its number can come back at
+                // once for the next child's pidfd, whose entry must not be the one removed here.
                 let handler = watched.withLock { watched -> (@Sendable (Int32) -> Void)? in
                     watched.children[pidfd] = nil
                     guard let handler = watched.handlers.removeValue(forKey: pid) else {
@@ -149,6 +149,8 @@ final class ChildReaper: Sendable {
                     }
                     return handler
                 }
+                epoll_ctl(epoll, EPOLL_CTL_DEL, pidfd, nil)
+                close(pidfd)
                 handler?(status)
             }
         }

@@ -252,15 +252,22 @@ actor SchedulerCore {
         for other in Array(executors.keys) where other != id && other.rawValue.hasPrefix(name + "/") {
             declareLost(other, reason: "it restarted")
         }
-        executors[id]?.close()
+        // The same boot registering again (after a Scheduler restart, or twice at once) keeps its
+        // link: closing a socket right after it dialled hangs up during the handshake, and
+        // dispatches in flight on it would fail for nothing.
         let socket: NNGSocket?
-        do {
-            let s = try NNGSocket(.req, maxMessageBytes: 1 << 20)
-            try s.dial(registration.address)
-            socket = s
-        } catch {
-            logger.error("cannot reach executor", metadata: ["executor.id": "\(id)", "error": "\(error)"])
-            socket = nil
+        if let previous = executors[id], previous.address == registration.address, let kept = previous.socket {
+            socket = kept
+        } else {
+            executors[id]?.close()
+            do {
+                let s = try NNGSocket(.req, maxMessageBytes: 1 << 20)
+                try s.dial(registration.address)
+                socket = s
+            } catch {
+                logger.error("cannot reach executor", metadata: ["executor.id": "\(id)", "error": "\(error)"])
+                socket = nil
+            }
         }
         let session = ExecutorSession(
             id: id, address: registration.address, capacity: registration.capacity, socket: socket)
