@@ -47,7 +47,9 @@ let package = Package(
             swiftSettings: strict
         ),
         // nng sockets bridged to async/await.
-        .target(name: "Transport", dependencies: ["CNNG", "Events"], swiftSettings: strict),
+        .target(
+            name: "Transport", dependencies: ["CNNG", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
         // A ZIP reader for untrusted archives: limits are checked while reading.
         .target(name: "Archive", dependencies: ["CZlib"], swiftSettings: strict),
 

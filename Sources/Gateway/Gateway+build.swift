@@ -11,11 +11,7 @@ import Transport
 func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
     var logger = Logger(label: "accord.gateway")
     logger.logLevel = .info
-    NNGSocket.reportEndpointRestarts { [logger] url, kind in
-        logger.warning(
-            "restarted an nng \(kind) that had stopped (a peer hung up during the handshake)",
-            metadata: ["url": "\(url)"])
-    }
+    NNGSocket.reportTransportEvents(TransportLog(logger: logger).report)
     var keys: APIKeys?
     if config.authEnabled {
         let loaded = try APIKeys(file: config.keysFile, extra: config.environmentKeys)

@@ -17,11 +17,7 @@ struct SchedulerService: Service {
     static func build(_ config: SchedulerConfig) throws -> ServiceGroup {
         var logger = Logger(label: "accord.scheduler")
         logger.logLevel = .info
-        NNGSocket.reportEndpointRestarts { [logger] url, kind in
-            logger.warning(
-                "restarted an nng \(kind) that had stopped (a peer hung up during the handshake)",
-                metadata: ["url": "\(url)"])
-        }
+        NNGSocket.reportTransportEvents(TransportLog(logger: logger).report)
         try FileManager.default.createDirectory(
             atPath: config.dataDirectory + "/run", withIntermediateDirectories: true)
         let log = try FileEventLog(directory: config.dataDirectory + "/events", fsync: config.fsync)

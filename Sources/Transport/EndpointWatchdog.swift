@@ -6,6 +6,18 @@ import Synchronization
     import Glibc
 #endif
 
+/// What the watchdog reports.
+package enum TransportEvent: Sendable {
+    /// A listener or dialer that nng had stopped was started again.
+    case endpointRestarted(url: String, kind: String)
+    /// An `nng_close` has not returned for `EndpointWatchdog.closeLimit`: libnng 1.5.2 can wedge
+    /// its one reaper thread on a pipe whose peer left while a message was being received, and
+    /// then no connection of the process is torn down or dialled again. Only a restart of the
+    /// process helps; the services exit so that their supervisor (systemd, accord-local) restarts
+    /// them.
+    case closeStuck(since: ContinuousClock.Instant)
+}
+
 /// A socket's listener or dialer, and what the watchdog last saw of it.
 struct Endpoint {
     enum Handle {
@@ -15,8 +27,12 @@ struct Endpoint {
 
     var handle: Handle
     let url: String
-    /// The endpoint's "other errors" count when last checked.
+    /// A dialer's "other errors" count when last checked.
     var otherErrors: UInt64 = 0
+    /// A listener's probe is under way.
+    var probing = false
+    /// A listener that was closed to be restarted and could not listen again yet.
+    var needsListen = false
 
     static func ipcPath(_ url: String) -> String? {
         url.hasPrefix("ipc://") ? String(url.dropFirst("ipc://".count)) : nil
@@ -37,23 +53,35 @@ struct Endpoint {
         try check(nng_dial(socket, url, &dialer, Int32(NNG_FLAG_NONBLOCK)), "dial \(url)")
         return Endpoint(handle: .dialer(dialer), url: url)
     }
+
+    var kind: String {
+        switch handle {
+        case .listener: "listener"
+        case .dialer: "dialer"
+        }
+    }
 }
 
 /// Restarts listeners and dialers that nng has silently stopped.
 ///
 /// Debian 12's libnng (1.5.2) ends a listener's accept loop, or a dialer's redialling, for good
 /// when a peer hangs up during the SP handshake: the stream's NNG_ECLOSED is taken for the
-/// endpoint's own close (nng issue #1518, fixed in 1.6). A Scheduler killed while a Gateway
-/// connected, or a session socket closed right after it dialled, then leaves a link that never
-/// comes back: a Gateway timing out against a healthy Scheduler, an executor that never reads its
-/// dispatches again. nng counts that stop among an endpoint's "other" errors (as it does the
-/// rare error it retries after), and offers no event for it, so once a second this reads that
-/// counter for every endpoint of every open socket (one in-process statistics snapshot) and
-/// restarts an endpoint whose count grew: a dialer is dialled afresh (it has no pipe then); a
-/// listener is closed and listens again. Closing it matters: a stopped listener still completes
-/// handshakes but never hands the connections on, so a peer that connected since would send into
-/// a connection nobody reads, for good; closed, those peers (and the ones it served before) see
-/// the connection drop and dial again.
+/// endpoint's own close (nng issue #1518, fixed in 1.6). A stopped listener still completes
+/// handshakes but never hands the connections on, so every peer that connects afterwards sends
+/// into a connection nobody reads, and nothing fails or is logged. nng offers no event for the
+/// stop, and the only trace it leaves, the endpoint's "other errors" count, also grows with every
+/// ordinary disconnection of a pipe. So:
+///
+/// - every two seconds each listener is probed: a socket of the matching pattern dials it, and
+///   once the probe's own handshake is through the listening socket must have accepted a pipe;
+///   a listener that did not is closed (which drops the connections it held, so their peers dial
+///   again) and listens afresh;
+/// - once a second each dialer's counters are read from one in-process statistics snapshot; a
+///   dialer whose "other errors" grew while it has no pipe is dialled afresh (a healthy one is
+///   between retries then, and loses nothing).
+///
+/// Probes are sockets of their own, never watched, closed only after their handshake (closing one
+/// during it is the very thing that stops a listener).
 final class EndpointWatchdog: Sendable {
     static let shared = EndpointWatchdog()
 
@@ -66,6 +94,11 @@ final class EndpointWatchdog: Sendable {
     private let queue = DispatchQueue(label: "accord.nng.watchdog")
     // Touched only in `init`; kept so that the timer lives as long as the process.
     nonisolated(unsafe) private let timer: any DispatchSourceTimer
+    private let ticks = Atomic<Int>(0)
+
+    /// How long a probe waits for its own handshake, then for the listener to accept it.
+    static let handshakeWait: Duration = .seconds(10)
+    static let acceptWait: Duration = .seconds(2)
 
     private init() {
         timer = DispatchSource.makeTimerSource(queue: queue)
@@ -78,74 +111,149 @@ final class EndpointWatchdog: Sendable {
         sockets.withLock { $0[ObjectIdentifier(socket)] = Weak(socket) }
     }
 
-    /// Where restarts are reported (set at start-up; the Transport has no logger of its own).
-    static let onRestart = Mutex<(@Sendable (_ url: String, _ kind: String) -> Void)?>(nil)
+    /// Where events are reported (set at start-up; the Transport has no logger of its own).
+    static let handler = Mutex<(@Sendable (TransportEvent) -> Void)?>(nil)
+
+    /// When the `nng_close` under way began, if one is.
+    static let closeStarted = Mutex<ContinuousClock.Instant?>(nil)
+    private let stuckReported = Atomic<Bool>(false)
+    /// How long a close may take before the process is reported as wedged.
+    static let closeLimit: Duration = .seconds(30)
 
     private func check() {
         let live = sockets.withLock { sockets -> [NNGSocket] in
             sockets = sockets.filter { $0.value.socket != nil }
             return sockets.values.compactMap(\.socket)
         }
+        if let started = Self.closeStarted.withLock({ $0 }), started.duration(to: .now) > Self.closeLimit,
+            !stuckReported.exchange(true, ordering: .relaxed)
+        {
+            Self.report(.closeStuck(since: started))
+        }
         guard !live.isEmpty else { return }
+        let probeListeners = ticks.add(1, ordering: .relaxed).newValue % 2 == 0
         var stats: OpaquePointer?
         guard nng_stats_get(&stats) == 0, let stats else { return }
         defer { nng_stats_free(stats) }
-        for socket in live { socket.restartStoppedEndpoints(stats) }
+        for socket in live {
+            socket.redialStoppedDialers(stats)
+            if probeListeners { socket.probeListeners() }
+        }
+    }
+
+    static func report(_ event: TransportEvent) {
+        handler.withLock { $0 }?(event)
     }
 }
 
 extension NNGSocket {
-    /// Calls `report` with the address and kind ("listener" or "dialer") of every endpoint the
-    /// watchdog restarts, in any socket of this process.
-    package static func reportEndpointRestarts(_ report: @escaping @Sendable (_ url: String, _ kind: String) -> Void) {
-        EndpointWatchdog.onRestart.withLock { $0 = report }
+    /// Calls `report` with what the watchdog does or finds, for any socket of this process.
+    package static func reportTransportEvents(_ report: @escaping @Sendable (TransportEvent) -> Void) {
+        EndpointWatchdog.handler.withLock { $0 = report }
     }
 
-    /// Restarts each endpoint whose "other errors" count grew since the last check.
-    func restartStoppedEndpoints(_ stats: OpaquePointer) {
-        var restarted: [(String, String)] = []
+    /// Dials afresh each dialer that has no pipe and whose "other errors" count grew.
+    func redialStoppedDialers(_ stats: OpaquePointer) {
+        var restarted: [String] = []
         gate.withLock { gate in
             guard !gate.closed else { return }
             for index in gate.endpoints.indices {
-                let endpoint = gate.endpoints[index]
-                let node: OpaquePointer? =
-                    switch endpoint.handle {
-                    case .listener(let listener): nng_stat_find_listener(stats, listener)
-                    case .dialer(let dialer): nng_stat_find_dialer(stats, dialer)
-                    }
-                guard let node, let counter = nng_stat_find(node, "other") else { continue }
-                let errors = nng_stat_value(counter)
-                guard errors > endpoint.otherErrors else { continue }
+                guard case .dialer(let dialer) = gate.endpoints[index].handle,
+                    let node = nng_stat_find_dialer(stats, dialer),
+                    let other = nng_stat_find(node, "other"), let pipes = nng_stat_find(node, "pipes")
+                else { continue }
+                let errors = nng_stat_value(other)
+                guard errors > gate.endpoints[index].otherErrors else { continue }
                 gate.endpoints[index].otherErrors = errors
-                guard let fresh = restart(endpoint) else { continue }
+                guard nng_stat_value(pipes) == 0 else { continue }
+                let url = gate.endpoints[index].url
+                nng_dialer_close(dialer)
+                // A dial that fails here is tried again at the next error; there will be one.
+                guard let fresh = try? Endpoint.dial(socket, url) else { continue }
                 gate.endpoints[index] = fresh
-                restarted.append((endpoint.url, fresh.handleKind))
+                restarted.append(url)
             }
         }
-        guard !restarted.isEmpty, let report = EndpointWatchdog.onRestart.withLock({ $0 }) else { return }
-        for (url, kind) in restarted { report(url, kind) }
+        for url in restarted { EndpointWatchdog.report(.endpointRestarted(url: url, kind: "dialer")) }
     }
 
-    /// A new endpoint in place of `endpoint`, or nil when none could be made (checked again in a
-    /// second: the count will not have grown, so a failed restart is retried only after another
-    /// error; that is rare enough to leave to the next one).
-    private func restart(_ endpoint: Endpoint) -> Endpoint? {
-        switch endpoint.handle {
-        case .dialer(let dialer):
-            nng_dialer_close(dialer)
-            return try? Endpoint.dial(socket, endpoint.url)
-        case .listener(let listener):
+    /// Starts a probe of each listener that has none under way.
+    func probeListeners() {
+        let due = gate.withLock { gate -> [(Int, String)] in
+            guard !gate.closed else { return [] }
+            var due: [(Int, String)] = []
+            for index in gate.endpoints.indices {
+                guard case .listener = gate.endpoints[index].handle, !gate.endpoints[index].probing else { continue }
+                if gate.endpoints[index].needsListen {
+                    if let fresh = try? Endpoint.listen(socket, gate.endpoints[index].url) {
+                        gate.endpoints[index] = fresh
+                    }
+                    continue
+                }
+                gate.endpoints[index].probing = true
+                due.append((index, gate.endpoints[index].url))
+            }
+            return due
+        }
+        for (index, url) in due {
+            Task.detached(priority: .utility) { await self.probe(index, url) }
+        }
+    }
+
+    /// The pattern whose sockets can complete a handshake with this one.
+    private var peerPattern: NNGPattern {
+        switch pattern {
+        case .req: .rep
+        case .rep: .req
+        case .pub: .sub
+        case .sub: .pub
+        }
+    }
+
+    private func probe(_ index: Int, _ url: String) async {
+        defer {
+            gate.withLock { gate in if gate.endpoints.indices.contains(index) { gate.endpoints[index].probing = false }
+            }
+        }
+        guard let probe = try? NNGSocket(peerPattern, watched: false) else { return }
+        let accepted = pipesAdded.count.load(ordering: .relaxed)
+        guard (try? probe.dial(url)) != nil else {
+            probe.close()
+            return
+        }
+        let through = await Self.waitFor(within: EndpointWatchdog.handshakeWait) {
+            probe.pipesAdded.count.load(ordering: .relaxed) > 0
+        }
+        var handedOn = false
+        if through {
+            handedOn = await Self.waitFor(within: EndpointWatchdog.acceptWait) {
+                self.pipesAdded.count.load(ordering: .relaxed) > accepted
+            }
+        }
+        probe.close()
+        guard through, !handedOn else { return }
+        let restarted = gate.withLock { gate -> Bool in
+            guard !gate.closed, gate.endpoints.indices.contains(index),
+                case .listener(let listener) = gate.endpoints[index].handle
+            else { return false }
             nng_listener_close(listener)
-            return try? Endpoint.listen(socket, endpoint.url)
+            guard let fresh = try? Endpoint.listen(socket, url) else {
+                gate.endpoints[index].needsListen = true
+                return true
+            }
+            gate.endpoints[index] = fresh
+            return true
         }
+        if restarted { EndpointWatchdog.report(.endpointRestarted(url: url, kind: "listener")) }
     }
-}
 
-extension Endpoint {
-    var handleKind: String {
-        switch handle {
-        case .listener: "listener"
-        case .dialer: "dialer"
+    /// Checks `condition` every 10 ms until it holds (true) or `limit` has passed (false).
+    private static func waitFor(within limit: Duration, _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while !condition() {
+            guard ContinuousClock.now < deadline else { return false }
+            try? await Task.sleep(for: .milliseconds(10))
         }
+        return true
     }
 }

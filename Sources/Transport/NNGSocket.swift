@@ -54,6 +54,8 @@ package final class NNGSocket: Sendable {
     let socket: nng_socket
     /// The pattern it was opened with.
     package let pattern: NNGPattern
+    /// Whether `EndpointWatchdog` looks after its listeners and dialers.
+    let watched: Bool
 
     struct Gate {
         var closed = false
@@ -65,7 +67,9 @@ package final class NNGSocket: Sendable {
     let gate = Mutex(Gate())
 
     /// Opens a socket; `maxMessageBytes` bounds what it accepts (larger messages are dropped by nng).
-    package init(_ pattern: NNGPattern, maxMessageBytes: Int = 1 << 20) throws(NNGError) {
+    /// `watched: false` leaves its endpoints out of `EndpointWatchdog` (the watchdog's own probes).
+    package init(_ pattern: NNGPattern, maxMessageBytes: Int = 1 << 20, watched: Bool = true) throws(NNGError) {
+        self.watched = watched
         var socket = nng_socket()
         let opened: Int32
         switch pattern {
@@ -92,7 +96,22 @@ package final class NNGSocket: Sendable {
             try check(nng_socket_set_int(socket, NNG_OPT_SENDBUF, 1024), "set send-buffer")
         case .rep: break
         }
+        let counter = Unmanaged.passRetained(pipesAdded).toOpaque()
+        try check(
+            nng_pipe_notify(
+                socket, NNG_PIPE_EV_ADD_POST,
+                { _, _, arg in
+                    Unmanaged<PipeCounter>.fromOpaque(arg!).takeUnretainedValue().count.add(1, ordering: .relaxed)
+                },
+                counter), "watch pipes")
     }
+
+    /// Pipes added to the socket so far (connections through their handshake and accepted), counted
+    /// by nng's pipe notification. Released once `nng_close` has returned: no callback comes later.
+    final class PipeCounter: Sendable {
+        let count = Atomic<Int>(0)
+    }
+    let pipesAdded = PipeCounter()
 
     /// Listens on `url` (`ipc:///path` or `tcp://host:port`). For `ipc://` the socket's folder is
     /// created and a stale socket file left by a killed process is removed first.
@@ -104,7 +123,7 @@ package final class NNGSocket: Sendable {
             guard !gate.closed else { throw NNGError(code: Int32(NNG_ECLOSED.rawValue), operation: "listen on \(url)") }
             gate.endpoints.append(try Endpoint.listen(socket, url))
         }
-        EndpointWatchdog.shared.watch(self)
+        if watched { EndpointWatchdog.shared.watch(self) }
     }
 
     private static func makeDirectories(_ path: String) {
@@ -122,7 +141,7 @@ package final class NNGSocket: Sendable {
             guard !gate.closed else { throw NNGError(code: Int32(NNG_ECLOSED.rawValue), operation: "dial \(url)") }
             gate.endpoints.append(try Endpoint.dial(socket, url))
         }
-        EndpointWatchdog.shared.watch(self)
+        if watched { EndpointWatchdog.shared.watch(self) }
     }
 
     /// Closes the socket; pending operations fail with `isClosed`. Returns at once: `nng_close`
@@ -140,7 +159,13 @@ package final class NNGSocket: Sendable {
         }
         guard first else { return }
         let socket = socket
-        NNGSocket.closer.async { nng_close(socket) }
+        let counter = Unmanaged.passUnretained(pipesAdded)
+        NNGSocket.closer.async {
+            EndpointWatchdog.closeStarted.withLock { $0 = .now }
+            nng_close(socket)
+            EndpointWatchdog.closeStarted.withLock { $0 = nil }
+            counter.release()
+        }
     }
 
     /// Runs `body` (a call into nng) unless the socket is closing; false when it did not run.

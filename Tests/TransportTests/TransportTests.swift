@@ -126,36 +126,26 @@ import Testing
     /// `nng_close` had freed the socket under it, and nng 1.5.2 aborted the process
     /// ("pthread_mutex_unlock: Invalid argument" in nng_ctx_close), which is what killed a
     /// restarted Scheduler when an executor registered twice and its first session was closed.
+    /// No peer listens: the requests wait for a pipe (a server would only add nng's own races
+    /// between a pipe's close and its next receive, which wedge its reaper for the whole process).
     @Test func closingASocketUnderRequestsInFlightEndsThemAsClosed() async throws {
-        let url = address()
-        let server = try NNGSocket(.rep)
-        try server.listen(url)
-        // Answers only after a while: the requests are still waiting when their socket closes.
-        let serving = Task {
-            await server.serve(workers: 8) { request in
-                try? await Task.sleep(for: .milliseconds(50))
-                return request
-            }
-        }
-        for round in 0..<400 {
+        for _ in 0..<2000 {
             let client = try NNGSocket(.req)
-            try client.dial(url)
+            try client.dial(address())
             let requests = (0..<12).map { n in
                 Task { try await client.request([UInt8(n)], timeout: Liveness.deadline) }
             }
-            try await Task.sleep(for: .microseconds(Int.random(in: 0...3000)))
+            try await Task.sleep(for: .microseconds(Int.random(in: 0...1000)))
             client.close()
             for request in requests {
                 do {
                     _ = try await request.value
+                    Issue.record("a request with no peer was answered")
                 } catch let error as NNGError {
-                    // Closed under it, or its pipe went down with the socket.
-                    #expect(error.isClosed || error.isConnectionReset, "round \(round): \(error)")
+                    #expect(error.isClosed, "\(error)")
                 }
             }
         }
-        server.close()
-        await serving.value
     }
 }
 

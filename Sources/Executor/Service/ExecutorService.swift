@@ -18,11 +18,7 @@ struct ExecutorService: Service {
     static func build(_ config: ExecutorConfig) throws -> ServiceGroup {
         var logger = Logger(label: "accord.executor")
         logger.logLevel = .info
-        NNGSocket.reportEndpointRestarts { [logger] url, kind in
-            logger.warning(
-                "restarted an nng \(kind) that had stopped (a peer hung up during the handshake)",
-                metadata: ["url": "\(url)"])
-        }
+        NNGSocket.reportTransportEvents(TransportLog(logger: logger).report)
         let boot = String(UUID().uuidString.lowercased().prefix(8))
         let id = ExecutorID("\(config.name)/\(boot)")
         try? FileManager.default.removeItem(atPath: config.workRoot)

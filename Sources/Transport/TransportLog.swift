@@ -1,0 +1,31 @@
+import Logging
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// How a service reports `TransportEvent`s: a restarted endpoint is a warning; a wedged nng is
+/// critical, and the process exits (status 70) so that its supervisor starts it afresh. Every
+/// service is safe to restart at any moment (that is the design's promise), and one whose
+/// connections can no longer be torn down or dialled again is not serving anyone.
+package struct TransportLog: Sendable {
+    let logger: Logger
+
+    package init(logger: Logger) { self.logger = logger }
+
+    package func report(_ event: TransportEvent) {
+        switch event {
+        case .endpointRestarted(let url, let kind):
+            logger.warning(
+                "restarted an nng \(kind) that had stopped (a peer hung up during the handshake)",
+                metadata: ["url": "\(url)"])
+        case .closeStuck(let since):
+            logger.critical(
+                """
+                nng has not closed a socket for \(since.duration(to: .now)): its reaper is wedged, and no \
+                connection of this process can be torn down or dialled again; exiting to be restarted
+                """)
+            exit(70)
+        }
+    }
+}
