@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "accord-gateway", targets: ["Gateway"]),
         .executable(name: "accord-scheduler", targets: ["Scheduler"]),
         .executable(name: "accord-executor", targets: ["Executor"]),
+        .executable(name: "accord-runner", targets: ["Runner"]),
         .executable(name: "accord", targets: ["Accord"]),
     ],
     dependencies: [
@@ -40,12 +41,28 @@ let package = Package(
         // The two glibc calls that need _GNU_SOURCE (atomic close-on-exec pipes, closefrom at spawn).
         .target(name: "CSupport", path: "Sources/CSupport"),
 
-        // The shared vocabulary: ids, events, wire messages, the event log and the projections.
+        // The layers, from the bottom. Each one names what it may use; nothing reaches up.
+        //
+        // Bytes and promises: what every layer needs and no layer owns.
+        .target(name: "Support", swiftSettings: strict),
+        // One JSON value type, a strict parser and the writer for the hand-written hot codecs.
+        .target(name: "JSON", swiftSettings: strict),
+        // The domain: ids, statuses, events with their versions and upcasters, and their encoding.
+        .target(name: "Model", dependencies: ["JSON"], swiftSettings: strict),
+        // The event log: the protocol, the file log, its record format, reader and verifier (the
+        // PostgreSQL log goes beside it). Only what writes the log links it: the Scheduler and the
+        // offline tool. Gateways and executors cannot open it.
+        .target(name: "EventLog", dependencies: ["Model", "JSON", "Support", "CZlib"], swiftSettings: strict),
+        // Every message between processes (Gateway, Scheduler, Executor, runner), each with its codec.
+        .target(name: "Wire", dependencies: ["Model", "JSON", "Support"], swiftSettings: strict),
+        // The folds the API shows (status, history, logs), shared by the Gateway and the tool.
+        .target(name: "ReadModels", dependencies: ["Model", "JSON"], swiftSettings: strict),
+        // Starting children: the one posix_spawn, and the reaper that waits only for its own.
+        .target(name: "ProcessSupport", dependencies: ["CSupport"], swiftSettings: strict),
+        // YAML to flows, expressions, the interpreter: testable without a server.
         .target(
-            name: "Events",
-            dependencies: ["CZlib"],
-            swiftSettings: strict
-        ),
+            name: "FlowLanguage", dependencies: ["Model", "JSON", "Archive", "CYAML", "ProcessSupport"],
+            swiftSettings: strict),
         // nng sockets bridged to async/await.
         .target(
             name: "Transport", dependencies: ["CNNG", .product(name: "Logging", package: "swift-log")],
@@ -56,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "Gateway",
             dependencies: [
-                "Events", "Transport", "Archive",
+                "Wire", "Model", "JSON", "ReadModels", "Support", "Transport", "Archive",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -74,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "Scheduler",
             dependencies: [
-                "Events", "Transport",
+                "EventLog", "Wire", "Model", "JSON", "Support", "Transport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -86,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "Executor",
             dependencies: [
-                "Events", "Transport", "Archive", "CYAML", "CSupport",
+                "Wire", "Model", "JSON", "Transport", "Archive", "ProcessSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -97,36 +114,65 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The runner: one child process per instance (or a few in turn), started by an executor.
+        .executableTarget(
+            name: "Runner",
+            dependencies: [
+                "FlowLanguage", "Wire", "Model", "JSON", "Archive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict),
+
         .executableTarget(
             name: "Accord",
             dependencies: [
-                "Events", "Archive", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "EventLog", "ReadModels", "Wire", "Model", "JSON", "Archive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
-        .testTarget(
-            name: "EventsTests", dependencies: ["Events", "TestSupport"], resources: [.copy("Golden")],
-            swiftSettings: strict),
         .target(
-            name: "TestSupport", dependencies: ["CZlib", "Archive", "Events"], path: "Tests/TestSupport",
+            name: "TestSupport", dependencies: ["CZlib", "Archive", "Model", "JSON"], path: "Tests/TestSupport",
+            swiftSettings: strict),
+        .testTarget(
+            name: "ModelTests", dependencies: ["Model", "JSON", "Support", "TestSupport"], resources: [.copy("Golden")],
+            swiftSettings: strict),
+        .testTarget(
+            name: "EventLogTests", dependencies: ["EventLog", "Model", "Wire", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "Model", "JSON", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "ReadModelsTests", dependencies: ["ReadModels", "Model", "JSON", "TestSupport"], swiftSettings: strict
+        ),
+        .testTarget(
+            name: "ProcessSupportTests", dependencies: ["ProcessSupport", "Support", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "FlowLanguageTests", dependencies: ["FlowLanguage", "Model", "JSON", "TestSupport"],
+            swiftSettings: strict),
+        .testTarget(
+            name: "RunnerTests", dependencies: ["Runner", "FlowLanguage", "Archive", "TestSupport"],
             swiftSettings: strict),
         .testTarget(name: "ArchiveTests", dependencies: ["Archive", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "SchedulerTests",
             dependencies: [
-                "Scheduler", "Events", "Transport", "TestSupport", .product(name: "Logging", package: "swift-log"),
+                "Scheduler", "EventLog", "Wire", "Model", "JSON", "Transport", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(
             name: "ExecutorTests",
             dependencies: [
-                "Executor", "Events", "Transport", "Archive", "TestSupport",
+                "Executor", "Wire", "Model", "JSON", "Transport", "Archive", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .testTarget(
-            name: "GatewayTests", dependencies: ["Gateway", "Archive", "TestSupport"], swiftSettings: gatewaySettings),
+            name: "GatewayTests",
+            dependencies: ["Gateway", "Wire", "Model", "JSON", "ReadModels", "Archive", "TestSupport"],
+            swiftSettings: gatewaySettings),
         .testTarget(
-            name: "TransportTests", dependencies: ["Transport", "Events", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["Events", "TestSupport"], swiftSettings: strict),
+            name: "TransportTests", dependencies: ["Transport", "TestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests", dependencies: ["EventLog", "Model", "TestSupport"], swiftSettings: strict),
     ]
 )

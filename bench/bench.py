@@ -155,7 +155,7 @@ def server_cpu(data):
                     continue
                 try:
                     argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
-                    if len(argv) > 1 and argv[0].endswith(b"/accord-executor") and argv[1] == b"runner":
+                    if argv[0].endswith(b"/accord-runner"):
                         runners += process_cpu(int(entry))
                 except OSError:
                     pass

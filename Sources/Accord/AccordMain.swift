@@ -1,5 +1,8 @@
 import ArgumentParser
+import EventLog
 import Foundation
+import Model
+import Wire
 
 /// `accord`: the event log's tooling (verify, export, show, scan), offline on a data folder or live
 /// through a Gateway, and the everyday client (start, status, wait, logs, kill).

@@ -1,6 +1,8 @@
 import ArgumentParser
-import Events
+import EventLog
 import Foundation
+import Model
+import Wire
 
 /// `accord bench-log`: the event log alone (what `make bench` reports): `writers` concurrent
 /// appenders, each appending one small event at a time and waiting until it is durable, for

@@ -1,4 +1,6 @@
 import Foundation
+import Model
+import Wire
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking

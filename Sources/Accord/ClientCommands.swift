@@ -1,7 +1,9 @@
 import Archive
 import ArgumentParser
-import Events
+import EventLog
 import Foundation
+import Model
+import Wire
 
 struct Start: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,8 @@
-import Events
+import EventLog
 import Foundation
+import Model
+import ReadModels
+import Wire
 
 /// A stream of events in log order, from a data folder or from a Gateway.
 protocol EventSource {

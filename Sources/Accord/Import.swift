@@ -1,6 +1,9 @@
 import ArgumentParser
-import Events
+import EventLog
 import Foundation
+import Model
+import ReadModels
+import Wire
 
 struct Import: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,9 @@
 import ArgumentParser
-import Events
+import EventLog
 import Foundation
+import Model
+import ReadModels
+import Wire
 
 struct Scan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

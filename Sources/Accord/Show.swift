@@ -1,6 +1,10 @@
 import ArgumentParser
-import Events
+import EventLog
 import Foundation
+import JSON
+import Model
+import ReadModels
+import Wire
 
 struct Show: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,15 +2,17 @@ import Archive
 import ArgumentParser
 import Foundation
 import Logging
+import Model
 import ServiceLifecycle
+import Wire
 
-/// `accord-executor`: runs instances (`serve`, the default) or one instance (`runner`, started by
-/// the executor itself).
+/// `accord-executor`: runs instances for the Scheduler, each in a runner child process
+/// (`accord-runner`).
 @main
 struct ExecutorMain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "accord-executor", abstract: "Runs process instances for the Scheduler.",
-        subcommands: [Serve.self, RunnerCommand.self], defaultSubcommand: Serve.self)
+        subcommands: [Serve.self], defaultSubcommand: Serve.self)
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -32,6 +34,7 @@ struct ExecutorMain: AsyncParsableCommand {
         var warmRunners = 4
         @Option(help: "Instances one runner may run in turn (only instances that started no process hand it on).")
         var runnerInstances = 1000
+        @Option(help: "The runner program (default: accord-runner next to this binary).") var runner: String?
         @Flag(help: "Do not put instances in control groups (process and memory limits are then not enforced).")
         var noControlGroups = false
 
@@ -59,19 +62,9 @@ struct ExecutorMain: AsyncParsableCommand {
                 maxLogBytes: maxLogBytes,
                 limits: InstanceLimits(
                     maxProcesses: maxProcesses, maxMemoryBytes: maxMemoryBytes, maxOpenFiles: maxOpenFiles),
-                useControlGroups: !noControlGroups, warmRunners: warmRunners, runnerInstances: runnerInstances)
+                useControlGroups: !noControlGroups, warmRunners: warmRunners, runnerInstances: runnerInstances,
+                runnerCommand: runner.map { [$0] })
             try await ExecutorService.build(config).run()
-        }
-    }
-
-    struct RunnerCommand: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "runner", abstract: "Run instances sent on stdin (internal).", shouldDisplay: false)
-
-        @Option(help: "Instances to run before exiting.") var instances = 1
-
-        func run() throws {
-            throw ExitCode(Runner.serve(maxInstances: instances))
         }
     }
 }

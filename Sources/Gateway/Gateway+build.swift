@@ -1,11 +1,13 @@
 import Archive
-import Events
 import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import Model
 import Prometheus
+import ReadModels
 import Transport
+import Wire
 
 /// Wires the Gateway: keys, sockets, projection and event feed, routes, and the HTTP server.
 func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {

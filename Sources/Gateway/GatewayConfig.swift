@@ -1,3 +1,6 @@
+import Model
+import Wire
+
 /// Everything the Gateway reads from its command line, with the defaults documented in the README.
 struct GatewayConfig: Sendable {
     /// HTTP host to bind.

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import Model
+import Wire
 
 /// `accord-gateway`: the HTTP API.
 @main

@@ -1,5 +1,5 @@
-import Events
 import Transport
+import Wire
 
 /// The Gateway's side of the command link: one req socket, many requests in flight, each bounded
 /// by the configured timeout so a missing Scheduler becomes a prompt 503.

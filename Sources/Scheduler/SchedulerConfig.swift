@@ -1,3 +1,7 @@
+import EventLog
+import Model
+import Wire
+
 /// Everything the Scheduler reads from its command line, with the defaults documented in the README.
 struct SchedulerConfig: Sendable {
     /// The data folder: `events/` (the log), `payloads/` (archives), `run/` (ipc sockets).

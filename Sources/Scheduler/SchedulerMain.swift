@@ -1,6 +1,8 @@
 import ArgumentParser
 import Logging
+import Model
 import ServiceLifecycle
+import Wire
 
 /// `accord-scheduler`: the single writer of the event log.
 @main

@@ -1,9 +1,11 @@
-import Events
+import EventLog
 import Foundation
 import Logging
+import Model
 import ServiceLifecycle
 import Transport
 import UnixSignals
+import Wire
 
 /// Wires the Scheduler: log, payload store, core, and its three sockets; runs until SIGTERM/SIGINT.
 struct SchedulerService: Service {

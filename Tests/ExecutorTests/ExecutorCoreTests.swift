@@ -1,10 +1,11 @@
 import Archive
-import Events
 import Foundation
 import Logging
+import Model
 import TestSupport
 import Testing
 import Transport
+import Wire
 
 @testable import Executor
 

@@ -1,5 +1,6 @@
-import Events
 import Foundation
+import Model
+import ReadModels
 import Testing
 
 @testable import Gateway

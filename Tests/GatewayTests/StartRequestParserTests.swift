@@ -1,7 +1,9 @@
 import Archive
 import Foundation
+import Model
 import TestSupport
 import Testing
+import Wire
 
 @testable import Gateway
 

@@ -1,8 +1,8 @@
+import EventLog
 import Foundation
+import Model
 import TestSupport
 import Testing
-
-@testable import Events
 
 /// Runs the `accord` binary; returns its exit status, stdout and stderr.
 func accord(_ arguments: [String], bin: String, environment: [String: String] = [:]) throws -> (
@@ -110,7 +110,7 @@ extension DeploymentTests {
         let old =
             #"{"at":1764380000100,"data":{"steps":[{"durationMicros":42,"flow":"main","location":"processes/old.yml:7","outcome":"ok","startedAt":1764380000150,"step":"log"}]},"instanceId":"\#(failing)","seq":\#(count + 1),"type":"StepsRecorded","version":1}"#
         var record: [UInt8] = []
-        FileEventLog.appendRecord(body: Data(old.utf8), to: &record)
+        RecordFormat.append(body: Data(old.utf8), to: &record)
         let handle = try #require(FileHandle(forWritingAtPath: segment))
         handle.seekToEndOfFile()
         handle.write(Data(record))
@@ -204,7 +204,7 @@ extension DeploymentTests {
             seq: count + 1, instanceID: try #require(InstanceID(ids[0])), at: .now(),
             event: .logAppended(LogAppended(lines: [LogLine(at: .now(), level: .info, text: "unseen")])))
         var record: [UInt8] = []
-        FileEventLog.appendRecord(body: try EventCodec.encode(extra), to: &record)
+        RecordFormat.append(body: try EventCodec.encode(extra), to: &record)
         let lastSegment = try #require(reader.segments.last)
         let handle = try #require(FileHandle(forWritingAtPath: lastSegment))
         handle.seekToEndOfFile()

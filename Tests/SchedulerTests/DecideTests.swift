@@ -1,6 +1,9 @@
+import EventLog
+import JSON
+import Model
 import Testing
+import Wire
 
-@testable import Events
 @testable import Scheduler
 
 /// Given events, when a command, then these events and actions.

@@ -1,10 +1,12 @@
+import EventLog
 import Foundation
 import Logging
+import Model
 import TestSupport
 import Testing
 import Transport
+import Wire
 
-@testable import Events
 @testable import Scheduler
 
 /// The Scheduler while its log cannot be written: nothing it could not record is acknowledged.

@@ -1,8 +1,11 @@
+import EventLog
 import Foundation
+import JSON
 import Logging
+import Model
 import Testing
+import Wire
 
-@testable import Events
 @testable import Scheduler
 
 /// A snapshot is the state, exactly: loading one and replaying the rest of the log gives what

@@ -1,4 +1,5 @@
-import Events
+import JSON
+import Model
 
 /// Random text and JSON values for the tests that hold a hand-written encoder or parser to
 /// `Codable`: quotes, backslashes, every control character, non-ASCII text and JSON punctuation in

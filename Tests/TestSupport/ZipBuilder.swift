@@ -1,5 +1,6 @@
 import Archive
 import CZlib
+import Model
 
 /// Writes ZIP archives byte by byte, so tests control every header field (as the conformance
 /// suite's `raw_zip` does).

@@ -1,4 +1,6 @@
 import Archive
+import Model
+import Wire
 
 /// Everything the Executor reads from its command line, with the defaults documented in the README.
 struct ExecutorConfig: Sendable {
@@ -24,6 +26,9 @@ struct ExecutorConfig: Sendable {
     var warmRunners = 4
     /// Instances one runner may run in turn (only instances that started no process hand it on).
     var runnerInstances = 1000
+    /// The runner program (`accord-runner`) and its first arguments; nil means the one installed
+    /// next to this executor's binary.
+    var runnerCommand: [String]? = nil
     /// Interval between heartbeats.
     var heartbeat: Duration = .seconds(1)
 }

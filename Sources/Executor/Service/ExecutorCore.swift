@@ -1,8 +1,10 @@
 import Archive
-import Events
 import Foundation
 import Logging
+import Model
+import ProcessSupport
 import Transport
+import Wire
 
 /// What a runner produced, in order.
 enum RunnerEvent: Sendable {
@@ -37,8 +39,21 @@ actor ExecutorCore {
     /// once that run has ended.
     private var relaunch: [InstanceID: (Dispatch, [UInt8])] = [:]
 
-    /// `runnerCommand` (an executable and its first arguments) defaults to this very binary, which
-    /// has the `runner` subcommand.
+    /// `runnerCommand` (an executable and its first arguments) defaults to the configured one, and
+    /// that to `accord-runner` next to this binary.
+    /// `accord-runner` in the folder this executor's binary is in (a build folder, `/usr/bin`).
+    static func installedRunner() throws -> String {
+        let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+        let runner = URL(fileURLWithPath: executable).deletingLastPathComponent().appendingPathComponent(
+            "accord-runner"
+        )
+        .path
+        guard FileManager.default.isExecutableFile(atPath: runner) else {
+            throw SpawnError("no runner at \(runner): install accord-runner next to accord-executor, or pass --runner")
+        }
+        return runner
+    }
+
     init(
         id: ExecutorID, config: ExecutorConfig, schedulerSocket: NNGSocket, logger: Logger,
         runnerCommand: [String]? = nil
@@ -46,8 +61,7 @@ actor ExecutorCore {
         self.id = id
         self.config = config
         self.logger = logger
-        self.runnerCommand =
-            try runnerCommand ?? [FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")]
+        self.runnerCommand = try runnerCommand ?? config.runnerCommand ?? [Self.installedRunner()]
         self.reporter = Reporter(executorID: id, socket: schedulerSocket, logger: logger)
         if config.useControlGroups {
             let (groups, detail) = InstanceGroups.detect(executorName: config.name, scope: config.workRoot)

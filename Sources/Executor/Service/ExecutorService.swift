@@ -1,10 +1,11 @@
 import Archive
-import Events
 import Foundation
 import Logging
+import Model
 import ServiceLifecycle
 import Transport
 import UnixSignals
+import Wire
 
 /// Wires the Executor: its link to the Scheduler, its command socket, heartbeats; runs until
 /// SIGTERM/SIGINT, then kills its runners.

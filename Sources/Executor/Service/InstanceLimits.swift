@@ -1,18 +1,7 @@
-import Events
 import Foundation
 import Logging
-
-/// What one instance may use. Processes and memory are enforced per instance with control groups
-/// where the executor may create them (cgroup v1 `pids`/`memory`, or v2); open files and file size
-/// with rlimits set by the runner, which every script inherits.
-struct InstanceLimits: Sendable, Codable, Equatable {
-    /// Processes and threads at once (a fork bomb stops here, inside its instance).
-    var maxProcesses: Int = 512
-    /// Memory of the runner and everything it starts, in bytes.
-    var maxMemoryBytes: Int = 2 << 30
-    /// Open files per process.
-    var maxOpenFiles: Int = 1024
-}
+import Model
+import Wire
 
 /// The control-group directories of one executor: `<mount>/<the executor's own group>/accord-<name>/`
 /// per controller, with one child directory per runner: a runner runs one instance at a time and
@@ -159,16 +148,6 @@ struct InstanceGroup: Sendable {
             usleep(10_000)
         }
         for directory in directories { rmdir(directory) }
-    }
-}
-
-extension InstanceLimits {
-    /// Applied by the runner to itself, so every script it starts inherits them.
-    func applyRlimits() {
-        var files = rlimit(rlim_cur: rlim_t(maxOpenFiles), rlim_max: rlim_t(maxOpenFiles))
-        setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
-        var core = rlimit(rlim_cur: 0, rlim_max: 0)
-        setrlimit(__rlimit_resource_t(RLIMIT_CORE.rawValue), &core)
     }
 }
 

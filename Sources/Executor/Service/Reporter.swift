@@ -1,6 +1,8 @@
-import Events
 import Logging
+import Model
+import ProcessSupport
 import Transport
+import Wire
 
 /// Sends reports to the Scheduler in order, each batch acknowledged once durable. While a batch is
 /// in flight, new reports queue up and consecutive log lines of one instance merge into one report,

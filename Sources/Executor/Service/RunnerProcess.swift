@@ -1,8 +1,10 @@
-import Events
 import Foundation
+import Model
 import NIOCore
 import NIOPosix
+import ProcessSupport
 import Synchronization
+import Wire
 
 /// How one instance's run on a runner ended.
 enum RunnerOutcome: Sendable {
@@ -54,15 +56,17 @@ final class RunnerProcess: Sendable {
     /// Writing to a runner that has already died must not kill the executor.
     private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
-    /// Starts a runner (`command` followed by `runner --instances N`) that serves up to `instances` instances, in `group` when given (entered
-    /// before the runner is sent anything). `onIdleExit` is called when it exits with no instance.
+    /// Starts a runner (`command` followed by `--instances N`) that serves up to `instances`
+    /// instances, in `group` when given (entered before the runner is sent anything). `onIdleExit` is called when it exits with no instance.
     init(
         command: [String], instances: Int, group: InstanceGroup?,
         onIdleExit: @escaping @Sendable (RunnerProcess) -> Void
     ) throws {
         self.onIdleExit = onIdleExit
         RunnerProcess.ignoreSIGPIPE
-        let child = try SpawnedChild.spawn(command[0], command.dropFirst() + ["runner", "--instances", "\(instances)"])
+        let child = try Spawn.start(
+            command + ["--instances", "\(instances)"], stdin: .pipe, output: .separate, ownProcessGroup: true,
+            start: ChildReaper.shared.spawning)
         self.pid = child.pid
         if let group, !group.add(child.pid) {
             _ = Glibc.kill(-child.pid, SIGKILL)

@@ -1,6 +1,8 @@
 import Crypto
-import Events
 import Foundation
+import JSON
+import Model
+import Wire
 
 /// The accepted API keys, held only as SHA-256 digests. A presented key is hashed and compared with
 /// every digest in constant time; keys are never logged.

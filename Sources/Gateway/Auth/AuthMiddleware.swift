@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Model
 
 /// Requires `Authorization: <key>` or `Authorization: Bearer <key>` on every request it wraps.
 struct AuthMiddleware: RouterMiddleware {

@@ -1,7 +1,10 @@
-import Events
 import Logging
+import Model
+import ReadModels
 import ServiceLifecycle
+import Support
 import Transport
+import Wire
 
 /// Keeps the projection in step with the Scheduler: subscribes to committed events, and catches up
 /// by sequence number at start and whenever it sees a gap or a head beyond its own.
@@ -19,7 +22,7 @@ struct EventFeed: Service {
                 do {
                     let bytes = try await subscriber.receive()
                     if let header = try? WireFrame.split(bytes).header,
-                        let message = try? FastEventDecoder.decodeCommitted(header)
+                        let message = try? CommittedEvents.decode(header)
                     {
                         continuation.yield(message)
                     }

@@ -1,5 +1,8 @@
-import Events
+import Model
+import ReadModels
+import Support
 import Synchronization
+import Wire
 
 /// The Gateway's read side: the status projection folded from the Scheduler's event stream, the
 /// log files, and the waiters that `/wait` parks until their instance's terminal event arrives.

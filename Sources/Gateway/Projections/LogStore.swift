@@ -1,5 +1,6 @@
-import Events
 import Foundation
+import Model
+import ReadModels
 import Synchronization
 
 #if canImport(Glibc)
@@ -42,7 +43,7 @@ final class LogStore: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         fd = open(directory + "/logs.dat", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw EventLogError("cannot create \(directory)/logs.dat: \(String(cString: strerror(errno)))")
+            throw LogStoreError("cannot create \(directory)/logs.dat: \(String(cString: strerror(errno)))")
         }
     }
 
@@ -113,4 +114,10 @@ final class LogStore: Sendable {
         }
         return out
     }
+}
+
+/// The Gateway's log store could not be set up.
+struct LogStoreError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -1,6 +1,6 @@
-import Events
 import Foundation
 import Hummingbird
+import ReadModels
 
 /// An error answered as `{"ok": false, "message": ...}` with its status; extra fields allowed.
 struct APIError: Error, HTTPResponseError {

@@ -1,6 +1,6 @@
-import Events
 import Foundation
 import Hummingbird
+import ReadModels
 
 enum JSONBody {
     static func encode(_ value: some Encodable) -> ByteBuffer { ByteBuffer(bytes: ReadModelBodies.encode(value)) }

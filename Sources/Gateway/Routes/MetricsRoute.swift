@@ -1,6 +1,8 @@
-import Events
 import Hummingbird
+import Model
 import Prometheus
+import ReadModels
+import Wire
 
 /// `GET /metrics` in Prometheus text format: HTTP request counts and latencies by route (from
 /// Hummingbird's `MetricsMiddleware`), instances by status and queue depth (this gateway's

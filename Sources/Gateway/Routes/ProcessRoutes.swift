@@ -1,8 +1,11 @@
-import Events
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdCore
+import JSON
+import Model
+import ReadModels
+import Wire
 
 /// The HTTP API of API.md.
 struct ProcessRoutes: Sendable {

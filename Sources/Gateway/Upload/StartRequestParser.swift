@@ -1,6 +1,9 @@
 import Archive
-import Events
 import Foundation
+import JSON
+import Model
+import ReadModels
+import Wire
 
 /// Checks an uploaded archive's envelope (API.md "Start") and reads its `_main.json`. Flow
 /// problems are not checked here: those end the instance `FAILED`, as the reference server did.

@@ -1,4 +1,6 @@
-import Events
+import EventLog
+import Model
+import Wire
 
 /// A command the Scheduler decides against its state.
 enum SchedulerCommand: Sendable {

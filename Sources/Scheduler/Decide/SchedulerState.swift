@@ -1,4 +1,6 @@
-import Events
+import EventLog
+import Model
+import Wire
 
 /// What the Scheduler knows about one instance: enough to decide commands and dispatch.
 struct TrackedInstance: Sendable, Equatable, Codable {

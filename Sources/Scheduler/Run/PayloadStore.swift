@@ -1,7 +1,9 @@
 import Crypto
 import Dispatch
-import Events
+import EventLog
 import Foundation
+import JSON
+import Model
 
 #if canImport(Glibc)
     import Glibc

@@ -1,7 +1,9 @@
-import Events
+import EventLog
 import Foundation
 import Logging
+import Model
 import Transport
+import Wire
 
 /// The single writer: decides each command against `SchedulerState`, appends the events, applies
 /// them, and performs the decision's actions once the events are durable.

@@ -1,6 +1,8 @@
-import Events
+import EventLog
 import Foundation
 import Logging
+import Model
+import Wire
 
 #if canImport(Glibc)
     import Glibc

@@ -1,0 +1,528 @@
+import CZlib
+import Foundation
+import Model
+import Support
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The embedded event log: append-only segment files of length-prefixed, CRC-checked records.
+///
+/// Record layout: `u32 LE length | u32 LE crc32(body) | body` where the body is the event's JSON
+/// (`EventCodec`). Segments are named by their first sequence number and rolled past
+/// `segmentBytes`. On open every record is checked; a torn or corrupt tail of the last segment is
+/// truncated (it was never acknowledged), while damage anywhere else refuses to open.
+///
+/// One writer thread drains everything queued since its last write, writes it with one `pwrite`
+/// and makes it durable with one `fdatasync`: concurrent appends share the fsync (group commit).
+package final class FileEventLog: EventLog, @unchecked Sendable {
+    // @unchecked: `segments`, `nextSeq`, `pending` and `durable` are guarded by `lock`;
+    // the writer thread alone writes files.
+
+    struct Segment {
+        let firstSeq: UInt64
+        let path: String
+        let fd: Int32
+        var offsets: [UInt64]
+        var size: UInt64
+    }
+
+    struct Pending {
+        var bytes: [UInt8]
+        var envelopes: [EventEnvelope]
+        var promise: Promise<Void>
+    }
+
+    private let directory: String
+    private let segmentBytes: UInt64
+    private let fsyncEnabled: Bool
+    private let lock = NSCondition()
+    private var segments: [Segment] = []
+    private var nextSeq: UInt64 = 1
+    private var durable: UInt64 = 0
+    private var pending: [Pending] = []
+    private var durableWaiters: [(seq: UInt64, promise: Promise<Void>)] = []
+    private var closed = false
+    private var writerDone = false
+    /// Set by a failed write: appends are refused until `recover()` succeeds, so nothing is
+    /// numbered on top of a write whose fate the appenders have not yet heard.
+    private var failure: EventLogError?
+    private var failureCount = 0
+    private var writer: Thread?
+    /// Holds the folder's `LOCK` (flock) for the log's lifetime.
+    private let lockFD: Int32
+    private let stats = Mutex(AppendStats())
+    /// In a class, not as a bare closure: `withLock { $0 }` on a `Mutex` of a closure wraps the
+    /// stored closure in two more reabstraction thunks on every read (the inout is written back),
+    /// so each commit called through a chain one link longer than the last (quadratic, and in the
+    /// end a stack overflow on the writer thread).
+    private final class CommitHook: Sendable {
+        let call: @Sendable ([EventEnvelope], [ArraySlice<UInt8>]) -> Void
+        init(_ call: @escaping @Sendable ([EventEnvelope], [ArraySlice<UInt8>]) -> Void) { self.call = call }
+    }
+    private let commitHook = Mutex<CommitHook?>(nil)
+
+    /// Called on the writer thread with each durable batch, in log order, before any appender
+    /// is told its events are durable: the place to publish committed events in order. Each
+    /// envelope comes with its JSON exactly as stored, so publishing need not encode it again.
+    package func onCommit(
+        _ hook: @escaping @Sendable (_ envelopes: [EventEnvelope], _ json: [ArraySlice<UInt8>]) -> Void
+    ) {
+        let boxed = CommitHook(hook)
+        commitHook.withLock { $0 = boxed }
+    }
+
+    /// What the writer has done so far, for metrics and benchmarks.
+    package struct AppendStats: Sendable {
+        /// Durable writes (one fsync each).
+        package var syncs: Int = 0
+        /// Events made durable.
+        package var events: Int = 0
+        /// Total time spent in fdatasync, in nanoseconds.
+        package var syncNanos: UInt64 = 0
+    }
+
+    /// What `open` found and repaired.
+    package struct Recovery: Sendable {
+        /// Bytes cut from the tail of the last segment (a torn or corrupt write), 0 when clean.
+        package var truncatedBytes: UInt64
+        /// Why the tail was cut, when it was.
+        package var reason: String?
+    }
+
+    /// What `open` found and repaired.
+    package private(set) var recovery = Recovery(truncatedBytes: 0, reason: nil)
+
+    /// Opens (or creates) the log in `directory`, checking every record.
+    ///
+    /// - Throws: `EventLogError` when a record before the last segment's tail is damaged or the
+    ///   sequence has a gap: that needs a person, not a silent repair.
+    package init(directory: String, segmentBytes: UInt64 = 64 << 20, fsync: Bool = true) throws {
+        self.directory = directory
+        self.segmentBytes = segmentBytes
+        self.fsyncEnabled = fsync
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        // One writer per log, ever: a second Scheduler (or an import) on the same folder is refused.
+        lockFD = Glibc.open(directory + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = String(cString: strerror(errno))
+            if lockFD >= 0 { Glibc.close(lockFD) }
+            throw EventLogError("the event log in \(directory) is in use by another process (\(reason))")
+        }
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            .filter { $0.hasPrefix("segment-") && $0.hasSuffix(".log") }.sorted()
+        for (index, name) in names.enumerated() {
+            let isLast = index == names.count - 1
+            try openSegment(path: directory + "/" + name, isLast: isLast)
+        }
+        if segments.isEmpty { try createSegment(firstSeq: 1) }
+        durable = nextSeq - 1
+        // The thread holds the log until `close()` ends its loop.
+        let thread = Thread { self.writerLoop() }
+        thread.name = "accord-log-writer"
+        thread.qualityOfService = .userInitiated
+        writer = thread
+        thread.start()
+    }
+
+    deinit {
+        for segment in segments { Glibc.close(segment.fd) }
+        Glibc.close(lockFD)
+    }
+
+    /// Stops the writer after it has written what is queued.
+    /// Stops the writer after it has written what is queued, waits for it, and releases the
+    /// folder's lock (so the log can be opened again at once, by this process or another).
+    package func close() {
+        lock.lock()
+        if closed {
+            lock.unlock()
+            return
+        }
+        closed = true
+        lock.broadcast()
+        while !writerDone { lock.wait() }
+        lock.unlock()
+        _ = flock(lockFD, LOCK_UN)
+    }
+
+    package var durableHead: UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        return durable
+    }
+
+    /// Returns once every event up to `seq` is durable (at once if it already is); throws if the
+    /// log fails first.
+    package func waitDurable(_ seq: UInt64) async throws {
+        guard let promise = registerDurableWaiter(seq) else { return }
+        try await promise.value()
+    }
+
+    private func registerDurableWaiter(_ seq: UInt64) -> Promise<Void>? {
+        lock.lock()
+        defer { lock.unlock() }
+        if seq <= durable { return nil }
+        let promise = Promise<Void>()
+        durableWaiters.append((seq, promise))
+        return promise
+    }
+
+    /// Appends, fsyncs and their timings so far.
+    package var appendStats: AppendStats { stats.withLock { $0 } }
+
+    package func append(_ drafts: [EventEnvelope]) -> AppendTicket {
+        let promise = Promise<Void>()
+        guard !drafts.isEmpty else {
+            promise.fulfill(.success(()))
+            return AppendTicket(envelopes: [], promise: promise)
+        }
+        let encoder = EventCodec.makeEncoder()
+        lock.lock()
+        defer { lock.unlock() }
+        if closed {
+            promise.fulfill(.failure(EventLogError("the event log is closed")))
+            return AppendTicket(envelopes: [], promise: promise)
+        }
+        if let failure {
+            promise.fulfill(.failure(failure))
+            return AppendTicket(envelopes: [], promise: promise)
+        }
+        var numbered: [EventEnvelope] = []
+        numbered.reserveCapacity(drafts.count)
+        var bytes: [UInt8] = []
+        do {
+            for (offset, draft) in drafts.enumerated() {
+                var envelope = draft
+                envelope.seq = nextSeq + UInt64(offset)
+                if let body = FastEventEncoder.encode(envelope) {
+                    RecordFormat.append(body: body, to: &bytes)
+                } else {
+                    RecordFormat.append(body: try encoder.encode(envelope), to: &bytes)
+                }
+                numbered.append(envelope)
+            }
+        } catch {
+            promise.fulfill(.failure(EventLogError("an event could not be encoded: \(error)")))
+            return AppendTicket(envelopes: [], promise: promise)
+        }
+        nextSeq += UInt64(drafts.count)
+        pending.append(Pending(bytes: bytes, envelopes: numbered, promise: promise))
+        lock.signal()
+        return AppendTicket(envelopes: numbered, promise: promise)
+    }
+
+    package func read(after: UInt64, limit: Int) throws -> [EventEnvelope] {
+        let head = durableHead
+        guard after < head, limit > 0 else { return [] }
+        let last = min(head, after + UInt64(limit))
+        return try read(seqs: Array((after + 1)...last))
+    }
+
+    package func read(seqs: [UInt64]) throws -> [EventEnvelope] {
+        lock.lock()
+        let head = durable
+        let locations: [(fd: Int32, offset: UInt64)?] = seqs.map { seq in
+            guard seq >= 1, seq <= head, let index = segmentIndex(for: seq) else { return nil }
+            let segment = segments[index]
+            let slot = Int(seq - segment.firstSeq)
+            guard slot < segment.offsets.count else { return nil }
+            return (segment.fd, segment.offsets[slot])
+        }
+        lock.unlock()
+        var result: [EventEnvelope] = []
+        result.reserveCapacity(seqs.count)
+        for location in locations {
+            guard let location else { continue }
+            result.append(try readRecord(fd: location.fd, offset: location.offset))
+        }
+        return result
+    }
+
+    /// Calls `body` with every durable event in order, reading whole segments sequentially.
+    package func scan(from firstSeq: UInt64 = 1, _ body: (EventEnvelope) throws -> Void) throws {
+        lock.lock()
+        let snapshot = segments
+        let head = durable
+        lock.unlock()
+        for segment in snapshot {
+            if segment.offsets.isEmpty { continue }
+            if segment.firstSeq + UInt64(segment.offsets.count) <= firstSeq { continue }
+            let data = try Data(contentsOf: URL(fileURLWithPath: segment.path), options: .alwaysMapped)
+            var seq = segment.firstSeq
+            for offset in segment.offsets {
+                if seq > head { return }
+                defer { seq += 1 }
+                if seq < firstSeq { continue }
+                let start = Int(offset)
+                guard let frame = RecordFormat.frame(in: data, at: start) else { break }
+                let record = data.subdata(in: frame.body)
+                let envelope: EventEnvelope
+                do {
+                    envelope = try FastEventDecoder.decode(record)
+                } catch {
+                    throw EventLogError("\(segment.path) at byte \(start): an event does not decode: \(error)")
+                }
+                guard envelope.seq == seq else {
+                    throw EventLogError("\(segment.path) at byte \(start): sequence \(envelope.seq), expected \(seq)")
+                }
+                try body(envelope)
+            }
+        }
+    }
+
+    // MARK: - Opening
+
+    private func openSegment(path: String, isLast: Bool) throws {
+        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { throw EventLogError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+        let name = (path as NSString).lastPathComponent
+        guard let firstSeq = UInt64(name.dropFirst("segment-".count).dropLast(".log".count)) else {
+            throw EventLogError("\(path): not a segment name")
+        }
+        guard firstSeq == nextSeq || (segments.isEmpty && firstSeq >= 1) else {
+            throw EventLogError("\(path) starts at \(firstSeq) but the log before it ends at \(nextSeq - 1)")
+        }
+        if segments.isEmpty { nextSeq = firstSeq }
+        let walk = RecordFormat.walk(data)
+        let offsets = walk.offsets
+        var position = walk.end
+        let problem = walk.problem
+        if let problem {
+            // Only the very end can be torn by a crash; damage with intact records after it would
+            // cut acknowledged events, so it needs a person (`accord log verify` shows where).
+            guard isLast, !walk.intactAfter else {
+                throw EventLogError(
+                    "\(path) at byte \(position): \(problem)\(walk.intactAfter ? ", with intact records after it" : "")"
+                )
+            }
+            let cut = UInt64(data.count - position)
+            recovery = Recovery(truncatedBytes: cut, reason: "\(path) at byte \(position): \(problem)")
+            if position == 0 {
+                _ = ftruncate(fd, 0)
+                _ = RecordFormat.segmentHeader.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+                position = RecordFormat.segmentHeader.count
+            } else {
+                guard ftruncate(fd, off_t(position)) == 0 else {
+                    throw EventLogError("cannot truncate \(path): \(String(cString: strerror(errno)))")
+                }
+            }
+            _ = fdatasync(fd)
+        }
+        segments.append(Segment(firstSeq: firstSeq, path: path, fd: fd, offsets: offsets, size: UInt64(position)))
+        nextSeq = firstSeq + UInt64(offsets.count)
+    }
+
+    private func createSegment(firstSeq: UInt64) throws {
+        let path = directory + "/" + String(format: "segment-%020llu.log", firstSeq)
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw EventLogError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        let written = RecordFormat.segmentHeader.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        guard written == RecordFormat.segmentHeader.count, fsyncEnabled ? fdatasync(fd) == 0 : true else {
+            Glibc.close(fd)
+            unlink(path)
+            throw EventLogError("cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+        syncDirectory()
+        segments.append(
+            Segment(firstSeq: firstSeq, path: path, fd: fd, offsets: [], size: UInt64(RecordFormat.segmentHeader.count))
+        )
+    }
+
+    private func syncDirectory() {
+        guard fsyncEnabled else { return }
+        let fd = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd >= 0 {
+            _ = fsync(fd)
+            Glibc.close(fd)
+        }
+    }
+
+    // MARK: - Writing
+
+    private func writerLoop() {
+        while true {
+            lock.lock()
+            while pending.isEmpty && !closed { lock.wait() }
+            if pending.isEmpty && closed {
+                writerDone = true
+                lock.broadcast()
+                lock.unlock()
+                return
+            }
+            let batch = pending
+            pending = []
+            lock.unlock()
+            write(batch)
+        }
+    }
+
+    private func write(_ batch: [Pending]) {
+        lock.lock()
+        var segment = segments[segments.count - 1]
+        lock.unlock()
+        let firstSeq = segment.firstSeq + UInt64(segment.offsets.count)
+        if segment.size >= segmentBytes {
+            do {
+                try createSegmentLocked(firstSeq: firstSeq)
+                lock.lock()
+                segment = segments[segments.count - 1]
+                lock.unlock()
+            } catch {
+                fail(batch, error)
+                return
+            }
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(batch.reduce(0) { $0 + $1.bytes.count })
+        var newOffsets: [UInt64] = []
+        for item in batch {
+            for offset in RecordFormat.offsets(item.bytes) {
+                newOffsets.append(segment.size + UInt64(bytes.count + offset))
+            }
+            bytes += item.bytes
+        }
+        let start = ContinuousClock.now
+        // A short write (the disk filled part-way) is continued: the retry reports why it stopped.
+        var written = 0
+        var failedErrno: Int32 = 0
+        bytes.withUnsafeBytes { raw in
+            while written < raw.count {
+                let n = pwrite(
+                    segment.fd, raw.baseAddress! + written, raw.count - written, off_t(segment.size) + off_t(written))
+                if n > 0 {
+                    written += n
+                } else if n < 0 && errno == EINTR {
+                    continue
+                } else {
+                    failedErrno = n < 0 ? errno : EIO
+                    return
+                }
+            }
+        }
+        if written == bytes.count && fsyncEnabled && fdatasync(segment.fd) != 0 { failedErrno = errno }
+        guard failedErrno == 0 else {
+            let reason = String(cString: strerror(failedErrno))
+            _ = ftruncate(segment.fd, off_t(segment.size))
+            fail(batch, EventLogError("writing the event log failed: \(reason)"))
+            return
+        }
+        let elapsed = start.duration(to: .now)
+        let count = newOffsets.count
+        lock.lock()
+        segments[segments.count - 1].offsets += newOffsets
+        segments[segments.count - 1].size += UInt64(bytes.count)
+        durable += UInt64(count)
+        let head = durable
+        let reached = durableWaiters.filter { $0.seq <= head }
+        durableWaiters.removeAll { $0.seq <= head }
+        lock.unlock()
+        for waiter in reached { waiter.promise.fulfill(.success(())) }
+        stats.withLock {
+            $0.syncs += 1
+            $0.events += count
+            $0.syncNanos +=
+                UInt64(elapsed.components.attoseconds / 1_000_000_000) + UInt64(elapsed.components.seconds)
+                * 1_000_000_000
+        }
+        if let hook = commitHook.withLock({ $0 }) {
+            hook.call(batch.flatMap(\.envelopes), batch.flatMap { RecordFormat.bodies($0.bytes) })
+        }
+        for item in batch { item.promise.fulfill(.success(())) }
+    }
+
+    private func createSegmentLocked(firstSeq: UInt64) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        try createSegment(firstSeq: firstSeq)
+    }
+
+    /// A failed write takes everything queued with it: sequence numbers handed out after the last
+    /// durable event are handed out again, so the log never has a gap.
+    private func fail(_ batch: [Pending], _ error: any Error) {
+        lock.lock()
+        failure = (error as? EventLogError) ?? EventLogError("\(error)")
+        failureCount += 1
+        let queued = pending
+        pending = []
+        nextSeq = durable + 1
+        let waiters = durableWaiters
+        durableWaiters = []
+        lock.unlock()
+        for item in batch + queued { item.promise.fulfill(.failure(error)) }
+        for waiter in waiters { waiter.promise.fulfill(.failure(error)) }
+    }
+
+    /// Failed writes so far: a reader that saw the same count before and after knows no event it
+    /// was shown has been refused since.
+    package var failures: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return failureCount
+    }
+
+    /// Why the log refuses appends, when a write has failed and `recover()` has not yet succeeded.
+    package var failed: EventLogError? {
+        lock.lock()
+        defer { lock.unlock() }
+        return failure
+    }
+
+    /// After a failed write: checks that the log can take writes again (room for `headroom` more
+    /// bytes is reserved and released, and the segment syncs), then accepts appends again.
+    /// Throws, leaving the log refusing appends, while the fault persists.
+    package func recover(headroom: Int = 64 << 10) throws {
+        lock.lock()
+        defer { lock.unlock() }
+        guard failure != nil else { return }
+        let segment = segments[segments.count - 1]
+        // Cut whatever the failed write left past the last durable record first: records of it
+        // could otherwise reappear behind shorter ones written later under the same numbers.
+        guard ftruncate(segment.fd, off_t(segment.size)) == 0 else {
+            throw EventLogError("the event log cannot be cut back: \(String(cString: strerror(errno)))")
+        }
+        let reserved = posix_fallocate(segment.fd, off_t(segment.size), off_t(headroom))
+        _ = ftruncate(segment.fd, off_t(segment.size))
+        guard reserved == 0 else {
+            throw EventLogError("the event log still cannot grow: \(String(cString: strerror(reserved)))")
+        }
+        guard !fsyncEnabled || fdatasync(segment.fd) == 0 else {
+            throw EventLogError("the event log still cannot sync: \(String(cString: strerror(errno)))")
+        }
+        failure = nil
+    }
+
+    // MARK: - Reading
+
+    private func segmentIndex(for seq: UInt64) -> Int? {
+        var low = 0
+        var high = segments.count - 1
+        while low <= high {
+            let mid = (low + high) / 2
+            if segments[mid].firstSeq <= seq {
+                if mid == segments.count - 1 || segments[mid + 1].firstSeq > seq { return mid }
+                low = mid + 1
+            } else {
+                high = mid - 1
+            }
+        }
+        return nil
+    }
+
+    private func readRecord(fd: Int32, offset: UInt64) throws -> EventEnvelope {
+        let headerSize = RecordFormat.recordHeaderSize
+        var header = [UInt8](repeating: 0, count: headerSize)
+        guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, headerSize, off_t(offset)) }) == headerSize
+        else {
+            throw EventLogError("cannot read the record at \(offset)")
+        }
+        let length = Int(header.loadLE32(at: 0))
+        var body = Data(count: length)
+        let got = body.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset) + off_t(headerSize)) }
+        guard got == length else { throw EventLogError("cannot read the record at \(offset)") }
+        return try EventCodec.decode(body)
+    }
+}

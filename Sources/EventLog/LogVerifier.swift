@@ -1,0 +1,78 @@
+import Foundation
+import Model
+
+/// `accord log verify`: every record's checksum, contiguous sequence numbers, every event decoding
+/// (older versions through their upcasters), and the status rules (an instance is created before
+/// anything else happens to it, its status only moves forward, and nothing changes it after a
+/// terminal status).
+package enum LogVerifier {
+    package struct Report: Sendable {
+        package var segments = 0
+        package var events = 0
+        package var bytes = 0
+        package var firstSeq: UInt64?
+        package var lastSeq: UInt64?
+        package var eventsByType: [String: Int] = [:]
+        package var instancesByStatus: [InstanceStatus: Int] = [:]
+        /// A torn tail (not damage: it was never acknowledged).
+        package var tornTail: EventLogReader.Problem?
+        /// The first thing wrong, with where.
+        package var failure: EventLogReader.Problem?
+        package var seconds: Double = 0
+
+        package var ok: Bool { failure == nil }
+    }
+
+    package static func verify(directory: String) throws -> Report {
+        let started = ContinuousClock.now
+        let reader = try EventLogReader(directory: directory)
+        var report = Report()
+        report.segments = reader.segments.count
+        var status: [InstanceID: InstanceStatus] = [:]
+        struct Stop: Error {}
+        do {
+            let problem = try reader.forEachDecoded { seq, segment, offset, bytes, decoded in
+                func fail(_ reason: String) throws -> Never {
+                    report.failure = EventLogReader.Problem(
+                        segment: segment, offset: offset, reason: "sequence \(seq): \(reason)", isTornTail: false)
+                    throw Stop()
+                }
+                let envelope: EventEnvelope
+                do {
+                    envelope = try decoded.get()
+                } catch {
+                    try fail("the event does not decode: \(error)")
+                }
+                if envelope.seq != seq { try fail("the record says sequence \(envelope.seq)") }
+                report.events += 1
+                report.bytes += bytes.count + RecordFormat.recordHeaderSize
+                report.firstSeq = report.firstSeq ?? seq
+                report.lastSeq = seq
+                report.eventsByType[envelope.event.typeName, default: 0] += 1
+                let id = envelope.instanceID
+                guard let new = envelope.event.status else {
+                    if status[id] == nil { try fail("\(envelope.event.typeName) for \(id), which was never created") }
+                    return
+                }
+                if case .instanceCreated = envelope.event {
+                    if status[id] != nil { try fail("\(id) is created a second time") }
+                } else if let old = status[id] {
+                    if old.isTerminal {
+                        try fail("\(envelope.event.typeName) for \(id) after its terminal \(old.rawValue)")
+                    }
+                    if new.rank < old.rank { try fail("\(id) moves back from \(old.rawValue) to \(new.rawValue)") }
+                } else {
+                    try fail("\(envelope.event.typeName) for \(id), which was never created")
+                }
+                status[id] = new
+            }
+            if let problem {
+                if problem.isTornTail { report.tornTail = problem } else { report.failure = problem }
+            }
+        } catch is Stop {}
+        for value in status.values { report.instancesByStatus[value, default: 0] += 1 }
+        let elapsed = started.duration(to: .now).components
+        report.seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        return report
+    }
+}

@@ -1,0 +1,292 @@
+import JSON
+
+/// One fact about an instance, in the past tense. Each case has a stable type name and a version;
+/// a name is never reused, and old versions stay decodable (see `EventCodec`).
+package enum Event: Sendable, Hashable {
+    /// A start was accepted and durably recorded. Status `ENQUEUED`.
+    case instanceCreated(InstanceCreated)
+    /// The Scheduler gave the instance to an executor. Status `STARTING`.
+    case instanceAssigned(InstanceAssigned)
+    /// The executor started the runner. Status `RUNNING`.
+    case instanceStarted(InstanceStarted)
+    /// Lines the process wrote, in order. Never changes the status.
+    case logAppended(LogAppended)
+    /// The flow ran to its end. Status `FINISHED`.
+    case instanceFinished(InstanceFinished)
+    /// The flow failed, or could not run. Status `FAILED`.
+    case instanceFailed(InstanceFailed)
+    /// Stopped by a client. Status `CANCELLED`.
+    case instanceCancelled(InstanceCancelled)
+    /// Ran past its timeout. Status `TIMED_OUT`.
+    case instanceTimedOut(InstanceTimedOut)
+    /// Steps the flow executed, in the order they completed. Never changes the status.
+    case stepsRecorded(StepsRecorded)
+
+    /// The stable type name written into the log.
+    package var typeName: String {
+        switch self {
+        case .instanceCreated: "InstanceCreated"
+        case .instanceAssigned: "InstanceAssigned"
+        case .instanceStarted: "InstanceStarted"
+        case .logAppended: "LogAppended"
+        case .instanceFinished: "InstanceFinished"
+        case .instanceFailed: "InstanceFailed"
+        case .instanceCancelled: "InstanceCancelled"
+        case .instanceTimedOut: "InstanceTimedOut"
+        case .stepsRecorded: "StepsRecorded"
+        }
+    }
+
+    /// The status this event moves its instance to, or `nil` when it carries no status change.
+    package var status: InstanceStatus? {
+        switch self {
+        case .instanceCreated: .enqueued
+        case .instanceAssigned: .starting
+        case .instanceStarted: .running
+        case .logAppended: nil
+        case .instanceFinished: .finished
+        case .instanceFailed: .failed
+        case .instanceCancelled: .cancelled
+        case .instanceTimedOut: .timedOut
+        case .stepsRecorded: nil
+        }
+    }
+
+    /// A short human reason for the status change, shown in the history.
+    package var reason: String {
+        switch self {
+        case .instanceCreated: "accepted"
+        case .instanceAssigned(let e): "assigned to \(e.executorID)"
+        case .instanceStarted(let e): "started on \(e.executorID)"
+        case .logAppended: "log"
+        case .instanceFinished: "finished"
+        case .instanceFailed(let e): e.error
+        case .instanceCancelled(let e): e.reason
+        case .instanceTimedOut(let e): e.error
+        case .stepsRecorded: "steps"
+        }
+    }
+}
+
+/// Where the ZIP of an instance is kept: content-addressed by its SHA-256.
+package struct PayloadRef: Sendable, Hashable, Codable {
+    /// Lower-case hex SHA-256 of the archive bytes.
+    package var digest: String
+    /// The archive's size in bytes.
+    package var size: Int
+
+    package init(digest: String, size: Int) {
+        self.digest = digest
+        self.size = size
+    }
+}
+
+/// `InstanceCreated` v1: what the start request asked for, as checked by the Gateway.
+package struct InstanceCreated: Sendable, Hashable, Codable {
+    /// The flow to start; `nil` lets `concord.yml` or `default` decide.
+    package var entryPoint: String?
+    /// `_main.json`'s `arguments` (an object).
+    package var arguments: [String: JSONValue]
+    /// `_main.json`'s `timeout`, in milliseconds, counted from `RUNNING`.
+    package var timeoutMillis: Int64?
+    /// `_main.json`'s `out`: variable names (dotted paths) copied into the final status.
+    package var out: [String]
+    /// `_main.json`'s `tags`.
+    package var tags: [String]
+    /// The stored archive.
+    package var payload: PayloadRef
+    /// The client's `Idempotency-Key`, if any.
+    package var idempotencyKey: String?
+    /// A non-secret fingerprint of the API key that started it (scopes idempotency keys).
+    package var principal: String?
+
+    package init(
+        entryPoint: String?, arguments: [String: JSONValue], timeoutMillis: Int64?, out: [String],
+        tags: [String], payload: PayloadRef, idempotencyKey: String?, principal: String?
+    ) {
+        self.entryPoint = entryPoint
+        self.arguments = arguments
+        self.timeoutMillis = timeoutMillis
+        self.out = out
+        self.tags = tags
+        self.payload = payload
+        self.idempotencyKey = idempotencyKey
+        self.principal = principal
+    }
+}
+
+/// `InstanceAssigned` v1.
+package struct InstanceAssigned: Sendable, Hashable, Codable {
+    /// The executor that got it.
+    package var executorID: ExecutorID
+    /// 1 for the first dispatch, more when an executor was lost before it started the runner.
+    package var attempt: Int
+
+    package init(executorID: ExecutorID, attempt: Int) {
+        self.executorID = executorID
+        self.attempt = attempt
+    }
+}
+
+/// `InstanceStarted` v1.
+package struct InstanceStarted: Sendable, Hashable, Codable {
+    /// The executor running it.
+    package var executorID: ExecutorID
+
+    package init(executorID: ExecutorID) { self.executorID = executorID }
+}
+
+/// How important a log line is.
+package enum LogLevel: String, Sendable, Hashable, Codable {
+    case debug = "DEBUG"
+    case info = "INFO"
+    case warn = "WARN"
+    case error = "ERROR"
+}
+
+/// One line (or one multi-line message) the process wrote.
+package struct LogLine: Sendable, Hashable, Codable {
+    /// When it was written.
+    package var at: Timestamp
+    /// Its level.
+    package var level: LogLevel
+    /// The text; may contain line breaks, which the log read model splits.
+    package var text: String
+
+    package init(at: Timestamp, level: LogLevel, text: String) {
+        self.at = at
+        self.level = level
+        self.text = text
+    }
+}
+
+/// `LogAppended` v1.
+package struct LogAppended: Sendable, Hashable, Codable {
+    /// The lines, oldest first.
+    package var lines: [LogLine]
+
+    package init(lines: [LogLine]) { self.lines = lines }
+}
+
+/// `InstanceFinished` v1.
+package struct InstanceFinished: Sendable, Hashable, Codable {
+    /// The requested `out` variables.
+    package var out: [String: JSONValue]
+
+    package init(out: [String: JSONValue]) { self.out = out }
+}
+
+/// `InstanceFailed` v1.
+package struct InstanceFailed: Sendable, Hashable, Codable {
+    /// Why, in words a person can act on.
+    package var error: String
+    /// The requested `out` variables as they stood.
+    package var out: [String: JSONValue]
+
+    package init(error: String, out: [String: JSONValue] = [:]) {
+        self.error = error
+        self.out = out
+    }
+}
+
+/// `InstanceCancelled` v1.
+package struct InstanceCancelled: Sendable, Hashable, Codable {
+    /// Who or what stopped it.
+    package var reason: String
+
+    package init(reason: String) { self.reason = reason }
+}
+
+/// `InstanceTimedOut` v1.
+package struct InstanceTimedOut: Sendable, Hashable, Codable {
+    /// The message shown as the status's `error`.
+    package var error: String
+
+    package init(error: String) { self.error = error }
+}
+
+/// How a step ended.
+package enum StepOutcome: String, Sendable, Hashable, Codable {
+    /// It ran to its end.
+    case ok
+    /// It raised an error (handled further out or not).
+    case failed
+}
+
+/// One executed step: what, where, when, for how long, and how it ended.
+package struct StepRecord: Sendable, Hashable, Codable {
+    /// The flow it belongs to.
+    package var flow: String
+    /// Its `name` label, or its kind (`log`, `call`, ...).
+    package var step: String
+    /// The file it is written in (`processes/main.yml`).
+    package var file: String
+    /// Its line in that file.
+    package var line: Int
+    /// Its column (absent in steps recorded by v1, which kept only `file:line`).
+    package var column: Int?
+    /// When it started.
+    package var startedAt: Timestamp
+    /// How long it took, in microseconds (for a call or a group: with everything inside).
+    package var durationMicros: Int64
+    /// How it ended.
+    package var outcome: StepOutcome
+
+    package init(
+        flow: String, step: String, file: String, line: Int, column: Int?, startedAt: Timestamp,
+        durationMicros: Int64, outcome: StepOutcome
+    ) {
+        self.flow = flow
+        self.step = step
+        self.file = file
+        self.line = line
+        self.column = column
+        self.startedAt = startedAt
+        self.durationMicros = durationMicros
+        self.outcome = outcome
+    }
+
+    /// `file:line:column` (or `file:line` for a v1 record), as failure messages print places.
+    package var location: String { "\(file):\(line)" + (column.map { ":\($0)" } ?? "") }
+}
+
+/// `StepsRecorded` v2: a batch of executed steps (batched so a long flow costs few events). v2
+/// places each step by `file`, `line` and `column`; v1 had one `location` string, `file:line`.
+package struct StepsRecorded: Sendable, Hashable, Codable {
+    /// The steps, in completion order.
+    package var steps: [StepRecord]
+
+    package init(steps: [StepRecord]) { self.steps = steps }
+}
+
+/// `StepsRecorded` as version 1 wrote it, and its upcaster to the current shape.
+struct StepsRecordedV1: Decodable {
+    struct Step: Decodable {
+        var flow: String
+        var step: String
+        var location: String
+        var startedAt: Timestamp
+        var durationMicros: Int64
+        var outcome: StepOutcome
+    }
+
+    var steps: [Step]
+
+    /// `location` is split at its last `:` (a file name may contain one); the column is unknown.
+    var upcast: StepsRecorded {
+        StepsRecorded(
+            steps: steps.map { step in
+                var file = step.location
+                var line = 0
+                if let colon = step.location.lastIndex(of: ":"),
+                    let number = Int(step.location[step.location.index(after: colon)...])
+                {
+                    file = String(step.location[..<colon])
+                    line = number
+                }
+                return StepRecord(
+                    flow: step.flow, step: step.step, file: file, line: line, column: nil, startedAt: step.startedAt,
+                    durationMicros: step.durationMicros, outcome: step.outcome)
+            })
+    }
+}

@@ -1,0 +1,115 @@
+import JSON
+import Model
+
+/// One status change as the history shows it.
+package struct HistoryEntry: Sendable, Hashable {
+    /// The status entered.
+    package var status: InstanceStatus
+    /// When.
+    package var at: Timestamp
+    /// Why, in a few words.
+    package var reason: String
+}
+
+/// What the API shows of one instance.
+package struct InstanceView: Sendable, Hashable {
+    /// Its id.
+    package var id: InstanceID
+    /// Its status now.
+    package var status: InstanceStatus
+    /// When it was accepted.
+    package var createdAt: Timestamp
+    /// When its status last changed.
+    package var lastChangeAt: Timestamp
+    /// Its tags from `_main.json`.
+    package var tags: [String]
+    /// The requested `out` variables, once terminal.
+    package var out: [String: JSONValue]?
+    /// Why it failed or timed out.
+    package var error: String?
+    /// Every status change, oldest first.
+    package var history: [HistoryEntry]
+}
+
+/// What one `apply` changed, so that the owner can wake waiters.
+package enum ProjectionChange: Sendable, Equatable {
+    /// Nothing visible changed (a duplicate, a log line, an event a terminal status absorbed).
+    case none
+    /// The status moved forward but is not terminal.
+    case progressed(InstanceID)
+    /// The instance reached a terminal status.
+    case terminal(InstanceID)
+}
+
+/// The status read model: a fold of the event log into one `InstanceView` per instance.
+///
+/// `apply` cannot fail and is idempotent: an event at or below the head is a duplicate and changes
+/// nothing; a terminal status absorbs every later event; statuses only move forward.
+package struct StatusProjection: Sendable {
+    /// The instances by id.
+    package private(set) var instances: [InstanceID: InstanceView] = [:]
+    /// Instance ids in creation order (oldest first).
+    package private(set) var order: [InstanceID] = []
+    /// The last sequence number applied.
+    package private(set) var head: UInt64 = 0
+
+    package init() {}
+
+    /// Folds one event in. Events must come in sequence order; older ones are ignored.
+    @discardableResult
+    package mutating func apply(_ envelope: EventEnvelope) -> ProjectionChange {
+        guard envelope.seq > head else { return .none }
+        head = envelope.seq
+        let id = envelope.instanceID
+        if case .instanceCreated(let created) = envelope.event {
+            guard instances[id] == nil else { return .none }
+            instances[id] = InstanceView(
+                id: id, status: .enqueued, createdAt: envelope.at, lastChangeAt: envelope.at, tags: created.tags,
+                out: nil, error: nil,
+                history: [HistoryEntry(status: .enqueued, at: envelope.at, reason: envelope.event.reason)])
+            order.append(id)
+            return .progressed(id)
+        }
+        guard let current = instances[id]?.status, let next = envelope.event.status,
+            !current.isTerminal, next.rank > current.rank
+        else { return .none }
+        // In place: copying the view out and back would copy its history on every event.
+        Self.advance(&instances[id]!, to: next, by: envelope)
+        return next.isTerminal ? .terminal(id) : .progressed(id)
+    }
+
+    private static func advance(_ view: inout InstanceView, to next: InstanceStatus, by envelope: EventEnvelope) {
+        view.status = next
+        view.lastChangeAt = envelope.at
+        view.history.append(HistoryEntry(status: next, at: envelope.at, reason: envelope.event.reason))
+        switch envelope.event {
+        case .instanceFinished(let e): view.out = e.out
+        case .instanceFailed(let e):
+            view.out = e.out
+            view.error = e.error
+        case .instanceCancelled: view.out = [:]
+        case .instanceTimedOut(let e):
+            view.out = [:]
+            view.error = e.error
+        case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended, .stepsRecorded: break
+        }
+    }
+
+    /// Instances newest first, filtered by status and tag.
+    package func list(status: InstanceStatus?, tag: String?, limit: Int, offset: Int) -> [InstanceView] {
+        var result: [InstanceView] = []
+        var skipped = 0
+        for id in order.reversed() {
+            guard let view = instances[id] else { continue }
+            if let status, view.status != status { continue }
+            if let tag, !view.tags.contains(tag) { continue }
+            if skipped < offset {
+                skipped += 1
+                continue
+            }
+            result.append(view)
+            if result.count >= limit { break }
+        }
+        return result
+    }
+}

@@ -1,0 +1,195 @@
+import Archive
+import FlowLanguage
+import Foundation
+import JSON
+import Model
+import Wire
+
+/// The runner child process: interprets instances' flows, one after another, and writes
+/// `RunnerMessage` lines to stdout. The executor starts runners ahead of need and hands each a
+/// request (`RunnerFrame`) on stdin; the first one arrives only once the runner is in its control groups, so
+/// nothing a flow starts can be born outside them. A runner leads its own process group (set at
+/// spawn), so a stop kills it and all it started. It takes another instance only when the last one
+/// started no process (nothing can be left behind) and it has served fewer than `maxInstances`;
+/// otherwise it exits and the executor sweeps its groups. When the executor goes away (stdin
+/// closes) it takes its whole group down with it.
+enum Runner {
+    static func serve(maxInstances: Int) -> Int32 {
+        let requests = RequestFrames()
+        let output = FileHandle.standardOutput
+        let encoder = EventCodec.makeEncoder()
+        let send: (RunnerMessage) -> Void = { message in
+            if var bytes = message.fastEncoded {
+                bytes.append(0x0A)
+                output.write(Data(bytes))
+                return
+            }
+            guard var data = try? encoder.encode(message) else { return }
+            data.append(0x0A)
+            output.write(data)
+        }
+        var served = 0
+        // Flows compiled from recent payloads: given the same process again (the usual case: one
+        // definition, many runs), a runner does not parse and compile its YAML again.
+        var loaders = LoaderCache()
+        while true {
+            let (json, payload) = requests.next()
+            served += 1
+            guard let request = RunnerRequest.decode(json[...]) else {
+                send(.log(LogLine(at: .now(), level: .error, text: "the runner could not read its request")))
+                send(.result(RunnerResult(error: "the runner could not read its request", out: [:])))
+                return 1
+            }
+            send(.begin(request.instanceID))
+            let (result, startedProcesses) = run(request, payload: payload, loaders: &loaders, send: send)
+            var outcome = result
+            outcome.reusable = !startedProcesses && served < maxInstances
+            send(.result(outcome))
+            if !outcome.reusable { return 0 }
+        }
+    }
+
+    /// Runs one instance; says how it ended and whether any step started a process.
+    static func run(
+        _ request: RunnerRequest, payload: [UInt8], loaders: inout LoaderCache,
+        send: @escaping (RunnerMessage) -> Void
+    ) -> (RunnerResult, Bool) {
+        // Steps go out in batches (by count or age, checked as steps complete): a long flow of
+        // trivial steps costs a few messages, not one per step.
+        var steps: [StepRecord] = []
+        var lastFlush = ContinuousClock.now
+        func flushSteps() {
+            guard !steps.isEmpty else { return }
+            send(.steps(steps))
+            steps.removeAll(keepingCapacity: true)
+            lastFlush = .now
+        }
+        // Every step is out before the result: the outcome is the last thing an executor reads.
+        func fail(_ reason: String, log line: String) -> RunnerResult {
+            flushSteps()
+            send(.log(LogLine(at: .now(), level: .error, text: line)))
+            return RunnerResult(error: reason, out: [:])
+        }
+
+        let archive: ZipArchive
+        do {
+            archive = try ZipArchive(
+                bytes: payload,
+                limits: ZipLimits(maxEntries: request.maxEntries, maxUnpackedBytes: request.maxUnpackedBytes))
+        } catch {
+            let reason = "the instance could not start: \(error)"
+            return (fail(reason, log: reason), false)
+        }
+        let loader: PayloadLoader
+        do {
+            loader = try loaders.load(payload) { try PayloadLoader(archive: archive) }
+        } catch let error as ZipError {
+            let reason = "the instance could not start: \(error)"
+            return (fail(reason, log: reason), false)
+        } catch {
+            return (fail("\(error)", log: "flow definition error: \(error)"), false)
+        }
+        request.limits?.applyRlimits()
+        let entry = request.entryPoint ?? loader.entryPoint ?? "default"
+        let interpreter = Interpreter(flows: loader.flows, variables: [:], workDir: request.workDir) { line in
+            // Cut here already, so no message on the pipe to the executor is unbounded.
+            var line = line
+            if line.text.utf8.count > LogBudget.defaultMaxLineBytes {
+                line.text = LogBudget.cut(line.text)
+            }
+            send(.log(line))
+        }
+        interpreter.prepareWorkDir = {
+            do {
+                try FileManager.default.createDirectory(atPath: request.workDir, withIntermediateDirectories: true)
+                try archive.extract(to: request.workDir)
+            } catch {
+                throw FlowFailure(message: "the payload could not be unpacked into the working folder: \(error)")
+            }
+        }
+        interpreter.onStep = { record in
+            steps.append(record)
+            if steps.count >= 512 || lastFlush.duration(to: .now) > .milliseconds(100) { flushSteps() }
+        }
+        do {
+            try interpreter.prepareVariables(
+                arguments: request.arguments, defaults: loader.defaultArguments, instanceID: request.instanceID,
+                workDir: request.workDir)
+            try interpreter.run(entry: entry)
+        } catch let failure as FlowFailure {
+            var where_ = ""
+            if let location = failure.location { where_ = "\(location): " }
+            let step = failure.step.map { "step '\($0)' failed: " } ?? ""
+            return (fail(failure.message, log: "\(where_)\(step)\(failure.message)"), interpreter.startedProcesses)
+        } catch {
+            return (fail("\(error)", log: "\(error)"), interpreter.startedProcesses)
+        }
+        var out: [String: JSONValue] = [:]
+        for path in request.out { out[path] = interpreter.lookup(path)?.json ?? .null }
+        flushSteps()
+        return (RunnerResult(error: nil, out: out), interpreter.startedProcesses)
+    }
+}
+
+/// The runner's stdin: requests, read by a thread of their own so that the end of the stream (the
+/// executor is gone) is noticed at once, even in the middle of a flow, and kills the runner's whole
+/// process group.
+private final class RequestFrames: @unchecked Sendable {
+    // @unchecked: `frames` is guarded by `condition`.
+    private let condition = NSCondition()
+    private var frames: [(json: [UInt8], payload: [UInt8])] = []
+
+    init() {
+        let thread = Thread { [self] in
+            var reader = RunnerFrame.Reader()
+            var buffer = [UInt8](repeating: 0, count: 64 << 10)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                buffer.withUnsafeBytes { reader.append(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+                // Bytes that are not a frame: nothing after them can be trusted, as if the executor had gone.
+                guard let frames = try? reader.frames() else { break }
+                for frame in frames {
+                    condition.lock()
+                    self.frames.append((Array(frame.json), Array(frame.payload)))
+                    condition.signal()
+                    condition.unlock()
+                }
+            }
+            kill(0, SIGKILL)
+        }
+        thread.start()
+    }
+
+    /// The next request, waiting for it.
+    func next() -> (json: [UInt8], payload: [UInt8]) {
+        condition.lock()
+        defer { condition.unlock() }
+        while frames.isEmpty { condition.wait() }
+        return frames.removeFirst()
+    }
+}
+
+/// The last few payloads' compiled flows, matched by the payload's exact bytes (a flow is
+/// compiled only from them, and a hit compares every byte, so a hit is always right). A payload
+/// that does not load is not kept: its error is reported each time.
+struct LoaderCache {
+    private var entries: [(payload: [UInt8], loader: PayloadLoader)] = []
+    static let capacity = 8
+    static let largestPayload = 1 << 20
+
+    mutating func load(_ payload: [UInt8], _ make: () throws -> PayloadLoader) throws -> PayloadLoader {
+        if let index = entries.firstIndex(where: { $0.payload == payload }) {
+            let hit = entries.remove(at: index)
+            entries.append(hit)
+            return hit.loader
+        }
+        let loader = try make()
+        if payload.count <= LoaderCache.largestPayload {
+            if entries.count >= LoaderCache.capacity { entries.removeFirst() }
+            entries.append((payload, loader))
+        }
+        return loader
+    }
+}

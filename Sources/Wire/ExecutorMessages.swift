@@ -1,0 +1,258 @@
+import Foundation
+import JSON
+import Model
+
+/// An executor introducing itself (first contact, or again after a Scheduler restart).
+package struct ExecutorRegistration: Sendable, Codable, Hashable {
+    /// The executor (one boot of it).
+    package var executorID: ExecutorID
+    /// Where it listens for dispatch and cancel.
+    package var address: String
+    /// How many instances it runs at once.
+    package var capacity: Int
+    /// The instances it is running now.
+    package var running: [InstanceID]
+
+    package init(executorID: ExecutorID, address: String, capacity: Int, running: [InstanceID]) {
+        self.executorID = executorID
+        self.address = address
+        self.capacity = capacity
+        self.running = running
+    }
+}
+
+/// What an executor saw happen to an instance.
+package enum ReportKind: Sendable, Codable, Hashable {
+    /// The runner started.
+    case started
+    /// The process wrote these lines.
+    case log(lines: [LogLine])
+    /// The flow executed these steps.
+    case steps(records: [StepRecord])
+    /// The flow ran to its end.
+    case finished(out: [String: JSONValue])
+    /// The flow failed, or could not start.
+    case failed(error: String, out: [String: JSONValue])
+}
+
+/// One report, numbered per executor boot so the Scheduler applies each once.
+package struct Report: Sendable, Codable, Hashable {
+    /// From 1, increasing by one per report.
+    package var seq: UInt64
+    /// The instance it is about.
+    package var instanceID: InstanceID
+    /// What happened.
+    package var kind: ReportKind
+    /// When the executor saw it.
+    package var at: Timestamp
+
+    package init(seq: UInt64, instanceID: InstanceID, kind: ReportKind, at: Timestamp) {
+        self.seq = seq
+        self.instanceID = instanceID
+        self.kind = kind
+        self.at = at
+    }
+}
+
+/// Executor → Scheduler, over req/rep.
+package enum ExecutorRequest: Sendable, Codable {
+    /// First contact, or again after the Scheduler forgot this executor.
+    case register(ExecutorRegistration)
+    /// Still alive.
+    case heartbeat(executorID: ExecutorID)
+    /// Reports in order; the reply acknowledges them once durable.
+    case reports(executorID: ExecutorID, reports: [Report])
+}
+
+/// Scheduler → Executor replies.
+package enum ExecutorReply: Sendable, Codable {
+    /// Everything up to this report sequence number is durable.
+    case ack(upTo: UInt64)
+    /// This Scheduler does not know the executor: register again, then resend.
+    case unknownExecutor
+    /// Could not record now (storage trouble): resend later.
+    case unavailable(message: String)
+}
+
+/// What an executor needs to run an instance; the ZIP travels as the frame's attachment.
+package struct Dispatch: Sendable, Codable, Hashable {
+    /// The instance.
+    package var instanceID: InstanceID
+    /// 1 for the first dispatch.
+    package var attempt: Int
+    /// `_main.json`'s `entryPoint`.
+    package var entryPoint: String?
+    /// `_main.json`'s `arguments`.
+    package var arguments: [String: JSONValue]
+    /// `_main.json`'s `out`.
+    package var out: [String]
+
+    package init(
+        instanceID: InstanceID, attempt: Int, entryPoint: String?, arguments: [String: JSONValue], out: [String]
+    ) {
+        self.instanceID = instanceID
+        self.attempt = attempt
+        self.entryPoint = entryPoint
+        self.arguments = arguments
+        self.out = out
+    }
+}
+
+/// Scheduler → Executor, over req/rep (the executor listens).
+package enum ExecutorCommand: Sendable, Codable {
+    /// Run this instance.
+    case dispatch(Dispatch)
+    /// Kill this instance's runner and everything it started.
+    case cancel(instanceID: InstanceID)
+}
+
+/// Executor → Scheduler replies to commands.
+package enum ExecutorCommandReply: Sendable, Codable, Hashable {
+    /// Taken on.
+    case accepted
+    /// Not taken on, and why (full, shutting down).
+    case refused(reason: String)
+}
+
+// MARK: - Codecs: the per-instance messages, written and read by hand (see WireCodec.swift)
+
+extension ExecutorRequest: FastWireEncodable {
+    package var fastHeader: [UInt8]? {
+        guard case .reports(let executorID, let reports) = self else { return nil }
+        return ReportsCodec.reportsHeader(executorID: executorID, reports: reports)
+    }
+}
+
+extension ExecutorRequest: FastWireDecodable {
+    package static func fastDecode(_ header: ArraySlice<UInt8>) -> ExecutorRequest? { ReportsCodec.reports(header) }
+}
+
+extension ExecutorCommand: FastWireEncodable {
+    /// `dispatch`, sent once per instance.
+    package var fastHeader: [UInt8]? {
+        guard case .dispatch(let dispatch) = self else { return nil }
+        var out = JSONWriter()
+        let written = out.unlabeledCase("dispatch") {
+            $0.object {
+                guard $0.field("arguments", object: dispatch.arguments) else { return false }
+                $0.field("attempt", Int64(dispatch.attempt))
+                $0.field("entryPoint", dispatch.entryPoint)
+                $0.field("instanceID", dispatch.instanceID.description)
+                $0.field("out", strings: dispatch.out)
+                return true
+            }
+        }
+        return written ? out.bytes : nil
+    }
+}
+
+extension ExecutorCommand: FastWireDecodable {
+    package static func fastDecode(_ header: ArraySlice<UInt8>) -> ExecutorCommand? {
+        guard let (name, fields) = WireFrame.enumCase(header), name == "dispatch",
+            let d = fields["_0"]?.objectValue, let arguments = d["arguments"]?.objectValue?.jsonObject,
+            let attempt = d["attempt"]?.int, let out = d["out"]?.strings,
+            let id = d["instanceID"]?.stringValue.flatMap(InstanceID.init),
+            let entryPoint = d.optional("entryPoint", \.stringValue)
+        else { return nil }
+        return .dispatch(
+            Dispatch(instanceID: id, attempt: attempt, entryPoint: entryPoint, arguments: arguments, out: out))
+    }
+}
+
+/// Hand-written JSON for the messages every instance sends several times (an executor's reports):
+/// the same text `Codable` writes and reads, without its generic machinery, which was a tenth of
+/// the executor's and the Scheduler's CPU under load. `Codable` stays the reference and the
+/// fallback: a test checks both ways on every kind of report.
+package enum ReportsCodec {
+    /// The header JSON of `ExecutorRequest.reports`, or nil when a value is not one this writes
+    /// exactly as `JSONEncoder` does (a floating-point number).
+    package static func reportsHeader(executorID: ExecutorID, reports: [Report]) -> [UInt8]? {
+        var out = JSONWriter(capacity: 128 + reports.count * 160)
+        let written = out.object {
+            $0.nested("reports") {
+                $0.field("executorID", executorID.rawValue)
+                $0.key("reports")
+                return $0.array(reports) { writer, item in writer.object { report(item, &$0) } }
+            }
+        }
+        return written ? out.bytes : nil
+    }
+
+    /// The members of one `Report`.
+    private static func report(_ report: Report, _ out: inout JSONWriter) -> Bool {
+        out.field("at", report.at.millis)
+        out.field("instanceID", report.instanceID.description)
+        let kind = out.nested("kind") {
+            switch report.kind {
+            case .started:
+                $0.nested("started")
+            case .log(let lines):
+                $0.nested("log") {
+                    $0.key("lines")
+                    $0.array(lines) { $0.logLine($1) }
+                    return true
+                }
+            case .steps(let records):
+                $0.nested("steps") {
+                    $0.key("records")
+                    $0.array(records) { $0.stepRecord($1) }
+                    return true
+                }
+            case .finished(let values):
+                return $0.nested("finished") { $0.field("out", object: values) }
+            case .failed(let error, let values):
+                return $0.nested("failed") {
+                    $0.field("error", error)
+                    return $0.field("out", object: values)
+                }
+            }
+            return true
+        }
+        out.field("seq", report.seq)
+        return kind
+    }
+}
+
+extension ReportsCodec {
+    /// `ExecutorRequest.reports` read back; nil for any other request or anything unexpected (the
+    /// caller falls back to `JSONDecoder`).
+    package static func reports(_ header: ArraySlice<UInt8>) -> ExecutorRequest? {
+        header.withUnsafeBytes { raw -> ExecutorRequest? in
+            guard case .object(let root)? = JSONNode.parse(raw), root.pairs.count == 1,
+                let body = root["reports"]?.objectValue, let executor = body["executorID"]?.stringValue,
+                case .array(let items)? = body["reports"]
+            else { return nil }
+            var reports: [Report] = []
+            reports.reserveCapacity(items.count)
+            for item in items {
+                guard let r = item.objectValue, let at = r["at"]?.int64, let seq = r["seq"]?.uint64,
+                    let id = r["instanceID"]?.stringValue.flatMap(InstanceID.init),
+                    let kindObject = r["kind"]?.objectValue, kindObject.pairs.count == 1,
+                    let fields = kindObject.pairs[0].value.objectValue
+                else { return nil }
+                let kind: ReportKind
+                switch kindObject.pairs[0].key {
+                case "started":
+                    kind = .started
+                case "log":
+                    guard let lines = fields["lines"].flatMap(FastEventDecoder.logLines) else { return nil }
+                    kind = .log(lines: lines)
+                case "steps":
+                    guard let records = fields["records"].flatMap(FastEventDecoder.stepRecords) else { return nil }
+                    kind = .steps(records: records)
+                case "finished":
+                    guard let values = fields["out"]?.objectValue?.jsonObject else { return nil }
+                    kind = .finished(out: values)
+                case "failed":
+                    guard let error = fields["error"]?.stringValue, let values = fields["out"]?.objectValue?.jsonObject
+                    else { return nil }
+                    kind = .failed(error: error, out: values)
+                default:
+                    return nil
+                }
+                reports.append(Report(seq: seq, instanceID: id, kind: kind, at: Timestamp(millis: at)))
+            }
+            return .reports(executorID: ExecutorID(executor), reports: reports)
+        }
+    }
+}

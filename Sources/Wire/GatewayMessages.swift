@@ -1,0 +1,237 @@
+import Foundation
+import JSON
+import Model
+
+/// `StartInstance`: the Gateway checked the archive; the ZIP bytes travel as the frame's attachment.
+package struct StartInstance: Sendable, Codable, Hashable {
+    /// Correlates logs and events with the HTTP request.
+    package var requestID: RequestID
+    /// `_main.json`'s `entryPoint`, when it has one.
+    package var entryPoint: String?
+    /// `_main.json`'s `arguments`.
+    package var arguments: [String: JSONValue]
+    /// `_main.json`'s `timeout`, in milliseconds.
+    package var timeoutMillis: Int64?
+    /// `_main.json`'s `out`.
+    package var out: [String]
+    /// `_main.json`'s `tags`.
+    package var tags: [String]
+    /// The `Idempotency-Key` header.
+    package var idempotencyKey: String?
+    /// Fingerprint of the API key (scopes the idempotency key).
+    package var principal: String?
+
+    package init(
+        requestID: RequestID, entryPoint: String?, arguments: [String: JSONValue], timeoutMillis: Int64?,
+        out: [String], tags: [String], idempotencyKey: String?, principal: String?
+    ) {
+        self.requestID = requestID
+        self.entryPoint = entryPoint
+        self.arguments = arguments
+        self.timeoutMillis = timeoutMillis
+        self.out = out
+        self.tags = tags
+        self.idempotencyKey = idempotencyKey
+        self.principal = principal
+    }
+}
+
+/// How a `CancelInstance` ended.
+package enum CancelOutcome: String, Sendable, Codable {
+    /// `InstanceCancelled` is durable.
+    case cancelled
+    /// It was terminal already; nothing changed.
+    case alreadyTerminal
+    /// No such instance.
+    case unknown
+}
+
+/// Gateway → Scheduler, over req/rep.
+package enum SchedulerRequest: Sendable, Codable {
+    /// Start an instance (attachment: the ZIP).
+    case start(StartInstance)
+    /// Stop an instance.
+    case cancel(requestID: RequestID, instanceID: InstanceID)
+    /// Durable events after a sequence number, for a gateway catching up.
+    case catchUp(after: UInt64, limit: Int)
+    /// One instance's events after a sequence number.
+    case instanceEvents(instanceID: InstanceID, after: UInt64, limit: Int)
+    /// Liveness and the log's head.
+    case ping
+    /// Counters for `/metrics`.
+    case stats
+}
+
+/// What the Scheduler reports for `/metrics`.
+package struct SchedulerStats: Sendable, Codable {
+    /// The durable head.
+    package var head: UInt64
+    /// Events made durable since the Scheduler started.
+    package var appendedEvents: Int
+    /// fsyncs since the Scheduler started (each covers a whole batch).
+    package var fsyncs: Int
+    /// Time spent in fsync, in seconds.
+    package var fsyncSeconds: Double
+    /// Instances waiting for an executor.
+    package var queueDepth: Int
+    /// Registered executors.
+    package var executors: Int
+    /// Instances that have waited for an executor longer than the Scheduler's warning time
+    /// (optional on the wire: older Schedulers do not send it).
+    package var overdueQueued: Int?
+    /// Why the event log refuses writes, while it does.
+    package var eventLogFailure: String?
+
+    package init(
+        head: UInt64, appendedEvents: Int, fsyncs: Int, fsyncSeconds: Double, queueDepth: Int, executors: Int,
+        overdueQueued: Int? = nil, eventLogFailure: String? = nil
+    ) {
+        self.head = head
+        self.appendedEvents = appendedEvents
+        self.fsyncs = fsyncs
+        self.fsyncSeconds = fsyncSeconds
+        self.queueDepth = queueDepth
+        self.executors = executors
+        self.overdueQueued = overdueQueued
+        self.eventLogFailure = eventLogFailure
+    }
+}
+
+/// Scheduler → Gateway replies.
+package enum SchedulerReply: Sendable, Codable {
+    /// The start is durable (`created == false`: an idempotent repeat); `seq` is the event that
+    /// created it, so a gateway can answer once its projection holds it (read your writes).
+    case started(instanceID: InstanceID, created: Bool, seq: UInt64)
+    /// The stop's outcome, durable; `seq` is the event a read must see (0 when unknown).
+    case cancelled(CancelOutcome, seq: UInt64)
+    /// Events for a catch-up, and the durable head when they were read.
+    case events(events: [EventEnvelope], head: UInt64)
+    /// One instance's events; `known == false` when there is no such instance.
+    case instanceEvents(events: [EventEnvelope], known: Bool)
+    /// The durable head.
+    case pong(head: UInt64)
+    /// Counters for `/metrics`.
+    case stats(SchedulerStats)
+    /// The command could not be carried out; nothing was recorded.
+    case unavailable(message: String)
+    /// The request itself was wrong.
+    case rejected(message: String)
+}
+
+/// Scheduler → every Gateway, over pub/sub: events just made durable, in order, and the durable
+/// head. A subscriber that sees a gap, or a head beyond what it holds (a message it missed), catches
+/// up with `SchedulerRequest.catchUp`. The Scheduler also publishes the bare head every second, so a
+/// lost last message is noticed without anyone polling.
+package struct CommittedEvents: Sendable, Codable {
+    /// The events, in sequence order (empty for a head announcement).
+    package var events: [EventEnvelope]
+    /// The durable head when this was published.
+    package var head: UInt64
+
+    package init(events: [EventEnvelope], head: UInt64) {
+        self.events = events
+        self.head = head
+    }
+
+    /// This message's JSON from events already encoded (the log's own bytes): what `Codable`
+    /// would write, without encoding each event a second time.
+    package static func json(encodedEvents: [ArraySlice<UInt8>], head: UInt64) -> [UInt8] {
+        var bytes = Array(#"{"events":["#.utf8)
+        bytes.reserveCapacity(encodedEvents.reduce(32) { $0 + $1.count + 1 })
+        for (index, event) in encodedEvents.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes += event
+        }
+        bytes += Array(#"],"head":\#(head)}"#.utf8)
+        return bytes
+    }
+}
+
+extension CommittedEvents {
+    /// A `CommittedEvents` frame header (what the Scheduler publishes with every commit, decoded
+    /// by every Gateway): the same fast path, the same fallback.
+    package static func decode(_ header: ArraySlice<UInt8>) throws -> CommittedEvents {
+        if case .object(let o)? = JSONNode.parse(header), let head = o["head"]?.uint64,
+            case .array(let items)? = o["events"]
+        {
+            var events: [EventEnvelope] = []
+            events.reserveCapacity(items.count)
+            for item in items {
+                guard let envelope = FastEventDecoder.envelope(item) else { break }
+                events.append(envelope)
+            }
+            if events.count == items.count { return CommittedEvents(events: events, head: head) }
+        }
+        return try JSONDecoder().decode(CommittedEvents.self, from: Data(header))
+    }
+}
+
+// MARK: - Codecs: the messages every start sends, written and read by hand (see WireCodec.swift)
+
+extension SchedulerRequest: FastWireEncodable {
+    /// `start`, which every start sends.
+    package var fastHeader: [UInt8]? {
+        guard case .start(let start) = self else { return nil }
+        var out = JSONWriter()
+        let written = out.unlabeledCase("start") {
+            $0.object { out in members(of: start, &out) }
+        }
+        return written ? out.bytes : nil
+    }
+
+    private func members(of start: StartInstance, _ out: inout JSONWriter) -> Bool {
+        guard out.field("arguments", object: start.arguments) else { return false }
+        out.field("entryPoint", start.entryPoint)
+        out.field("idempotencyKey", start.idempotencyKey)
+        out.field("out", strings: start.out)
+        out.field("principal", start.principal)
+        out.field("requestID", start.requestID.rawValue)
+        out.field("tags", strings: start.tags)
+        out.field("timeoutMillis", start.timeoutMillis)
+        return true
+    }
+}
+
+extension SchedulerRequest: FastWireDecodable {
+    package static func fastDecode(_ header: ArraySlice<UInt8>) -> SchedulerRequest? {
+        guard let (name, fields) = WireFrame.enumCase(header), name == "start",
+            let s = fields["_0"]?.objectValue, let arguments = s["arguments"]?.objectValue?.jsonObject,
+            let out = s["out"]?.strings, let tags = s["tags"]?.strings,
+            let requestID = s["requestID"]?.stringValue, let entryPoint = s.optional("entryPoint", \.stringValue),
+            let key = s.optional("idempotencyKey", \.stringValue),
+            let principal = s.optional("principal", \.stringValue),
+            let timeout = s.optional("timeoutMillis", \.int64)
+        else { return nil }
+        return .start(
+            StartInstance(
+                requestID: RequestID(requestID), entryPoint: entryPoint, arguments: arguments, timeoutMillis: timeout,
+                out: out, tags: tags, idempotencyKey: key, principal: principal))
+    }
+}
+
+extension SchedulerReply: FastWireEncodable {
+    /// `started`, the answer to every start.
+    package var fastHeader: [UInt8]? {
+        guard case .started(let id, let created, let seq) = self else { return nil }
+        var out = JSONWriter()
+        _ = out.object {
+            $0.nested("started") {
+                $0.field("created", created)
+                $0.field("instanceID", id.description)
+                $0.field("seq", seq)
+                return true
+            }
+        }
+        return out.bytes
+    }
+}
+
+extension SchedulerReply: FastWireDecodable {
+    package static func fastDecode(_ header: ArraySlice<UInt8>) -> SchedulerReply? {
+        guard let (name, fields) = WireFrame.enumCase(header), name == "started",
+            let created = fields["created"]?.boolValue, let seq = fields["seq"]?.uint64,
+            let id = fields["instanceID"]?.stringValue.flatMap(InstanceID.init)
+        else { return nil }
+        return .started(instanceID: id, created: created, seq: seq)
+    }
+}

@@ -1,0 +1,248 @@
+import Foundation
+import JSON
+import Model
+import Support
+
+/// What the executor tells a runner to run: a `RunnerFrame` on the runner's stdin, this as JSON
+/// followed by the payload archive.
+package struct RunnerRequest: Codable, Sendable {
+    package var instanceID: InstanceID
+    package var entryPoint: String?
+    package var arguments: [String: JSONValue]
+    package var out: [String]
+    /// The instance's working folder: made and filled from the payload only when a step first
+    /// needs files (a script, a resource).
+    package var workDir: String
+    /// Applied by the runner to itself (and so to every script) before the flow starts.
+    package var limits: InstanceLimits?
+    /// Limits for reading the payload (the executor's `ZipLimits`).
+    package var maxEntries: Int
+    package var maxUnpackedBytes: Int
+
+    package init(
+        instanceID: InstanceID, entryPoint: String?, arguments: [String: JSONValue], out: [String], workDir: String,
+        limits: InstanceLimits?, maxEntries: Int, maxUnpackedBytes: Int
+    ) {
+        self.instanceID = instanceID
+        self.entryPoint = entryPoint
+        self.arguments = arguments
+        self.out = out
+        self.workDir = workDir
+        self.limits = limits
+        self.maxEntries = maxEntries
+        self.maxUnpackedBytes = maxUnpackedBytes
+    }
+}
+
+extension RunnerRequest {
+    /// This request as `JSONEncoder` with the house settings writes it, by hand (one per instance;
+    /// `JSONDecoder` reading it was half of a runner's CPU for a trivial instance), or nil where
+    /// only `JSONEncoder` can promise the bytes (a floating-point number).
+    package var fastJSON: [UInt8]? {
+        var out = JSONWriter()
+        let written = out.object {
+            guard $0.field("arguments", object: arguments) else { return false }
+            $0.field("entryPoint", entryPoint)
+            $0.field("instanceID", instanceID.description)
+            if let limits {
+                $0.nested("limits") {
+                    $0.field("maxMemoryBytes", Int64(limits.maxMemoryBytes))
+                    $0.field("maxOpenFiles", Int64(limits.maxOpenFiles))
+                    $0.field("maxProcesses", Int64(limits.maxProcesses))
+                    return true
+                }
+            }
+            $0.field("maxEntries", Int64(maxEntries))
+            $0.field("maxUnpackedBytes", Int64(maxUnpackedBytes))
+            $0.field("out", strings: self.out)
+            $0.field("workDir", workDir)
+            return true
+        }
+        return written ? out.bytes : nil
+    }
+
+    /// Reads a request: the fast parser, with `JSONDecoder` as the fallback (and the reference).
+    package static func decode(_ json: ArraySlice<UInt8>) -> RunnerRequest? {
+        fastDecode(json) ?? (try? JSONDecoder().decode(RunnerRequest.self, from: Data(json)))
+    }
+
+    package static func fastDecode(_ json: ArraySlice<UInt8>) -> RunnerRequest? {
+        json.withUnsafeBytes { raw -> RunnerRequest? in
+            guard case .object(let r)? = JSONNode.parse(raw),
+                let arguments = r["arguments"]?.objectValue?.jsonObject,
+                let entryPoint = r.optional("entryPoint", \.stringValue),
+                let id = r["instanceID"]?.stringValue.flatMap(InstanceID.init),
+                let maxEntries = r["maxEntries"]?.int, let maxUnpacked = r["maxUnpackedBytes"]?.int,
+                let out = r["out"]?.strings, let workDir = r["workDir"]?.stringValue
+            else { return nil }
+            var limits: InstanceLimits?
+            if let raw = r["limits"], !raw.isNull {
+                guard let l = raw.objectValue, let memory = l["maxMemoryBytes"]?.int,
+                    let files = l["maxOpenFiles"]?.int, let processes = l["maxProcesses"]?.int
+                else { return nil }
+                limits = InstanceLimits(maxProcesses: processes, maxMemoryBytes: memory, maxOpenFiles: files)
+            }
+            return RunnerRequest(
+                instanceID: id, entryPoint: entryPoint, arguments: arguments, out: out, workDir: workDir,
+                limits: limits, maxEntries: maxEntries, maxUnpackedBytes: maxUnpacked)
+        }
+    }
+}
+
+/// One request on a runner's stdin: a `WireFrame` (the request as its header, the payload archive
+/// as its attachment) preceded by its length as a little-endian 32-bit number, since a pipe, unlike
+/// an nng message, has no boundaries of its own.
+package enum RunnerFrame {
+    package static func encode(_ request: RunnerRequest, payload: [UInt8]) throws -> [UInt8] {
+        let header = try request.fastJSON ?? Array(EventCodec.makeEncoder().encode(request))
+        let frame = WireFrame.frame(header: header, attachment: payload)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(4 + frame.count)
+        withUnsafeBytes(of: UInt32(frame.count).littleEndian) { bytes += $0 }
+        bytes += frame
+        return bytes
+    }
+
+    /// Splits a stream into frames as its bytes arrive.
+    package struct Reader {
+        private var buffer: [UInt8] = []
+        private var start = 0
+
+        package init() {}
+
+        package mutating func append(_ bytes: UnsafeRawBufferPointer) {
+            if start > 0 && start >= buffer.count / 2 {
+                buffer.removeSubrange(..<start)
+                start = 0
+            }
+            buffer += bytes
+        }
+
+        /// The next complete frame's request JSON and payload, once all of it has arrived.
+        ///
+        /// - Throws: `WireError` for bytes that are not a frame (the stream cannot be trusted after).
+        package mutating func next() throws -> (json: ArraySlice<UInt8>, payload: ArraySlice<UInt8>)? {
+            guard buffer.count - start >= 4 else { return nil }
+            let length = Int(buffer.loadLE32(at: start))
+            guard buffer.count - start >= 4 + length else { return nil }
+            let frame = Array(buffer[(start + 4)..<(start + 4 + length)])
+            start += 4 + length
+            let (header, attachment) = try WireFrame.split(frame)
+            return (header, attachment)
+        }
+
+        /// Every complete frame that has arrived.
+        package mutating func frames() throws -> [(json: ArraySlice<UInt8>, payload: ArraySlice<UInt8>)] {
+            var frames: [(json: ArraySlice<UInt8>, payload: ArraySlice<UInt8>)] = []
+            while let frame = try next() { frames.append(frame) }
+            return frames
+        }
+    }
+}
+
+/// One line of the runner's stdout, as JSON: per instance, `begin` once the runner has the request,
+/// log lines and steps while it runs, then exactly one result.
+package enum RunnerMessage: Codable, Sendable {
+    case begin(InstanceID)
+    case log(LogLine)
+    case steps([StepRecord])
+    case result(RunnerResult)
+}
+
+extension RunnerMessage {
+    /// This message as one line of JSON, by hand (a chatty flow writes one per log line): the bytes
+    /// `JSONEncoder` writes with the house settings, or nil where it cannot promise them (a
+    /// floating-point number; the caller then uses `JSONEncoder`).
+    package var fastEncoded: [UInt8]? {
+        var out = JSONWriter()
+        let written: Bool
+        switch self {
+        case .begin(let id):
+            written = out.unlabeledCase("begin") {
+                $0.string(id.description)
+                return true
+            }
+        case .log(let line):
+            written = out.unlabeledCase("log") {
+                $0.logLine(line)
+                return true
+            }
+        case .steps(let records):
+            written = out.unlabeledCase("steps") {
+                $0.array(records) { $0.stepRecord($1) }
+                return true
+            }
+        case .result(let result):
+            written = out.unlabeledCase("result") {
+                $0.object {
+                    $0.field("error", result.error)
+                    guard $0.field("out", object: result.out) else { return false }
+                    $0.field("reusable", result.reusable)
+                    return true
+                }
+            }
+        }
+        return written ? out.bytes : nil
+    }
+
+    /// One line of a runner's stdout: the fast parser, with `JSONDecoder` as the fallback (and the
+    /// reference: a test checks they agree on every kind of message).
+    package static func decode(_ line: ArraySlice<UInt8>) -> RunnerMessage? {
+        fastDecode(line) ?? (try? JSONDecoder().decode(RunnerMessage.self, from: Data(line)))
+    }
+
+    /// nil for anything it does not recognise (a fractional number included).
+    package static func fastDecode(_ line: ArraySlice<UInt8>) -> RunnerMessage? {
+        line.withUnsafeBytes { raw -> RunnerMessage? in
+            guard case .object(let message)? = JSONNode.parse(raw), message.pairs.count == 1,
+                let (kind, wrapped) = message.pairs.first, let value = wrapped.objectValue?["_0"]
+            else { return nil }
+            switch kind {
+            case "begin": return value.stringValue.flatMap(InstanceID.init).map(RunnerMessage.begin)
+            case "log": return FastEventDecoder.logLine(value).map(RunnerMessage.log)
+            case "steps": return FastEventDecoder.stepRecords(value).map(RunnerMessage.steps)
+            case "result":
+                guard let result = value.objectValue, let error = result.optional("error", \.stringValue),
+                    let out = result["out"]?.objectValue?.jsonObject, let reusable = result["reusable"]?.boolValue
+                else { return nil }
+                return .result(RunnerResult(error: error, out: out, reusable: reusable))
+            default: return nil
+            }
+        }
+    }
+}
+
+/// How the flow ended.
+package struct RunnerResult: Codable, Sendable {
+    /// `nil` when it finished; the reason when it failed.
+    package var error: String?
+    /// The requested `out` variables.
+    package var out: [String: JSONValue]
+    /// The runner waits for another instance (it started no process and has served fewer than its
+    /// share); otherwise it exits after this message.
+    package var reusable = false
+
+    package init(error: String?, out: [String: JSONValue], reusable: Bool = false) {
+        self.error = error
+        self.out = out
+        self.reusable = reusable
+    }
+}
+
+/// What one instance may use. Processes and memory are enforced per instance with control groups
+/// where the executor may create them (cgroup v1 `pids`/`memory`, or v2); open files and file size
+/// with rlimits set by the runner, which every script inherits.
+package struct InstanceLimits: Sendable, Codable, Equatable {
+    /// Processes and threads at once (a fork bomb stops here, inside its instance).
+    package var maxProcesses: Int = 512
+    /// Memory of the runner and everything it starts, in bytes.
+    package var maxMemoryBytes: Int = 2 << 30
+    /// Open files per process.
+    package var maxOpenFiles: Int = 1024
+
+    package init(maxProcesses: Int = 512, maxMemoryBytes: Int = 2 << 30, maxOpenFiles: Int = 1024) {
+        self.maxProcesses = maxProcesses
+        self.maxMemoryBytes = maxMemoryBytes
+        self.maxOpenFiles = maxOpenFiles
+    }
+}

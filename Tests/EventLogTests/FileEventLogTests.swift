@@ -1,0 +1,271 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+import Wire
+
+@testable import EventLog
+@testable import Model
+
+@Suite struct FileEventLogTests {
+    private func drafts(_ count: Int) -> [EventEnvelope] {
+        (0..<count).map { i in
+            event(
+                InstanceID(),
+                .logAppended(
+                    LogAppended(lines: [LogLine(at: Timestamp(millis: Int64(i)), level: .info, text: "line \(i)")])))
+        }
+    }
+
+    /// The commit hook is called the same way at the thousandth commit as at the first: it used to
+    /// sit behind one more pair of reabstraction thunks per commit (quadratic time, and in the end
+    /// a stack overflow on the writer thread of a long-running Scheduler).
+    @Test func theCommitHookDoesNotGrowWithEveryCommit() async throws {
+        let dir = NSTemporaryDirectory() + "accord-hook-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = try FileEventLog(directory: dir, fsync: false)
+        defer { log.close() }
+        let depths = Mutex<[Int]>([])
+        log.onCommit { _, _ in
+            let depth = Thread.callStackReturnAddresses.count
+            depths.withLock { $0.append(depth) }
+        }
+        for _ in 0..<1000 { try await log.append(drafts(1)).durable() }
+        let seen = depths.withLock { $0 }
+        #expect(seen.count == 1000)
+        #expect(seen.first ?? 0 > 0, "no call stack to compare")
+        #expect(
+            seen.first == seen.last, "the hook's call stack grew from \(seen.first ?? 0) to \(seen.last ?? 0) frames")
+    }
+
+    @Test func appendsAreNumberedDurableAndReadBack() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir)
+        let ticket = log.append(drafts(3))
+        #expect(ticket.envelopes.map(\.seq) == [1, 2, 3])
+        try await ticket.durable()
+        #expect(log.durableHead == 3)
+        #expect(try log.read(after: 1, limit: 10).map(\.seq) == [2, 3])
+        #expect(try log.read(seqs: [3, 1, 99]).map(\.seq) == [3, 1])
+        log.close()
+
+        let reopened = try FileEventLog(directory: dir)
+        #expect(reopened.durableHead == 3)
+        #expect(reopened.recovery.truncatedBytes == 0)
+        let next = reopened.append(drafts(1))
+        try await next.durable()
+        #expect(next.envelopes.map(\.seq) == [4])
+        var scanned: [UInt64] = []
+        try reopened.scan { scanned.append($0.seq) }
+        #expect(scanned == [1, 2, 3, 4])
+        reopened.close()
+    }
+
+    @Test func concurrentAppendsShareFsyncs() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<200 {
+                group.addTask { try await log.append(drafts(1)).durable() }
+            }
+            try await group.waitForAll()
+        }
+        #expect(log.durableHead == 200)
+        #expect(log.appendStats.events == 200)
+        #expect(log.appendStats.syncs < 200, "200 concurrent appends must share fsyncs, took \(log.appendStats.syncs)")
+        log.close()
+    }
+
+    /// A write cut off mid-record (a crash during the append) was never acknowledged: reopening cuts
+    /// it and the log goes on from the last whole record.
+    @Test(arguments: [1, 5, 9, 20])
+    func tornTailIsTruncated(cut: Int) async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir)
+        try await log.append(drafts(5)).durable()
+        log.close()
+        let segment = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }.first)
+        let path = dir + "/" + segment
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        let handle = try #require(FileHandle(forUpdatingAtPath: path))
+        try handle.truncate(atOffset: UInt64(size - cut))
+        try handle.close()
+
+        let reopened = try FileEventLog(directory: dir)
+        #expect(reopened.durableHead == 4)
+        #expect(reopened.recovery.truncatedBytes > 0)
+        let next = reopened.append(drafts(1))
+        try await next.durable()
+        #expect(next.envelopes.first?.seq == 5)
+        #expect(try reopened.read(after: 0, limit: 10).map(\.seq) == [1, 2, 3, 4, 5])
+        reopened.close()
+    }
+
+    @Test func corruptLastRecordIsTruncated() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir)
+        try await log.append(drafts(3)).durable()
+        log.close()
+        let path =
+            dir + "/"
+            + (try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }.sorted()
+                .first!)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count - 3] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+
+        let reopened = try FileEventLog(directory: dir)
+        #expect(reopened.durableHead == 2)
+        #expect(reopened.recovery.reason?.contains("checksum") == true)
+        reopened.close()
+    }
+
+    /// Damage in the last segment with intact records after it is not a torn write: cutting there
+    /// would drop acknowledged events, so the log refuses to open and says where.
+    @Test func damageBeforeIntactRecordsRefusesToOpen() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir)
+        try await log.append(drafts(3)).durable()
+        log.close()
+        let path =
+            dir + "/"
+            + (try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }.sorted()
+                .first!)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[RecordFormat.segmentHeader.count + 12] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect {
+            try FileEventLog(directory: dir)
+        } throws: { error in
+            "\(error)".contains("at byte \(RecordFormat.segmentHeader.count)")
+                && "\(error)".contains("intact records after it")
+        }
+        let untouched = try Data(contentsOf: URL(fileURLWithPath: path))
+        #expect(untouched == bytes, "opening must not have cut anything")
+    }
+
+    @Test func garbageAppendedAfterTheLastRecordIsTruncated() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir)
+        try await log.append(drafts(2)).durable()
+        log.close()
+        let path =
+            dir + "/"
+            + (try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }.sorted()
+                .first!)
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data([0xFF, 0xFF, 0xFF, 0x7F, 1, 2, 3]))
+        try handle.close()
+        let reopened = try FileEventLog(directory: dir)
+        #expect(reopened.durableHead == 2)
+        #expect(reopened.recovery.truncatedBytes == 7)
+        reopened.close()
+    }
+
+    /// Damage before the last segment is not a torn write: opening refuses instead of guessing.
+    @Test func damageInAnEarlierSegmentRefusesToOpen() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir, segmentBytes: 512)
+        for _ in 0..<10 { try await log.append(drafts(3)).durable() }
+        log.close()
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }
+            .sorted()
+        #expect(segments.count > 2)
+        let path = dir + "/" + segments[0]
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        bytes[bytes.count / 2] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: path))
+        #expect(throws: EventLogError.self) { try FileEventLog(directory: dir) }
+    }
+
+    @Test func readsAcrossRolledSegments() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir, segmentBytes: 400)
+        for _ in 0..<20 { try await log.append(drafts(2)).durable() }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }.count > 3)
+        #expect(try log.read(after: 0, limit: 1000).map(\.seq) == Array(1...40))
+        log.close()
+        let reopened = try FileEventLog(directory: dir, segmentBytes: 400)
+        #expect(reopened.durableHead == 40)
+        var count = 0
+        try reopened.scan(from: 11) { _ in count += 1 }
+        #expect(count == 30)
+        reopened.close()
+    }
+
+    @Test func waitDurableReturnsOnceTheSequenceIsOnDisk() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir)
+        try await log.waitDurable(0)
+        let ticket = log.append(drafts(3))
+        try await log.waitDurable(3)
+        #expect(log.durableHead >= 3)
+        try await ticket.durable()
+        try await log.waitDurable(2)
+        log.close()
+    }
+
+    @Test func commitHookSeesBatchesInLogOrder() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir)
+        let seen = SeenSeqs()
+        let mismatches = Mutex(0)
+        log.onCommit { envelopes, json in
+            seen.add(envelopes.map(\.seq))
+            // The JSON handed along is each envelope as stored, and what a Gateway reads back
+            // from the message built of it is the batch itself.
+            let head = envelopes.last?.seq ?? 0
+            let header = CommittedEvents.json(encodedEvents: json, head: head)
+            let expected = try? EventCodec.makeEncoder().encode(CommittedEvents(events: envelopes, head: head))
+            let fast = try? CommittedEvents.decode(header[...])
+            if json.count != envelopes.count || Array(expected ?? Data()) != header || fast?.events != envelopes
+                || fast?.head != head
+            {
+                mismatches.withLock { $0 += 1 }
+            }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<50 { group.addTask { try await log.append(drafts(2)).durable() } }
+            try await group.waitForAll()
+        }
+        #expect(seen.all == Array(1...100))
+        #expect(mismatches.withLock { $0 } == 0)
+        log.close()
+    }
+}
+
+final class SeenSeqs: @unchecked Sendable {
+    // @unchecked: guarded by `lock`.
+    private let lock = NSLock()
+    private var seqs: [UInt64] = []
+    func add(_ more: [UInt64]) { lock.withLock { seqs += more } }
+    var all: [UInt64] { lock.withLock { seqs } }
+}
+
+@Suite struct FileEventLogLockTests {
+    /// One writer per log: a second opener (another Scheduler, an import) is refused while the
+    /// first holds it, and welcome once it has closed.
+    @Test func aSecondWriterIsRefusedUntilTheFirstCloses() throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let first = try FileEventLog(directory: dir, fsync: false)
+        #expect {
+            try FileEventLog(directory: dir, fsync: false)
+        } throws: { "\($0)".contains("in use by another process") }
+        first.close()
+        let second = try FileEventLog(directory: dir, fsync: false)
+        second.close()
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import JSON
+import Model
+
+/// A fresh temporary folder, removed by the caller with `cleanUp`.
+package func temporaryDirectory(_ name: String = #function) -> String {
+    let path = NSTemporaryDirectory() + "accord-tests-" + UUID().uuidString
+    try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+package func cleanUp(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
+
+package let fixedID = InstanceID("0d0a817d-4af8-496c-b6ef-3888ad2386ee")!
+package let fixedExecutor = ExecutorID("executor-1/6c60cf49")
+
+package func created(_ id: InstanceID = fixedID, at millis: Int64 = 1_764_380_000_000, key: String? = nil)
+    -> EventEnvelope
+{
+    EventEnvelope(
+        instanceID: id, at: Timestamp(millis: millis), requestID: RequestID("req-1"),
+        event: .instanceCreated(
+            InstanceCreated(
+                entryPoint: "main", arguments: ["name": .string("world"), "n": .int(3)], timeoutMillis: 30_000,
+                out: ["result"], tags: ["demo"],
+                payload: PayloadRef(digest: String(repeating: "ab", count: 32), size: 120),
+                idempotencyKey: key, principal: "0011223344556677")))
+}
+
+package func event(_ id: InstanceID = fixedID, _ event: Event, at millis: Int64 = 1_764_380_000_100) -> EventEnvelope {
+    EventEnvelope(instanceID: id, at: Timestamp(millis: millis), event: event)
+}
+
+/// One example of every event type, in a legal order.
+package func everyEvent(_ id: InstanceID = fixedID) -> [EventEnvelope] {
+    [
+        created(id),
+        event(id, .instanceAssigned(InstanceAssigned(executorID: fixedExecutor, attempt: 1))),
+        event(id, .instanceStarted(InstanceStarted(executorID: fixedExecutor))),
+        event(
+            id,
+            .logAppended(
+                LogAppended(lines: [
+                    LogLine(at: Timestamp(millis: 1_764_380_000_200), level: .info, text: "Hello, world")
+                ]))),
+        event(id, .instanceFinished(InstanceFinished(out: ["result": .int(42)]))),
+        event(id, .instanceFailed(InstanceFailed(error: "boom", out: [:]))),
+        event(id, .instanceCancelled(InstanceCancelled(reason: "stopped by a client"))),
+        event(id, .instanceTimedOut(InstanceTimedOut(error: "too slow"))),
+        event(
+            id,
+            .stepsRecorded(
+                StepsRecorded(steps: [
+                    StepRecord(
+                        flow: "main", step: "log", file: "processes/main.yml", line: 2, column: 3,
+                        startedAt: Timestamp(millis: 1_764_380_000_150),
+                        durationMicros: 42, outcome: .ok)
+                ]))),
+    ]
+}
