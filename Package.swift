@@ -171,7 +171,7 @@ let package = Package(
             dependencies: ["Gateway", "Wire", "Model", "JSON", "ReadModels", "Archive", "TestSupport"],
             swiftSettings: gatewaySettings),
         .testTarget(
-            name: "TransportTests", dependencies: ["Transport", "TestSupport"], swiftSettings: strict),
+            name: "TransportTests", dependencies: ["Transport", "CNNG", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests", dependencies: ["EventLog", "Model", "TestSupport"], swiftSettings: strict),
     ]

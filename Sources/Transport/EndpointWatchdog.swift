@@ -10,9 +10,10 @@ import Synchronization
 package enum TransportEvent: Sendable {
     /// A listener or dialer that nng had stopped was started again.
     case endpointRestarted(url: String, kind: String)
-    /// An `nng_close` has not returned for `EndpointWatchdog.closeLimit`: libnng 1.5.2 can wedge
-    /// its one reaper thread on a pipe whose peer left while a message was being received, and
-    /// then no connection of the process is torn down or dialled again. Only a restart of the
+    /// An `nng_close` has not returned for `EndpointWatchdog.closeLimit`: libnng 1.5.2 can leave a
+    /// close waiting forever on an aio that was prepared but never started (nng #1813, fixed in
+    /// 1.8), or wedge its one reaper thread on a pipe whose peer left while a message was being
+    /// received; then connections of the process are no longer torn down or dialled again. Only a restart of the
     /// process helps; the services exit so that their supervisor (systemd, accord-local) restarts
     /// them.
     case closeStuck(since: ContinuousClock.Instant)
@@ -114,8 +115,21 @@ final class EndpointWatchdog: Sendable {
     /// Where events are reported (set at start-up; the Transport has no logger of its own).
     static let handler = Mutex<(@Sendable (TransportEvent) -> Void)?>(nil)
 
-    /// When the `nng_close` under way began, if one is.
-    static let closeStarted = Mutex<ContinuousClock.Instant?>(nil)
+    /// The `nng_close` calls under way, by a number of their own, and when each began.
+    private static let closes = Mutex<(next: UInt64, started: [UInt64: ContinuousClock.Instant])>((0, [:]))
+
+    /// Notes a close beginning; its number goes back to `closeEnded`.
+    static func closeStarted() -> UInt64 {
+        closes.withLock { closes in
+            closes.next += 1
+            closes.started[closes.next] = .now
+            return closes.next
+        }
+    }
+
+    static func closeEnded(_ close: UInt64) {
+        _ = closes.withLock { $0.started.removeValue(forKey: close) }
+    }
     private let stuckReported = Atomic<Bool>(false)
     /// How long a close may take before the process is reported as wedged.
     static let closeLimit: Duration = .seconds(30)
@@ -125,7 +139,8 @@ final class EndpointWatchdog: Sendable {
             sockets = sockets.filter { $0.value.socket != nil }
             return sockets.values.compactMap(\.socket)
         }
-        if let started = Self.closeStarted.withLock({ $0 }), started.duration(to: .now) > Self.closeLimit,
+        if let started = Self.closes.withLock({ $0.started.values.min() }),
+            started.duration(to: .now) > Self.closeLimit,
             !stuckReported.exchange(true, ordering: .relaxed)
         {
             Self.report(.closeStuck(since: started))

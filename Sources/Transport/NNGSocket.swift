@@ -1,5 +1,6 @@
 import CNNG
 import Dispatch
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -112,6 +113,8 @@ package final class NNGSocket: Sendable {
         let count = Atomic<Int>(0)
     }
     let pipesAdded = PipeCounter()
+    /// Set once `nng_close` has returned.
+    private let closeReturned = CloseFlag()
 
     /// Listens on `url` (`ipc:///path` or `tcp://host:port`). For `ipc://` the socket's folder is
     /// created and a stale socket file left by a killed process is removed first.
@@ -148,7 +151,13 @@ package final class NNGSocket: Sendable {
     /// blocks until every operation on the socket has wound down, and some of them resume tasks
     /// that need the cooperative pool (two threads here) to finish; called from that pool, it
     /// could wait on itself forever (seen: a Gateway that never stopped, a Scheduler actor that
-    /// froze after an executor registered again). So the close runs on a thread of its own.
+    /// froze after an executor registered again). So the close runs on a thread of its own, one
+    /// per close: libnng 1.5.2 can leave an `nng_close` waiting forever (an aio prepared but never
+    /// started, nng #1813, fixed in 1.8), and behind a shared close queue that one socket kept
+    /// every later socket of the process open, their dialers redialling ten times a second each
+    /// until the process ran out of file descriptors (seen in the test process: 20,000 unconnected
+    /// unix sockets, then `EMFILE` everywhere). A stuck close still costs its socket; the watchdog
+    /// reports it (`TransportEvent.closeStuck`).
     package func close() {
         let first = gate.withLock { gate -> Bool in
             guard !gate.closed else { return false }
@@ -160,13 +169,25 @@ package final class NNGSocket: Sendable {
         guard first else { return }
         let socket = socket
         let counter = Unmanaged.passUnretained(pipesAdded)
-        NNGSocket.closer.async {
-            EndpointWatchdog.closeStarted.withLock { $0 = .now }
+        let closing = EndpointWatchdog.closeStarted()
+        let closeReturned = closeReturned
+        let thread = Thread {
+            NNGSocket.closeFault.withLock { $0 }?(socket.id)
             nng_close(socket)
-            EndpointWatchdog.closeStarted.withLock { $0 = nil }
+            EndpointWatchdog.closeEnded(closing)
+            closeReturned.value.store(true, ordering: .releasing)
             counter.release()
         }
+        thread.name = "accord-nng-close"
+        thread.start()
     }
+
+    /// Fault injection for tests: runs on a close's thread before `nng_close` (a test makes one
+    /// close hang, as nng's own bug does, and checks that other sockets still close).
+    package static let closeFault = Mutex<(@Sendable (_ socketID: UInt32) -> Void)?>(nil)
+
+    /// Whether `nng_close` has returned for this socket.
+    package var hasClosed: Bool { closeReturned.value.load(ordering: .acquiring) }
 
     /// Runs `body` (a call into nng) unless the socket is closing; false when it did not run.
     private func ifOpen(_ body: () -> Void) -> Bool {
@@ -193,10 +214,6 @@ package final class NNGSocket: Sendable {
             if gate.contexts.remove(ctx.id) != nil { nng_ctx_close(ctx) }
         }
     }
-
-    /// A serial queue of its own: libdispatch gives it a thread outside the global queues, which on
-    /// Linux are the very threads the Swift cooperative pool runs on.
-    private static let closer = DispatchQueue(label: "accord.nng.close")
 
     /// Publishes (pub) without blocking; a subscriber that is not keeping up loses messages and
     /// recovers by catching up.
@@ -270,4 +287,9 @@ package final class NNGSocket: Sendable {
             }
         }
     }
+}
+
+/// A flag the close thread sets and anyone may read.
+private final class CloseFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }

@@ -1,4 +1,6 @@
+import CNNG
 import Foundation
+import Synchronization
 import TestSupport
 import Testing
 
@@ -197,5 +199,30 @@ import Testing
         #expect(answered, "the listener no longer accepts connections")
         server.close()
         await serving.value
+    }
+}
+
+/// One `nng_close` that never returns (libnng 1.5.2 can do that, nng #1813) must not hold up the
+/// closes of other sockets: behind a shared close queue, every later socket of the process stayed
+/// open and kept redialling until the process ran out of file descriptors.
+@Suite(.serialized) struct StuckCloseTests {
+    @Test func aStuckCloseDoesNotHoldUpOtherSockets() async throws {
+        let release = DispatchSemaphore(value: 0)
+        let stuck = try NNGSocket(.req, watched: false)
+        let stuckID = stuck.socket.id
+        NNGSocket.closeFault.withLock { $0 = { id in if id == stuckID { release.wait() } } }
+        defer { NNGSocket.closeFault.withLock { $0 = nil } }
+        stuck.close()
+        let others = try (0..<5).map { _ in
+            let other = try NNGSocket(.req, watched: false)
+            try other.dial("ipc://" + NSTemporaryDirectory() + "accord-stuck-\(UUID().uuidString.prefix(8)).ipc")
+            other.close()
+            return other
+        }
+        let othersClosed = await eventually { others.allSatisfy(\.hasClosed) }
+        #expect(!stuck.hasClosed)
+        release.signal()
+        #expect(othersClosed, "the other sockets' closes waited behind the stuck one")
+        #expect(await eventually { stuck.hasClosed })
     }
 }
