@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-.PHONY: run test deps build build-release unit conformance chaos chaos-short bench format lint clean
+.PHONY: run test deps build build-release unit integration conformance chaos chaos-short bench format lint clean
 
 deps:
 	@deploy/install-deps.sh
@@ -25,10 +25,15 @@ test: deps
 	@deploy/install-deps.sh --test
 	$(MAKE) --no-print-directory lint
 	swift build --build-tests
-	$(MAKE) --no-print-directory unit conformance chaos-short
+	$(MAKE) --no-print-directory unit integration conformance chaos-short
 
+## The pure parts and each service in process (no binaries started).
 unit:
-	swift test --skip-build
+	swift test --skip-build --skip IntegrationTests
+
+## The real binaries (.build/debug) over real sockets.
+integration:
+	swift test --skip-build --filter IntegrationTests
 
 conformance:
 	@ACCORD_BIN=.build/debug deploy/test/conformance.sh

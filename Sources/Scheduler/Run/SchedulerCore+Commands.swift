@@ -1,0 +1,76 @@
+import EventLog
+import Foundation
+import Logging
+import Model
+import Transport
+import Wire
+
+/// The Gateway's commands: start and stop, each decided, appended and answered once durable.
+extension SchedulerCore {
+    func start(_ start: StartInstance, payload: [UInt8]) async -> SchedulerReply {
+        if let failure = log.failed { return Self.logUnavailable(failure) }
+        if let existing = existingInstance(for: start) { return await answerExisting(existing) }
+        let ref: PayloadRef
+        do {
+            ref = try await payloads.put(payload)
+        } catch {
+            logger.error("could not store a payload", metadata: ["error": "\(error)"])
+            return .unavailable(message: "the server could not store the archive; try again later")
+        }
+        let decision = Decide.decide(.start(start, payload: ref, newID: InstanceID()), state: state, now: .now())
+        let ticket = stage(decision)
+        pumpDispatch()
+        guard await durable(ticket) else { return .unavailable(message: "the event log could not record the start") }
+        for action in decision.actions {
+            guard case .replyStarted(let id, let created) = action else { continue }
+            // Decided against an instance another request is creating: answer once that is durable.
+            if !created { return await answerExisting(id) }
+            return .started(instanceID: id, created: true, seq: ticket.envelopes.first?.seq ?? 0)
+        }
+        return .unavailable(message: "the start was not decided")
+    }
+
+    /// An idempotent repeat is acknowledged only once the instance it names is durable: the first
+    /// request's fsync may still be in flight.
+    func answerExisting(_ id: InstanceID) async -> SchedulerReply {
+        let seq = state.eventSeqs[id]?.first ?? 0
+        do {
+            try await log.waitDurable(seq)
+        } catch {
+            return .unavailable(message: "the event log could not record the start")
+        }
+        return .started(instanceID: id, created: false, seq: seq)
+    }
+
+    func cancel(_ id: InstanceID, request: RequestID) async -> SchedulerReply {
+        if let failure = log.failed { return Self.logUnavailable(failure) }
+        let decision = Decide.decide(.cancel(id, request), state: state, now: .now())
+        guard await commit(decision) else { return .unavailable(message: "the event log could not record the stop") }
+        // The terminal event a repeat sees may itself still be on its way to disk.
+        let seq = state.eventSeqs[id]?.last ?? 0
+        do { try await log.waitDurable(seq) } catch {
+            return .unavailable(message: "the event log could not record the stop")
+        }
+        var outcome = CancelOutcome.unknown
+        for action in decision.actions {
+            switch action {
+            case .replyCancelled(let result): outcome = result
+            default: perform(action)
+            }
+        }
+        if outcome == .cancelled {
+            timeouts.removeValue(forKey: id)?.cancel()
+            startingDeadlines.removeValue(forKey: id)?.cancel()
+            pumpDispatch()
+        }
+        return .cancelled(outcome, seq: seq)
+    }
+
+    func eventSeqs(of id: InstanceID) -> [UInt64]? { state.eventSeqs[id] }
+
+    /// Queue depth, registered executors and instances waiting too long, for `/metrics`.
+    func load() -> (queued: Int, executors: Int, overdue: Int) {
+        overdue = overdue.filter { state.queue.contains($0) }
+        return (state.queue.count, executors.values.filter { $0.address != nil }.count, overdue.count)
+    }
+}

@@ -1,0 +1,88 @@
+import EventLog
+import Foundation
+import Logging
+import Model
+import Transport
+import Wire
+
+/// Dispatch: queued instances to executors with free capacity.
+extension SchedulerCore {
+    /// Gives waiting instances to executors with free capacity, least loaded first.
+    func pumpDispatch() {
+        guard log.failed == nil else { return }
+        while state.queue.count > 0 {
+            let candidates = executors.values.filter { $0.socket != nil && load(of: $0.id) < $0.capacity }
+            guard let executor = candidates.min(by: { load(of: $0.id) < load(of: $1.id) }) else { return }
+            guard let id = state.queue.pop() else { return }
+            let decision = Decide.decide(.assign(id, executor.id), state: state, now: .now())
+            guard !decision.events.isEmpty else { continue }
+            let ticket = stage(decision)
+            Task {
+                guard await self.durable(ticket) else { return }
+                self.performAll(decision.actions)
+            }
+        }
+    }
+
+    func load(of executor: ExecutorID) -> Int { state.assigned[executor]?.count ?? 0 }
+
+    func performAll(_ actions: [SchedulerAction]) { actions.forEach(perform) }
+
+    func perform(_ action: SchedulerAction) {
+        switch action {
+        case .replyStarted, .replyCancelled:
+            break
+        case .requeue(let id):
+            requeue(id)
+            pumpDispatch()
+        case .dispatch(let id, let executor, let attempt):
+            armStartingDeadline(id, attempt: attempt)
+            guard let created = state.instances[id]?.created, let session = executors[executor],
+                let socket = session.socket
+            else {
+                return
+            }
+            let command = ExecutorCommand.dispatch(
+                Dispatch(
+                    instanceID: id, attempt: attempt, entryPoint: created.entryPoint, arguments: created.arguments,
+                    out: created.out))
+            let timeout = config.executorRequestTimeout
+            Task {
+                do {
+                    let payload = try await self.payloads.get(created.payload)
+                    let reply = try await socket.request(
+                        try WireFrame.encode(command, attachment: payload), timeout: timeout)
+                    let (answer, _) = try WireFrame.decode(ExecutorCommandReply.self, from: reply)
+                    if case .refused(let reason) = answer { self.dispatchRefused(id, executor, reason: reason) }
+                } catch {
+                    self.dispatchRefused(id, executor, reason: "\(error)")
+                }
+            }
+        case .killOnExecutor(let id, let executor):
+            guard let socket = executors[executor]?.socket else { return }
+            let timeout = config.executorRequestTimeout
+            let logger = logger
+            Task {
+                do {
+                    _ = try await socket.request(
+                        try WireFrame.encode(ExecutorCommand.cancel(instanceID: id)), timeout: timeout)
+                } catch {
+                    logger.warning(
+                        "could not tell an executor to stop an instance",
+                        metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    func dispatchRefused(_ id: InstanceID, _ executor: ExecutorID, reason: String) {
+        guard let tracked = state.instances[id], tracked.executor == executor, tracked.status == .starting else {
+            return
+        }
+        logger.warning(
+            "dispatch failed; the instance waits for another executor",
+            metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "reason": "\(reason)"])
+        requeue(id)
+        pumpDispatch()
+    }
+}

@@ -1,0 +1,142 @@
+import EventLog
+import Foundation
+import Logging
+import Model
+import Transport
+import Wire
+
+/// The executor link: registration, heartbeats and liveness, reports.
+extension SchedulerCore {
+    func executorRequest(_ request: ExecutorRequest) async -> ExecutorReply {
+        switch request {
+        case .register(let registration):
+            register(registration)
+            return .ack(upTo: state.reportsApplied[registration.executorID] ?? 0)
+        case .heartbeat(let executorID):
+            guard let session = executors[executorID], session.address != nil else { return .unknownExecutor }
+            session.lastSeen = .now
+            return .ack(upTo: state.reportsApplied[executorID] ?? 0)
+        case .reports(let executorID, let reports):
+            // While the log is failed the state holds events it refused: a repeat of a report
+            // applied there but never recorded would be acknowledged as a duplicate, and lost.
+            if let failure = log.failed { return .unavailable(message: "the event log cannot be written: \(failure)") }
+            guard !recovering else { return .unavailable(message: "the event log is being recovered") }
+            guard let session = executors[executorID], session.address != nil else { return .unknownExecutor }
+            session.lastSeen = .now
+            var upTo: UInt64 = 0
+            var tickets: [AppendTicket] = []
+            var actions: [SchedulerAction] = []
+            for report in reports {
+                let decision = Decide.decide(.report(executorID, report), state: state, now: .now())
+                tickets.append(stage(decision))
+                actions += decision.actions
+                upTo = max(upTo, report.seq)
+            }
+            for ticket in tickets {
+                guard await durable(ticket) else {
+                    return .unavailable(message: "the event log could not record reports")
+                }
+            }
+            actions.forEach(perform)
+            for report in reports {
+                switch report.kind {
+                case .started:
+                    if let tracked = state.instances[report.instanceID], tracked.status == .running {
+                        startingDeadlines.removeValue(forKey: report.instanceID)?.cancel()
+                        armTimeout(report.instanceID, tracked, now: .now())
+                    }
+                case .finished, .failed:
+                    timeouts.removeValue(forKey: report.instanceID)?.cancel()
+                    startingDeadlines.removeValue(forKey: report.instanceID)?.cancel()
+                case .log, .steps: break
+                }
+            }
+            pumpDispatch()
+            return .ack(upTo: upTo)
+        }
+    }
+
+    func register(_ registration: ExecutorRegistration) {
+        let id = registration.executorID
+        let name = id.rawValue.split(separator: "/").first.map(String.init) ?? id.rawValue
+        // An executor that restarted comes back as a new boot: whatever the old boot had is lost.
+        for other in Array(executors.keys) where other != id && other.rawValue.hasPrefix(name + "/") {
+            declareLost(other, reason: "it restarted")
+        }
+        // The same boot registering again (after a Scheduler restart, or twice at once) keeps its
+        // link: closing a socket right after it dialled hangs up during the handshake, and
+        // dispatches in flight on it would fail for nothing.
+        let socket: NNGSocket?
+        if let previous = executors[id], previous.address == registration.address, let kept = previous.socket {
+            socket = kept
+        } else {
+            executors[id]?.close()
+            do {
+                let s = try NNGSocket(.req, maxMessageBytes: 1 << 20)
+                try s.dial(registration.address)
+                socket = s
+            } catch {
+                logger.error("cannot reach executor", metadata: ["executor.id": "\(id)", "error": "\(error)"])
+                socket = nil
+            }
+        }
+        let session = ExecutorSession(
+            id: id, address: registration.address, capacity: registration.capacity, socket: socket)
+        executors[id] = session
+        watch(session)
+        logger.info("executor registered", metadata: ["executor.id": "\(id)", "capacity": "\(registration.capacity)"])
+
+        let running = Set(registration.running)
+        for instance in state.assigned[id] ?? [] where !running.contains(instance) {
+            guard let tracked = state.instances[instance] else { continue }
+            if tracked.status == .starting {
+                requeue(instance)
+            } else if tracked.status == .running {
+                let decision = Decide.decide(
+                    .executorLost(instance, id, reason: "the executor no longer runs it"), state: state, now: .now())
+                Task { await self.commit(decision) }
+            }
+        }
+        for instance in running
+        where state.instances[instance]?.executor != id || state.instances[instance]?.status.isTerminal == true {
+            perform(.killOnExecutor(instance, id))
+        }
+        pumpDispatch()
+    }
+
+    /// Re-arms a deadline for the executor after each heartbeat; silence past the loss timeout
+    /// declares it lost. This is a deadline, not a poll: nothing is read until it expires.
+    func watch(_ session: ExecutorSession) {
+        let timeout = config.executorLossTimeout
+        Task { [weak session] in
+            while let current = session {
+                let deadline = current.lastSeen + timeout
+                if ContinuousClock.now >= deadline {
+                    self.declareLostIfCurrent(current)
+                    return
+                }
+                try? await Task.sleep(until: deadline, clock: .continuous)
+            }
+        }
+    }
+
+    func declareLostIfCurrent(_ session: ExecutorSession) {
+        guard executors[session.id] === session else { return }
+        declareLost(session.id, reason: "no heartbeat for \(config.executorLossTimeout)")
+    }
+
+    func declareLost(_ executor: ExecutorID, reason: String) {
+        executors.removeValue(forKey: executor)?.close()
+        logger.warning("executor lost", metadata: ["executor.id": "\(executor)", "reason": "\(reason)"])
+        for id in state.assigned[executor] ?? [] {
+            guard let tracked = state.instances[id] else { continue }
+            if tracked.status == .starting {
+                requeue(id)
+            } else {
+                let decision = Decide.decide(.executorLost(id, executor, reason: reason), state: state, now: .now())
+                Task { await self.commit(decision) }
+            }
+        }
+        pumpDispatch()
+    }
+}

@@ -1,0 +1,83 @@
+import EventLog
+import Foundation
+import Logging
+import Model
+import Transport
+import Wire
+
+/// Appending: decisions staged, made durable, and the recovery after a failed write.
+extension SchedulerCore {
+    /// Appends and applies a decision's events now; durability is awaited separately.
+    func stage(_ decision: Decision) -> AppendTicket {
+        let ticket = log.append(decision.events)
+        for envelope in ticket.envelopes {
+            state.apply(envelope)
+            if case .instanceCreated = envelope.event { armEnqueuedWarning(envelope.instanceID) }
+        }
+        if state.head >= snapshotSeq + config.snapshotEvery { takeSnapshot() }
+        return ticket
+    }
+
+    func durable(_ ticket: AppendTicket) async -> Bool {
+        do {
+            try await ticket.durable()
+            return true
+        } catch {
+            // The state already holds events the log refused: only a rebuild from the log is right.
+            logFailed(error)
+            return false
+        }
+    }
+
+    static func logUnavailable(_ failure: EventLogError) -> SchedulerReply {
+        .unavailable(message: "the server cannot record anything right now (\(failure)); try again shortly")
+    }
+
+    func logFailed(_ error: any Error) {
+        guard !recovering else { return }
+        recovering = true
+        logger.error(
+            "the event log cannot be written: commands are refused until it can", metadata: ["error": "\(error)"])
+        Task { await self.recoverLog() }
+    }
+
+    /// Probes the log once a second until it takes writes again, then rebuilds from it.
+    func recoverLog() async {
+        var attempts = 0
+        while true {
+            try? await Task.sleep(for: .seconds(1))
+            do {
+                try log.recover()
+                break
+            } catch {
+                attempts += 1
+                if attempts % 30 == 0 {
+                    logger.error("the event log still cannot be written", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        // No suspension from here on: nothing is staged between the probe and the rebuild.
+        for task in timeouts.values { task.cancel() }
+        for task in startingDeadlines.values { task.cancel() }
+        timeouts = [:]
+        startingDeadlines = [:]
+        do {
+            let rebuilt = try Self.rebuild(log, snapshots, logger)
+            state = rebuilt.state
+            snapshotSeq = rebuilt.snapshot
+        } catch {
+            logger.critical("the event log cannot be read back; exiting", metadata: ["error": "\(error)"])
+            exit(75)
+        }
+        recovering = false
+        logger.notice("the event log takes writes again")
+        resume()
+        pumpDispatch()
+    }
+
+    @discardableResult
+    func commit(_ decision: Decision) async -> Bool {
+        guard !decision.events.isEmpty else { return true }
+        return await durable(stage(decision))
+    }
+}
