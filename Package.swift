@@ -137,7 +137,8 @@ let package = Package(
             name: "ModelTests", dependencies: ["Model", "JSON", "Support", "TestSupport"], resources: [.copy("Golden")],
             swiftSettings: strict),
         .testTarget(
-            name: "EventLogTests", dependencies: ["EventLog", "Model", "Wire", "TestSupport"], swiftSettings: strict),
+            name: "EventLogTests", dependencies: ["EventLog", "Model", "JSON", "Wire", "TestSupport"],
+            exclude: ["Golden"], swiftSettings: strict),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Model", "JSON", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ReadModelsTests", dependencies: ["ReadModels", "Model", "JSON", "TestSupport"], swiftSettings: strict
