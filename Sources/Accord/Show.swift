@@ -104,6 +104,8 @@ enum Timeline {
             case .instanceStarted(let e):
                 running = envelope.at
                 row("RUNNING", "on \(e.executorID)")
+            case .instanceRequeued(let e):
+                row("  requeued", e.reason)
             case .logAppended(let e):
                 for line in e.lines {
                     for text in line.text.split(separator: "\n", omittingEmptySubsequences: false) {

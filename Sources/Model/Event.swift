@@ -21,6 +21,9 @@ package enum Event: Sendable, Hashable {
     case instanceTimedOut(InstanceTimedOut)
     /// Steps the flow executed, in the order they completed. Never changes the status.
     case stepsRecorded(StepsRecorded)
+    /// The instance waits for an executor again: the one it was given went away, refused it, or
+    /// did not start it in time. Status unchanged (`STARTING`: a dispatch is still owed).
+    case instanceRequeued(InstanceRequeued)
 
     /// The stable type name written into the log.
     package var typeName: String {
@@ -34,6 +37,7 @@ package enum Event: Sendable, Hashable {
         case .instanceCancelled: "InstanceCancelled"
         case .instanceTimedOut: "InstanceTimedOut"
         case .stepsRecorded: "StepsRecorded"
+        case .instanceRequeued: "InstanceRequeued"
         }
     }
 
@@ -49,6 +53,7 @@ package enum Event: Sendable, Hashable {
         case .instanceCancelled: .cancelled
         case .instanceTimedOut: .timedOut
         case .stepsRecorded: nil
+        case .instanceRequeued: nil
         }
     }
 
@@ -64,6 +69,7 @@ package enum Event: Sendable, Hashable {
         case .instanceCancelled(let e): e.reason
         case .instanceTimedOut(let e): e.error
         case .stepsRecorded: "steps"
+        case .instanceRequeued(let e): e.reason
         }
     }
 }
@@ -203,6 +209,14 @@ package struct InstanceTimedOut: Sendable, Hashable, Codable {
     package var error: String
 
     package init(error: String) { self.error = error }
+}
+
+/// `InstanceRequeued` v1.
+package struct InstanceRequeued: Sendable, Hashable, Codable {
+    /// Why the instance waits again (the executor was lost, refused the dispatch, or did not start it).
+    package var reason: String
+
+    package init(reason: String) { self.reason = reason }
 }
 
 /// How a step ended.

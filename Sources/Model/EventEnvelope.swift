@@ -71,6 +71,7 @@ extension EventEnvelope: Codable {
         case ("StepsRecorded", 2): event = .stepsRecorded(try c.decode(StepsRecorded.self, forKey: .data))
         case ("StepsRecorded", 1): event = .stepsRecorded(try c.decode(StepsRecordedV1.self, forKey: .data).upcast)
         case ("InstanceTimedOut", 1): event = .instanceTimedOut(try c.decode(InstanceTimedOut.self, forKey: .data))
+        case ("InstanceRequeued", 1): event = .instanceRequeued(try c.decode(InstanceRequeued.self, forKey: .data))
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: c, debugDescription: "unknown event type \(type) version \(version)")
@@ -97,6 +98,7 @@ extension EventEnvelope: Codable {
         case .instanceCancelled(let data): try c.encode(data, forKey: .data)
         case .instanceTimedOut(let data): try c.encode(data, forKey: .data)
         case .stepsRecorded(let data): try c.encode(data, forKey: .data)
+        case .instanceRequeued(let data): try c.encode(data, forKey: .data)
         }
     }
 

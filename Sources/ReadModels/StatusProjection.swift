@@ -91,7 +91,8 @@ package struct StatusProjection: Sendable {
         case .instanceTimedOut(let e):
             view.out = [:]
             view.error = e.error
-        case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended, .stepsRecorded: break
+        case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended, .stepsRecorded, .instanceRequeued:
+            break
         }
     }
 

@@ -184,9 +184,10 @@ import Wire
         let id = started(&state)
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
         let first = Decide.decide(.startingExpired(id, attempt: 1, maxAttempts: 2), state: state, now: now)
-        #expect(first.events.isEmpty)
-        #expect(first.actions == [.killOnExecutor(id, executor), .requeue(id)])
-        state.requeue(id)
+        #expect(first.events.map(\.event.typeName) == ["InstanceRequeued"])
+        #expect(first.actions == [.killOnExecutor(id, executor)])
+        given([first], to: &state)
+        #expect(state.queue.contains(id) && state.instances[id]?.executor == nil)
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
         #expect(Decide.decide(.startingExpired(id, attempt: 1, maxAttempts: 2), state: state, now: now) == Decision())
         let last = Decide.decide(.startingExpired(id, attempt: 2, maxAttempts: 2), state: state, now: now)
@@ -197,6 +198,28 @@ import Wire
                     .report(executor, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)
             ], to: &state)
         #expect(Decide.decide(.startingExpired(id, attempt: 2, maxAttempts: 2), state: state, now: now) == Decision())
+    }
+
+    /// A requeue is an event like every other change: only a STARTING instance that is not queued
+    /// already is requeued, and folding the events gives the state the Scheduler holds.
+    @Test func aRequeueIsAnEventAndOnlyForAStartingInstance() {
+        var state = SchedulerState()
+        let id = started(&state)
+        #expect(Decide.decide(.requeue(id, reason: "x"), state: state, now: now) == Decision())  // ENQUEUED
+        given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
+        let requeue = Decide.decide(.requeue(id, reason: "executor lost: gone"), state: state, now: now)
+        #expect(requeue.events.map(\.event) == [.instanceRequeued(InstanceRequeued(reason: "executor lost: gone"))])
+        #expect(requeue.actions.isEmpty)
+        given([requeue], to: &state)
+        #expect(state.queue.contains(id) && state.assigned[executor]?.contains(id) != true)
+        #expect(Decide.decide(.requeue(id, reason: "again"), state: state, now: now) == Decision())  // queued already
+        given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
+        given(
+            [
+                Decide.decide(
+                    .report(executor, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)
+            ], to: &state)
+        #expect(Decide.decide(.requeue(id, reason: "late"), state: state, now: now) == Decision())  // RUNNING
     }
 
     @Test func queueIsFifoAndSkipsRemoved() {

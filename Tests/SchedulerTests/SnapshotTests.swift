@@ -36,6 +36,10 @@ import Wire
             record(Decide.decide(.start(start, payload: payload, newID: id), state: state, now: now))
             if n % 5 == 4 { continue }  // left waiting in the queue
             record(Decide.decide(.assign(id, executor), state: state, now: now))
+            if n % 11 == 3 {  // its executor went away before it ran: dispatched again
+                record(Decide.decide(.requeue(id, reason: "executor lost"), state: state, now: now))
+                record(Decide.decide(.assign(id, executor), state: state, now: now))
+            }
             reportSeq += 1
             record(
                 Decide.decide(

@@ -31,7 +31,8 @@ package func event(_ id: InstanceID = fixedID, _ event: Event, at millis: Int64 
     EventEnvelope(instanceID: id, at: Timestamp(millis: millis), event: event)
 }
 
-/// One example of every event type, in a legal order.
+/// One example of every event type: the lifecycle of a run in order, then the other terminal
+/// events and the ones that carry no status (by index in some tests: append, never insert).
 package func everyEvent(_ id: InstanceID = fixedID) -> [EventEnvelope] {
     [
         created(id),
@@ -56,5 +57,6 @@ package func everyEvent(_ id: InstanceID = fixedID) -> [EventEnvelope] {
                         startedAt: Timestamp(millis: 1_764_380_000_150),
                         durationMicros: 42, outcome: .ok)
                 ]))),
+        event(id, .instanceRequeued(InstanceRequeued(reason: "executor lost: no heartbeat for 10 s"))),
     ]
 }

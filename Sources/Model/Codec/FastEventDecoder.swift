@@ -120,6 +120,9 @@ package enum FastEventDecoder {
         case ("InstanceTimedOut", 1):
             guard let error = d["error"]?.stringValue else { return nil }
             return .instanceTimedOut(InstanceTimedOut(error: error))
+        case ("InstanceRequeued", 1):
+            guard let reason = d["reason"]?.stringValue else { return nil }
+            return .instanceRequeued(InstanceRequeued(reason: reason))
         case ("StepsRecorded", 2):
             guard let steps = d["steps"].flatMap(stepRecords) else { return nil }
             return .stepsRecorded(StepsRecorded(steps: steps))

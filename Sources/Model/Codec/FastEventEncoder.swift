@@ -66,6 +66,8 @@ package enum FastEventEncoder {
             out.field("reason", e.reason)
         case .instanceTimedOut(let e):
             out.field("error", e.error)
+        case .instanceRequeued(let e):
+            out.field("reason", e.reason)
         case .stepsRecorded(let e):
             out.key("steps")
             out.array(e.steps) { $0.stepRecord($1) }

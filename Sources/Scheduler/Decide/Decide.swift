@@ -18,6 +18,8 @@ enum SchedulerCommand: Sendable {
     case executorLost(InstanceID, ExecutorID, reason: String)
     /// Dispatch `attempt` did not reach RUNNING within the starting deadline.
     case startingExpired(InstanceID, attempt: Int, maxAttempts: Int)
+    /// A dispatch of a STARTING instance is owed again: its executor went away or refused it.
+    case requeue(InstanceID, reason: String)
 }
 
 /// What a decision asks the owner to do besides appending its events.
@@ -30,8 +32,6 @@ enum SchedulerAction: Sendable, Equatable {
     case killOnExecutor(InstanceID, ExecutorID)
     /// Send the instance to the executor (after the events are durable).
     case dispatch(InstanceID, ExecutorID, attempt: Int)
-    /// Put the instance back in the dispatch queue.
-    case requeue(InstanceID)
 }
 
 /// The outcome of `decide`: events to append (in order) and actions for the owner.
@@ -141,7 +141,10 @@ enum Decide {
             }
             if let executor = tracked.executor { decision.actions.append(.killOnExecutor(id, executor)) }
             guard attempt >= maxAttempts else {
-                decision.actions.append(.requeue(id))
+                let reason = "dispatch \(attempt) did not start within the starting deadline"
+                decision.events = [
+                    EventEnvelope(instanceID: id, at: now, event: .instanceRequeued(InstanceRequeued(reason: reason)))
+                ]
                 return decision
             }
             let message = "the instance did not start after \(attempt) dispatches to executors"
@@ -150,6 +153,14 @@ enum Decide {
                     instanceID: id, at: now,
                     event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
                 EventEnvelope(instanceID: id, at: now, event: .instanceFailed(InstanceFailed(error: message))),
+            ]
+
+        case .requeue(let id, let reason):
+            guard let tracked = state.instances[id], tracked.status == .starting, !state.queue.contains(id) else {
+                return decision
+            }
+            decision.events = [
+                EventEnvelope(instanceID: id, at: now, event: .instanceRequeued(InstanceRequeued(reason: reason)))
             ]
 
         case .executorLost(let id, let executor, let reason):

@@ -13,8 +13,9 @@ struct TrackedInstance: Sendable, Equatable, Codable {
     var runningSince: Timestamp?
 }
 
-/// The Scheduler's state: a pure fold of the event log (`apply`) plus nothing else, so a restart
-/// rebuilds it exactly by replaying the log.
+/// The Scheduler's state: a pure fold of the event log (`apply`) and nothing else: it changes only
+/// by an event, so a restart rebuilds it exactly by replaying the log, and a snapshot equals the
+/// fold of the log up to its sequence number (`SnapshotTests`).
 struct SchedulerState: Sendable, Codable, Equatable {
     var instances: [InstanceID: TrackedInstance] = [:]
     /// `principal \n Idempotency-Key` → instance.
@@ -68,6 +69,11 @@ struct SchedulerState: Sendable, Codable, Equatable {
             instances[id] = tracked
         case .logAppended, .stepsRecorded:
             break
+        case .instanceRequeued:
+            guard let tracked = instances[id], tracked.status.rank <= InstanceStatus.starting.rank else { return }
+            if let executor = tracked.executor { assigned[executor]?.remove(id) }
+            instances[id]?.executor = nil
+            queue.push(id)
         case .instanceFinished, .instanceFailed, .instanceCancelled, .instanceTimedOut:
             guard var tracked = instances[id], !tracked.status.isTerminal, let status = envelope.event.status else {
                 return
@@ -78,14 +84,6 @@ struct SchedulerState: Sendable, Codable, Equatable {
             if let executor = tracked.executor { assigned[executor]?.remove(id) }
             queue.remove(id)
         }
-    }
-
-    /// Marks an instance as needing a dispatch again (its executor was lost before it ran).
-    mutating func requeue(_ id: InstanceID) {
-        guard let tracked = instances[id], tracked.status.rank <= InstanceStatus.starting.rank else { return }
-        if let executor = tracked.executor { assigned[executor]?.remove(id) }
-        instances[id]?.executor = nil
-        queue.push(id)
     }
 }
 

@@ -32,9 +32,6 @@ extension SchedulerCore {
         switch action {
         case .replyStarted, .replyCancelled:
             break
-        case .requeue(let id):
-            requeue(id)
-            pumpDispatch()
         case .dispatch(let id, let executor, let attempt):
             armStartingDeadline(id, attempt: attempt)
             guard let created = state.instances[id]?.created, let session = executors[executor],
@@ -82,7 +79,7 @@ extension SchedulerCore {
         logger.warning(
             "dispatch failed; the instance waits for another executor",
             metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "reason": "\(reason)"])
-        requeue(id)
+        requeue(id, reason: "the executor refused the dispatch: \(reason)")
         pumpDispatch()
     }
 }

@@ -90,7 +90,7 @@ extension SchedulerCore {
         for instance in state.assigned[id] ?? [] where !running.contains(instance) {
             guard let tracked = state.instances[instance] else { continue }
             if tracked.status == .starting {
-                requeue(instance)
+                requeue(instance, reason: "the executor registered again without it")
             } else if tracked.status == .running {
                 let decision = Decide.decide(
                     .executorLost(instance, id, reason: "the executor no longer runs it"), state: state, now: .now())
@@ -131,7 +131,7 @@ extension SchedulerCore {
         for id in state.assigned[executor] ?? [] {
             guard let tracked = state.instances[id] else { continue }
             if tracked.status == .starting {
-                requeue(id)
+                requeue(id, reason: "executor lost: \(reason)")
             } else {
                 let decision = Decide.decide(.executorLost(id, executor, reason: reason), state: state, now: .now())
                 Task { await self.commit(decision) }

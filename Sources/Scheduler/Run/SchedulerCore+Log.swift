@@ -12,12 +12,16 @@ extension SchedulerCore {
         let ticket = log.append(decision.events)
         for envelope in ticket.envelopes {
             state.apply(envelope)
-            if case .instanceCreated = envelope.event { armEnqueuedWarning(envelope.instanceID) }
+            switch envelope.event {
+            case .instanceCreated, .instanceRequeued: armEnqueuedWarning(envelope.instanceID)
+            default: break
+            }
         }
         if state.head >= snapshotSeq + config.snapshotEvery { takeSnapshot() }
         return ticket
     }
 
+    @discardableResult
     func durable(_ ticket: AppendTicket) async -> Bool {
         do {
             try await ticket.durable()

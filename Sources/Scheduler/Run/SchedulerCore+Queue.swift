@@ -28,10 +28,14 @@ extension SchedulerCore {
             ])
     }
 
-    /// Puts an instance back in the queue (its executor went away before it ran).
-    func requeue(_ id: InstanceID) {
-        state.requeue(id)
-        if state.queue.contains(id) { armEnqueuedWarning(id) }
+    /// Puts a STARTING instance back in the queue (its executor went away or refused it), as an
+    /// `InstanceRequeued` event: applied now, so the dispatch that follows in this turn sees it,
+    /// durable soon after (a failed write rebuilds the state from the log, as for every event).
+    func requeue(_ id: InstanceID, reason: String) {
+        let decision = Decide.decide(.requeue(id, reason: reason), state: state, now: .now())
+        guard !decision.events.isEmpty else { return }
+        let ticket = stage(decision)
+        Task { await self.durable(ticket) }
     }
 
     func existingInstance(for start: StartInstance) -> InstanceID? {
