@@ -58,11 +58,7 @@ extension SchedulerCore {
             default: perform(action)
             }
         }
-        if outcome == .cancelled {
-            timeouts.removeValue(forKey: id)?.cancel()
-            startingDeadlines.removeValue(forKey: id)?.cancel()
-            pumpDispatch()
-        }
+        if outcome == .cancelled { pumpDispatch() }
         return .cancelled(outcome, seq: seq)
     }
 

@@ -5,22 +5,46 @@ import Model
 import Transport
 import Wire
 
-/// The deadlines of STARTING and RUNNING instances.
+/// The deadlines: one timer for all of them, and what each does when it passes.
 extension SchedulerCore {
-    /// Every STARTING instance has a deadline: dispatched again when it passes, failed after the
-    /// last attempt. Disarmed by the attempt moving on (checked when it fires).
-    func armStartingDeadline(_ id: InstanceID, attempt: Int) {
-        startingDeadlines[id]?.cancel()
-        let timeout = config.startingTimeout
-        startingDeadlines[id] = Task {
-            try? await Task.sleep(for: timeout)
-            guard !Task.isCancelled else { return }
-            await self.startingExpired(id, attempt: attempt)
-        }
+    static func deadlineLimits(_ config: SchedulerConfig) -> Deadlines.Limits {
+        Deadlines.Limits(enqueuedWarning: config.enqueuedWarning, starting: config.startingTimeout)
     }
 
+    /// Sleeps until the earliest deadline: one task for the whole Scheduler, replaced only when a
+    /// deadline earlier than the one it sleeps for appears.
+    func rearmTimer() {
+        guard let next = deadlines.next() else {
+            timer?.task.cancel()
+            timer = nil
+            return
+        }
+        if let timer, timer.due <= next { return }
+        timer?.task.cancel()
+        let task = Task {
+            try? await Task.sleep(until: next, clock: .continuous)
+            guard !Task.isCancelled else { return }
+            await self.deadlinesPassed()
+        }
+        timer = (task, next)
+    }
+
+    /// Acts on every deadline that has passed, then sleeps until the next one.
+    func deadlinesPassed() async {
+        timer = nil
+        for (id, kind) in deadlines.popDue(.now) {
+            switch kind {
+            case .enqueuedWarning: enqueuedTooLong(id, after: config.enqueuedWarning)
+            case .starting(let attempt): await startingExpired(id, attempt: attempt)
+            case .timeout: await fireTimeout(id)
+            }
+        }
+        rearmTimer()
+    }
+
+    /// Dispatch `attempt` has not reached RUNNING in time: dispatched again, or failed after the
+    /// last attempt (`decide` ignores an attempt that has moved on).
     func startingExpired(_ id: InstanceID, attempt: Int) async {
-        startingDeadlines[id] = nil
         let decision = Decide.decide(
             .startingExpired(id, attempt: attempt, maxAttempts: config.maxDispatchAttempts), state: state, now: .now())
         if !decision.actions.isEmpty || !decision.events.isEmpty {
@@ -32,19 +56,7 @@ extension SchedulerCore {
         pumpDispatch()
     }
 
-    func armTimeout(_ id: InstanceID, _ tracked: TrackedInstance, now: Timestamp) {
-        guard let limit = tracked.created?.timeoutMillis, timeouts[id] == nil else { return }
-        let since = tracked.runningSince ?? now
-        let remaining = max(0, since.millis + limit - now.millis)
-        timeouts[id] = Task {
-            try? await Task.sleep(for: .milliseconds(remaining))
-            guard !Task.isCancelled else { return }
-            await self.fireTimeout(id)
-        }
-    }
-
     func fireTimeout(_ id: InstanceID) async {
-        timeouts[id] = nil
         let decision = Decide.decide(.timeOut(id), state: state, now: .now())
         guard await commit(decision) else { return }
         decision.actions.forEach(perform)

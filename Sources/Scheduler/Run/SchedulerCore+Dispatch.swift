@@ -33,7 +33,6 @@ extension SchedulerCore {
         case .replyStarted, .replyCancelled:
             break
         case .dispatch(let id, let executor, let attempt):
-            armStartingDeadline(id, attempt: attempt)
             guard let created = state.instances[id]?.created, let session = executors[executor],
                 let socket = session.socket
             else {

@@ -38,19 +38,6 @@ extension SchedulerCore {
                 }
             }
             actions.forEach(perform)
-            for report in reports {
-                switch report.kind {
-                case .started:
-                    if let tracked = state.instances[report.instanceID], tracked.status == .running {
-                        startingDeadlines.removeValue(forKey: report.instanceID)?.cancel()
-                        armTimeout(report.instanceID, tracked, now: .now())
-                    }
-                case .finished, .failed:
-                    timeouts.removeValue(forKey: report.instanceID)?.cancel()
-                    startingDeadlines.removeValue(forKey: report.instanceID)?.cancel()
-                case .log, .steps: break
-                }
-            }
             pumpDispatch()
             return .ack(upTo: upTo)
         }

@@ -12,11 +12,9 @@ extension SchedulerCore {
         let ticket = log.append(decision.events)
         for envelope in ticket.envelopes {
             state.apply(envelope)
-            switch envelope.event {
-            case .instanceCreated, .instanceRequeued: armEnqueuedWarning(envelope.instanceID)
-            default: break
-            }
+            deadlines.follow(envelope, tracked: state.instances[envelope.instanceID])
         }
+        rearmTimer()
         if state.head >= snapshotSeq + config.snapshotEvery { takeSnapshot() }
         return ticket
     }
@@ -61,10 +59,6 @@ extension SchedulerCore {
             }
         }
         // No suspension from here on: nothing is staged between the probe and the rebuild.
-        for task in timeouts.values { task.cancel() }
-        for task in startingDeadlines.values { task.cancel() }
-        timeouts = [:]
-        startingDeadlines = [:]
         do {
             let rebuilt = try Self.rebuild(log, snapshots, logger)
             state = rebuilt.state

@@ -7,16 +7,8 @@ import Wire
 
 /// Instances waiting for an executor: the warning for one that waits too long.
 extension SchedulerCore {
-    /// Every instance that enters the queue gets a deadline; one still waiting when it passes is
-    /// reported once in the log and counted in `/metrics` until an executor takes it.
-    func armEnqueuedWarning(_ id: InstanceID) {
-        let after = config.enqueuedWarning
-        Task {
-            try? await Task.sleep(for: after)
-            self.enqueuedTooLong(id, after: after)
-        }
-    }
-
+    /// An instance still waiting when its enqueued-warning deadline passes is reported once in the
+    /// log and counted in `/metrics` until an executor takes it.
     func enqueuedTooLong(_ id: InstanceID, after: Duration) {
         guard state.queue.contains(id), overdue.insert(id).inserted else { return }
         let live = executors.values.filter { $0.address != nil }

@@ -21,8 +21,10 @@ actor SchedulerCore {
     let logger: Logger
     var state = SchedulerState()
     var executors: [ExecutorID: ExecutorSession] = [:]
-    var timeouts: [InstanceID: Task<Void, Never>] = [:]
-    var startingDeadlines: [InstanceID: Task<Void, Never>] = [:]
+    /// Every deadline (enqueued warning, starting, timeout), followed from the events applied.
+    var deadlines: Deadlines
+    /// The one timer, sleeping until the earliest deadline (`rearmTimer`).
+    var timer: (task: Task<Void, Never>, due: ContinuousClock.Instant)?
     /// A recovery from a failed log write is under way.
     var recovering = false
     /// Queued instances already reported as waiting too long.
@@ -44,6 +46,7 @@ actor SchedulerCore {
         self.snapshots = snapshots
         self.config = config
         self.logger = logger
+        self.deadlines = Deadlines(limits: Self.deadlineLimits(config))
         let started = ContinuousClock.now
         let rebuilt = try Self.rebuild(log, snapshots, logger)
         state = rebuilt.state
@@ -72,12 +75,8 @@ actor SchedulerCore {
     /// After a restart: timers for running instances, and loss deadlines for every executor that
     /// still owns instances (it must register again within the loss timeout).
     func resume() {
-        let now = Timestamp.now()
-        for (id, tracked) in state.instances {
-            if tracked.status == .running { armTimeout(id, tracked, now: now) }
-            if tracked.status == .starting { armStartingDeadline(id, attempt: tracked.attempt) }
-        }
-        for id in state.queue.waiting { armEnqueuedWarning(id) }
+        deadlines = Deadlines(state: state, limits: Self.deadlineLimits(config))
+        rearmTimer()
         for (executor, ids) in state.assigned where !ids.isEmpty && executors[executor] == nil {
             let session = ExecutorSession(id: executor, address: nil, capacity: 0, socket: nil)
             executors[executor] = session
