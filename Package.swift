@@ -131,7 +131,7 @@ let package = Package(
             ],
             swiftSettings: strict),
         .target(
-            name: "TestSupport", dependencies: ["CZlib", "Archive", "Model", "JSON"], path: "Tests/TestSupport",
+            name: "TestSupport", dependencies: ["CZlib", "Archive", "Model", "JSON", "Wire"], path: "Tests/TestSupport",
             swiftSettings: strict),
         .testTarget(
             name: "ModelTests", dependencies: ["Model", "JSON", "Support", "TestSupport"], resources: [.copy("Golden")],
@@ -169,7 +169,12 @@ let package = Package(
             swiftSettings: strict),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["Gateway", "Wire", "Model", "JSON", "ReadModels", "Archive", "TestSupport"],
+            dependencies: [
+                "Gateway", "Wire", "Model", "JSON", "ReadModels", "Archive", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: gatewaySettings),
         .testTarget(
             name: "TransportTests", dependencies: ["Transport", "CNNG", "TestSupport"], swiftSettings: strict),

@@ -34,23 +34,15 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
     let client = SchedulerClient(socket: commands, timeout: config.schedulerTimeout)
     let logs = try LogStore(directory: "\(config.dataDirectory)/gateway-\(config.port)/logs")
     let projection = GatewayProjection(logs: logs)
-    let feed = EventFeed(subscriber: subscriber, client: client, projection: projection, logger: logger)
+    let feed = EventFeed(
+        source: SubscriberEventSource(subscriber: subscriber), client: client, projection: projection, logger: logger)
 
     let registry = PrometheusCollectorRegistry()
     MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-
-    let router = Router(context: AccordRequestContext.self)
-    router.add(middleware: ErrorBodyMiddleware())
-    router.add(middleware: MetricsMiddleware())
-    MetricsRoute(registry: registry, projection: projection, client: client).register(on: router)
-    router.get("/api/v1/server/ping") { _, _ in JSONBody.response(.ok, ["ok": JSONBodyValue.bool(true)]) }
-    let api = router.group("api").add(middleware: AuthMiddleware(keys: keys))
-    ProcessRoutes(
-        client: client, projection: projection,
-        parser: StartRequestParser(
-            limits: ZipLimits(maxEntries: config.maxEntries, maxUnpackedBytes: config.maxUnpackedBytes)),
-        maxBodyBytes: config.maxBodyBytes
-    ).register(on: api)
+    let router = buildRouter(
+        link: client, projection: projection, keys: keys, registry: registry,
+        limits: ZipLimits(maxEntries: config.maxEntries, maxUnpackedBytes: config.maxUnpackedBytes),
+        maxBodyBytes: config.maxBodyBytes)
 
     let startupLogger = logger
     return Application(
@@ -67,4 +59,22 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
             startupLogger.info("gateway listening", metadata: ["url": "http://\(config.host):\(config.port)"])
         },
         logger: logger)
+}
+
+/// Every route of the API over a Scheduler link and a projection: what `buildGateway` serves, and
+/// what the router tests drive in process with an in-memory Scheduler.
+func buildRouter(
+    link: any SchedulerLink, projection: GatewayProjection, keys: APIKeys?, registry: PrometheusCollectorRegistry,
+    limits: ZipLimits, maxBodyBytes: Int
+) -> Router<AccordRequestContext> {
+    let router = Router(context: AccordRequestContext.self)
+    router.add(middleware: ErrorBodyMiddleware())
+    router.add(middleware: MetricsMiddleware())
+    MetricsRoute(registry: registry, projection: projection, client: link).register(on: router)
+    router.get("/api/v1/server/ping") { _, _ in JSONBody.response(.ok, ["ok": JSONBodyValue.bool(true)]) }
+    let api = router.group("api").add(middleware: AuthMiddleware(keys: keys))
+    ProcessRoutes(
+        client: link, projection: projection, parser: StartRequestParser(limits: limits), maxBodyBytes: maxBodyBytes
+    ).register(on: api)
+    return router
 }

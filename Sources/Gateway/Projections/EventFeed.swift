@@ -3,33 +3,22 @@ import Model
 import ReadModels
 import ServiceLifecycle
 import Support
-import Transport
 import Wire
 
 /// Keeps the projection in step with the Scheduler: subscribes to committed events, and catches up
 /// by sequence number at start and whenever it sees a gap or a head beyond its own.
 struct EventFeed: Service {
-    let subscriber: NNGSocket
-    let client: SchedulerClient
+    let source: any CommittedEventSource
+    let client: any SchedulerLink
     let projection: GatewayProjection
     let logger: Logger
 
     func run() async throws {
         let (stream, continuation) = AsyncStream.makeStream(
             of: CommittedEvents.self, bufferingPolicy: .bufferingNewest(4096))
+        let source = source
         let receiver = Task {
-            while !Task.isCancelled {
-                do {
-                    let bytes = try await subscriber.receive()
-                    if let header = try? WireFrame.split(bytes).header,
-                        let message = try? CommittedEvents.decode(header)
-                    {
-                        continuation.yield(message)
-                    }
-                } catch {
-                    if (error as? NNGError)?.isClosed == true { break }
-                }
-            }
+            while !Task.isCancelled, let message = await source.next() { continuation.yield(message) }
             continuation.finish()
         }
         // Cancelled on graceful shutdown, so that a catch-up retrying against an absent Scheduler
@@ -46,7 +35,7 @@ struct EventFeed: Service {
                 }
             }
         }
-        subscriber.close()
+        source.close()
         receiver.cancel()
     }
 

@@ -7,6 +7,8 @@ struct APIError: Error, HTTPResponseError {
     let status: HTTPResponse.Status
     let message: String
     var extra: [String: String] = [:]
+    /// Headers the answer carries besides the content type (a 416's `Content-Range`).
+    var headers: HTTPFields = [:]
 
     init(_ status: HTTPResponse.Status, _ message: String) {
         self.status = status
@@ -14,7 +16,7 @@ struct APIError: Error, HTTPResponseError {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        var headers = HTTPFields()
+        var headers = headers
         headers[.contentType] = "application/json"
         if status == .unauthorized { headers[.wwwAuthenticate] = "Bearer realm=\"accord\"" }
         var body: [String: JSONBodyValue] = ["ok": .bool(false), "message": .string(message)]
@@ -33,13 +35,16 @@ struct ErrorBodyMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             throw error
-        } catch let error as HTTPError {
+        } catch let error as any HTTPResponseError {
+            // Hummingbird's own (HTTPError), and NIO's NIOTooManyBytesError from `collectBody(upTo:)`,
+            // which used to fall through to the 500 below.
             let message: String
             switch error.status {
             case .notFound: message = "no such endpoint: \(request.method) \(request.uri.path)"
             case .contentTooLarge: message = "the request body is larger than the configured limit"
             case .methodNotAllowed: message = "\(request.method) is not allowed on \(request.uri.path)"
-            default: message = error.body ?? "the request could not be handled (\(error.status.code))"
+            default:
+                message = (error as? HTTPError)?.body ?? "the request could not be handled (\(error.status.code))"
             }
             throw APIError(error.status, message)
         } catch {

@@ -10,7 +10,7 @@ import Wire
 struct MetricsRoute: Sendable {
     let registry: PrometheusCollectorRegistry
     let projection: GatewayProjection
-    let client: SchedulerClient
+    let client: any SchedulerLink
 
     func register(on router: Router<AccordRequestContext>) {
         router.get("/metrics") { _, _ in await render() }

@@ -9,7 +9,7 @@ import Wire
 
 /// The HTTP API of API.md.
 struct ProcessRoutes: Sendable {
-    let client: SchedulerClient
+    let client: any SchedulerLink
     let projection: GatewayProjection
     let parser: StartRequestParser
     let maxBodyBytes: Int
@@ -189,8 +189,9 @@ struct ProcessRoutes: Sendable {
                 body: .init(byteBuffer: ByteBuffer(bytes: projection.logs.read(view.id, from: 0, to: size))))
         }
         guard let (start, end) = ProcessRoutes.byteRange(range, size: size) else {
-            headers[.contentRange] = "bytes */\(size)"
-            throw APIError(.rangeNotSatisfiable, "the Range '\(range)' does not fit a log of \(size) bytes")
+            var error = APIError(.rangeNotSatisfiable, "the Range '\(range)' does not fit a log of \(size) bytes")
+            error.headers[.contentRange] = "bytes */\(size)"
+            throw error
         }
         headers[.contentRange] = "bytes \(start)-\(end - 1)/\(size)"
         return Response(

@@ -1,0 +1,141 @@
+import Foundation
+import JSON
+import Model
+import Wire
+
+/// A Scheduler in memory, for testing a Gateway without processes: it answers the Gateway's
+/// commands by the same rules (a start is answered with the event that made it durable, an
+/// `Idempotency-Key` answers the first instance, a stop of a terminal instance changes nothing),
+/// numbers events, and publishes them on `source` as the real one does over pub/sub. Tests drive
+/// the rest of a run with `record`, lose publications with `losePublications`, and take the
+/// Scheduler away with `reachable`.
+package actor InMemoryScheduler: SchedulerLink {
+    package private(set) var log: [EventEnvelope] = []
+    private var statuses: [InstanceID: InstanceStatus] = [:]
+    private var keys: [String: InstanceID] = [:]
+    private var lost = 0
+    /// While false, every command fails as a timed-out request does.
+    package var reachable = true
+    /// Every start received: its request and its attachment.
+    package private(set) var starts: [(StartInstance, [UInt8])] = []
+    package nonisolated let source = InMemoryEventSource()
+
+    package init() {}
+
+    package func setReachable(_ value: Bool) { reachable = value }
+
+    /// The next `count` publications are lost (as pub/sub may lose them); the events stay in the log.
+    package func losePublications(_ count: Int) { lost += count }
+
+    package var head: UInt64 { UInt64(log.count) }
+
+    package func status(of id: InstanceID) -> InstanceStatus? { statuses[id] }
+
+    /// Appends `events` for `id` (a report from an executor, say) and publishes them.
+    @discardableResult
+    package func record(_ id: InstanceID, _ events: [Event]) -> UInt64 {
+        let envelopes = events.map { append(EventEnvelope(instanceID: id, at: .now(), event: $0)) }
+        publish(envelopes)
+        return head
+    }
+
+    /// Runs `id` to the end: assigned, started, the given log lines, finished with `out`.
+    package func finish(_ id: InstanceID, log lines: [String] = [], out: [String: JSONValue] = [:]) {
+        let executor = ExecutorID("memory/1")
+        var events: [Event] = [
+            .instanceAssigned(InstanceAssigned(executorID: executor, attempt: 1)),
+            .instanceStarted(InstanceStarted(executorID: executor)),
+        ]
+        if !lines.isEmpty {
+            events.append(.logAppended(LogAppended(lines: lines.map { LogLine(at: .now(), level: .info, text: $0) })))
+        }
+        events.append(.instanceFinished(InstanceFinished(out: out)))
+        record(id, events)
+    }
+
+    package func send(_ request: SchedulerRequest, attachment: [UInt8]) async throws -> SchedulerReply {
+        guard reachable else { throw InMemorySchedulerUnreachable() }
+        switch request {
+        case .start(let start):
+            starts.append((start, attachment))
+            let key = start.idempotencyKey.map { "\(start.principal ?? "")\n\($0)" }
+            if let key, let existing = keys[key] {
+                let seq = log.first { $0.instanceID == existing }?.seq ?? 0
+                return .started(instanceID: existing, created: false, seq: seq)
+            }
+            let id = InstanceID()
+            let created = InstanceCreated(
+                entryPoint: start.entryPoint, arguments: start.arguments, timeoutMillis: start.timeoutMillis,
+                out: start.out, tags: start.tags, payload: PayloadRef(digest: "memory", size: attachment.count),
+                idempotencyKey: start.idempotencyKey, principal: start.principal)
+            if let key { keys[key] = id }
+            let envelope = append(
+                EventEnvelope(instanceID: id, at: .now(), requestID: start.requestID, event: .instanceCreated(created)))
+            publish([envelope])
+            return .started(instanceID: id, created: true, seq: envelope.seq)
+        case .cancel(let requestID, let id):
+            guard let status = statuses[id] else { return .cancelled(.unknown, seq: 0) }
+            guard !status.isTerminal else { return .cancelled(.alreadyTerminal, seq: head) }
+            let envelope = append(
+                EventEnvelope(
+                    instanceID: id, at: .now(), requestID: requestID,
+                    event: .instanceCancelled(InstanceCancelled(reason: "stopped by a client"))))
+            publish([envelope])
+            return .cancelled(.cancelled, seq: envelope.seq)
+        case .catchUp(let after, let limit):
+            return .events(events: Array(log.dropFirst(Int(after)).prefix(limit)), head: head)
+        case .instanceEvents(let id, let after, let limit):
+            let events = log.filter { $0.instanceID == id && $0.seq > after }.prefix(limit)
+            return .instanceEvents(events: Array(events), known: statuses[id] != nil)
+        case .ping:
+            return .pong(head: head)
+        case .stats:
+            return .stats(
+                SchedulerStats(
+                    head: head, appendedEvents: log.count, fsyncs: 0, fsyncSeconds: 0, queueDepth: 0, executors: 0))
+        }
+    }
+
+    private func append(_ draft: EventEnvelope) -> EventEnvelope {
+        var envelope = draft
+        envelope.seq = head + 1
+        log.append(envelope)
+        if let next = envelope.event.status {
+            let current = statuses[envelope.instanceID]
+            if current == nil || (!(current!.isTerminal) && next.rank > current!.rank) {
+                statuses[envelope.instanceID] = next
+            }
+        }
+        return envelope
+    }
+
+    private func publish(_ envelopes: [EventEnvelope]) {
+        if lost > 0 {
+            lost -= 1
+            return
+        }
+        source.yield(CommittedEvents(events: envelopes, head: head))
+    }
+}
+
+/// What a command to an unreachable `InMemoryScheduler` throws (the real link times out).
+package struct InMemorySchedulerUnreachable: Error {}
+
+/// The in-memory Scheduler's committed events, as a Gateway receives them.
+package final class InMemoryEventSource: CommittedEventSource {
+    private let stream: AsyncStream<CommittedEvents>
+    private let continuation: AsyncStream<CommittedEvents>.Continuation
+
+    package init() {
+        (stream, continuation) = AsyncStream.makeStream(of: CommittedEvents.self)
+    }
+
+    func yield(_ message: CommittedEvents) { continuation.yield(message) }
+
+    package func next() async -> CommittedEvents? {
+        var iterator = stream.makeAsyncIterator()
+        return await iterator.next()
+    }
+
+    package func close() { continuation.finish() }
+}
