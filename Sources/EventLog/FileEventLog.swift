@@ -8,10 +8,12 @@ import Synchronization
     import Glibc
 #endif
 
-/// The embedded event log: append-only segment files of length-prefixed, CRC-checked records.
-///
-/// Record layout: `u32 LE length | u32 LE crc32(body) | body` where the body is the event's JSON
-/// (`EventCodec`). Segments are named by their first sequence number and rolled past
+// Past 400 lines on purpose: the segment list, the durable head, the writer thread's queue and the
+// recovery after a failed write share one lock and its invariants; split across files, each part
+// would need the others' private state. The record format itself is `RecordFormat.swift`.
+
+/// The embedded event log: append-only segment files of length-prefixed, CRC-checked records
+/// (`RecordFormat`), each body the event's JSON (`EventCodec`). Segments are named by their first sequence number and rolled past
 /// `segmentBytes`. On open every record is checked; a torn or corrupt tail of the last segment is
 /// truncated (it was never acknowledged), while damage anywhere else refuses to open.
 ///

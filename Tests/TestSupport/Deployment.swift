@@ -1,5 +1,4 @@
 import Foundation
-import TestSupport
 import Testing
 
 #if canImport(FoundationNetworking)
@@ -9,19 +8,19 @@ import Testing
 /// A throwaway deployment of the real binaries (Scheduler, Executor, Gateway) on a temporary data
 /// folder and a free port, over real ipc sockets and real HTTP. Components can be killed and
 /// restarted one by one.
-final class Deployment: @unchecked Sendable {
+package final class Deployment: @unchecked Sendable {
     // @unchecked: `processes` is touched only under `lock`.
-    let data: String
-    let port: Int
-    let key = "integration-key-" + UUID().uuidString
-    let bin: String
-    var schedulerArguments: [String] = []
-    var gatewayArguments: [String] = ["--scheduler-timeout", "2"]
-    var executorArguments: [String] = []
+    package let data: String
+    package let port: Int
+    package let key = "integration-key-" + UUID().uuidString
+    package let bin: String
+    package var schedulerArguments: [String] = []
+    package var gatewayArguments: [String] = ["--scheduler-timeout", "2"]
+    package var executorArguments: [String] = []
     private var processes: [String: Process] = [:]
     private let lock = NSLock()
 
-    init() throws {
+    package init() throws {
         data = NSTemporaryDirectory() + "accord-it-" + String(UUID().uuidString.prefix(8))
         try FileManager.default.createDirectory(atPath: data + "/logs", withIntermediateDirectories: true)
         try ("\(key)\n").write(toFile: data + "/keys", atomically: true, encoding: .utf8)
@@ -31,16 +30,16 @@ final class Deployment: @unchecked Sendable {
         bin = ProcessInfo.processInfo.environment["ACCORD_BIN"] ?? root.appendingPathComponent(".build/debug").path
     }
 
-    var url: String { "http://127.0.0.1:\(port)" }
+    package var url: String { "http://127.0.0.1:\(port)" }
 
-    func startAll() async throws {
+    package func startAll() async throws {
         try start("scheduler")
         try start("executor")
         try start("gateway")
         try await waitUntilReady()
     }
 
-    func start(_ component: String) throws {
+    package func start(_ component: String) throws {
         let process = Process()
         var arguments: [String]
         switch component {
@@ -62,20 +61,20 @@ final class Deployment: @unchecked Sendable {
     }
 
     /// Sends `signal` without waiting for anything (SIGSTOP / SIGCONT).
-    func signal(_ component: String, _ signal: Int32) {
+    package func signal(_ component: String, _ signal: Int32) {
         guard let process = lock.withLock({ processes[component] }) else { return }
         Foundation.kill(process.processIdentifier, signal)
     }
 
     /// The process id of a running component.
-    func pid(_ component: String) -> Int32? {
+    package func pid(_ component: String) -> Int32? {
         lock.withLock { processes[component]?.processIdentifier }
     }
 
-    func logPath(_ component: String) -> String { "\(data)/logs/\(component).log" }
+    package func logPath(_ component: String) -> String { "\(data)/logs/\(component).log" }
 
     /// The last lines of each component's log, for a failure message.
-    func logTails(lines: Int = 15) -> String {
+    package func logTails(lines: Int = 15) -> String {
         ["scheduler", "executor", "gateway"].map { component in
             let text = (try? String(contentsOfFile: logPath(component), encoding: .utf8)) ?? ""
             return "--- \(component) ---\n" + text.split(separator: "\n").suffix(lines).joined(separator: "\n")
@@ -84,7 +83,7 @@ final class Deployment: @unchecked Sendable {
 
     /// Sends `signal` and waits for the exit. A component that ignores SIGTERM for 10 s is a bug:
     /// it is recorded as a test issue and killed.
-    func kill(_ component: String, signal: Int32 = SIGKILL) {
+    package func kill(_ component: String, signal: Int32 = SIGKILL) {
         guard let process = lock.withLock({ processes.removeValue(forKey: component) }) else { return }
         Foundation.kill(process.processIdentifier, signal)
         let deadline = Date().addingTimeInterval(10)
@@ -97,11 +96,11 @@ final class Deployment: @unchecked Sendable {
     }
 
     /// Stops every component cleanly and keeps the data folder (for the tooling to read).
-    func stopProcesses() {
+    package func stopProcesses() {
         for component in ["gateway", "executor", "scheduler"] { kill(component, signal: SIGTERM) }
     }
 
-    func stop() {
+    package func stop() {
         stopProcesses()
         if ProcessInfo.processInfo.environment["ACCORD_KEEP_TEST_DATA"] == nil {
             try? FileManager.default.removeItem(atPath: data)
@@ -109,7 +108,7 @@ final class Deployment: @unchecked Sendable {
     }
 
     /// Waits until ping answers and a status read is served (the gateway has caught up).
-    func waitUntilReady(timeout: Duration = .seconds(30)) async throws {
+    package func waitUntilReady(timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let (status, _) = try? await request("GET", "/api/v2/process?limit=1"), status == 200 { return }
@@ -120,7 +119,7 @@ final class Deployment: @unchecked Sendable {
 
     // MARK: - HTTP
 
-    func request(
+    package func request(
         _ method: String, _ path: String, body: [UInt8]? = nil, headers: [String: String] = [:],
         timeout: TimeInterval = 30
     ) async throws -> (Int, Data) {
@@ -137,12 +136,12 @@ final class Deployment: @unchecked Sendable {
         return ((response as! HTTPURLResponse).statusCode, data)
     }
 
-    func json(_ data: Data) -> [String: Any] {
+    package func json(_ data: Data) -> [String: Any] {
         (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
     }
 
     /// Starts an instance; returns its id (throws on anything but 200).
-    func startInstance(_ zip: [UInt8], idempotencyKey: String? = nil) async throws -> String {
+    package func startInstance(_ zip: [UInt8], idempotencyKey: String? = nil) async throws -> String {
         let headers = idempotencyKey.map { ["Idempotency-Key": $0] } ?? [:]
         let (status, data) = try await request("POST", "/api/v1/process", body: zip, headers: headers)
         guard status == 200, let id = json(data)["instanceId"] as? String else {
@@ -152,7 +151,7 @@ final class Deployment: @unchecked Sendable {
     }
 
     /// Waits for a terminal status through /wait; returns the status body.
-    func waitTerminal(_ id: String, timeout: Duration = .seconds(60)) async throws -> [String: Any] {
+    package func waitTerminal(_ id: String, timeout: Duration = .seconds(60)) async throws -> [String: Any] {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let (status, data) = try? await request("GET", "/api/v1/process/\(id)/wait?timeout=5000", timeout: 15),
@@ -173,12 +172,12 @@ final class Deployment: @unchecked Sendable {
         )
     }
 
-    func status(_ id: String) async throws -> [String: Any] {
+    package func status(_ id: String) async throws -> [String: Any] {
         let (_, data) = try await request("GET", "/api/v1/process/\(id)")
         return json(data)
     }
 
-    func waitForStatus(_ id: String, _ wanted: String, timeout: Duration = .seconds(30)) async throws {
+    package func waitForStatus(_ id: String, _ wanted: String, timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if (try? await status(id))?["status"] as? String == wanted { return }
@@ -187,12 +186,12 @@ final class Deployment: @unchecked Sendable {
         throw TestFailure("\(id) never reached \(wanted)")
     }
 
-    func log(_ id: String) async throws -> String {
+    package func log(_ id: String) async throws -> String {
         let (_, data) = try await request("GET", "/api/v1/process/\(id)/log")
         return String(decoding: data, as: UTF8.self)
     }
 
-    static func freePort() -> Int {
+    package static func freePort() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
@@ -212,12 +211,12 @@ final class Deployment: @unchecked Sendable {
     }
 }
 
-struct TestFailure: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
+package struct TestFailure: Error, CustomStringConvertible {
+    package var description: String
+    package init(_ description: String) { self.description = description }
 }
 
-let helloFlow = "main:\n- log: \"Hello, ${name}\"\n"
-func helloZip(_ name: String = "world") -> [UInt8] {
+package let helloFlow = "main:\n- log: \"Hello, ${name}\"\n"
+package func helloZip(_ name: String = "world") -> [UInt8] {
     ZipBuilder.payload(helloFlow, main: #"{"entryPoint": "main", "arguments": {"name": "\#(name)"}}"#)
 }
