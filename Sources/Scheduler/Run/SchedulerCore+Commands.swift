@@ -7,9 +7,11 @@ import Wire
 
 /// The Gateway's commands: start and stop, each decided, appended and answered once durable.
 extension SchedulerCore {
+    /// Decided once, by `decide`: a repeat (its request id or `Idempotency-Key` already known) is
+    /// answered with the first instance. The payload is stored first (content-addressed, so a
+    /// repeat's is found and not written again), because the decision must name it.
     func start(_ start: StartInstance, payload: [UInt8]) async -> SchedulerReply {
         if let failure = log.failed { return Self.logUnavailable(failure) }
-        if let existing = existingInstance(for: start) { return await answerExisting(existing) }
         let ref: PayloadRef
         do {
             ref = try await payloads.put(payload)
@@ -18,14 +20,20 @@ extension SchedulerCore {
             return .unavailable(message: "the server could not store the archive; try again later")
         }
         let decision = Decide.decide(.start(start, payload: ref, newID: InstanceID()), state: state, now: .now())
-        let ticket = stage(decision)
-        pumpDispatch()
-        guard await durable(ticket) else { return .unavailable(message: "the event log could not record the start") }
+        var seq: UInt64 = 0
+        if !decision.events.isEmpty {
+            let ticket = stage(decision)
+            pumpDispatch()
+            guard await durable(ticket) else {
+                return .unavailable(message: "the event log could not record the start")
+            }
+            seq = ticket.envelopes.first?.seq ?? 0
+        }
         for action in decision.actions {
             guard case .replyStarted(let id, let created) = action else { continue }
-            // Decided against an instance another request is creating: answer once that is durable.
+            // A repeat: answered once the instance it names is durable (its fsync may be in flight).
             if !created { return await answerExisting(id) }
-            return .started(instanceID: id, created: true, seq: ticket.envelopes.first?.seq ?? 0)
+            return .started(instanceID: id, created: true, seq: seq)
         }
         return .unavailable(message: "the start was not decided")
     }

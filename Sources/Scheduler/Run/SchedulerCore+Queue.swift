@@ -29,10 +29,4 @@ extension SchedulerCore {
         let ticket = stage(decision)
         Task { await self.durable(ticket) }
     }
-
-    func existingInstance(for start: StartInstance) -> InstanceID? {
-        if let id = state.requests[start.requestID] { return id }
-        guard let key = start.idempotencyKey else { return nil }
-        return state.idempotency[SchedulerState.idempotencyKey(principal: start.principal, key: key)]
-    }
 }
