@@ -358,11 +358,18 @@ def main():
 
         # Every key in flight is retried until acknowledged, then every instance must end.
         drain_until = time.time() + args.drain
-        for t in workers:
-            t.join(max(0.1, drain_until - time.time()))
+        while any(t.is_alive() for t in workers) and time.time() < drain_until:
+            deployment.ensure_all()  # as in the loop below: the supervisor's part
+            for t in workers:
+                t.join(0.2)
         load.hard_stop = True
         instances = []
         while time.time() < drain_until:
+            # The supervisor's part (accord-local, systemd): a component that exited by itself
+            # during the drain is started again. A service exits on purpose when libnng 1.5.2 can no
+            # longer close a socket (nng #1813, TransportEvent.closeStuck); left down, its
+            # instances could not end, and the drain would report them stuck.
+            deployment.ensure_all()
             try:
                 instances = list_all(client)
                 if all(i["status"] in TERMINAL for i in instances):
