@@ -37,13 +37,7 @@ import Wire
 
         let log = try FileEventLog(directory: root + "/events")
         defer { log.close() }
-        let config = SchedulerConfig(
-            dataDirectory: root, commandsURL: "ipc://\(root)/commands.ipc", eventsURL: "ipc://\(root)/events.ipc",
-            executorsURL: "ipc://\(root)/executors.ipc", fsync: true, executorLossTimeout: .seconds(600),
-            maxCommandBytes: 1 << 20)
-        let core = try SchedulerCore(
-            log: log, payloads: try PayloadStore(directory: root + "/payloads", fsync: true), config: config,
-            logger: Logger(label: "test"))
+        let core = try schedulerCore(root: root, log: log, fsync: true)
         let executor = ExecutorID("stand-in/1")
         _ = await core.executorRequest(
             .register(ExecutorRegistration(executorID: executor, address: executorURL, capacity: 4, running: [])))

@@ -16,13 +16,7 @@ import Wire
         defer { cleanUp(root) }
         let log = try FileEventLog(directory: root + "/events", fsync: false)
         defer { log.close() }
-        let config = SchedulerConfig(
-            dataDirectory: root, commandsURL: "ipc://\(root)/commands.ipc", eventsURL: "ipc://\(root)/events.ipc",
-            executorsURL: "ipc://\(root)/executors.ipc", fsync: false, executorLossTimeout: .seconds(600),
-            maxCommandBytes: 1 << 20)
-        let core = try SchedulerCore(
-            log: log, payloads: try PayloadStore(directory: root + "/payloads", fsync: false), config: config,
-            logger: Logger(label: "test"))
+        let core = try schedulerCore(root: root, log: log, fsync: false)
         let payload = ZipBuilder.payload("main:\n- log: x\n")
         func start(request: RequestID, key: String?) -> StartInstance {
             StartInstance(

@@ -29,8 +29,6 @@ package actor InMemoryScheduler: SchedulerLink {
 
     package var head: UInt64 { UInt64(log.count) }
 
-    package func status(of id: InstanceID) -> InstanceStatus? { statuses[id] }
-
     /// Appends `events` for `id` (a report from an executor, say) and publishes them.
     @discardableResult
     package func record(_ id: InstanceID, _ events: [Event]) -> UInt64 {
