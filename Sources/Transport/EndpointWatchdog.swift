@@ -127,6 +127,12 @@ final class EndpointWatchdog: Sendable {
         }
     }
 
+    static func oldestCloseStart() -> ContinuousClock.Instant? {
+        closes.withLock { $0.started.values.min() }
+    }
+
+    var tickCount: Int { ticks.load(ordering: .relaxed) }
+
     static func closeEnded(_ close: UInt64) {
         _ = closes.withLock { $0.started.removeValue(forKey: close) }
     }
@@ -139,7 +145,7 @@ final class EndpointWatchdog: Sendable {
             sockets = sockets.filter { $0.value.socket != nil }
             return sockets.values.compactMap(\.socket)
         }
-        if let started = Self.closes.withLock({ $0.started.values.min() }),
+        if let started = Self.oldestCloseStart(),
             started.duration(to: .now) > Self.closeLimit,
             !stuckReported.exchange(true, ordering: .relaxed)
         {
@@ -156,7 +162,14 @@ final class EndpointWatchdog: Sendable {
         }
     }
 
+    /// The last events reported, with when, oldest first (a test that fails shows them).
+    static let recent = Mutex<[(at: ContinuousClock.Instant, event: TransportEvent)]>([])
+
     static func report(_ event: TransportEvent) {
+        recent.withLock {
+            if $0.count == 64 { $0.removeFirst() }
+            $0.append((.now, event))
+        }
         handler.withLock { $0 }?(event)
     }
 }
@@ -165,6 +178,44 @@ extension NNGSocket {
     /// Calls `report` with what the watchdog does or finds, for any socket of this process.
     package static func reportTransportEvents(_ report: @escaping @Sendable (TransportEvent) -> Void) {
         EndpointWatchdog.handler.withLock { $0 = report }
+    }
+
+    /// What the watchdog did lately and what nng counts for each of this socket's endpoints, in
+    /// words: the evidence a failed connectivity test prints.
+    package func transportDiagnosis() -> String {
+        let now = ContinuousClock.now
+        var lines = EndpointWatchdog.recent.withLock { recent in
+            recent.map { "\(now - $0.at) ago: \($0.event)" }
+        }
+        if let oldest = EndpointWatchdog.oldestCloseStart() {
+            lines.append("an nng_close has been under way for \(oldest.duration(to: now))")
+        }
+        lines.append("watchdog ticks: \(EndpointWatchdog.shared.tickCount)")
+        var stats: OpaquePointer?
+        guard nng_stats_get(&stats) == 0, let stats else { return lines.joined(separator: "\n") }
+        defer { nng_stats_free(stats) }
+        let endpoints = gate.withLock { $0.endpoints }
+        for endpoint in endpoints {
+            let node: OpaquePointer? =
+                switch endpoint.handle {
+                case .listener(let listener): nng_stat_find_listener(stats, listener)
+                case .dialer(let dialer): nng_stat_find_dialer(stats, dialer)
+                }
+            var counters: [String] = []
+            var child = node.flatMap { nng_stat_child($0) }
+            while let current = child {
+                if nng_stat_type(current) == Int32(NNG_STAT_COUNTER.rawValue)
+                    || nng_stat_type(current) == Int32(NNG_STAT_LEVEL.rawValue)
+                {
+                    counters.append("\(String(cString: nng_stat_name(current)))=\(nng_stat_value(current))")
+                }
+                child = nng_stat_next(current)
+            }
+            lines.append(
+                "\(endpoint.kind) \(endpoint.url) probing=\(endpoint.probing): \(counters.joined(separator: " "))")
+        }
+        lines.append("pipes added to the socket: \(pipesAdded.count.load(ordering: .relaxed))")
+        return lines.joined(separator: "\n")
     }
 
     /// Dials afresh each dialer that has no pipe and whose "other errors" count grew.

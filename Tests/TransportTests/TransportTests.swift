@@ -198,7 +198,13 @@ import Testing
         let answered = await eventually(every: .milliseconds(100)) {
             (try? await client.request([42], timeout: .seconds(3))) == [42]
         }
-        #expect(answered, "the listener no longer accepts connections")
+        #expect(
+            answered,
+            """
+            the listener no longer accepts connections
+            server: \(server.transportDiagnosis())
+            client: \(client.transportDiagnosis())
+            """)
         server.close()
         await serving.value
     }
