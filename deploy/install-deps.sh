@@ -3,7 +3,8 @@
 # As root it installs; otherwise it prints the exact command to run and fails.
 set -euo pipefail
 need=()
-packages=(libnng-dev libyaml-dev zlib1g-dev)
+# bubblewrap (and util-linux's setpriv, always present) sandbox every instance.
+packages=(libnng-dev libyaml-dev zlib1g-dev bubblewrap)
 # Release builds link the Swift runtime statically (--static-swift-stdlib: a runner starts in half the
 # time); Foundation's networking then links libcurl, which needs its development package.
 [ "${1:-}" = "--release" ] && packages+=(libcurl4-openssl-dev)

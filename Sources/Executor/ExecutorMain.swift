@@ -37,6 +37,22 @@ struct ExecutorMain: AsyncParsableCommand {
         @Option(help: "The runner program (default: accord-runner next to this binary).") var runner: String?
         @Flag(help: "Do not put instances in control groups (process and memory limits are then not enforced).")
         var noControlGroups = false
+        @Flag(help: "Run instances without a sandbox, as this executor's user, seeing what it sees (logged loudly).")
+        var unsandboxed = false
+        @Flag(help: "Give sandboxed instances an empty network namespace (no network at all).")
+        var noNetwork = false
+        @Option(help: "The bubblewrap program.") var bwrap = "/usr/bin/bwrap"
+        @Option(help: "The unprivileged user (uid[:gid]) sandboxed instances run as; never root.")
+        var sandboxUser = "65534:65534"
+
+        /// `--sandbox-user` read as a uid and gid.
+        var sandboxIDs: (uid: uid_t, gid: gid_t)? {
+            let parts = sandboxUser.split(separator: ":", omittingEmptySubsequences: false)
+            guard (1...2).contains(parts.count), let uid = UInt32(parts[0]), uid != 0 else { return nil }
+            guard parts.count == 2 else { return (uid, uid) }
+            guard let gid = UInt32(parts[1]), gid != 0 else { return nil }
+            return (uid, gid)
+        }
 
         func validate() throws {
             for (name, value, least) in [
@@ -47,6 +63,12 @@ struct ExecutorMain: AsyncParsableCommand {
                 ("--runner-instances", runnerInstances, 1),
             ] where value < least {
                 throw ValidationError("\(name) must be at least \(least) (got \(value))")
+            }
+            guard sandboxIDs != nil else {
+                throw ValidationError("--sandbox-user must be uid or uid:gid, neither 0 (got '\(sandboxUser)')")
+            }
+            if unsandboxed, noNetwork {
+                throw ValidationError("--no-network needs the sandbox; it cannot be used with --unsandboxed")
             }
         }
 
@@ -63,7 +85,11 @@ struct ExecutorMain: AsyncParsableCommand {
                 limits: InstanceLimits(
                     maxProcesses: maxProcesses, maxMemoryBytes: maxMemoryBytes, maxOpenFiles: maxOpenFiles),
                 useControlGroups: !noControlGroups, warmRunners: warmRunners, runnerInstances: runnerInstances,
-                runnerCommand: runner.map { [$0] })
+                runnerCommand: runner.map { [$0] },
+                sandbox: unsandboxed
+                    ? .none
+                    : .bubblewrap(uid: sandboxIDs!.uid, gid: sandboxIDs!.gid, network: !noNetwork),
+                bubblewrap: bwrap)
             try await ExecutorService.build(config).run()
         }
     }

@@ -19,7 +19,8 @@ import Wire
         let root = NSTemporaryDirectory() + "accord-core-" + UUID().uuidString
         let config = ExecutorConfig(
             name: "t", schedulerURL: "ipc://\(root)/none.ipc", listenURL: "ipc://\(root)/t.ipc", capacity: 2,
-            workRoot: root + "/work", zipLimits: .init(), useControlGroups: false)
+            workRoot: root + "/work", zipLimits: .init(), useControlGroups: false,
+            sandbox: .none)
         try FileManager.default.createDirectory(atPath: config.workRoot, withIntermediateDirectories: true)
         let socket = try NNGSocket(.req)
         let core = try ExecutorCore(

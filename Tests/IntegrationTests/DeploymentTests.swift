@@ -205,16 +205,15 @@ import Testing
         let deployment = try Deployment()
         defer { deployment.stop() }
         try await deployment.startAll()
-        let pidFile = deployment.data + "/timeout-child.pid"
-        let flow = "main:\n- script: sh\n  body: |\n    sleep 300 &\n    echo $! > \(pidFile)\n    wait\n"
+        // Found from the host by its command line: the sandbox has its own PIDs and no way to
+        // write anywhere the test could read.
+        let sleeper = "sleep 300.\(Int.random(in: 1000...9999))"
+        let flow = "main:\n- script: sh\n  body: |\n    \(sleeper) &\n    wait\n"
         let id = try await deployment.startInstance(
             ZipBuilder.payload(flow, main: #"{"entryPoint": "main", "timeout": 2}"#))
         var pid: Int32 = 0
         for _ in 0..<200 where pid == 0 {
-            pid =
-                Int32(
-                    (try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(
-                        in: .whitespacesAndNewlines) ?? "") ?? 0
+            pid = HostProcesses.pids(commandLine: sleeper).first ?? 0
             try await Task.sleep(for: .milliseconds(25))
         }
         #expect(pid > 0)
@@ -232,16 +231,13 @@ import Testing
         let deployment = try Deployment()
         defer { deployment.stop() }
         try await deployment.startAll()
-        let pidFile = deployment.data + "/child.pid"
-        let flow = "main:\n- script: sh\n  body: |\n    sleep 300 &\n    echo $! > \(pidFile)\n    wait\n"
+        let sleeper = "sleep 300.\(Int.random(in: 1000...9999))"
+        let flow = "main:\n- script: sh\n  body: |\n    \(sleeper) &\n    wait\n"
         let id = try await deployment.startInstance(ZipBuilder.payload(flow))
         try await deployment.waitForStatus(id, "RUNNING")
         var pid: Int32 = 0
         for _ in 0..<100 where pid == 0 {
-            pid =
-                Int32(
-                    (try? String(contentsOfFile: pidFile, encoding: .utf8))?.trimmingCharacters(
-                        in: .whitespacesAndNewlines) ?? "") ?? 0
+            pid = HostProcesses.pids(commandLine: sleeper).first ?? 0
             try await Task.sleep(for: .milliseconds(50))
         }
         #expect(pid > 0)

@@ -12,13 +12,7 @@ extension DeploymentTests {
         return false
     }
 
-    private func processes(named pattern: String) -> Int {
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        return entries.filter { Int($0) != nil }.filter { pid in
-            let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
-            return String(decoding: cmdline.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self).hasPrefix(pattern)
-        }.count
-    }
+    private func processes(named pattern: String) -> Int { HostProcesses.pids(commandLine: pattern).count }
 
     /// A script that tries to start 300 processes gets no more than the instance's limit; another
     /// instance runs meanwhile; when the first one times out, all of its processes are gone.

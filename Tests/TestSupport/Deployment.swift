@@ -44,7 +44,11 @@ package final class Deployment: @unchecked Sendable {
         var arguments: [String]
         switch component {
         case "scheduler": arguments = ["--data", data] + schedulerArguments
-        case "executor": arguments = ["serve", "--data", data, "--capacity", "8"] + executorArguments
+        case "executor":
+            // The sandbox needs root; run by anyone else, the executor would refuse to start.
+            arguments =
+                ["serve", "--data", data, "--capacity", "8"] + (getuid() == 0 ? [] : ["--unsandboxed"])
+                + executorArguments
         default: arguments = ["--data", data, "--port", "\(port)"] + gatewayArguments
         }
         process.executableURL = URL(fileURLWithPath: "\(bin)/accord-\(component)")

@@ -29,6 +29,10 @@ struct ExecutorConfig: Sendable {
     /// The runner program (`accord-runner`) and its first arguments; nil means the one installed
     /// next to this executor's binary.
     var runnerCommand: [String]? = nil
+    /// Where instances run: sandboxed unless `--unsandboxed`.
+    var sandbox: Sandbox.Mode
+    /// The bubblewrap program.
+    var bubblewrap = "/usr/bin/bwrap"
     /// Interval between heartbeats.
     var heartbeat: Duration = .seconds(1)
 }

@@ -25,6 +25,8 @@ actor ExecutorCore {
     let reporter: Reporter
     /// The runner's executable and the arguments before `runner --instances N`.
     private let runnerCommand: [String]
+    /// Where runners run (see `Sandbox`).
+    let sandbox: Sandbox
     /// Per-instance control groups, when the system lets this executor make them.
     private let groups: InstanceGroups?
     private var running: [InstanceID: RunnerProcess] = [:]
@@ -62,6 +64,7 @@ actor ExecutorCore {
         self.config = config
         self.logger = logger
         self.runnerCommand = try runnerCommand ?? config.runnerCommand ?? [Self.installedRunner()]
+        self.sandbox = Sandbox.make(config.sandbox, runner: self.runnerCommand[0], bubblewrap: config.bubblewrap)
         self.reporter = Reporter(executorID: id, socket: schedulerSocket, logger: logger)
         if config.useControlGroups {
             let (groups, detail) = InstanceGroups.detect(executorName: config.name, scope: config.workRoot)
@@ -139,9 +142,12 @@ actor ExecutorCore {
 
     private func startRunner() throws -> RunnerProcess {
         runnersStarted += 1
+        let name = "runner-" + UUID().uuidString.lowercased()
+        let home = config.workRoot + "/" + name
+        try sandbox.makeHome(home)
         return try RunnerProcess(
-            command: runnerCommand, instances: config.runnerInstances,
-            group: groups?.create("runner-" + UUID().uuidString.lowercased(), limits: config.limits),
+            command: runnerCommand, instances: config.runnerInstances, home: home,
+            sandbox: sandbox, group: groups?.create(name, limits: config.limits),
             onIdleExit: { [weak self] runner in Task { await self?.forget(runner) } })
     }
 
@@ -184,13 +190,19 @@ actor ExecutorCore {
     }
 
     private func launch(_ dispatch: Dispatch, payload: [UInt8]) {
-        let id = dispatch.instanceID
-        let instanceDir = config.workRoot + "/" + id.description
-        let request = RunnerRequest(
-            instanceID: id, entryPoint: dispatch.entryPoint, arguments: dispatch.arguments, out: dispatch.out,
-            workDir: instanceDir + "/work", limits: config.limits, maxEntries: config.zipLimits.maxEntries,
-            maxUnpackedBytes: config.zipLimits.maxUnpackedBytes)
-        run(request, payload: payload, instanceDir: instanceDir, fresh: false)
+        run(dispatch, payload: payload, fresh: false)
+    }
+
+    /// What `runner` is sent for `dispatch`: its working folder is made in the runner's home.
+    private func request(_ dispatch: Dispatch, on runner: RunnerProcess) -> RunnerRequest {
+        RunnerRequest(
+            instanceID: dispatch.instanceID, entryPoint: dispatch.entryPoint, arguments: dispatch.arguments,
+            out: dispatch.out, workDir: instanceDir(dispatch.instanceID, on: runner) + "/work", limits: config.limits,
+            maxEntries: config.zipLimits.maxEntries, maxUnpackedBytes: config.zipLimits.maxUnpackedBytes)
+    }
+
+    private func instanceDir(_ id: InstanceID, on runner: RunnerProcess?) -> String {
+        (runner?.home ?? config.workRoot) + "/" + id.description
     }
 
     /// Hands `request` to a waiting runner (unless `fresh`) or a new one. One ordered stream per
@@ -198,8 +210,8 @@ actor ExecutorCore {
     /// wrote them, then the outcome. (A task per callback would race: a line reported after the
     /// outcome would be dropped as late, and an outcome reported before `started` would skip
     /// RUNNING.)
-    private func run(_ request: RunnerRequest, payload: [UInt8], instanceDir: String, fresh: Bool) {
-        let id = request.instanceID
+    private func run(_ dispatch: Dispatch, payload: [UInt8], fresh: Bool) {
+        let id = dispatch.instanceID
         let (events, sink) = AsyncStream.makeStream(of: RunnerEvent.self)
         if !fresh { sink.yield(.started) }
         let assignment = RunnerProcess.Assignment(
@@ -212,7 +224,7 @@ actor ExecutorCore {
         var warm = false
         if !fresh {
             while runner == nil, let (waiting, _) = idle.popLast() {
-                if waiting.assign(request, payload: payload, assignment) {
+                if waiting.assign(request(dispatch, on: waiting), payload: payload, assignment) {
                     runner = waiting
                     warm = true
                 }
@@ -222,7 +234,7 @@ actor ExecutorCore {
             var failure: String?
             do {
                 let started = try startRunner()
-                if started.assign(request, payload: payload, assignment) {
+                if started.assign(request(dispatch, on: started), payload: payload, assignment) {
                     runner = started
                 } else {
                     // It died before it could be given anything: the run must still end, or the
@@ -255,17 +267,17 @@ actor ExecutorCore {
                     if !kept.isEmpty { await reporter.report(id, .log(lines: kept)) }
                 case .steps(let records): await reporter.report(id, .steps(records: records))
                 case .end(let outcome):
-                    await self.ended(request, payload, instanceDir, outcome, runner: chosen, warm: isWarm)
+                    await self.ended(dispatch, payload, outcome, runner: chosen, warm: isWarm)
                 }
             }
         }
     }
 
     private func ended(
-        _ request: RunnerRequest, _ payload: [UInt8], _ instanceDir: String, _ outcome: RunnerOutcome,
-        runner: RunnerProcess?, warm: Bool
+        _ dispatch: Dispatch, _ payload: [UInt8], _ outcome: RunnerOutcome, runner: RunnerProcess?, warm: Bool
     ) async {
-        let id = request.instanceID
+        let id = dispatch.instanceID
+        let instanceDir = instanceDir(id, on: runner)
         running.removeValue(forKey: id)
         let result: RunnerResult?
         let status: Int32
@@ -276,7 +288,7 @@ actor ExecutorCore {
         case .exited(_, _, began: false) where warm && !cancelled.contains(id):
             // A runner that died while it waited (killed from outside) ran nothing: a new one runs it.
             logger.warning("a waiting runner had exited; starting another", metadata: ["instance.id": "\(id)"])
-            run(request, payload: payload, instanceDir: instanceDir, fresh: true)
+            run(dispatch, payload: payload, fresh: true)
             return
         case .exited(let last, let exitStatus, let began):
             (result, status) = (last, exitStatus)

@@ -29,6 +29,26 @@ struct ExecutorService: Service {
         let commands = try NNGSocket(.rep, maxMessageBytes: config.zipLimits.maxUnpackedBytes + (1 << 20))
         try commands.listen(config.listenURL)
         let core = try ExecutorCore(id: id, config: config, schedulerSocket: scheduler, logger: logger)
+        switch config.sandbox {
+        case .none:
+            logger.warning(
+                """
+                INSTANCES ARE NOT SANDBOXED (--unsandboxed): their scripts run as this executor's user and can \
+                read, change and signal everything it can
+                """)
+        case .bubblewrap(let uid, _, let network):
+            // Refuses to start rather than run anyone's code unprotected.
+            let home = config.workRoot + "/sandbox-check"
+            try core.sandbox.makeHome(home)
+            defer { try? FileManager.default.removeItem(atPath: home) }
+            try core.sandbox.check(home: home)
+            logger.info(
+                "instances run sandboxed",
+                metadata: [
+                    "uid": "\(uid)", "network": "\(network ? "on" : "off")",
+                    "read-only": "\(core.sandbox.readOnly.joined(separator: " "))",
+                ])
+        }
         logger.info(
             "executor listening",
             metadata: ["executor.id": "\(id)", "address": "\(config.listenURL)", "capacity": "\(config.capacity)"])

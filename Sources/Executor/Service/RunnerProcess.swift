@@ -45,6 +45,9 @@ final class RunnerProcess: Sendable {
     }
 
     let pid: pid_t
+    /// Its one writable folder (in a sandbox, the only one it sees); instances' working folders are
+    /// made under it. Removed once the runner has exited.
+    let home: String
     private let input: EventLoopFuture<any Channel>
     private let state = Mutex(State())
     private let onIdleExit: @Sendable (RunnerProcess) -> Void
@@ -59,22 +62,32 @@ final class RunnerProcess: Sendable {
     /// Starts a runner (`command` followed by `--instances N`) that serves up to `instances`
     /// instances, in `group` when given (entered before the runner is sent anything). `onIdleExit` is called when it exits with no instance.
     init(
-        command: [String], instances: Int, group: InstanceGroup?,
+        command: [String], instances: Int, home: String, sandbox: Sandbox, group: InstanceGroup?,
         onIdleExit: @escaping @Sendable (RunnerProcess) -> Void
     ) throws {
         self.onIdleExit = onIdleExit
+        self.home = home
         RunnerProcess.ignoreSIGPIPE
+        var argv = sandbox.wrap(command + ["--instances", "\(instances)"], home: home)
+        if group != nil {
+            // Held at a gate until it is in its control groups: bubblewrap forks the sandbox at
+            // once, and a child forked before the move would stay outside every limit.
+            argv = ["/bin/sh", "-c", #"read -r go && exec "$@""#, "accord-gate"] + argv
+        }
         let child = try Spawn.start(
-            command + ["--instances", "\(instances)"], stdin: .pipe, output: .separate, ownProcessGroup: true,
-            start: ChildReaper.shared.spawning)
+            argv, environment: Sandbox.environment(home: home), directory: home, stdin: .pipe, output: .separate,
+            ownProcessGroup: true, start: ChildReaper.shared.spawning)
         self.pid = child.pid
-        if let group, !group.add(child.pid) {
-            _ = Glibc.kill(-child.pid, SIGKILL)
-            group.killAllAndRemove()
-            close(child.stdin)
-            close(child.stdout)
-            close(child.stderr)
-            throw SpawnError("cannot put the runner in its control groups (\(group.directories))")
+        if let group {
+            let gate: [UInt8] = Array("go\n".utf8)
+            guard group.add(child.pid), write(child.stdin, gate, gate.count) == gate.count else {
+                _ = Glibc.kill(-child.pid, SIGKILL)
+                group.killAllAndRemove()
+                close(child.stdin)
+                close(child.stdout)
+                close(child.stderr)
+                throw SpawnError("cannot put the runner in its control groups (\(group.directories))")
+            }
         }
         let loops = MultiThreadedEventLoopGroup.singleton
         let stdinFD = child.stdin
@@ -218,6 +231,8 @@ final class RunnerProcess: Sendable {
         }
         guard let (assignment, end) = outcome else { return }
         input.whenSuccess { $0.close(promise: nil) }
+        let home = home
+        RunnerProcess.sweeper.async { try? FileManager.default.removeItem(atPath: home) }
         if let assignment {
             assignment.onEnd(end)
         } else {
