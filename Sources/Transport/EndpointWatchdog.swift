@@ -28,7 +28,8 @@ struct Endpoint {
 
     var handle: Handle
     let url: String
-    /// A dialer's "other errors" count when last checked.
+    /// A dialer's "other errors" count when last checked; a listener's "other" and "canceled"
+    /// counts, summed, when it was last found accepting.
     var otherErrors: UInt64 = 0
     /// A listener's probe is under way.
     var probing = false
@@ -70,15 +71,19 @@ struct Endpoint {
 /// endpoint's own close (nng issue #1518, fixed in 1.6). A stopped listener still completes
 /// handshakes but never hands the connections on, so every peer that connects afterwards sends
 /// into a connection nobody reads, and nothing fails or is logged. nng offers no event for the
-/// stop, and the only trace it leaves, the endpoint's "other errors" count, also grows with every
-/// ordinary disconnection of a pipe. So:
+/// stop; the trace it leaves is the endpoint's error counts. So, once a second, from one
+/// in-process statistics snapshot:
 ///
-/// - every two seconds each listener is probed: a socket of the matching pattern dials it, and
-///   once the probe's own handshake is through the listening socket must have accepted a pipe;
-///   a listener that did not is closed (which drops the connections it held, so their peers dial
-///   again) and listens afresh;
-/// - once a second each dialer's counters are read from one in-process statistics snapshot; a
-///   dialer whose "other errors" grew while it has no pipe is dialled afresh (a healthy one is
+/// - a listener whose "other" or "canceled" count grew (an accept ended in NNG_ECLOSED or
+///   NNG_ECANCELED, the only two errors after which nng accepts no more; "other" also counts
+///   errors after which it does go on) is probed: a socket of the matching pattern dials it, and
+///   once the probe's own handshake is through the listening socket must have accepted a pipe; a
+///   listener that did not is closed (which drops the connections it held, so their peers dial
+///   again) and listens afresh. A listener whose counts did not grow is never probed, and never
+///   restarted: a probe is only a confirmation, and on a loaded machine a slow accept is not a
+///   stopped one (probing every listener every two seconds once restarted a healthy one under
+///   load, resetting 64 requests in flight);
+/// - a dialer whose "other errors" grew while it has no pipe is dialled afresh (a healthy one is
 ///   between retries then, and loses nothing).
 ///
 /// Probes are sockets of their own, never watched, closed only after their handshake (closing one
@@ -151,14 +156,14 @@ final class EndpointWatchdog: Sendable {
         {
             Self.report(.closeStuck(since: started))
         }
+        ticks.add(1, ordering: .relaxed)
         guard !live.isEmpty else { return }
-        let probeListeners = ticks.add(1, ordering: .relaxed).newValue % 2 == 0
         var stats: OpaquePointer?
         guard nng_stats_get(&stats) == 0, let stats else { return }
         defer { nng_stats_free(stats) }
         for socket in live {
             socket.redialStoppedDialers(stats)
-            if probeListeners { socket.probeListeners() }
+            socket.probeSuspectListeners(stats)
         }
     }
 
@@ -243,26 +248,51 @@ extension NNGSocket {
         for url in restarted { EndpointWatchdog.report(.endpointRestarted(url: url, kind: "dialer")) }
     }
 
-    /// Starts a probe of each listener that has none under way.
-    func probeListeners() {
-        let due = gate.withLock { gate -> [(Int, String)] in
+    /// nng's count `name` summed over this socket's listeners (for tests).
+    package func listenerCount(_ name: String) -> UInt64 {
+        var stats: OpaquePointer?
+        guard nng_stats_get(&stats) == 0, let stats else { return 0 }
+        defer { nng_stats_free(stats) }
+        return gate.withLock { $0.endpoints }.reduce(0) { sum, endpoint in
+            guard case .listener(let listener) = endpoint.handle, let node = nng_stat_find_listener(stats, listener),
+                let stat = nng_stat_find(node, name)
+            else { return sum }
+            return sum + nng_stat_value(stat)
+        }
+    }
+
+    /// A listener's count of the accept errors that can have stopped it.
+    private static func stoppingErrors(_ stats: OpaquePointer, _ listener: nng_listener) -> UInt64? {
+        guard let node = nng_stat_find_listener(stats, listener),
+            let other = nng_stat_find(node, "other"), let canceled = nng_stat_find(node, "canceled")
+        else { return nil }
+        return nng_stat_value(other) + nng_stat_value(canceled)
+    }
+
+    /// Starts a probe of each listener whose stopping errors grew since it was last found
+    /// accepting, unless one is under way; listens again where a restart could not.
+    func probeSuspectListeners(_ stats: OpaquePointer) {
+        let due = gate.withLock { gate -> [(Int, String, UInt64)] in
             guard !gate.closed else { return [] }
-            var due: [(Int, String)] = []
+            var due: [(Int, String, UInt64)] = []
             for index in gate.endpoints.indices {
-                guard case .listener = gate.endpoints[index].handle, !gate.endpoints[index].probing else { continue }
+                guard case .listener(let listener) = gate.endpoints[index].handle, !gate.endpoints[index].probing
+                else { continue }
                 if gate.endpoints[index].needsListen {
                     if let fresh = try? Endpoint.listen(socket, gate.endpoints[index].url) {
                         gate.endpoints[index] = fresh
                     }
                     continue
                 }
+                guard let errors = Self.stoppingErrors(stats, listener), errors > gate.endpoints[index].otherErrors
+                else { continue }
                 gate.endpoints[index].probing = true
-                due.append((index, gate.endpoints[index].url))
+                due.append((index, gate.endpoints[index].url, errors))
             }
             return due
         }
-        for (index, url) in due {
-            Task.detached(priority: .utility) { await self.probe(index, url) }
+        for (index, url, errors) in due {
+            Task.detached(priority: .utility) { await self.probe(index, url, errors: errors) }
         }
     }
 
@@ -276,7 +306,9 @@ extension NNGSocket {
         }
     }
 
-    private func probe(_ index: Int, _ url: String) async {
+    /// Probes listener `index`; `errors` is its stopping-error count when the probe was decided
+    /// (kept as its baseline once it is found accepting; an inconclusive probe is tried again).
+    private func probe(_ index: Int, _ url: String, errors: UInt64) async {
         defer {
             gate.withLock { gate in if gate.endpoints.indices.contains(index) { gate.endpoints[index].probing = false }
             }
@@ -297,6 +329,11 @@ extension NNGSocket {
             }
         }
         probe.close()
+        if handedOn {
+            gate.withLock { gate in
+                if gate.endpoints.indices.contains(index) { gate.endpoints[index].otherErrors = errors }
+            }
+        }
         guard through, !handedOn else { return }
         let restarted = gate.withLock { gate -> Bool in
             guard !gate.closed, gate.endpoints.indices.contains(index),

@@ -6,14 +6,19 @@ import Testing
 /// on, and nothing of it is visible to the next; one that does ends its runner; a waiting runner
 /// that dies is replaced without the instance given to it noticing.
 extension DeploymentTests {
-    /// The executor's child processes (its runners).
+    /// The executor's runners: its child processes that run `accord-runner --instances N`, in a
+    /// sandbox or not (not the sandbox check it makes at start, which is a child too).
     private func runners(_ deployment: Deployment) -> Set<Int32> {
         guard let executor = deployment.pid("executor") else { return [] }
         let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(executor)/task")) ?? []
         var children: Set<Int32> = []
         for task in tasks {
             let text = (try? String(contentsOfFile: "/proc/\(executor)/task/\(task)/children", encoding: .utf8)) ?? ""
-            for pid in text.split(separator: " ") { if let pid = Int32(pid) { children.insert(pid) } }
+            for pid in text.split(separator: " ") {
+                guard let pid = Int32(pid) else { continue }
+                let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data()
+                if String(decoding: cmdline, as: UTF8.self).contains("--instances") { children.insert(pid) }
+            }
         }
         return children
     }

@@ -210,6 +210,38 @@ import Testing
     }
 }
 
+/// The watchdog probes a listener only when nng's counters say it may have stopped: a probe of a
+/// healthy listener under load once timed out on a slow accept and restarted it, resetting every
+/// request in flight on its connections (`concurrentRequestsEachGetTheirOwnReply`: "receive
+/// reply: Connection reset").
+@Suite struct HealthyListenerTests {
+    @Test func aHealthyListenerIsNeverProbedNorRestarted() async throws {
+        let url = "ipc://" + NSTemporaryDirectory() + "accord-healthy-\(UUID().uuidString.prefix(8)).ipc"
+        let server = try NNGSocket(.rep)
+        try server.listen(url)
+        let serving = Task { await server.serve(workers: 2) { $0 } }
+        let client = try NNGSocket(.req)
+        try client.dial(url)
+        #expect(try await client.request([1], timeout: Liveness.deadline) == [1])
+        // Several watchdog ticks. A probe dials the listener and shows as a pipe accepted; one is
+        // due only for an accept error that can stop a listener ("other", "canceled": another
+        // test's hang-ups in this process can bump "other" here too), and confirms, not restarts.
+        let ticks = EndpointWatchdog.shared.tickCount
+        #expect(await eventually { EndpointWatchdog.shared.tickCount >= ticks + 5 })
+        #expect(try await client.request([2], timeout: Liveness.deadline) == [2])
+        let probes = UInt64(server.pipesAdded.count.load(ordering: .relaxed) - 1)
+        let suspicions = server.listenerCount("other") + server.listenerCount("canceled")
+        #expect(probes <= suspicions, "\(server.transportDiagnosis())")
+        let restarted = EndpointWatchdog.recent.withLock { recent in
+            recent.contains { if case .endpointRestarted(url, _) = $0.event { true } else { false } }
+        }
+        #expect(!restarted, "\(server.transportDiagnosis())")
+        client.close()
+        server.close()
+        await serving.value
+    }
+}
+
 /// One `nng_close` that never returns (libnng 1.5.2 can do that, nng #1813) must not hold up the
 /// closes of other sockets: behind a shared close queue, every later socket of the process stayed
 /// open and kept redialling until the process ran out of file descriptors.
