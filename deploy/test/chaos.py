@@ -56,7 +56,18 @@ KINDS = {
     "failing": ('main:\n- log: about to fail\n- throw: "planned failure"\n', {}, None),
     "stopped": ("main:\n- script: sh\n  body: sleep 30\n", {}, (0.3, 3.0)),
     "timed_out": ("main:\n- sleep: 30000\n", {"timeout": 1}, None),
+    # Tries to escape its sandbox: read the keys, remove the data folder, kill every process it can.
+    # Guarded: it does anything only where it is not root and is in a PID namespace of its own, so a
+    # missing sandbox cannot harm the machine (it says UNGUARDED instead, and that is a violation).
+    "escape": ('main:\n- script: sh\n  body: |\n'
+               '    [ "$(id -u)" != 0 ] && [ "$(cat /proc/1/comm)" = bwrap ] || { echo UNGUARDED; exit 97; }\n'
+               '    cat @DATA@/keys 2>/dev/null && echo LEAKED-KEYS\n'
+               '    ls @DATA@/events 2>/dev/null && echo LEAKED-EVENTS\n'
+               '    rm -rf @DATA@ 2>/dev/null\n'
+               '    kill -9 -1\n', {}, None),
 }
+# The data folder the escape kind aims at (set in main).
+DATA_DIR = "/nonexistent"
 
 
 def free_port():
@@ -71,7 +82,7 @@ def archive(kind, key):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("_main.json", json.dumps(main))
-        z.writestr("processes/main.yml", flow)
+        z.writestr("processes/main.yml", flow.replace("@DATA@", DATA_DIR))
     return buf.getvalue()
 
 
@@ -324,6 +335,8 @@ def main():
 
     rng = random.Random(args.seed)
     data = tempfile.mkdtemp(prefix="accord-chaos-")
+    global DATA_DIR
+    DATA_DIR = data
     port = free_port()
     key = uuid.uuid4().hex
     deployment = Deployment(os.path.abspath(args.bin), data, port, key)
@@ -409,6 +422,16 @@ def main():
                     (statuses and statuses[-1] not in TERMINAL and i["status"] in TERMINAL):
                 violations.append(f"{i['instanceId']}: history does not only move forward: {statuses}")
         served = {i["instanceId"]: i["status"] for i in instances}
+        for i in instances:
+            if "escape" not in i.get("tags", []):
+                continue
+            log = client.call("GET", f"/api/v1/process/{i['instanceId']}/log").text
+            for mark in ("UNGUARDED", "LEAKED-KEYS", "LEAKED-EVENTS"):
+                if mark in log:
+                    violations.append(f"{i['instanceId']} (escape): {mark} in its log")
+        for name in ("keys", "events", "payloads"):
+            if not os.path.exists(os.path.join(data, name)):
+                violations.append(f"the data folder lost {name}")
     finally:
         deployment.stop()
 
