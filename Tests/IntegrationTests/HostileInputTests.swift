@@ -64,6 +64,37 @@ extension DeploymentTests {
         #expect(status == 200)
     }
 
+    /// A body over `--max-body-bytes`, announced by Content-Length or sent chunked, is answered 413
+    /// with the JSON error body, and nothing is recorded (it was a 500, "the server failed to
+    /// handle the request", for 70 MiB against the default 64 MiB).
+    @Test func anOversizedBodyIs413WhateverItsFraming() async throws {
+        let deployment = try Deployment()
+        deployment.gatewayArguments += ["--max-body-bytes", "\(1 << 20)"]
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let chunk = String(repeating: "z", count: 64 << 10)
+        let head =
+            "POST /api/v1/process HTTP/1.1\r\nHost: x\r\nAuthorization: \(deployment.key)\r\n"
+            + "Content-Type: application/octet-stream\r\n"
+        for framing in ["Content-Length: \(3 << 20)\r\n", "Transfer-Encoding: chunked\r\n"] {
+            let fd = try connect(port: deployment.port)
+            defer { close(fd) }
+            #expect(send(fd, head + framing + "\r\n") > 0)
+            let chunked = framing.hasPrefix("Transfer")
+            // 3 MiB against a 1 MiB limit; the server may answer and close before all of it is sent.
+            for _ in 0..<48 {
+                let piece = chunked ? String(chunk.utf8.count, radix: 16) + "\r\n" + chunk + "\r\n" : chunk
+                if send(fd, piece) <= 0 { break }
+            }
+            if chunked { _ = send(fd, "0\r\n\r\n") }
+            let response = receiveAll(fd)
+            #expect(response.hasPrefix("HTTP/1.1 413"), "\(framing): \(response.prefix(300))")
+            #expect(response.contains("larger than the configured limit"), "\(framing): \(response.prefix(300))")
+        }
+        let (_, listing) = try await deployment.request("GET", "/api/v2/process?limit=10")
+        #expect(String(decoding: listing, as: UTF8.self) == "[]")
+    }
+
     /// Headers beyond the bounds are refused before any handler runs.
     @Test func oversizedHeadersAreRefused() async throws {
         let deployment = try Deployment()
