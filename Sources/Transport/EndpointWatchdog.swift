@@ -236,7 +236,9 @@ extension NNGSocket {
                 let errors = nng_stat_value(other)
                 guard errors > gate.endpoints[index].otherErrors else { continue }
                 gate.endpoints[index].otherErrors = errors
-                guard nng_stat_value(pipes) == 0 else { continue }
+                // Our own count of the socket's pipes too: a dialer is closed (and with it any pipe
+                // it has) only when the socket has none by either account.
+                guard nng_stat_value(pipes) == 0, pipesAdded.live <= 0 else { continue }
                 let url = gate.endpoints[index].url
                 nng_dialer_close(dialer)
                 // A dial that fails here is tried again at the next error; there will be one.

@@ -105,12 +105,23 @@ package final class NNGSocket: Sendable {
                     Unmanaged<PipeCounter>.fromOpaque(arg!).takeUnretainedValue().count.add(1, ordering: .relaxed)
                 },
                 counter), "watch pipes")
+        try check(
+            nng_pipe_notify(
+                socket, NNG_PIPE_EV_REM_POST,
+                { _, _, arg in
+                    Unmanaged<PipeCounter>.fromOpaque(arg!).takeUnretainedValue().removed.add(1, ordering: .relaxed)
+                },
+                counter), "watch pipes")
     }
 
-    /// Pipes added to the socket so far (connections through their handshake and accepted), counted
-    /// by nng's pipe notification. Released once `nng_close` has returned: no callback comes later.
+    /// Pipes added to the socket so far (connections through their handshake and accepted), and
+    /// pipes removed, counted by nng's pipe notifications. Released once `nng_close` has returned:
+    /// no callback comes later.
     final class PipeCounter: Sendable {
         let count = Atomic<Int>(0)
+        let removed = Atomic<Int>(0)
+        /// Pipes the socket has now.
+        var live: Int { count.load(ordering: .relaxed) - removed.load(ordering: .relaxed) }
     }
     let pipesAdded = PipeCounter()
     /// Set once `nng_close` has returned.
