@@ -1,5 +1,10 @@
 import Foundation
-import Testing
+
+// The release build (`make run`, static Swift runtime) compiles this target too, and has no
+// swift-testing there.
+#if canImport(Testing)
+    import Testing
+#endif
 
 #if canImport(FoundationNetworking)
     import FoundationNetworking
@@ -93,7 +98,9 @@ package final class Deployment: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(10)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning {
-            Issue.record("accord-\(component) did not stop within 10 s of signal \(signal)")
+            #if canImport(Testing)
+                Issue.record("accord-\(component) did not stop within 10 s of signal \(signal)")
+            #endif
             Foundation.kill(process.processIdentifier, SIGKILL)
         }
         process.waitUntilExit()
