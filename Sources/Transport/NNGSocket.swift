@@ -98,20 +98,18 @@ package final class NNGSocket: Sendable {
         case .rep: break
         }
         let counter = Unmanaged.passRetained(pipesAdded).toOpaque()
-        try check(
-            nng_pipe_notify(
-                socket, NNG_PIPE_EV_ADD_POST,
-                { _, _, arg in
-                    Unmanaged<PipeCounter>.fromOpaque(arg!).takeUnretainedValue().count.add(1, ordering: .relaxed)
-                },
-                counter), "watch pipes")
-        try check(
-            nng_pipe_notify(
-                socket, NNG_PIPE_EV_REM_POST,
-                { _, _, arg in
-                    Unmanaged<PipeCounter>.fromOpaque(arg!).takeUnretainedValue().removed.add(1, ordering: .relaxed)
-                },
-                counter), "watch pipes")
+        // One callback for both notifications: nng says which one it is.
+        let note: nng_pipe_cb = { _, event, arg in
+            let counter = Unmanaged<PipeCounter>.fromOpaque(arg!).takeUnretainedValue()
+            if event == NNG_PIPE_EV_ADD_POST {
+                counter.count.add(1, ordering: .relaxed)
+            } else {
+                counter.removed.add(1, ordering: .relaxed)
+            }
+        }
+        for event in [NNG_PIPE_EV_ADD_POST, NNG_PIPE_EV_REM_POST] {
+            try check(nng_pipe_notify(socket, event, note, counter), "watch pipes")
+        }
     }
 
     /// Pipes added to the socket so far (connections through their handshake and accepted), and

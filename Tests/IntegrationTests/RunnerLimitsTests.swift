@@ -12,8 +12,6 @@ extension DeploymentTests {
         return false
     }
 
-    private func processes(named pattern: String) -> Int { HostProcesses.pids(commandLine: pattern).count }
-
     /// A script that tries to start 300 processes gets no more than the instance's limit; another
     /// instance runs meanwhile; when the first one times out, all of its processes are gone.
     @Test func aForkBombStaysInsideItsInstance() async throws {
@@ -28,13 +26,13 @@ extension DeploymentTests {
                 main: #"{"entryPoint": "main", "timeout": 4}"#))
         try await deployment.waitForStatus(bomb, "RUNNING")
         try await Task.sleep(for: .seconds(2))
-        let running = processes(named: "sleep 61")
+        let running = HostProcesses.pids(commandLine: "sleep 61").count
         #expect(running > 0 && running <= 40, "\(running) processes of the instance")
         let other = try await deployment.startInstance(helloZip())
         #expect(try await deployment.waitTerminal(other)["status"] as? String == "FINISHED")
         #expect(try await deployment.waitTerminal(bomb)["status"] as? String == "TIMED_OUT")
         try await Task.sleep(for: .seconds(1))
-        #expect(processes(named: "sleep 61") == 0)
+        #expect(HostProcesses.pids(commandLine: "sleep 61").count == 0)
     }
 
     /// A process that leaves the instance's process group (`setsid`) still ends with the instance.
@@ -47,7 +45,7 @@ extension DeploymentTests {
             ZipBuilder.payload("main:\n- script: sh\n  body: setsid sleep 62 > /dev/null 2>&1 < /dev/null &\n"))
         #expect(try await deployment.waitTerminal(id)["status"] as? String == "FINISHED")
         try await Task.sleep(for: .seconds(1))
-        #expect(processes(named: "sleep 62") == 0)
+        #expect(HostProcesses.pids(commandLine: "sleep 62").count == 0)
     }
 
     /// Memory beyond the instance's limit ends the script that took it; open files are limited.

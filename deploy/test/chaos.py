@@ -66,8 +66,6 @@ KINDS = {
                '    rm -rf @DATA@ 2>/dev/null\n'
                '    kill -9 -1\n', {}, None),
 }
-# The data folder the escape kind aims at (set in main).
-DATA_DIR = "/nonexistent"
 
 
 def free_port():
@@ -76,13 +74,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def archive(kind, key):
+def archive(kind, key, data):
+    """The ZIP for an instance of `kind`; `data` is the deployment's data folder (what escape aims at)."""
     flow, extra, _ = KINDS[kind]
     main = {"entryPoint": "main", "tags": [key, kind], **extra}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("_main.json", json.dumps(main))
-        z.writestr("processes/main.yml", flow.replace("@DATA@", DATA_DIR))
+        z.writestr("processes/main.yml", flow.replace("@DATA@", data))
     return buf.getvalue()
 
 
@@ -174,8 +173,9 @@ class Client:
 class Load:
     """Workers starting instances of every kind, each with its own key, retried until acknowledged."""
 
-    def __init__(self, client, workers, rng_seed):
+    def __init__(self, client, workers, rng_seed, data):
         self.client = client
+        self.data = data
         self.workers = workers
         self.seed = rng_seed
         self.lock = threading.Lock()
@@ -206,7 +206,7 @@ class Load:
                 self.stop(iid)
 
     def start(self, key, kind):
-        body = archive(kind, key)
+        body = archive(kind, key, self.data)
         attempt = 0
         while not self.hard_stop:
             attempt += 1
@@ -335,8 +335,6 @@ def main():
 
     rng = random.Random(args.seed)
     data = tempfile.mkdtemp(prefix="accord-chaos-")
-    global DATA_DIR
-    DATA_DIR = data
     port = free_port()
     key = uuid.uuid4().hex
     deployment = Deployment(os.path.abspath(args.bin), data, port, key)
@@ -356,7 +354,7 @@ def main():
         else:
             raise SystemExit("chaos: the deployment did not come up")
 
-        load = Load(client, args.workers, args.seed)
+        load = Load(client, args.workers, args.seed, data)
         workers = [threading.Thread(target=load.run_worker, args=(n,), daemon=True) for n in range(args.workers)]
         kills, stop_killing = Counter(), threading.Event()
         chaos = threading.Thread(target=killer, args=(deployment, stop_killing, rng, args.kill_every, kills),

@@ -38,10 +38,7 @@ struct ExecutorService: Service {
                 """)
         case .bubblewrap(let uid, _, let network):
             // Refuses to start rather than run anyone's code unprotected.
-            let home = config.workRoot + "/sandbox-check"
-            try core.sandbox.makeHome(home)
-            defer { try? FileManager.default.removeItem(atPath: home) }
-            try core.sandbox.check(home: home)
+            try core.sandbox.check(workRoot: config.workRoot)
             logger.info(
                 "instances run sandboxed",
                 metadata: [

@@ -60,7 +60,9 @@ final class RunnerProcess: Sendable {
     private static let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
     /// Starts a runner (`command` followed by `--instances N`) that serves up to `instances`
-    /// instances, in `group` when given (entered before the runner is sent anything). `onIdleExit` is called when it exits with no instance.
+    /// instances, in `sandbox` with `home` as its one writable folder, and in `group` when given
+    /// (entered before the runner can start anything). `onIdleExit` is called when it exits with no
+    /// instance.
     init(
         command: [String], instances: Int, home: String, sandbox: Sandbox, group: InstanceGroup?,
         onIdleExit: @escaping @Sendable (RunnerProcess) -> Void

@@ -15,7 +15,8 @@ import ProcessSupport
 /// removed after it) hands its runner on (see docs/decisions/0010).
 struct Sandbox: Sendable {
     enum Mode: Sendable, Equatable {
-        /// bubblewrap, the runner run as `uid`/`gid` (dropped to by `setpriv` when the executor is root).
+        /// bubblewrap (run by the executor, as root), the runner run as `uid`/`gid` (dropped to by
+        /// `setpriv` inside).
         case bubblewrap(uid: uid_t, gid: gid_t, network: Bool)
         /// `--unsandboxed`: instances run as the executor's own user and see what it sees.
         case none
@@ -28,8 +29,6 @@ struct Sandbox: Sendable {
     /// bubblewrap's path (`--bwrap`; Debian's by default).
     var bubblewrap = "/usr/bin/bwrap"
     static let setpriv = "/usr/bin/setpriv"
-
-    var isolates: Bool { mode != .none }
 
     /// The environment every runner starts with (and its scripts inherit): nothing of the
     /// executor's, no `ACCORD_*`, no keys.
@@ -116,10 +115,11 @@ struct Sandbox: Sendable {
         }
     }
 
-    /// Starts `/bin/sh -c 'exit 0'` in the sandbox: throws with bubblewrap's own words when this
-    /// system cannot make one (no bubblewrap, no user namespaces, a kernel that refuses), so that
-    /// the executor refuses to start rather than run instances unprotected.
-    func check(home: String) throws {
+    /// Starts `/bin/sh -c 'exit 0'` in a sandbox with a home of its own under `workRoot`: throws with
+    /// bubblewrap's own words when this system cannot make one (not root, no bubblewrap, a kernel
+    /// that refuses namespaces), so that the executor refuses to start rather than run instances
+    /// unprotected.
+    func check(workRoot: String) throws {
         guard case .bubblewrap(let uid, _, _) = mode else { return }
         guard getuid() == 0 else {
             throw SpawnError(
@@ -128,26 +128,20 @@ struct Sandbox: Sendable {
                 run the executor as root, or pass --unsandboxed to run instances as this user, unprotected
                 """)
         }
-        for tool in [bubblewrap, Self.setpriv] {
-            guard FileManager.default.isExecutableFile(atPath: tool) else {
-                throw SpawnError("\(tool) is missing (Debian: apt-get install bubblewrap util-linux)")
-            }
+        for tool in [bubblewrap, Self.setpriv] where !FileManager.default.isExecutableFile(atPath: tool) {
+            throw SpawnError("\(tool) is missing (Debian: apt-get install bubblewrap util-linux)")
         }
+        let home = workRoot + "/sandbox-check"
+        try makeHome(home)
+        defer { try? FileManager.default.removeItem(atPath: home) }
         let child = try Spawn.start(
             wrap(["/bin/sh", "-c", "exit 0"], home: home), environment: Self.environment(home: home), stdin: .null,
             output: .merged, ownProcessGroup: true)
-        var said: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = read(child.stdout, &buffer, buffer.count)
-            if n > 0 { said += buffer[..<n] } else if n == 0 || errno != EINTR { break }
-        }
-        close(child.stdout)
-        var status: Int32 = 0
-        while waitpid(child.pid, &status, 0) < 0, errno == EINTR {}
+        let said = (try? FileHandle(fileDescriptor: child.stdout, closeOnDealloc: true).readToEnd()) ?? nil
+        let status = Spawn.wait(child.pid)
         guard status == 0 else {
-            let words = String(decoding: said, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw SpawnError("the sandbox cannot be set up here: \(words.isEmpty ? "wait status \(status)" : words)")
+            let words = String(decoding: said ?? Data(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw SpawnError("the sandbox cannot be set up here: \(words.isEmpty ? "exit status \(status)" : words)")
         }
     }
 }
