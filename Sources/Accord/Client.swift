@@ -39,8 +39,8 @@ struct Client: Sendable {
     }
 
     func request(
-        _ method: String, _ path: String, body: [UInt8]? = nil, headers: [String: String] = [:],
-        timeout: TimeInterval = 60
+        _ method: String, _ path: String, body: [UInt8]? = nil, contentType: String = "application/zip",
+        headers: [String: String] = [:], timeout: TimeInterval = 60
     ) async throws -> (Int, Data, HTTPURLResponse) {
         guard let target = URL(string: url + path) else { throw CLIError("bad URL \(url + path)") }
         var request = URLRequest(url: target)
@@ -49,7 +49,7 @@ struct Client: Sendable {
         if let key { request.setValue(key, forHTTPHeaderField: "Authorization") }
         if let body {
             request.httpBody = Data(body)
-            request.setValue("application/zip", forHTTPHeaderField: "Content-Type")
+            request.setValue(contentType, forHTTPHeaderField: "Content-Type")
         }
         for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
         let data: Data

@@ -27,9 +27,11 @@ struct Show: AsyncParsableCommand {
         let cut = try at.map(Cut.parse)
         var events: [EventEnvelope] = []
         var lastSeen: EventEnvelope?
+        var keys = KeyProjection()
         try await source.source().forEach(after: 0) { envelope in
             if let cut, !cut.includes(envelope) { return false }
             lastSeen = envelope
+            keys.apply(envelope)
             if envelope.instanceID == instance { events.append(envelope) }
             return true
         }
@@ -41,7 +43,7 @@ struct Show: AsyncParsableCommand {
             for event in events { Out.line(String(decoding: try encoder.encode(event), as: UTF8.self)) }
             return
         }
-        Out.line(Timeline.render(instance, events, asOf: cut.map { _ in lastSeen } ?? nil))
+        Out.line(Timeline.render(instance, events, asOf: cut.map { _ in lastSeen } ?? nil, keys: keys))
     }
 }
 
@@ -78,7 +80,10 @@ enum Cut: CustomStringConvertible {
 
 /// The text `accord show` prints (pure, so it is tested as text).
 enum Timeline {
-    static func render(_ id: InstanceID, _ events: [EventEnvelope], asOf: EventEnvelope?) -> String {
+    /// `keys` names the key that started the instance.
+    static func render(
+        _ id: InstanceID, _ events: [EventEnvelope], asOf: EventEnvelope?, keys: KeyProjection = KeyProjection()
+    ) -> String {
         var lines: [String] = []
         var status: InstanceStatus?
         var created: Timestamp?
@@ -98,6 +103,8 @@ enum Timeline {
                 if !e.tags.isEmpty { parts.append("tags \(e.tags.joined(separator: ","))") }
                 if let timeout = e.timeoutMillis { parts.append("timeout \(timeout) ms") }
                 if let key = e.idempotencyKey { parts.append("Idempotency-Key \(key)") }
+                if let principal = e.principal { parts.append("started by \(starter(principal, keys))") }
+                if let team = e.team { parts.append("team \(team)") }
                 row("ENQUEUED", parts.joined(separator: ", "))
             case .instanceAssigned(let e):
                 row("STARTING", "assigned to \(e.executorID) (attempt \(e.attempt))")
@@ -130,18 +137,31 @@ enum Timeline {
                 row("CANCELLED", e.reason)
             case .instanceTimedOut(let e):
                 row("TIMED_OUT", e.error)
+            case .apiKeyCreated(let e):
+                var parts = ["API key '\(e.name)'", e.admin ? "admin" : "member"]
+                if let team = e.team { parts.append("team \(team)") }
+                if let by = e.createdBy { parts.append("created by \(starter(by, keys))") }
+                row("KEY", parts.joined(separator: ", "))
+            case .apiKeyRevoked(let e):
+                row("REVOKED", e.revokedBy.map { "by \(starter($0, keys))" } ?? "")
             }
             if let new = envelope.event.status, status.map({ !$0.isTerminal }) ?? true { status = new }
         }
-        var header = "instance \(id): \(status?.rawValue ?? "?")"
+        let isKey = events.first?.event.isKeyEvent ?? false
+        var header = isKey ? "API key \(id)" : "instance \(id): \(status?.rawValue ?? "?")"
         if let asOf { header += " (as of #\(asOf.seq), \(asOf.at.iso8601))" }
         var footer: [String] = []
-        if let created, let last = events.last?.at {
+        if !isKey, let created, let last = events.last?.at {
             footer.append("\(last.millis - created.millis) ms since ENQUEUED")
             if let running { footer.append("\(last.millis - running.millis) ms since RUNNING") }
         }
         return ([header] + lines + (footer.isEmpty ? [] : ["(" + footer.joined(separator: ", ") + ")"]))
             .joined(separator: "\n")
+    }
+
+    /// A principal as a person reads it: a recorded key by its name, a configured key by its fingerprint.
+    static func starter(_ principal: String, _ keys: KeyProjection) -> String {
+        keys.name(ofPrincipal: principal).map { "key '\($0)' (\(principal))" } ?? "configured key \(principal)"
     }
 
     static func compact(_ value: JSONValue) -> String {

@@ -4,7 +4,7 @@ import Model
 /// `accord log verify`: every record's checksum, contiguous sequence numbers, every event decoding
 /// (older versions through their upcasters), and the status rules (an instance is created before
 /// anything else happens to it, its status only moves forward, and nothing changes it after a
-/// terminal status).
+/// terminal status; an API key is created once, before it is revoked, and revoked at most once).
 package enum LogVerifier {
     package struct Report: Sendable {
         package var segments = 0
@@ -29,6 +29,7 @@ package enum LogVerifier {
         var report = Report()
         report.segments = reader.segments.count
         var status: [InstanceID: InstanceStatus] = [:]
+        var keyRevoked: [KeyID: Bool] = [:]
         struct Stop: Error {}
         do {
             let problem = try reader.forEachDecoded { seq, segment, offset, bytes, decoded in
@@ -50,6 +51,18 @@ package enum LogVerifier {
                 report.lastSeq = seq
                 report.eventsByType[envelope.event.typeName, default: 0] += 1
                 let id = envelope.instanceID
+                if envelope.event.isKeyEvent {
+                    if status[id] != nil { try fail("\(envelope.event.typeName) for \(id), which is an instance") }
+                    switch (envelope.event, keyRevoked[id]) {
+                    case (.apiKeyCreated, nil): keyRevoked[id] = false
+                    case (.apiKeyCreated, _): try fail("the API key \(id) is created a second time")
+                    case (_, false?): keyRevoked[id] = true
+                    case (_, true?): try fail("the API key \(id) is revoked a second time")
+                    case (_, nil): try fail("the API key \(id) is revoked but was never created")
+                    }
+                    return
+                }
+                if keyRevoked[id] != nil { try fail("\(envelope.event.typeName) for \(id), which is an API key") }
                 guard let new = envelope.event.status else {
                     if status[id] == nil { try fail("\(envelope.event.typeName) for \(id), which was never created") }
                     return

@@ -24,6 +24,10 @@ package enum Event: Sendable, Hashable {
     /// The instance waits for an executor again: the one it was given went away, refused it, or
     /// did not start it in time. Status unchanged (`STARTING`: a dispatch is still owed).
     case instanceRequeued(InstanceRequeued)
+    /// An admin made an API key for a team. Not about an instance: its envelope names the key.
+    case apiKeyCreated(ApiKeyCreated)
+    /// An admin revoked an API key: it is refused from then on. Not about an instance.
+    case apiKeyRevoked(ApiKeyRevoked)
 
     /// The stable type name written into the log.
     package var typeName: String {
@@ -38,6 +42,16 @@ package enum Event: Sendable, Hashable {
         case .instanceTimedOut: "InstanceTimedOut"
         case .stepsRecorded: "StepsRecorded"
         case .instanceRequeued: "InstanceRequeued"
+        case .apiKeyCreated: "ApiKeyCreated"
+        case .apiKeyRevoked: "ApiKeyRevoked"
+        }
+    }
+
+    /// Whether the event is about an API key (its envelope's id is the key's), not an instance.
+    package var isKeyEvent: Bool {
+        switch self {
+        case .apiKeyCreated, .apiKeyRevoked: true
+        default: false
         }
     }
 
@@ -54,6 +68,7 @@ package enum Event: Sendable, Hashable {
         case .instanceTimedOut: .timedOut
         case .stepsRecorded: nil
         case .instanceRequeued: nil
+        case .apiKeyCreated, .apiKeyRevoked: nil
         }
     }
 
@@ -70,6 +85,8 @@ package enum Event: Sendable, Hashable {
         case .instanceTimedOut(let e): e.error
         case .stepsRecorded: "steps"
         case .instanceRequeued(let e): e.reason
+        case .apiKeyCreated(let e): "key '\(e.name)' created"
+        case .apiKeyRevoked: "key revoked"
         }
     }
 }
@@ -103,12 +120,15 @@ package struct InstanceCreated: Sendable, Hashable, Codable {
     package var payload: PayloadRef
     /// The client's `Idempotency-Key`, if any.
     package var idempotencyKey: String?
-    /// A non-secret fingerprint of the API key that started it (scopes idempotency keys).
+    /// Who started it: the id of a recorded API key, or a non-secret fingerprint of a configured one.
     package var principal: String?
+    /// The team it belongs to (its starter's); `nil` for one started by a configured admin key,
+    /// or before keys had teams. Member keys of other teams never see it.
+    package var team: String?
 
     package init(
         entryPoint: String?, arguments: [String: JSONValue], timeoutMillis: Int64?, out: [String],
-        tags: [String], payload: PayloadRef, idempotencyKey: String?, principal: String?
+        tags: [String], payload: PayloadRef, idempotencyKey: String?, principal: String?, team: String? = nil
     ) {
         self.entryPoint = entryPoint
         self.arguments = arguments
@@ -118,6 +138,14 @@ package struct InstanceCreated: Sendable, Hashable, Codable {
         self.payload = payload
         self.idempotencyKey = idempotencyKey
         self.principal = principal
+        self.team = team
+    }
+
+    /// What the `Idempotency-Key` is unique within: the team, else (a configured key, or an
+    /// instance from before teams) the key that started it.
+    package static func idempotencyScope(principal: String?, team: String?, key: String) -> String {
+        if let team { return "team:" + team + "\n" + key }
+        return (principal ?? "") + "\n" + key
     }
 }
 
@@ -217,6 +245,37 @@ package struct InstanceRequeued: Sendable, Hashable, Codable {
     package var reason: String
 
     package init(reason: String) { self.reason = reason }
+}
+
+/// `ApiKeyCreated` v1: a key made by an admin. Only the SHA-256 of the secret is recorded; the
+/// secret itself was shown once, to whoever made it.
+package struct ApiKeyCreated: Sendable, Hashable, Codable {
+    /// Unique among the keys not revoked.
+    package var name: String
+    /// The team whose instances the key starts and sees; `nil` only for an admin key.
+    package var team: String?
+    /// An admin key sees every team's instances and manages keys.
+    package var admin: Bool
+    /// Lower-case hex SHA-256 of the secret.
+    package var hash: String
+    /// The principal of the admin key that made it.
+    package var createdBy: String?
+
+    package init(name: String, team: String?, admin: Bool, hash: String, createdBy: String?) {
+        self.name = name
+        self.team = team
+        self.admin = admin
+        self.hash = hash
+        self.createdBy = createdBy
+    }
+}
+
+/// `ApiKeyRevoked` v1.
+package struct ApiKeyRevoked: Sendable, Hashable, Codable {
+    /// The principal of the admin key that revoked it.
+    package var revokedBy: String?
+
+    package init(revokedBy: String?) { self.revokedBy = revokedBy }
 }
 
 /// How a step ended.

@@ -17,7 +17,9 @@ package struct ReportOrigin: Sendable, Hashable, Codable {
 package struct EventEnvelope: Sendable, Hashable {
     /// Position in the log, from 1, without gaps. 0 until the log assigns it.
     package var seq: UInt64
-    /// The instance it is about.
+    /// The instance it is about; for a key event (`Event.isKeyEvent`), the API key's id. Every
+    /// event belongs to one stream, an instance's or a key's; in JSON the field says which
+    /// (`instanceId` or `keyId`).
     package var instanceID: InstanceID
     /// When the Scheduler decided it.
     package var at: Timestamp
@@ -46,20 +48,21 @@ package struct EventEnvelope: Sendable, Hashable {
 
 extension EventEnvelope: Codable {
     enum CodingKeys: String, CodingKey {
-        case seq, type, version, instanceId, at, requestId, origin, data, importedFrom
+        case seq, type, version, instanceId, keyId, at, requestId, origin, data, importedFrom
     }
 
     /// Decodes any known (type, version); older versions are upcast to the current shape.
     package init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         seq = try c.decode(UInt64.self, forKey: .seq)
-        instanceID = try c.decode(InstanceID.self, forKey: .instanceId)
+        let type = try c.decode(String.self, forKey: .type)
+        let version = try c.decode(Int.self, forKey: .version)
+        let isKeyEvent = type.hasPrefix("ApiKey")
+        instanceID = try c.decode(InstanceID.self, forKey: isKeyEvent ? .keyId : .instanceId)
         at = try c.decode(Timestamp.self, forKey: .at)
         requestID = try c.decodeIfPresent(RequestID.self, forKey: .requestId)
         origin = try c.decodeIfPresent(ReportOrigin.self, forKey: .origin)
         importedFrom = try c.decodeIfPresent(UInt64.self, forKey: .importedFrom)
-        let type = try c.decode(String.self, forKey: .type)
-        let version = try c.decode(Int.self, forKey: .version)
         switch (type, version) {
         case ("InstanceCreated", 1): event = .instanceCreated(try c.decode(InstanceCreated.self, forKey: .data))
         case ("InstanceAssigned", 1): event = .instanceAssigned(try c.decode(InstanceAssigned.self, forKey: .data))
@@ -72,6 +75,8 @@ extension EventEnvelope: Codable {
         case ("StepsRecorded", 1): event = .stepsRecorded(try c.decode(StepsRecordedV1.self, forKey: .data).upcast)
         case ("InstanceTimedOut", 1): event = .instanceTimedOut(try c.decode(InstanceTimedOut.self, forKey: .data))
         case ("InstanceRequeued", 1): event = .instanceRequeued(try c.decode(InstanceRequeued.self, forKey: .data))
+        case ("ApiKeyCreated", 1): event = .apiKeyCreated(try c.decode(ApiKeyCreated.self, forKey: .data))
+        case ("ApiKeyRevoked", 1): event = .apiKeyRevoked(try c.decode(ApiKeyRevoked.self, forKey: .data))
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: c, debugDescription: "unknown event type \(type) version \(version)")
@@ -83,7 +88,7 @@ extension EventEnvelope: Codable {
         try c.encode(seq, forKey: .seq)
         try c.encode(event.typeName, forKey: .type)
         try c.encode(event.version, forKey: .version)
-        try c.encode(instanceID, forKey: .instanceId)
+        try c.encode(instanceID, forKey: event.isKeyEvent ? .keyId : .instanceId)
         try c.encode(at, forKey: .at)
         try c.encodeIfPresent(requestID, forKey: .requestId)
         try c.encodeIfPresent(origin, forKey: .origin)
@@ -99,6 +104,8 @@ extension EventEnvelope: Codable {
         case .instanceTimedOut(let data): try c.encode(data, forKey: .data)
         case .stepsRecorded(let data): try c.encode(data, forKey: .data)
         case .instanceRequeued(let data): try c.encode(data, forKey: .data)
+        case .apiKeyCreated(let data): try c.encode(data, forKey: .data)
+        case .apiKeyRevoked(let data): try c.encode(data, forKey: .data)
         }
     }
 

@@ -82,6 +82,9 @@ extension InstanceID: Codable {
     }
 }
 
+/// The identity of one API key: a UUID like an instance's, and the id of its events' stream.
+package typealias KeyID = InstanceID
+
 /// Identifiers as dictionary keys encode as JSON object keys (not as arrays of alternating keys
 /// and values): snapshots of the Scheduler's state are smaller and decode faster.
 package struct IdentifierCodingKey: CodingKey {

@@ -23,12 +23,27 @@ package struct InstanceView: Sendable, Hashable {
     package var lastChangeAt: Timestamp
     /// Its tags from `_main.json`.
     package var tags: [String]
+    /// The team it belongs to (`nil`: started by a configured admin key, seen by admins only).
+    package var team: String? = nil
     /// The requested `out` variables, once terminal.
     package var out: [String: JSONValue]?
     /// Why it failed or timed out.
     package var error: String?
     /// Every status change, oldest first.
     package var history: [HistoryEntry]
+}
+
+/// Which instances a caller may see: every one (an admin key), or one team's (a member key).
+package enum Visibility: Sendable, Hashable {
+    case all
+    case team(String)
+
+    package func sees(_ view: InstanceView) -> Bool {
+        switch self {
+        case .all: true
+        case .team(let team): view.team == team
+        }
+    }
 }
 
 /// What one `apply` changed, so that the owner can wake waiters.
@@ -65,12 +80,12 @@ package struct StatusProjection: Sendable {
             guard instances[id] == nil else { return .none }
             instances[id] = InstanceView(
                 id: id, status: .enqueued, createdAt: envelope.at, lastChangeAt: envelope.at, tags: created.tags,
-                out: nil, error: nil,
+                team: created.team, out: nil, error: nil,
                 history: [HistoryEntry(status: .enqueued, at: envelope.at, reason: envelope.event.reason)])
             order.append(id)
             return .progressed(id)
         }
-        guard let current = instances[id]?.status, let next = envelope.event.status,
+        guard !envelope.event.isKeyEvent, let current = instances[id]?.status, let next = envelope.event.status,
             !current.isTerminal, next.rank > current.rank
         else { return .none }
         // In place: copying the view out and back would copy its history on every event.
@@ -91,17 +106,20 @@ package struct StatusProjection: Sendable {
         case .instanceTimedOut(let e):
             view.out = [:]
             view.error = e.error
-        case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended, .stepsRecorded, .instanceRequeued:
+        case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended, .stepsRecorded, .instanceRequeued,
+            .apiKeyCreated, .apiKeyRevoked:
             break
         }
     }
 
-    /// Instances newest first, filtered by status and tag.
-    package func list(status: InstanceStatus?, tag: String?, limit: Int, offset: Int) -> [InstanceView] {
+    /// Instances newest first, filtered by status, tag and what the caller may see.
+    package func list(
+        status: InstanceStatus?, tag: String?, visible: Visibility = .all, limit: Int, offset: Int
+    ) -> [InstanceView] {
         var result: [InstanceView] = []
         var skipped = 0
         for id in order.reversed() {
-            guard let view = instances[id] else { continue }
+            guard let view = instances[id], visible.sees(view) else { continue }
             if let status, view.status != status { continue }
             if let tag, !view.tags.contains(tag) { continue }
             if skipped < offset {

@@ -94,6 +94,10 @@ struct SchedulerService: Service {
                 reply = await core.start(start, payload: Array(attachment))
             case .cancel(let requestID, let instanceID):
                 reply = await core.cancel(instanceID, request: requestID)
+            case .createKey(let create):
+                reply = await core.key(.createKey(create))
+            case .revokeKey(let requestID, let keyID, let by):
+                reply = await core.key(.revokeKey(keyID, requestID, by: by))
             case .catchUp(let after, let limit):
                 let head = log.durableHead
                 reply = .events(events: try log.read(after: after, limit: min(max(limit, 1), 1000)), head: head)

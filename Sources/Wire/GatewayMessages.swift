@@ -18,12 +18,14 @@ package struct StartInstance: Sendable, Codable, Hashable {
     package var tags: [String]
     /// The `Idempotency-Key` header.
     package var idempotencyKey: String?
-    /// Fingerprint of the API key (scopes the idempotency key).
+    /// Who starts it: a recorded key's id, or a configured key's fingerprint.
     package var principal: String?
+    /// The starter's team: the instance's (scopes the idempotency key).
+    package var team: String?
 
     package init(
         requestID: RequestID, entryPoint: String?, arguments: [String: JSONValue], timeoutMillis: Int64?,
-        out: [String], tags: [String], idempotencyKey: String?, principal: String?
+        out: [String], tags: [String], idempotencyKey: String?, principal: String?, team: String? = nil
     ) {
         self.requestID = requestID
         self.entryPoint = entryPoint
@@ -33,6 +35,22 @@ package struct StartInstance: Sendable, Codable, Hashable {
         self.tags = tags
         self.idempotencyKey = idempotencyKey
         self.principal = principal
+        self.team = team
+    }
+}
+
+/// `CreateKey`: the Gateway made the secret and the key's id, and sends only the hash.
+package struct CreateKey: Sendable, Codable, Hashable {
+    package var requestID: RequestID
+    /// Made by the Gateway, so a request the transport delivers twice creates one key.
+    package var keyID: KeyID
+    /// What the event records.
+    package var key: ApiKeyCreated
+
+    package init(requestID: RequestID, keyID: KeyID, key: ApiKeyCreated) {
+        self.requestID = requestID
+        self.keyID = keyID
+        self.key = key
     }
 }
 
@@ -56,6 +74,10 @@ package enum SchedulerRequest: Sendable, Codable {
     case catchUp(after: UInt64, limit: Int)
     /// One instance's events after a sequence number.
     case instanceEvents(instanceID: InstanceID, after: UInt64, limit: Int)
+    /// Record a new API key.
+    case createKey(CreateKey)
+    /// Revoke an API key.
+    case revokeKey(requestID: RequestID, keyID: KeyID, by: String?)
     /// Liveness and the log's head.
     case ping
     /// Counters for `/metrics`.
@@ -112,6 +134,14 @@ package enum SchedulerReply: Sendable, Codable {
     case pong(head: UInt64)
     /// Counters for `/metrics`.
     case stats(SchedulerStats)
+    /// The key is durable (`seq`: its event, or the first one's for a repeat).
+    case keyCreated(seq: UInt64)
+    /// The key is revoked, durably.
+    case keyRevoked(seq: UInt64)
+    /// No such key (or it was revoked already).
+    case keyUnknown
+    /// The command contradicts the state (a key name in use); nothing was recorded.
+    case conflict(message: String)
     /// The command could not be carried out; nothing was recorded.
     case unavailable(message: String)
     /// The request itself was wrong.
@@ -187,6 +217,7 @@ extension SchedulerRequest: FastWireEncodable {
         out.field("principal", start.principal)
         out.field("requestID", start.requestID.rawValue)
         out.field("tags", strings: start.tags)
+        out.field("team", start.team)
         out.field("timeoutMillis", start.timeoutMillis)
         return true
     }
@@ -199,13 +230,13 @@ extension SchedulerRequest: FastWireDecodable {
             let out = s["out"]?.strings, let tags = s["tags"]?.strings,
             let requestID = s["requestID"]?.stringValue, let entryPoint = s.optional("entryPoint", \.stringValue),
             let key = s.optional("idempotencyKey", \.stringValue),
-            let principal = s.optional("principal", \.stringValue),
+            let principal = s.optional("principal", \.stringValue), let team = s.optional("team", \.stringValue),
             let timeout = s.optional("timeoutMillis", \.int64)
         else { return nil }
         return .start(
             StartInstance(
                 requestID: RequestID(requestID), entryPoint: entryPoint, arguments: arguments, timeoutMillis: timeout,
-                out: out, tags: tags, idempotencyKey: key, principal: principal))
+                out: out, tags: tags, idempotencyKey: key, principal: principal, team: team))
     }
 }
 

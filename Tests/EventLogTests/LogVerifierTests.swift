@@ -52,6 +52,42 @@ import Wire
         #expect(report.failure?.reason.hasPrefix("sequence \(events.count):") == true)
     }
 
+    @Test func keyEventsVerifyAsTheirOwnStream() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir, fsync: false)
+        try await log.append([created()] + everyKeyEvent()).durable()
+        log.close()
+        let report = try LogVerifier.verify(directory: dir)
+        #expect(report.ok, "\(String(describing: report.failure))")
+        #expect(report.instancesByStatus == [.enqueued: 1])
+        #expect(report.eventsByType["ApiKeyCreated"] == 1 && report.eventsByType["ApiKeyRevoked"] == 1)
+    }
+
+    @Test(arguments: [
+        ("revokedTwice", "revoked a second time"), ("neverCreated", "revoked but was never created"),
+        ("createdTwice", "created a second time"), ("anInstancesID", "which is an instance"),
+        ("aKeysID", "which is an API key"),
+    ])
+    func keyRulesAreChecked(kind: String, expected: String) async throws {
+        let dir = temporaryDirectory("\(#function)-\(kind)")
+        defer { cleanUp(dir) }
+        let keys = everyKeyEvent()
+        let events: [EventEnvelope] =
+            switch kind {
+            case "revokedTwice": keys + [keys[1]]
+            case "neverCreated": [keys[1]]
+            case "createdTwice": [keys[0], keys[0]]
+            case "anInstancesID": [created()] + everyKeyEvent(fixedID)
+            default: [keys[0], event(fixedKeyID, assigned)]
+            }
+        let log = try FileEventLog(directory: dir, fsync: false)
+        try await log.append(events).durable()
+        log.close()
+        let report = try LogVerifier.verify(directory: dir)
+        #expect(report.failure?.reason.contains(expected) == true, "\(String(describing: report.failure))")
+    }
+
     @Test func aTornTailIsReportedButSound() async throws {
         let dir = temporaryDirectory()
         defer { cleanUp(dir) }

@@ -292,7 +292,7 @@ import Wire
 }
 
 extension HTTPFields {
-    fileprivate static func + (lhs: HTTPFields, rhs: HTTPFields) -> HTTPFields {
+    static func + (lhs: HTTPFields, rhs: HTTPFields) -> HTTPFields {
         var all = lhs
         all.append(contentsOf: rhs)
         return all

@@ -6,7 +6,7 @@ import Testing
 
 @Suite struct EventCodecTests {
     @Test func everyEventRoundTrips() throws {
-        for (offset, envelope) in everyEvent().enumerated() {
+        for (offset, envelope) in everyEventType().enumerated() {
             var numbered = envelope
             numbered.seq = UInt64(offset + 1)
             let decoded = try EventCodec.decode(try EventCodec.encode(numbered))
@@ -15,19 +15,19 @@ import Testing
     }
 
     /// Golden files pin each type's current encoding: a change that breaks reading old logs fails here.
-    @Test(arguments: everyEvent().map { ($0.event.typeName, $0.event.version) })
+    @Test(arguments: everyEventType().map { ($0.event.typeName, $0.event.version) })
     func goldenFileDecodes(typeName: String, version: Int) throws {
         let name = "\(typeName).v\(version)"
         if let folder = ProcessInfo.processInfo.environment["ACCORD_RECORD_GOLDEN"] {
             // Recording a new version's golden file: ACCORD_RECORD_GOLDEN=<Tests/EventsTests/Golden>.
-            var envelope = try #require(everyEvent().first { $0.event.typeName == typeName })
+            var envelope = try #require(everyEventType().first { $0.event.typeName == typeName })
             envelope.seq = 1
             try EventCodec.encode(envelope).write(to: URL(fileURLWithPath: "\(folder)/\(name).json"))
         }
         let url = try #require(Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Golden"))
         let bytes = try Data(contentsOf: url)
         let decoded = try EventCodec.decode(bytes)
-        var expected = try #require(everyEvent().first { $0.event.typeName == typeName })
+        var expected = try #require(everyEventType().first { $0.event.typeName == typeName })
         expected.seq = decoded.seq
         #expect(decoded == expected)
         #expect(decoded.event.typeName == typeName)

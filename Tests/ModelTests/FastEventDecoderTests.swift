@@ -15,7 +15,7 @@ import Testing
     }
 
     @Test func fixturesAndGoldenFilesDecodeTheSame() throws {
-        for (offset, envelope) in everyEvent().enumerated() {
+        for (offset, envelope) in everyEventType().enumerated() {
             var numbered = envelope
             numbered.seq = UInt64(offset + 1)
             let bytes = try EventCodec.encode(numbered)
@@ -41,7 +41,12 @@ import Testing
                         entryPoint: random.maybe(), arguments: random.object(extra: ["a"]),
                         timeoutMillis: random.flag() ? 5 : nil, out: [random.text()],
                         tags: [random.text(), random.text()], payload: PayloadRef(digest: random.text(), size: n),
-                        idempotencyKey: random.maybe(), principal: random.text())),
+                        idempotencyKey: random.maybe(), principal: random.text(), team: random.maybe())),
+                .apiKeyCreated(
+                    ApiKeyCreated(
+                        name: random.text(), team: random.maybe(), admin: random.flag(), hash: random.text(),
+                        createdBy: random.maybe())),
+                .apiKeyRevoked(ApiKeyRevoked(revokedBy: random.maybe())),
                 .logAppended(
                     LogAppended(lines: [LogLine(at: Timestamp(millis: Int64(n)), level: .warn, text: random.text())])),
                 .instanceFailed(InstanceFailed(error: random.text(), out: random.object())),
@@ -67,6 +72,9 @@ import Testing
     @Test func brokenRecordsFailLikeJSONDecoder() {
         for text in [
             #"{"at":1"#, #"{"at":1,"data":{},"instanceId":"x","seq":1,"type":"InstanceStarted","version":1}"#, "[]", "",
+            // A key event names its key, not an instance (and the other way round).
+            #"{"at":1,"data":{"revokedBy":null},"instanceId":"0d0a817d-4af8-496c-b6ef-3888ad2386ee","seq":1,"type":"ApiKeyRevoked","version":1}"#,
+            #"{"at":1,"data":{"executorID":"e"},"keyId":"0d0a817d-4af8-496c-b6ef-3888ad2386ee","seq":1,"type":"InstanceStarted","version":1}"#,
         ] {
             #expect(throws: (any Error).self) { try FastEventDecoder.decode(Data(text.utf8)) }
         }

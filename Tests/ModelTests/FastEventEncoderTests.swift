@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func everyFixtureEncodesTheSame() throws {
-        for (offset, envelope) in everyEvent().enumerated() {
+        for (offset, envelope) in everyEventType().enumerated() {
             var numbered = envelope
             numbered.seq = UInt64(offset + 1)
             try agree(numbered, envelope.event.typeName)
@@ -39,7 +39,12 @@ import Testing
                         timeoutMillis: random.flag() ? Int64(n) * 1000 : nil,
                         out: [random.text(), random.text()], tags: random.flag() ? [] : [random.text(), random.text()],
                         payload: PayloadRef(digest: random.text(), size: n), idempotencyKey: random.maybe(),
-                        principal: random.maybe())),
+                        principal: random.maybe(), team: random.maybe())),
+                .apiKeyCreated(
+                    ApiKeyCreated(
+                        name: random.text(), team: random.maybe(), admin: random.flag(), hash: random.text(),
+                        createdBy: random.maybe())),
+                .apiKeyRevoked(ApiKeyRevoked(revokedBy: random.maybe())),
                 .instanceAssigned(InstanceAssigned(executorID: ExecutorID(random.text()), attempt: n)),
                 .instanceStarted(InstanceStarted(executorID: ExecutorID(random.text()))),
                 .logAppended(

@@ -110,4 +110,57 @@ import Testing
         #expect(chunked.instances == whole.instances)
         #expect(chunked.order == whole.order)
     }
+
+    @Test func aTeamsListingHoldsItsInstancesOnlyAndKeyEventsAreNoInstances() {
+        var projection = StatusProjection()
+        var seq: UInt64 = 0
+        func add(_ team: String?) -> InstanceID {
+            let id = InstanceID()
+            var envelope = created(id)
+            if case .instanceCreated(var data) = envelope.event {
+                data.team = team
+                envelope.event = .instanceCreated(data)
+            }
+            seq += 1
+            envelope.seq = seq
+            projection.apply(envelope)
+            return id
+        }
+        let payments = add("payments")
+        let search = add("search")
+        let configured = add(nil)
+        for var key in everyKeyEvent() {
+            seq += 1
+            key.seq = seq
+            #expect(projection.apply(key) == .none)
+        }
+        #expect(projection.instances.count == 3)
+        #expect(projection.instances[payments]?.team == "payments")
+        let all = projection.list(status: nil, tag: nil, limit: 10, offset: 0).map(\.id)
+        #expect(all == [configured, search, payments])
+        #expect(
+            projection.list(status: nil, tag: nil, visible: .team("payments"), limit: 10, offset: 0).map(\.id) == [
+                payments
+            ])
+        #expect(projection.list(status: nil, tag: nil, visible: .team("nobody"), limit: 10, offset: 0).isEmpty)
+    }
+
+    @Test func theKeyProjectionKnowsLiveKeysByHash() {
+        var keys = KeyProjection()
+        let events = everyKeyEvent()
+        var first = events[0]
+        first.seq = 1
+        keys.apply(first)
+        let hash = String(repeating: "cd", count: 32)
+        #expect(keys.live(hash: hash)?.name == "ci-bot")
+        #expect(keys.live.map(\.team) == ["payments"])
+        #expect(keys.name(ofPrincipal: fixedKeyID.description) == "ci-bot")
+        var revoked = events[1]
+        revoked.seq = 2
+        keys.apply(revoked)
+        #expect(keys.live(hash: hash) == nil && keys.live.isEmpty)
+        #expect(keys.name(ofPrincipal: fixedKeyID.description) == "ci-bot", "the tooling still names a revoked key")
+        keys.apply(first)
+        #expect(keys.live(hash: hash) == nil, "an old event changes nothing")
+    }
 }

@@ -60,6 +60,71 @@ import Wire
         #expect(otherPrincipal.events.count == 1, "idempotency keys are scoped by API key")
     }
 
+    @Test func idempotencyKeysAreScopedByTeamAcrossItsKeys() {
+        var state = SchedulerState()
+        func decide(_ principal: String, _ team: String?, _ request: String) -> Decision {
+            var command = start(request: request, key: "deploy", principal: principal)
+            command.team = team
+            let decision = Decide.decide(.start(command, payload: payload, newID: InstanceID()), state: state, now: now)
+            given([decision], to: &state)
+            return decision
+        }
+        let first = decide("key-1", "payments", "r1")
+        let sameTeam = decide("key-2", "payments", "r2")
+        #expect(sameTeam.events.isEmpty, "another key of the same team shares the scope")
+        #expect(
+            sameTeam.actions
+                == first.actions.map {
+                    if case .replyStarted(let id, _) = $0 { .replyStarted(id, created: false) } else { $0 }
+                })
+        #expect(decide("key-3", "search", "r3").events.count == 1, "another team's key does not")
+        #expect(decide("payments", nil, "r4").events.count == 1, "a configured key named like a team does not")
+    }
+
+    @Test func keysAreCreatedOnceByNameAndRevokedOnce() {
+        var state = SchedulerState()
+        let id = KeyID()
+        let create = CreateKey(
+            requestID: RequestID("k1"), keyID: id,
+            key: ApiKeyCreated(name: "ci-bot", team: "payments", admin: false, hash: "aa", createdBy: "p"))
+        let made = Decide.decide(.createKey(create), state: state, now: now)
+        #expect(made.actions == [.replyKey(.created(repeatOf: nil))])
+        guard case .apiKeyCreated(let event)? = made.events.first?.event else {
+            Issue.record("no ApiKeyCreated: \(made)")
+            return
+        }
+        #expect(event == ApiKeyCreated(name: "ci-bot", team: "payments", admin: false, hash: "aa", createdBy: "p"))
+        #expect(made.events.first?.instanceID == id)
+        given([made], to: &state)
+        #expect(state.eventSeqs.isEmpty, "a key is not an instance")
+        // The transport delivered it twice: answered with the first, nothing new.
+        let again = Decide.decide(.createKey(create), state: state, now: now)
+        #expect(again.events.isEmpty && again.actions == [.replyKey(.created(repeatOf: 1))])
+        var other = create
+        other.keyID = KeyID()
+        other.key.hash = "bb"
+        let taken = Decide.decide(.createKey(other), state: state, now: now)
+        #expect(taken.events.isEmpty && taken.actions == [.replyKey(.nameTaken)])
+        #expect(
+            Decide.decide(.revokeKey(KeyID(), RequestID("x"), by: nil), state: state, now: now).actions == [
+                .replyKey(.unknown)
+            ])
+        let revoked = Decide.decide(.revokeKey(id, RequestID("r"), by: "p"), state: state, now: now)
+        #expect(revoked.actions == [.replyKey(.revoked)])
+        #expect(revoked.events.map(\.event) == [.apiKeyRevoked(ApiKeyRevoked(revokedBy: "p"))])
+        given([revoked], to: &state)
+        #expect(
+            Decide.decide(.revokeKey(id, RequestID("r2"), by: "p"), state: state, now: now).actions == [
+                .replyKey(.unknown)
+            ])
+        // The name is free again once its key is revoked; a revoked id is never reused.
+        #expect(Decide.decide(.createKey(other), state: state, now: now).events.count == 1)
+        #expect(Decide.decide(.createKey(create), state: state, now: now).events.isEmpty)
+        // And a stop for a key's id is no stop of an instance.
+        #expect(
+            Decide.decide(.cancel(id, RequestID("c")), state: state, now: now).actions == [.replyCancelled(.unknown)])
+    }
+
     @Test func aRedeliveredRequestIsNotStartedTwice() {
         var state = SchedulerState()
         let first = started(&state, request: "same")
@@ -261,12 +326,22 @@ import Wire
         record(
             Decide.decide(
                 .report(executor, Report(seq: 1, instanceID: ids[0], kind: .started, at: now)), state: state, now: now))
+        let key = KeyID()
+        record(
+            Decide.decide(
+                .createKey(
+                    CreateKey(
+                        requestID: RequestID("k"), keyID: key,
+                        key: ApiKeyCreated(name: "ci-bot", team: "t-1", admin: false, hash: "aa", createdBy: nil))),
+                state: state, now: now))
+        record(Decide.decide(.revokeKey(key, RequestID("kr"), by: nil), state: state, now: now))
         var rebuilt = SchedulerState()
         log.forEach { rebuilt.apply($0) }
         #expect(rebuilt.instances == state.instances)
         #expect(rebuilt.idempotency == state.idempotency)
         #expect(rebuilt.assigned == state.assigned)
         #expect(rebuilt.reportsApplied == state.reportsApplied)
+        #expect(rebuilt.keys == state.keys && rebuilt.keys[key]?.revoked == true)
         #expect(rebuilt.queue.count == 3)
     }
 }

@@ -60,3 +60,23 @@ package func everyEvent(_ id: InstanceID = fixedID) -> [EventEnvelope] {
         event(id, .instanceRequeued(InstanceRequeued(reason: "executor lost: no heartbeat for 10 s"))),
     ]
 }
+
+package let fixedKeyID = KeyID("5b1f7a52-3c49-4e6a-9d0e-2f8c51a0b7e4")!
+
+/// One example of every API key event, about `fixedKeyID` (a stream of its own).
+package func everyKeyEvent(_ id: KeyID = fixedKeyID) -> [EventEnvelope] {
+    [
+        EventEnvelope(
+            instanceID: id, at: Timestamp(millis: 1_764_380_000_300), requestID: RequestID("req-2"),
+            event: .apiKeyCreated(
+                ApiKeyCreated(
+                    name: "ci-bot", team: "payments", admin: false, hash: String(repeating: "cd", count: 32),
+                    createdBy: "0011223344556677"))),
+        EventEnvelope(
+            instanceID: id, at: Timestamp(millis: 1_764_380_000_400), requestID: RequestID("req-3"),
+            event: .apiKeyRevoked(ApiKeyRevoked(revokedBy: "0011223344556677"))),
+    ]
+}
+
+/// Every event type and version written today: the instance fixtures, then the key ones.
+package func everyEventType() -> [EventEnvelope] { everyEvent() + everyKeyEvent() }

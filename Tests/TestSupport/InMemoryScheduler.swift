@@ -12,7 +12,9 @@ import Wire
 package actor InMemoryScheduler: SchedulerLink {
     package private(set) var log: [EventEnvelope] = []
     private var statuses: [InstanceID: InstanceStatus] = [:]
-    private var keys: [String: InstanceID] = [:]
+    private var idempotency: [String: InstanceID] = [:]
+    /// API keys by id: name and whether revoked.
+    private var apiKeys: [KeyID: (name: String, revoked: Bool)] = [:]
     private var lost = 0
     /// While false, every command fails as a timed-out request does.
     package var reachable = true
@@ -56,8 +58,10 @@ package actor InMemoryScheduler: SchedulerLink {
         switch request {
         case .start(let start):
             starts.append((start, attachment))
-            let key = start.idempotencyKey.map { "\(start.principal ?? "")\n\($0)" }
-            if let key, let existing = keys[key] {
+            let key = start.idempotencyKey.map {
+                InstanceCreated.idempotencyScope(principal: start.principal, team: start.team, key: $0)
+            }
+            if let key, let existing = idempotency[key] {
                 let seq = log.first { $0.instanceID == existing }?.seq ?? 0
                 return .started(instanceID: existing, created: false, seq: seq)
             }
@@ -65,8 +69,8 @@ package actor InMemoryScheduler: SchedulerLink {
             let created = InstanceCreated(
                 entryPoint: start.entryPoint, arguments: start.arguments, timeoutMillis: start.timeoutMillis,
                 out: start.out, tags: start.tags, payload: PayloadRef(digest: "memory", size: attachment.count),
-                idempotencyKey: start.idempotencyKey, principal: start.principal)
-            if let key { keys[key] = id }
+                idempotencyKey: start.idempotencyKey, principal: start.principal, team: start.team)
+            if let key { idempotency[key] = id }
             let envelope = append(
                 EventEnvelope(instanceID: id, at: .now(), requestID: start.requestID, event: .instanceCreated(created)))
             publish([envelope])
@@ -80,6 +84,27 @@ package actor InMemoryScheduler: SchedulerLink {
                     event: .instanceCancelled(InstanceCancelled(reason: "stopped by a client"))))
             publish([envelope])
             return .cancelled(.cancelled, seq: envelope.seq)
+        case .createKey(let create):
+            if apiKeys.values.contains(where: { !$0.revoked && $0.name == create.key.name }) {
+                return .conflict(message: "an API key with that name exists already")
+            }
+            apiKeys[create.keyID] = (create.key.name, false)
+            let envelope = append(
+                EventEnvelope(
+                    instanceID: create.keyID, at: .now(), requestID: create.requestID,
+                    event: .apiKeyCreated(create.key)))
+            publish([envelope])
+            return .keyCreated(seq: envelope.seq)
+        case .revokeKey(let requestID, let id, let by):
+            guard let key = apiKeys[id], !key.revoked else { return .keyUnknown }
+            apiKeys[id]?.revoked = true
+            let envelope = append(
+                EventEnvelope(
+                    instanceID: id, at: .now(), requestID: requestID,
+                    event: .apiKeyRevoked(ApiKeyRevoked(revokedBy: by))
+                ))
+            publish([envelope])
+            return .keyRevoked(seq: envelope.seq)
         case .catchUp(let after, let limit):
             return .events(events: Array(log.dropFirst(Int(after)).prefix(limit)), head: head)
         case .instanceEvents(let id, let after, let limit):

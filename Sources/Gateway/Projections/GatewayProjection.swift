@@ -4,11 +4,12 @@ import Support
 import Synchronization
 import Wire
 
-/// The Gateway's read side: the status projection folded from the Scheduler's event stream, the
-/// log files, and the waiters that `/wait` parks until their instance's terminal event arrives.
+/// The Gateway's read side: the status and key projections folded from the Scheduler's event
+/// stream, the log files, and the waiters that `/wait` parks until their instance's terminal event arrives.
 final class GatewayProjection: Sendable {
     private struct State {
         var projection = StatusProjection()
+        var keys = KeyProjection()
         var waiters: [InstanceID: [Int: CheckedContinuation<InstanceView?, Never>]] = [:]
         var headWaiters: [Int: (seq: UInt64, continuation: CheckedContinuation<Bool, Never>)] = [:]
         var nextToken = 0
@@ -23,6 +24,30 @@ final class GatewayProjection: Sendable {
 
     var head: UInt64 { state.withLock { $0.projection.head } }
 
+    /// Whether the first catch-up completes within `timeout` (at once when it has).
+    func awaitReady(within timeout: Duration) async -> Bool {
+        await Self.first(within: timeout, otherwise: false) { (try? await self.ready.value()) != nil }
+    }
+
+    /// `work`'s answer, or `otherwise` once `timeout` (when there is one) passes first; the loser
+    /// is cancelled.
+    private static func first<T: Sendable>(
+        within timeout: Duration?, otherwise: T, _ work: @escaping @Sendable () async -> T
+    ) async -> T {
+        await withTaskGroup(of: T.self) { group in
+            group.addTask { await work() }
+            if let timeout {
+                group.addTask {
+                    try? await Task.sleep(for: timeout)
+                    return otherwise
+                }
+            }
+            let first = await group.next() ?? otherwise
+            group.cancelAll()
+            return first
+        }
+    }
+
     /// Applies events that continue the sequence; returns false at a gap (the caller catches up).
     func apply(_ events: [EventEnvelope]) -> Bool {
         for envelope in events {
@@ -31,6 +56,7 @@ final class GatewayProjection: Sendable {
             guard envelope.seq == current + 1 else { return false }
             if case .logAppended(let appended) = envelope.event { logs.append(envelope.instanceID, appended.lines) }
             let woken = state.withLock { state -> (InstanceView, [CheckedContinuation<InstanceView?, Never>])? in
+                state.keys.apply(envelope)
                 guard case .terminal(let id) = state.projection.apply(envelope),
                     let view = state.projection.instances[id]
                 else { return nil }
@@ -54,16 +80,7 @@ final class GatewayProjection: Sendable {
     /// most `timeout`; woken by `apply`, never by polling. Returns whether it got there.
     func waitForHead(_ seq: UInt64, timeout: Duration) async -> Bool {
         if head >= seq { return true }
-        return await withTaskGroup(of: Bool.self) { group in
-            group.addTask { await self.parkForHead(seq) }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
+        return await Self.first(within: timeout, otherwise: false) { await self.parkForHead(seq) }
     }
 
     private func parkForHead(_ seq: UInt64) async -> Bool {
@@ -89,6 +106,12 @@ final class GatewayProjection: Sendable {
 
     func view(_ id: InstanceID) -> InstanceView? { state.withLock { $0.projection.instances[id] } }
 
+    /// The live recorded key whose secret hashes to `hash` (lower-case hex).
+    func key(hash: String) -> KeyView? { state.withLock { $0.keys.live(hash: hash) } }
+
+    /// The live recorded keys, oldest first.
+    func liveKeys() -> [KeyView] { state.withLock { $0.keys.live } }
+
     /// How many instances are in each status (for `/metrics`), without copying any view.
     func countsByStatus() -> [InstanceStatus: Int] {
         state.withLock { state in
@@ -98,25 +121,16 @@ final class GatewayProjection: Sendable {
         }
     }
 
-    func list(status: InstanceStatus?, tag: String?, limit: Int, offset: Int) -> [InstanceView] {
-        state.withLock { $0.projection.list(status: status, tag: tag, limit: limit, offset: offset) }
+    func list(status: InstanceStatus?, tag: String?, visible: Visibility, limit: Int, offset: Int) -> [InstanceView] {
+        state.withLock {
+            $0.projection.list(status: status, tag: tag, visible: visible, limit: limit, offset: offset)
+        }
     }
 
     /// The instance once terminal, or nil when `timeout` passes first (or the task is cancelled).
     /// Costs no thread while it waits: the terminal event resumes it.
     func waitTerminal(_ id: InstanceID, timeout: Duration?) async -> InstanceView? {
-        await withTaskGroup(of: InstanceView?.self) { group in
-            group.addTask { await self.park(id) }
-            if let timeout {
-                group.addTask {
-                    try? await Task.sleep(for: timeout)
-                    return nil
-                }
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
+        await Self.first(within: timeout, otherwise: nil) { await self.park(id) }
     }
 
     private func park(_ id: InstanceID) async -> InstanceView? {

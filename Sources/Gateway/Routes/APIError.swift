@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import ReadModels
+import Wire
 
 /// An error answered as `{"ok": false, "message": ...}` with its status; extra fields allowed.
 struct APIError: Error, HTTPResponseError {
@@ -50,6 +51,20 @@ struct ErrorBodyMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch {
             context.logger.error("unexpected error", metadata: ["error": "\(error)"])
             throw APIError(.internalServerError, "the server failed to handle the request; see its log")
+        }
+    }
+}
+
+extension SchedulerLink {
+    /// `send`, with a Scheduler that does not answer in time as a 503 saying `unanswered`.
+    func ask(
+        _ request: SchedulerRequest, attachment: [UInt8] = [],
+        unanswered: String = "the scheduler did not answer in time; nothing was recorded by this request, retry later"
+    ) async throws -> SchedulerReply {
+        do {
+            return try await send(request, attachment: attachment)
+        } catch {
+            throw APIError(.serviceUnavailable, unanswered)
         }
     }
 }

@@ -23,8 +23,8 @@ struct ProcessRoutes: Sendable {
         api.get("v1/process/:id/log") { request, context in try await log(request, context) }
         api.get("v1/process/:id/history") { _, context in try await history(context) }
         api.get("v1/process/:id/events") { request, context in try await events(request, context) }
-        api.get("v2/process") { request, _ in try await list(request) }
-        api.get("v1/events") { request, _ in try await allEvents(request) }
+        api.get("v2/process") { request, context in try await list(request, context) }
+        api.get("v1/events") { request, context in try await allEvents(request, context) }
     }
 
     /// `after=`: a sequence number, 0 when absent.
@@ -51,8 +51,11 @@ struct ProcessRoutes: Sendable {
 
     /// Every event after `after`, as stored (JSON Lines, the log's own encoding, keys sorted), at
     /// most `limit` (default 1000, at most 1000) per answer; `Accord-Head` is the durable head, so a
-    /// reader knows when it has everything.
-    private func allEvents(_ request: Request) async throws -> Response {
+    /// reader knows when it has everything. Every team's events: admin keys only.
+    private func allEvents(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
+        guard context.caller.admin else {
+            throw APIError(.forbidden, "the whole event stream is for admin keys; this key belongs to a team")
+        }
         let query = request.uri.queryParameters
         let after = try Self.after(query)
         let limit = try Self.limit(query, default: 1000)
@@ -92,7 +95,7 @@ struct ProcessRoutes: Sendable {
         let command = StartInstance(
             requestID: .random(), entryPoint: parsed.entryPoint, arguments: parsed.arguments,
             timeoutMillis: parsed.timeoutMillis, out: parsed.out, tags: parsed.tags, idempotencyKey: idempotencyKey,
-            principal: context.principal)
+            principal: context.caller.principal, team: context.caller.team)
         switch try await ask(.start(command), attachment: body) {
         case .started(let id, _, let seq):
             await readYourWrite(seq)
@@ -116,26 +119,26 @@ struct ProcessRoutes: Sendable {
         return id
     }
 
-    /// The instance's view once the projection has caught up at start-up.
+    /// The instance's view once the projection has caught up at start-up, if the caller may see it:
+    /// another team's instance is answered exactly as one that does not exist.
     private func existing(_ context: AccordRequestContext) async throws -> InstanceView {
         let id = try instanceID(context)
         try await awaitReady()
-        guard let view = projection.view(id) else { throw APIError(.notFound, "no process instance \(id)") }
+        guard let view = projection.view(id), context.caller.visibility.sees(view) else {
+            throw APIError(.notFound, "no process instance \(id)")
+        }
         return view
     }
 
+    /// For a command or query the Scheduler answers: a team's key must see the instance here first
+    /// (an admin's goes to the Scheduler, which may know an instance this Gateway has yet to see).
+    private func visibleID(_ context: AccordRequestContext) async throws -> InstanceID {
+        guard context.caller.admin else { return try await existing(context).id }
+        return try instanceID(context)
+    }
+
     private func awaitReady() async throws {
-        let ready = await withTaskGroup(of: Bool.self) { group in
-            group.addTask { (try? await projection.ready.value()) != nil }
-            group.addTask {
-                try? await Task.sleep(for: .seconds(5))
-                return false
-            }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
-        }
-        guard ready else {
+        guard await projection.awaitReady(within: .seconds(5)) else {
             throw APIError(.serviceUnavailable, "the gateway is still catching up with the event log; retry shortly")
         }
     }
@@ -164,7 +167,7 @@ struct ProcessRoutes: Sendable {
     }
 
     private func stop(_ context: AccordRequestContext) async throws -> Response {
-        let id = try instanceID(context)
+        let id = try await visibleID(context)
         try await awaitReady()
         switch try await ask(.cancel(requestID: .random(), instanceID: id)) {
         case .cancelled(.unknown, _):
@@ -221,7 +224,7 @@ struct ProcessRoutes: Sendable {
     }
 
     private func events(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
-        let id = try instanceID(context)
+        let id = try await visibleID(context)
         let query = request.uri.queryParameters
         let after = try Self.after(query)
         let limit = try Self.limit(query, default: 100)
@@ -244,7 +247,7 @@ struct ProcessRoutes: Sendable {
         return JSONBody.response(.ok, items)
     }
 
-    private func list(_ request: Request) async throws -> Response {
+    private func list(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
         let query = request.uri.queryParameters
         var status: InstanceStatus?
         if let raw = query["status"].map(String.init), !raw.isEmpty {
@@ -265,7 +268,8 @@ struct ProcessRoutes: Sendable {
             } ?? 0
         let tag = query["tag"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         try await awaitReady()
-        let views = projection.list(status: status, tag: tag, limit: limit, offset: offset)
+        let views = projection.list(
+            status: status, tag: tag, visible: context.caller.visibility, limit: limit, offset: offset)
         return JSONBody.response(.ok, ReadModelBodies.listing(views))
     }
 
@@ -278,12 +282,6 @@ struct ProcessRoutes: Sendable {
     }
 
     private func ask(_ request: SchedulerRequest, attachment: [UInt8] = []) async throws -> SchedulerReply {
-        do {
-            return try await client.send(request, attachment: attachment)
-        } catch {
-            throw APIError(
-                .serviceUnavailable,
-                "the scheduler did not answer in time; nothing was recorded by this request, retry later")
-        }
+        try await client.ask(request, attachment: attachment)
     }
 }

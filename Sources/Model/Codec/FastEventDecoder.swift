@@ -17,7 +17,8 @@ package enum FastEventDecoder {
     /// nil for anything unexpected (the caller falls back to `JSONDecoder`).
     package static func envelope(_ value: JSONNode) -> EventEnvelope? {
         guard case .object(let o) = value, let seq = o["seq"]?.uint64, let type = o["type"]?.stringValue,
-            let version = o["version"]?.int, let id = o["instanceId"]?.stringValue.flatMap(InstanceID.init),
+            let version = o["version"]?.int,
+            let id = o[type.hasPrefix("ApiKey") ? "keyId" : "instanceId"]?.stringValue.flatMap(InstanceID.init),
             let at = o["at"]?.int64, let data = o["data"]?.objectValue
         else { return nil }
         var requestID: RequestID?
@@ -93,12 +94,13 @@ package enum FastEventDecoder {
                 let entryPoint = d.optional("entryPoint", \.stringValue),
                 let timeout = d.optional("timeoutMillis", \.int64),
                 let key = d.optional("idempotencyKey", \.stringValue),
-                let principal = d.optional("principal", \.stringValue)
+                let principal = d.optional("principal", \.stringValue), let team = d.optional("team", \.stringValue)
             else { return nil }
             return .instanceCreated(
                 InstanceCreated(
                     entryPoint: entryPoint, arguments: arguments, timeoutMillis: timeout, out: out, tags: tags,
-                    payload: PayloadRef(digest: digest, size: size), idempotencyKey: key, principal: principal))
+                    payload: PayloadRef(digest: digest, size: size), idempotencyKey: key, principal: principal,
+                    team: team))
         case ("InstanceAssigned", 1):
             guard let executor = d["executorID"]?.stringValue, let attempt = d["attempt"]?.int else { return nil }
             return .instanceAssigned(InstanceAssigned(executorID: ExecutorID(executor), attempt: attempt))
@@ -126,6 +128,15 @@ package enum FastEventDecoder {
         case ("StepsRecorded", 2):
             guard let steps = d["steps"].flatMap(stepRecords) else { return nil }
             return .stepsRecorded(StepsRecorded(steps: steps))
+        case ("ApiKeyCreated", 1):
+            guard let name = d["name"]?.stringValue, let admin = d["admin"]?.boolValue,
+                let hash = d["hash"]?.stringValue, let team = d.optional("team", \.stringValue),
+                let createdBy = d.optional("createdBy", \.stringValue)
+            else { return nil }
+            return .apiKeyCreated(ApiKeyCreated(name: name, team: team, admin: admin, hash: hash, createdBy: createdBy))
+        case ("ApiKeyRevoked", 1):
+            guard let revokedBy = d.optional("revokedBy", \.stringValue) else { return nil }
+            return .apiKeyRevoked(ApiKeyRevoked(revokedBy: revokedBy))
         default:
             return nil  // older versions go through `JSONDecoder` and their upcasters
         }

@@ -16,7 +16,8 @@ package enum FastEventEncoder {
             $0.field("at", envelope.at.millis)
             guard $0.nested("data", { data(envelope.event, &$0) }) else { return false }
             $0.field("importedFrom", envelope.importedFrom.map(Int64.init))
-            $0.field("instanceId", envelope.instanceID.description)
+            if !envelope.event.isKeyEvent { $0.field("instanceId", envelope.instanceID.description) }
+            if envelope.event.isKeyEvent { $0.field("keyId", envelope.instanceID.description) }
             if let origin = envelope.origin {
                 $0.nested("origin") {
                     $0.field("executor", origin.executor.rawValue)
@@ -48,6 +49,7 @@ package enum FastEventEncoder {
             }
             out.field("principal", e.principal)
             out.field("tags", strings: e.tags)
+            out.field("team", e.team)
             out.field("timeoutMillis", e.timeoutMillis)
         case .instanceAssigned(let e):
             out.field("attempt", Int64(e.attempt))
@@ -71,6 +73,14 @@ package enum FastEventEncoder {
         case .stepsRecorded(let e):
             out.key("steps")
             out.array(e.steps) { $0.stepRecord($1) }
+        case .apiKeyCreated(let e):
+            out.field("admin", e.admin)
+            out.field("createdBy", e.createdBy)
+            out.field("hash", e.hash)
+            out.field("name", e.name)
+            out.field("team", e.team)
+        case .apiKeyRevoked(let e):
+            out.field("revokedBy", e.revokedBy)
         }
         return true
     }

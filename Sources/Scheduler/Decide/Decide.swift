@@ -20,6 +20,10 @@ enum SchedulerCommand: Sendable {
     case startingExpired(InstanceID, attempt: Int, maxAttempts: Int)
     /// A dispatch of a STARTING instance is owed again: its executor went away or refused it.
     case requeue(InstanceID, reason: String)
+    /// Record an API key.
+    case createKey(CreateKey)
+    /// Revoke an API key.
+    case revokeKey(KeyID, RequestID, by: String?)
 }
 
 /// What a decision asks the owner to do besides appending its events.
@@ -32,6 +36,20 @@ enum SchedulerAction: Sendable, Equatable {
     case killOnExecutor(InstanceID, ExecutorID)
     /// Send the instance to the executor (after the events are durable).
     case dispatch(InstanceID, ExecutorID, attempt: Int)
+    /// Answer a key command.
+    case replyKey(KeyOutcome)
+}
+
+/// How a key command ended.
+enum KeyOutcome: Sendable, Equatable {
+    /// Created now, or a repeat of a creation (answered with the event `seq` that made it).
+    case created(repeatOf: UInt64?)
+    /// Another live key has that name.
+    case nameTaken
+    /// Revoked now.
+    case revoked
+    /// No such live key.
+    case unknown
 }
 
 /// The outcome of `decide`: events to append (in order) and actions for the owner.
@@ -51,7 +69,8 @@ enum Decide {
                 return decision
             }
             if let key = start.idempotencyKey,
-                let existing = state.idempotency[SchedulerState.idempotencyKey(principal: start.principal, key: key)]
+                let existing = state.idempotency[
+                    InstanceCreated.idempotencyScope(principal: start.principal, team: start.team, key: key)]
             {
                 decision.actions = [.replyStarted(existing, created: false)]
                 return decision
@@ -59,7 +78,7 @@ enum Decide {
             let created = InstanceCreated(
                 entryPoint: start.entryPoint, arguments: start.arguments, timeoutMillis: start.timeoutMillis,
                 out: start.out, tags: start.tags, payload: payload, idempotencyKey: start.idempotencyKey,
-                principal: start.principal)
+                principal: start.principal, team: start.team)
             decision.events = [
                 EventEnvelope(instanceID: newID, at: now, requestID: start.requestID, event: .instanceCreated(created))
             ]
@@ -162,6 +181,36 @@ enum Decide {
             decision.events = [
                 EventEnvelope(instanceID: id, at: now, event: .instanceRequeued(InstanceRequeued(reason: reason)))
             ]
+
+        case .createKey(let create):
+            if let existing = state.keys[create.keyID] {
+                // The transport delivered the request twice: the same key, answered again.
+                decision.actions = [
+                    .replyKey(existing.hash == create.key.hash ? .created(repeatOf: existing.seq) : .nameTaken)
+                ]
+                return decision
+            }
+            guard state.liveKey(named: create.key.name) == nil else {
+                decision.actions = [.replyKey(.nameTaken)]
+                return decision
+            }
+            decision.events = [
+                EventEnvelope(
+                    instanceID: create.keyID, at: now, requestID: create.requestID,
+                    event: .apiKeyCreated(create.key))
+            ]
+            decision.actions = [.replyKey(.created(repeatOf: nil))]
+
+        case .revokeKey(let id, let request, let by):
+            guard let key = state.keys[id], !key.revoked else {
+                decision.actions = [.replyKey(.unknown)]
+                return decision
+            }
+            decision.events = [
+                EventEnvelope(
+                    instanceID: id, at: now, requestID: request, event: .apiKeyRevoked(ApiKeyRevoked(revokedBy: by)))
+            ]
+            decision.actions = [.replyKey(.revoked)]
 
         case .executorLost(let id, let executor, let reason):
             guard let tracked = state.instances[id], tracked.executor == executor, tracked.status == .running else {

@@ -18,8 +18,10 @@ struct TrackedInstance: Sendable, Equatable, Codable {
 /// fold of the log up to its sequence number (`SnapshotTests`).
 struct SchedulerState: Sendable, Codable, Equatable {
     var instances: [InstanceID: TrackedInstance] = [:]
-    /// `principal \n Idempotency-Key` → instance.
+    /// `InstanceCreated.idempotencyScope` → instance.
     var idempotency: [String: InstanceID] = [:]
+    /// Recorded API keys (revoked ones too: an id is never reused).
+    var keys: [KeyID: TrackedKey] = [:]
     /// Request id → instance: a start the transport delivered twice is answered, not repeated.
     var requests: [RequestID: InstanceID] = [:]
     /// Instances waiting for an executor, oldest first (`ENQUEUED`, or `STARTING` again after a lost executor).
@@ -33,13 +35,20 @@ struct SchedulerState: Sendable, Codable, Equatable {
     /// The last sequence number applied.
     var head: UInt64 = 0
 
-    static func idempotencyKey(principal: String?, key: String) -> String { (principal ?? "") + "\n" + key }
+    /// The live key named `name`, if any.
+    func liveKey(named name: String) -> KeyID? {
+        keys.first { !$0.value.revoked && $0.value.name == name }?.key
+    }
 
     /// Folds one durable (or about to be durable) event in. Never fails; repeats change nothing.
     mutating func apply(_ envelope: EventEnvelope) {
         guard envelope.seq > head else { return }
         head = envelope.seq
         let id = envelope.instanceID
+        if envelope.event.isKeyEvent {
+            applyKey(envelope)
+            return
+        }
         eventSeqs[id, default: []].append(envelope.seq)
         if let origin = envelope.origin {
             reportsApplied[origin.executor] = max(reportsApplied[origin.executor] ?? 0, origin.seq)
@@ -49,7 +58,9 @@ struct SchedulerState: Sendable, Codable, Equatable {
             guard instances[id] == nil else { return }
             instances[id] = TrackedInstance(status: .enqueued, created: created, executor: nil, attempt: 0)
             if let key = created.idempotencyKey {
-                idempotency[SchedulerState.idempotencyKey(principal: created.principal, key: key)] = id
+                idempotency[
+                    InstanceCreated.idempotencyScope(principal: created.principal, team: created.team, key: key)] =
+                    id
             }
             if let request = envelope.requestID { requests[request] = id }
             queue.push(id)
@@ -83,8 +94,32 @@ struct SchedulerState: Sendable, Codable, Equatable {
             instances[id] = tracked
             if let executor = tracked.executor { assigned[executor]?.remove(id) }
             queue.remove(id)
+        case .apiKeyCreated, .apiKeyRevoked:
+            break
         }
     }
+
+    private mutating func applyKey(_ envelope: EventEnvelope) {
+        let id = envelope.instanceID
+        switch envelope.event {
+        case .apiKeyCreated(let created):
+            guard keys[id] == nil else { return }
+            keys[id] = TrackedKey(name: created.name, hash: created.hash, seq: envelope.seq, revoked: false)
+        case .apiKeyRevoked:
+            keys[id]?.revoked = true
+        default:
+            break
+        }
+    }
+}
+
+/// What the Scheduler knows of an API key: enough to keep names unique and answer repeats.
+struct TrackedKey: Sendable, Equatable, Codable {
+    var name: String
+    var hash: String
+    /// The event that created it.
+    var seq: UInt64
+    var revoked: Bool
 }
 
 /// A FIFO of instances to dispatch with O(1) removal by marking.

@@ -70,6 +70,34 @@ extension SchedulerCore {
         return .cancelled(outcome, seq: seq)
     }
 
+    /// Creating and revoking API keys: decided, appended, and answered once durable.
+    func key(_ command: SchedulerCommand) async -> SchedulerReply {
+        if let failure = log.failed { return Self.logUnavailable(failure) }
+        let decision = Decide.decide(command, state: state, now: .now())
+        var seq: UInt64 = 0
+        if !decision.events.isEmpty {
+            let ticket = stage(decision)
+            guard await durable(ticket) else {
+                return .unavailable(message: "the event log could not record the key change")
+            }
+            seq = ticket.envelopes.last?.seq ?? 0
+        }
+        for case .replyKey(let outcome) in decision.actions {
+            switch outcome {
+            case .created(let repeatOf):
+                guard let repeatOf else { return .keyCreated(seq: seq) }
+                do { try await log.waitDurable(repeatOf) } catch {
+                    return .unavailable(message: "the event log could not record the key")
+                }
+                return .keyCreated(seq: repeatOf)
+            case .nameTaken: return .conflict(message: "an API key with that name exists already")
+            case .revoked: return .keyRevoked(seq: seq)
+            case .unknown: return .keyUnknown
+            }
+        }
+        return .unavailable(message: "the key command was not decided")
+    }
+
     func eventSeqs(of id: InstanceID) -> [UInt64]? { state.eventSeqs[id] }
 
     /// Queue depth, registered executors and instances waiting too long, for `/metrics`.

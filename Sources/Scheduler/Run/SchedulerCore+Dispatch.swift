@@ -30,7 +30,7 @@ extension SchedulerCore {
 
     func perform(_ action: SchedulerAction) {
         switch action {
-        case .replyStarted, .replyCancelled:
+        case .replyStarted, .replyCancelled, .replyKey:
             break
         case .dispatch(let id, let executor, let attempt):
             guard let created = state.instances[id]?.created, let session = executors[executor],

@@ -12,7 +12,8 @@ import Wire
 /// (restart time stays flat as the log grows). The log stays the truth: a snapshot that is missing,
 /// unreadable, of another version, or ahead of the log is ignored and the log replayed in full.
 struct SchedulerSnapshot: Codable {
-    static let currentVersion = 1
+    /// 2: the state holds API keys.
+    static let currentVersion = 2
     var version = SchedulerSnapshot.currentVersion
     var seq: UInt64
     var state: SchedulerState
@@ -45,6 +46,9 @@ struct SnapshotStore: Sendable {
         for (seq, path) in files() where seq <= head {
             do {
                 let data = try Data(contentsOf: URL(fileURLWithPath: path))
+                struct Version: Decodable { var version: Int }
+                guard try JSONDecoder().decode(Version.self, from: data).version == SchedulerSnapshot.currentVersion
+                else { continue }
                 let snapshot = try JSONDecoder().decode(SchedulerSnapshot.self, from: data)
                 guard snapshot.version == SchedulerSnapshot.currentVersion, snapshot.seq == seq else { continue }
                 return snapshot
