@@ -23,6 +23,8 @@ package final class Deployment: @unchecked Sendable {
     package var gatewayArguments: [String] = ["--scheduler-timeout", "2"]
     package var executorArguments: [String] = []
     private var processes: [String: Process] = [:]
+    /// Gateways besides `gateway` (on `port`): their names and ports.
+    private var extraGateways: [String: Int] = [:]
     private let lock = NSLock()
 
     package init() throws {
@@ -36,6 +38,17 @@ package final class Deployment: @unchecked Sendable {
     }
 
     package var url: String { "http://127.0.0.1:\(port)" }
+
+    /// Another Gateway on the same Scheduler, started by `start(name)`; its port.
+    package func addGateway(_ name: String) -> Int {
+        let port = Deployment.freePort()
+        lock.withLock { extraGateways[name] = port }
+        return port
+    }
+
+    private var components: [String] {
+        ["scheduler", "executor", "gateway"] + lock.withLock { extraGateways.keys.sorted() }
+    }
 
     package func startAll() async throws {
         try start("scheduler")
@@ -54,9 +67,12 @@ package final class Deployment: @unchecked Sendable {
             arguments =
                 ["serve", "--data", data, "--capacity", "8"] + (getuid() == 0 ? [] : ["--unsandboxed"])
                 + executorArguments
-        default: arguments = ["--data", data, "--port", "\(port)"] + gatewayArguments
+        default:
+            let port = lock.withLock { extraGateways[component] } ?? port
+            arguments = ["--data", data, "--port", "\(port)"] + gatewayArguments
         }
-        process.executableURL = URL(fileURLWithPath: "\(bin)/accord-\(component)")
+        let program = component.hasPrefix("gateway") ? "gateway" : component
+        process.executableURL = URL(fileURLWithPath: "\(bin)/accord-\(program)")
         process.arguments = arguments
         if !FileManager.default.fileExists(atPath: logPath(component)) {
             _ = FileManager.default.createFile(atPath: logPath(component), contents: nil)
@@ -84,7 +100,7 @@ package final class Deployment: @unchecked Sendable {
 
     /// The last lines of each component's log, for a failure message.
     package func logTails(lines: Int = 15) -> String {
-        ["scheduler", "executor", "gateway"].map { component in
+        components.map { component in
             let text = (try? String(contentsOfFile: logPath(component), encoding: .utf8)) ?? ""
             return "--- \(component) ---\n" + text.split(separator: "\n").suffix(lines).joined(separator: "\n")
         }.joined(separator: "\n")
@@ -108,7 +124,7 @@ package final class Deployment: @unchecked Sendable {
 
     /// Stops every component cleanly and keeps the data folder (for the tooling to read).
     package func stopProcesses() {
-        for component in ["gateway", "executor", "scheduler"] { kill(component, signal: SIGTERM) }
+        for component in components.reversed() { kill(component, signal: SIGTERM) }
     }
 
     package func stop() {
@@ -119,10 +135,12 @@ package final class Deployment: @unchecked Sendable {
     }
 
     /// Waits until ping answers and a status read is served (the gateway has caught up).
-    package func waitUntilReady(timeout: Duration = .seconds(30)) async throws {
+    package func waitUntilReady(timeout: Duration = .seconds(30), port: Int? = nil) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let (status, _) = try? await request("GET", "/api/v2/process?limit=1"), status == 200 { return }
+            if let (status, _) = try? await request("GET", "/api/v2/process?limit=1", port: port), status == 200 {
+                return
+            }
             try await Task.sleep(for: .milliseconds(50))
         }
         throw TestFailure("the deployment did not become ready; logs in \(data)/logs")
@@ -130,14 +148,16 @@ package final class Deployment: @unchecked Sendable {
 
     // MARK: - HTTP
 
+    /// `key` (default: the configured admin key) and `port` (default: the first Gateway's) choose
+    /// who asks and where.
     package func request(
         _ method: String, _ path: String, body: [UInt8]? = nil, headers: [String: String] = [:],
-        timeout: TimeInterval = 30
+        timeout: TimeInterval = 30, key: String? = nil, port: Int? = nil
     ) async throws -> (Int, Data) {
-        var request = URLRequest(url: URL(string: url + path)!)
+        var request = URLRequest(url: URL(string: "http://127.0.0.1:\(port ?? self.port)" + path)!)
         request.httpMethod = method
         request.timeoutInterval = timeout
-        request.setValue(key, forHTTPHeaderField: "Authorization")
+        request.setValue(key ?? self.key, forHTTPHeaderField: "Authorization")
         if let body {
             request.httpBody = Data(body)
             request.setValue("application/octet-stream", forHTTPHeaderField: "Content-Type")
