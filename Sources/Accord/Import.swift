@@ -52,7 +52,8 @@ struct Import: AsyncParsableCommand {
         let clashes = incoming.intersection(existing)
         guard clashes.isEmpty else {
             throw CLIError(
-                "\(clashes.count) instance(s) already exist in \(data), e.g. \(clashes.first!); nothing was imported")
+                "\(clashes.count) instance(s) or key(s) already exist in \(data), e.g. \(clashes.first!); nothing was imported"
+            )
         }
         let log: FileEventLog
         do {
@@ -76,9 +77,11 @@ struct Import: AsyncParsableCommand {
             try await log.append(drafts).durable()
         }
         let after = log.durableHead
+        let keys = Set(events.filter(\.event.isKeyEvent).map(\.instanceID)).count
+        let instances = incoming.count - keys
         let renumbered = events.first?.seq != before + 1 || events.last?.seq != after
         Out.line(
-            "imported \(events.count) events of \(incoming.count) instance(s) into \(data) as #\(before + 1)...#\(after)"
+            "imported \(events.count) events of \(instances) instance(s)\(keys > 0 ? " and \(keys) API key(s)" : "") into \(data) as #\(before + 1)...#\(after)"
                 + (renumbered ? " (renumbered from #\(events.first!.seq)...#\(events.last!.seq))" : ""))
         let unfinished = status.filter { !$0.value.isTerminal }
         if !unfinished.isEmpty {

@@ -24,6 +24,9 @@ package final class Promise<Value: Sendable>: Sendable {
         for waiter in waiters { waiter.resume(with: result) }
     }
 
+    /// Whether the outcome has arrived (a read that need not wait).
+    package var isFulfilled: Bool { state.withLock { $0.result != nil } }
+
     /// Waits for the outcome.
     package func value() async throws -> Value {
         let token = state.withLock { state -> Int in

@@ -26,7 +26,8 @@ final class GatewayProjection: Sendable {
 
     /// Whether the first catch-up completes within `timeout` (at once when it has).
     func awaitReady(within timeout: Duration) async -> Bool {
-        await Self.first(within: timeout, otherwise: false) { (try? await self.ready.value()) != nil }
+        if ready.isFulfilled { return true }
+        return await Self.first(within: timeout, otherwise: false) { (try? await self.ready.value()) != nil }
     }
 
     /// `work`'s answer, or `otherwise` once `timeout` (when there is one) passes first; the loser
