@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
@@ -67,6 +69,14 @@ let package = Package(
         .target(
             name: "Transport", dependencies: ["CNNG", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
+        // A deployment's CA and its components' certificates, for mutual TLS between hosts.
+        .target(
+            name: "Certificates",
+            dependencies: [
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ], swiftSettings: strict),
         // A ZIP reader for untrusted archives: limits are checked while reading.
         .target(name: "Archive", dependencies: ["CZlib"], swiftSettings: strict),
 
@@ -126,7 +136,7 @@ let package = Package(
         .executableTarget(
             name: "Accord",
             dependencies: [
-                "EventLog", "ReadModels", "Wire", "Model", "JSON", "Archive",
+                "EventLog", "ReadModels", "Wire", "Model", "JSON", "Archive", "Certificates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
@@ -177,7 +187,8 @@ let package = Package(
             ],
             swiftSettings: gatewaySettings),
         .testTarget(
-            name: "TransportTests", dependencies: ["Transport", "CNNG", "TestSupport"], swiftSettings: strict),
+            name: "TransportTests", dependencies: ["Transport", "CNNG", "TestSupport", "Certificates"],
+            swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests", dependencies: ["EventLog", "Model", "TestSupport"], swiftSettings: strict),
     ]

@@ -42,19 +42,44 @@ struct Endpoint {
 
     /// Listens on `url`; for `ipc://`, a socket file left behind (by a killed process, or by the
     /// listener this one replaces) is removed first.
-    static func listen(_ socket: nng_socket, _ url: String) throws(NNGError) -> Endpoint {
+    static func listen(_ socket: nng_socket, _ url: String, tls: TLSConfigs.Configs?) throws(NNGError) -> Endpoint {
         if let path = ipcPath(url) { unlink(path) }
         var listener = nng_listener()
-        try check(nng_listen(socket, url, &listener, 0), "listen on \(url)")
+        guard isTLS(url) else {
+            try check(nng_listen(socket, url, &listener, 0), "listen on \(url)")
+            return Endpoint(handle: .listener(listener), url: url)
+        }
+        try check(nng_listener_create(&listener, socket, url), "listen on \(url)")
+        do {
+            try TLSConfigs.configure(listener: listener, url: url, tls)
+            try check(nng_listener_start(listener, 0), "listen on \(url)")
+        } catch {
+            nng_listener_close(listener)
+            throw error
+        }
         return Endpoint(handle: .listener(listener), url: url)
     }
 
     /// Dials `url` in the background (connects when the peer appears, reconnects after it goes).
-    static func dial(_ socket: nng_socket, _ url: String) throws(NNGError) -> Endpoint {
+    static func dial(_ socket: nng_socket, _ url: String, tls: TLSConfigs.Configs?) throws(NNGError) -> Endpoint {
         var dialer = nng_dialer()
-        try check(nng_dial(socket, url, &dialer, Int32(NNG_FLAG_NONBLOCK)), "dial \(url)")
+        guard isTLS(url) else {
+            try check(nng_dial(socket, url, &dialer, Int32(NNG_FLAG_NONBLOCK)), "dial \(url)")
+            return Endpoint(handle: .dialer(dialer), url: url)
+        }
+        try check(nng_dialer_create(&dialer, socket, url), "dial \(url)")
+        do {
+            try TLSConfigs.configure(dialer: dialer, url: url, tls)
+            try check(nng_dialer_start(dialer, Int32(NNG_FLAG_NONBLOCK)), "dial \(url)")
+        } catch {
+            nng_dialer_close(dialer)
+            throw error
+        }
         return Endpoint(handle: .dialer(dialer), url: url)
     }
+
+    /// `tls+tcp://`: a link that needs this process's certificates (`NNGSocket.useTLS`).
+    static func isTLS(_ url: String) -> Bool { url.hasPrefix("tls+tcp://") }
 
     var kind: String {
         switch handle {
@@ -203,8 +228,8 @@ extension NNGSocket {
         for endpoint in endpoints {
             let node: OpaquePointer? =
                 switch endpoint.handle {
-                case .listener(let listener): nng_stat_find_listener(stats, listener)
-                case .dialer(let dialer): nng_stat_find_dialer(stats, dialer)
+                case .listener(let listener): NNGStats.listener(stats, listener)
+                case .dialer(let dialer): NNGStats.dialer(stats, dialer)
                 }
             var counters: [String] = []
             var child = node.flatMap { nng_stat_child($0) }
@@ -230,7 +255,7 @@ extension NNGSocket {
             guard !gate.closed else { return }
             for index in gate.endpoints.indices {
                 guard case .dialer(let dialer) = gate.endpoints[index].handle,
-                    let node = nng_stat_find_dialer(stats, dialer),
+                    let node = NNGStats.dialer(stats, dialer),
                     let other = nng_stat_find(node, "other"), let pipes = nng_stat_find(node, "pipes")
                 else { continue }
                 let errors = nng_stat_value(other)
@@ -242,7 +267,7 @@ extension NNGSocket {
                 let url = gate.endpoints[index].url
                 nng_dialer_close(dialer)
                 // A dial that fails here is tried again at the next error; there will be one.
-                guard let fresh = try? Endpoint.dial(socket, url) else { continue }
+                guard let fresh = try? Endpoint.dial(socket, url, tls: tls) else { continue }
                 gate.endpoints[index] = fresh
                 restarted.append(url)
             }
@@ -256,7 +281,7 @@ extension NNGSocket {
         guard nng_stats_get(&stats) == 0, let stats else { return 0 }
         defer { nng_stats_free(stats) }
         return gate.withLock { $0.endpoints }.reduce(0) { sum, endpoint in
-            guard case .listener(let listener) = endpoint.handle, let node = nng_stat_find_listener(stats, listener),
+            guard case .listener(let listener) = endpoint.handle, let node = NNGStats.listener(stats, listener),
                 let stat = nng_stat_find(node, name)
             else { return sum }
             return sum + nng_stat_value(stat)
@@ -265,7 +290,7 @@ extension NNGSocket {
 
     /// A listener's count of the accept errors that can have stopped it.
     private static func stoppingErrors(_ stats: OpaquePointer, _ listener: nng_listener) -> UInt64? {
-        guard let node = nng_stat_find_listener(stats, listener),
+        guard let node = NNGStats.listener(stats, listener),
             let other = nng_stat_find(node, "other"), let canceled = nng_stat_find(node, "canceled")
         else { return nil }
         return nng_stat_value(other) + nng_stat_value(canceled)
@@ -281,7 +306,7 @@ extension NNGSocket {
                 guard case .listener(let listener) = gate.endpoints[index].handle, !gate.endpoints[index].probing
                 else { continue }
                 if gate.endpoints[index].needsListen {
-                    if let fresh = try? Endpoint.listen(socket, gate.endpoints[index].url) {
+                    if let fresh = try? Endpoint.listen(socket, gate.endpoints[index].url, tls: tls) {
                         gate.endpoints[index] = fresh
                     }
                     continue
@@ -342,7 +367,7 @@ extension NNGSocket {
                 case .listener(let listener) = gate.endpoints[index].handle
             else { return false }
             nng_listener_close(listener)
-            guard let fresh = try? Endpoint.listen(socket, url) else {
+            guard let fresh = try? Endpoint.listen(socket, url, tls: tls) else {
                 gate.endpoints[index].needsListen = true
                 return true
             }

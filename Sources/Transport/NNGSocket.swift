@@ -57,6 +57,8 @@ package final class NNGSocket: Sendable {
     package let pattern: NNGPattern
     /// Whether `EndpointWatchdog` looks after its listeners and dialers.
     let watched: Bool
+    /// What its `tls+tcp://` endpoints present and trust.
+    let tls: TLSConfigs.Configs?
 
     struct Gate {
         var closed = false
@@ -69,8 +71,14 @@ package final class NNGSocket: Sendable {
 
     /// Opens a socket; `maxMessageBytes` bounds what it accepts (larger messages are dropped by nng).
     /// `watched: false` leaves its endpoints out of `EndpointWatchdog` (the watchdog's own probes).
-    package init(_ pattern: NNGPattern, maxMessageBytes: Int = 1 << 20, watched: Bool = true) throws(NNGError) {
+    /// `tls` is the identity its `tls+tcp://` endpoints use, when not the process's (`useTLS`).
+    package init(
+        _ pattern: NNGPattern, maxMessageBytes: Int = 1 << 20, watched: Bool = true, tls identity: TLSIdentity? = nil
+    ) throws(NNGError) {
         self.watched = watched
+        self.tls =
+            try identity.map { identity throws(NNGError) in try TLSConfigs.Configs(identity) }
+            ?? TLSConfigs.current.withLock { $0 }
         var socket = nng_socket()
         let opened: Int32
         switch pattern {
@@ -133,7 +141,7 @@ package final class NNGSocket: Sendable {
         }
         try gate.withLock { gate throws(NNGError) in
             guard !gate.closed else { throw NNGError(code: Int32(NNG_ECLOSED.rawValue), operation: "listen on \(url)") }
-            gate.endpoints.append(try Endpoint.listen(socket, url))
+            gate.endpoints.append(try Endpoint.listen(socket, url, tls: tls))
         }
         if watched { EndpointWatchdog.shared.watch(self) }
     }
@@ -151,7 +159,7 @@ package final class NNGSocket: Sendable {
     package func dial(_ url: String) throws(NNGError) {
         try gate.withLock { gate throws(NNGError) in
             guard !gate.closed else { throw NNGError(code: Int32(NNG_ECLOSED.rawValue), operation: "dial \(url)") }
-            gate.endpoints.append(try Endpoint.dial(socket, url))
+            gate.endpoints.append(try Endpoint.dial(socket, url, tls: tls))
         }
         if watched { EndpointWatchdog.shared.watch(self) }
     }

@@ -32,6 +32,26 @@ import Testing
         await serving.value
     }
 
+    /// Each endpoint is judged by its own counters: with two listeners in one process, the
+    /// second's accepts are the second's (libnng 1.5.2's own lookup answers the first's).
+    @Test func eachListenerIsReadByItsOwnStatistics() async throws {
+        let quiet = try NNGSocket(.rep)
+        try quiet.listen(address())
+        let busy = try NNGSocket(.rep)
+        let url = address()
+        try busy.listen(url)
+        let serving = Task { await busy.serve(workers: 1) { $0 } }
+        let client = try NNGSocket(.req)
+        try client.dial(url)
+        #expect(try await client.request([1], timeout: Liveness.deadline) == [1])
+        #expect(busy.listenerCount("accept") == 1, "\(busy.transportDiagnosis())")
+        #expect(quiet.listenerCount("accept") == 0, "\(quiet.transportDiagnosis())")
+        client.close()
+        busy.close()
+        quiet.close()
+        await serving.value
+    }
+
     @Test func aRequestWithNobodyListeningTimesOut() async throws {
         let client = try NNGSocket(.req)
         try client.dial(address())
