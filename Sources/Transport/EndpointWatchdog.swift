@@ -31,6 +31,10 @@ struct Endpoint {
     /// A dialer's "other errors" count when last checked; a listener's "other" and "canceled"
     /// counts, summed, when it was last found accepting.
     var otherErrors: UInt64 = 0
+    /// A listener's explained errors when it was last found accepting: the socket's pipes removed
+    /// less the listener's "disconnect" count (a pipe that ends in an error other than a reset, a
+    /// peer leaving over ipc among them, counts as "other" on its listener too).
+    var explainedErrors: Int64 = 0
     /// A listener's probe is under way.
     var probing = false
     /// A listener that was closed to be restarted and could not listen again yet.
@@ -101,7 +105,8 @@ struct Endpoint {
 ///
 /// - a listener whose "other" or "canceled" count grew (an accept ended in NNG_ECLOSED or
 ///   NNG_ECANCELED, the only two errors after which nng accepts no more; "other" also counts
-///   errors after which it does go on) is probed: a socket of the matching pattern dials it, and
+///   errors after which it does go on) by more than the pipes its socket lost explain (a pipe that
+///   ends, a peer leaving over ipc say, counts as "other" on its listener too) is probed: a socket of the matching pattern dials it, and
 ///   once the probe's own handshake is through the listening socket must have accepted a pipe; a
 ///   listener that did not is closed (which drops the connections it held, so their peers dial
 ///   again) and listens afresh. A listener whose counts did not grow is never probed, and never
@@ -288,20 +293,25 @@ extension NNGSocket {
         }
     }
 
-    /// A listener's count of the accept errors that can have stopped it.
-    private static func stoppingErrors(_ stats: OpaquePointer, _ listener: nng_listener) -> UInt64? {
+    /// A listener's count of the accept errors that can have stopped it, and of the errors its
+    /// pipes' ends explain (see `Endpoint.explainedErrors`).
+    private func listenerErrors(_ stats: OpaquePointer, _ listener: nng_listener) -> (UInt64, Int64)? {
         guard let node = NNGStats.listener(stats, listener),
-            let other = nng_stat_find(node, "other"), let canceled = nng_stat_find(node, "canceled")
+            let other = nng_stat_find(node, "other"), let canceled = nng_stat_find(node, "canceled"),
+            let disconnects = nng_stat_find(node, "disconnect")
         else { return nil }
-        return nng_stat_value(other) + nng_stat_value(canceled)
+        let removed = Int64(pipesAdded.removed.load(ordering: .relaxed))
+        return (nng_stat_value(other) + nng_stat_value(canceled), removed - Int64(nng_stat_value(disconnects)))
     }
 
-    /// Starts a probe of each listener whose stopping errors grew since it was last found
-    /// accepting, unless one is under way; listens again where a restart could not.
+    /// Starts a probe of each listener with stopping errors that no ended pipe explains since it
+    /// was last found accepting (a handshake that failed: what stops a listener), unless one is
+    /// under way; listens again where a restart could not. A peer that leaves, or a probe that
+    /// hangs up, ends a pipe and explains its own error: it costs no probe.
     func probeSuspectListeners(_ stats: OpaquePointer) {
-        let due = gate.withLock { gate -> [(Int, String, UInt64)] in
+        let due = gate.withLock { gate -> [(Int, String, UInt64, Int64)] in
             guard !gate.closed else { return [] }
-            var due: [(Int, String, UInt64)] = []
+            var due: [(Int, String, UInt64, Int64)] = []
             for index in gate.endpoints.indices {
                 guard case .listener(let listener) = gate.endpoints[index].handle, !gate.endpoints[index].probing
                 else { continue }
@@ -311,15 +321,22 @@ extension NNGSocket {
                     }
                     continue
                 }
-                guard let errors = Self.stoppingErrors(stats, listener), errors > gate.endpoints[index].otherErrors
-                else { continue }
+                guard let (errors, explained) = listenerErrors(stats, listener) else { continue }
+                let unexplained =
+                    Int64(errors) - Int64(gate.endpoints[index].otherErrors)
+                    - (explained - gate.endpoints[index].explainedErrors)
+                guard unexplained > 0 else {
+                    gate.endpoints[index].otherErrors = errors
+                    gate.endpoints[index].explainedErrors = explained
+                    continue
+                }
                 gate.endpoints[index].probing = true
-                due.append((index, gate.endpoints[index].url, errors))
+                due.append((index, gate.endpoints[index].url, errors, explained))
             }
             return due
         }
-        for (index, url, errors) in due {
-            Task.detached(priority: .utility) { await self.probe(index, url, errors: errors) }
+        for (index, url, errors, explained) in due {
+            Task.detached(priority: .utility) { await self.probe(index, url, errors: errors, explained: explained) }
         }
     }
 
@@ -335,7 +352,7 @@ extension NNGSocket {
 
     /// Probes listener `index`; `errors` is its stopping-error count when the probe was decided
     /// (kept as its baseline once it is found accepting; an inconclusive probe is tried again).
-    private func probe(_ index: Int, _ url: String, errors: UInt64) async {
+    private func probe(_ index: Int, _ url: String, errors: UInt64, explained: Int64) async {
         defer {
             gate.withLock { gate in if gate.endpoints.indices.contains(index) { gate.endpoints[index].probing = false }
             }
@@ -358,7 +375,9 @@ extension NNGSocket {
         probe.close()
         if handedOn {
             gate.withLock { gate in
-                if gate.endpoints.indices.contains(index) { gate.endpoints[index].otherErrors = errors }
+                guard gate.endpoints.indices.contains(index) else { return }
+                gate.endpoints[index].otherErrors = errors
+                gate.endpoints[index].explainedErrors = explained
             }
         }
         guard through, !handedOn else { return }

@@ -244,8 +244,8 @@ import Testing
         try client.dial(url)
         #expect(try await client.request([1], timeout: Liveness.deadline) == [1])
         // Several watchdog ticks. A probe dials the listener and shows as a pipe accepted; one is
-        // due only for an accept error that can stop a listener ("other", "canceled": another
-        // test's hang-ups in this process can bump "other" here too), and confirms, not restarts.
+        // due only for an accept error that can stop a listener ("other", "canceled") that no
+        // ended pipe explains, and confirms, not restarts.
         let ticks = EndpointWatchdog.shared.tickCount
         #expect(await eventually { EndpointWatchdog.shared.tickCount >= ticks + 5 })
         #expect(try await client.request([2], timeout: Liveness.deadline) == [2])
@@ -269,6 +269,31 @@ import Testing
 /// closes of other sockets: behind a shared close queue, every later socket of the process stayed
 /// open and kept redialling until the process ran out of file descriptors.
 @Suite(.serialized) struct StuckCloseTests {
+    /// Peers that come and go cost the listener no probe: each leaves an "other" error on it
+    /// over ipc, explained by the pipe it ended. (Counted as errors, they made the watchdog probe
+    /// a busy listener every tick, and a probe that timed out under load restarted it.)
+    @Test func peersLeavingCostNoProbe() async throws {
+        let url = "ipc://" + NSTemporaryDirectory() + "accord-leaving-\(UUID().uuidString.prefix(8)).ipc"
+        let server = try NNGSocket(.rep)
+        try server.listen(url)
+        let serving = Task { await server.serve(workers: 2) { $0 } }
+        var added = 0
+        for n in 0..<5 {
+            let client = try NNGSocket(.req)
+            try client.dial(url)
+            #expect(try await client.request([UInt8(n)], timeout: Liveness.deadline) == [UInt8(n)])
+            added += client.pipesAdded.count.load(ordering: .relaxed)
+            client.close()
+        }
+        #expect(await eventually { server.listenerCount("other") >= 5 }, "\(server.transportDiagnosis())")
+        let ticks = EndpointWatchdog.shared.tickCount
+        #expect(await eventually { EndpointWatchdog.shared.tickCount >= ticks + 4 })
+        let probes = server.pipesAdded.count.load(ordering: .relaxed) - added
+        #expect(probes == 0, "\(server.transportDiagnosis())")
+        server.close()
+        await serving.value
+    }
+
     @Test func aStuckCloseDoesNotHoldUpOtherSockets() async throws {
         let release = DispatchSemaphore(value: 0)
         let stuck = try NNGSocket(.req, watched: false)
