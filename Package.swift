@@ -67,7 +67,11 @@ let package = Package(
             swiftSettings: strict),
         // nng sockets bridged to async/await.
         .target(
-            name: "Transport", dependencies: ["CNNG", .product(name: "Logging", package: "swift-log")],
+            name: "Transport",
+            dependencies: [
+                "CNNG", .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strict),
         // A deployment's CA and its components' certificates, for mutual TLS between hosts.
         .target(

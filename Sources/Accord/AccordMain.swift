@@ -19,7 +19,7 @@ struct Accord: AsyncParsableCommand {
         subcommands: [
             LogCommand.self, ProjectionsCommand.self, Show.self, Scan.self, BenchLog.self, Start.self, Status.self,
             Wait.self,
-            Logs.self, Kill.self, KeysCommand.self,
+            Logs.self, Kill.self, KeysCommand.self, CertsCommand.self,
         ])
 }
 

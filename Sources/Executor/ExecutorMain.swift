@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import Model
 import ServiceLifecycle
+import Transport
 import Wire
 
 /// `accord-executor`: runs instances for the Scheduler, each in a runner child process
@@ -44,6 +45,7 @@ struct ExecutorMain: AsyncParsableCommand {
         @Option(help: "The bubblewrap program.") var bwrap = "/usr/bin/bwrap"
         @Option(help: "The unprivileged user (uid[:gid]) sandboxed instances run as; never root.")
         var sandboxUser = "65534:65534"
+        @OptionGroup var transport: TransportOptions
 
         /// `--sandbox-user` read as a uid and gid.
         var sandboxIDs: (uid: uid_t, gid: gid_t)? {
@@ -74,10 +76,11 @@ struct ExecutorMain: AsyncParsableCommand {
 
         func run() async throws {
             LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+            let urls = try transport.secure(
+                [scheduler ?? "ipc://\(data)/run/executors.ipc", listen ?? "ipc://\(data)/run/\(name).ipc"],
+                component: "executor", logger: Logger(label: "accord.executor"))
             let config = ExecutorConfig(
-                name: name,
-                schedulerURL: scheduler ?? "ipc://\(data)/run/executors.ipc",
-                listenURL: listen ?? "ipc://\(data)/run/\(name).ipc",
+                name: name, schedulerURL: urls[0], listenURL: urls[1],
                 capacity: capacity,
                 workRoot: "\(data)/work/\(name)",
                 zipLimits: ZipLimits(maxEntries: maxEntries, maxUnpackedBytes: maxUnpackedBytes),

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Model
+import Transport
 import Wire
 
 /// `accord-gateway`: the HTTP API.
@@ -25,15 +26,17 @@ struct GatewayMain: AsyncParsableCommand {
     @Option(help: "Seconds a request may take to arrive (headers and body); slower clients are cut off.")
     var requestReadTimeout = 60.0
     @Option(help: "Seconds an idle connection (or one sending its headers) is kept open.") var idleTimeout = 30.0
+    @OptionGroup var transport: TransportOptions
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         let environmentKeys = (ProcessInfo.processInfo.environment["ACCORD_API_KEYS"] ?? "")
             .split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        let urls = try transport.secure(
+            [scheduler ?? "ipc://\(data)/run/scheduler.ipc", events ?? "ipc://\(data)/run/events.ipc"],
+            component: "gateway", logger: Logger(label: "accord.gateway"))
         let config = GatewayConfig(
-            host: host, port: port, dataDirectory: data,
-            schedulerURL: scheduler ?? "ipc://\(data)/run/scheduler.ipc",
-            eventsURL: events ?? "ipc://\(data)/run/events.ipc",
+            host: host, port: port, dataDirectory: data, schedulerURL: urls[0], eventsURL: urls[1],
             keysFile: keysFile ?? "\(data)/keys", environmentKeys: environmentKeys, authEnabled: !noAuth,
             maxBodyBytes: maxBodyBytes, maxUnpackedBytes: maxUnpackedBytes, maxEntries: maxEntries,
             schedulerTimeout: .milliseconds(Int64(schedulerTimeout * 1000)),

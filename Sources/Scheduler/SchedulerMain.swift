@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import Model
 import ServiceLifecycle
+import Transport
 import Wire
 
 /// `accord-scheduler`: the single writer of the event log.
@@ -25,14 +26,17 @@ struct SchedulerMain: AsyncParsableCommand {
     var enqueuedWarning = 30.0
     @Flag(inversion: .prefixedNo, help: "fsync before acknowledging (turn off only for throwaway tests).") var fsync =
         true
+    @OptionGroup var transport: TransportOptions
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        let urls = try transport.secure(
+            [
+                commands ?? "ipc://\(data)/run/scheduler.ipc", events ?? "ipc://\(data)/run/events.ipc",
+                executors ?? "ipc://\(data)/run/executors.ipc",
+            ], component: "scheduler", logger: Logger(label: "accord.scheduler"))
         let config = SchedulerConfig(
-            dataDirectory: data,
-            commandsURL: commands ?? "ipc://\(data)/run/scheduler.ipc",
-            eventsURL: events ?? "ipc://\(data)/run/events.ipc",
-            executorsURL: executors ?? "ipc://\(data)/run/executors.ipc",
+            dataDirectory: data, commandsURL: urls[0], eventsURL: urls[1], executorsURL: urls[2],
             fsync: fsync,
             executorLossTimeout: .milliseconds(Int64(executorLossTimeout * 1000)),
             startingTimeout: .milliseconds(Int64(startingTimeout * 1000)),

@@ -80,3 +80,20 @@ private final class Counter: Sendable {
     func add() { count.add(1, ordering: .relaxed) }
     var value: Int { count.load(ordering: .relaxed) }
 }
+
+/// `--tls` and `--insecure-transport`: which links a component may use.
+@Suite struct TransportOptionsTests {
+    @Test func tcpBecomesTLSOrIsRefusedUnlessPlaintextIsAskedFor() throws {
+        let urls = ["ipc:///run/a.ipc", "tcp://10.0.0.2:7000"]
+        #expect(
+            try TransportOptions.resolve(urls, tls: true, insecure: false) == [
+                "ipc:///run/a.ipc", "tls+tcp://10.0.0.2:7000",
+            ])
+        #expect(try TransportOptions.resolve(urls, tls: false, insecure: true) == urls)
+        #expect(throws: (any Error).self) { try TransportOptions.resolve(urls, tls: false, insecure: false) }
+        #expect(throws: (any Error).self) {
+            try TransportOptions.resolve(["tls+tcp://h:1"], tls: false, insecure: true)
+        }
+        #expect(try TransportOptions.resolve(["ipc:///x"], tls: false, insecure: false) == ["ipc:///x"])
+    }
+}

@@ -94,7 +94,16 @@ actor Reporter {
     }
 
     private func registerUntilAnswered() async {
+        var refusalsReported: UInt64 = 0
         while true {
+            // A TLS handshake that failed is the one refusal nng counts but never reports: say so.
+            let refusals = socket.dialerAuthFailures()
+            if refusals > refusalsReported {
+                refusalsReported = refusals
+                logger.error(
+                    "the scheduler's link refused the TLS handshake: this executor's certificate, or the scheduler's, is not signed by the deployment's CA (--tls)",
+                    metadata: ["handshakes refused": "\(refusals)"])
+            }
             guard let provider = registration else { return }
             let registration = await provider()
             do {
