@@ -230,6 +230,77 @@ import Testing
     }
 }
 
+/// The Gateway's fault seen in a chaos run: after the Scheduler restarted, every command timed out
+/// for 90 s and more. A peer that hangs up during the handshake stops a dialer for good in nng
+/// 1.5.2; the watchdog redials a stopped dialer with no pipe, but it read each dialer's counters
+/// through nng's lookup, which answers the process's first dialer: the Gateway's event
+/// subscription, connected, so the stopped command dialer was never redialled.
+@Suite struct StoppedDialerTests {
+    /// A unix socket at `path` that accepts connections and closes each at once, until `stop`.
+    final class HangingUpListener: @unchecked Sendable {
+        // @unchecked: `fd` is set once in init; the thread only reads it.
+        let fd: Int32
+        init(_ path: String) {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+            self.fd = fd
+            var address = sockaddr_un()
+            address.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &address.sun_path) { raw in
+                path.utf8CString.withUnsafeBytes {
+                    raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(raw.count)))
+                }
+            }
+            _ = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+            listen(fd, 16)
+            Thread.detachNewThread {
+                while true {
+                    let connection = accept(fd, nil, nil)
+                    guard connection >= 0 else { return }
+                    close(connection)
+                }
+            }
+        }
+        func stop() {
+            shutdown(fd, Int32(SHUT_RDWR))
+            close(fd)
+        }
+    }
+
+    @Test func aDialerStoppedByAHandshakeHangUpIsRedialledBesideAConnectedOne() async throws {
+        let events = "ipc://" + NSTemporaryDirectory() + "accord-ev-\(UUID().uuidString.prefix(8)).ipc"
+        let publisher = try NNGSocket(.pub)
+        try publisher.listen(events)
+        let subscriber = try NNGSocket(.sub)
+        try subscriber.dial(events)
+        #expect(await eventually { subscriber.pipesAdded.live > 0 })
+        let path = NSTemporaryDirectory() + "accord-cmd-\(UUID().uuidString.prefix(8)).ipc"
+        let hangingUp = HangingUpListener(path)
+        let client = try NNGSocket(.req)
+        try client.dial("ipc://" + path)
+        // Let the dialer meet a hang-up or two, then put the real listener there.
+        try await Task.sleep(for: .milliseconds(300))
+        hangingUp.stop()
+        unlink(path)
+        let server = try NNGSocket(.rep)
+        try server.listen("ipc://" + path)
+        let serving = Task { await server.serve(workers: 1) { $0 } }
+        let answered = await eventually(every: .milliseconds(100)) {
+            (try? await client.request([9], timeout: .seconds(2))) == [9]
+        }
+        #expect(answered, "the command dialer was never redialled\nclient: \(client.transportDiagnosis())")
+        client.close()
+        subscriber.close()
+        publisher.close()
+        server.close()
+        await serving.value
+        unlink(path)
+    }
+}
+
 /// The watchdog probes a listener only when nng's counters say it may have stopped: a probe of a
 /// healthy listener under load once timed out on a slow accept and restarted it, resetting every
 /// request in flight on its connections (`concurrentRequestsEachGetTheirOwnReply`: "receive
