@@ -17,6 +17,10 @@ package enum TransportEvent: Sendable {
     /// process helps; the services exit so that their supervisor (systemd, accord-local) restarts
     /// them.
     case closeStuck(since: ContinuousClock.Instant)
+    /// A `tls+tcp://` listener refused `count` more connections whose certificate the
+    /// deployment's CA did not sign (or that brought none): someone without the certificates is
+    /// trying to join.
+    case tlsRefused(url: String, count: UInt64)
 }
 
 /// A socket's listener or dialer, and what the watchdog last saw of it.
@@ -39,6 +43,8 @@ struct Endpoint {
     var probing = false
     /// A listener that was closed to be restarted and could not listen again yet.
     var needsListen = false
+    /// A TLS listener's refused handshakes ("auth") already reported.
+    var refusalsReported: UInt64 = 0
 
     static func ipcPath(_ url: String) -> String? {
         url.hasPrefix("ipc://") ? String(url.dropFirst("ipc://".count)) : nil
@@ -194,6 +200,7 @@ final class EndpointWatchdog: Sendable {
         for socket in live {
             socket.redialStoppedDialers(stats)
             socket.probeSuspectListeners(stats)
+            socket.reportTLSRefusals(stats)
         }
     }
 

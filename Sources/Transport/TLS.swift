@@ -123,4 +123,23 @@ extension NNGSocket {
             return sum + nng_stat_value(stat)
         }
     }
+
+    /// Reports each TLS listener's handshakes refused since the last report.
+    func reportTLSRefusals(_ stats: OpaquePointer) {
+        let refused = gate.withLock { gate -> [(String, UInt64)] in
+            var refused: [(String, UInt64)] = []
+            for index in gate.endpoints.indices where Endpoint.isTLS(gate.endpoints[index].url) {
+                guard case .listener(let listener) = gate.endpoints[index].handle,
+                    let node = NNGStats.listener(stats, listener), let auth = nng_stat_find(node, "auth")
+                else { continue }
+                let count = nng_stat_value(auth)
+                if count > gate.endpoints[index].refusalsReported {
+                    refused.append((gate.endpoints[index].url, count - gate.endpoints[index].refusalsReported))
+                    gate.endpoints[index].refusalsReported = count
+                }
+            }
+            return refused
+        }
+        for (url, count) in refused { EndpointWatchdog.report(.tlsRefused(url: url, count: count)) }
+    }
 }

@@ -19,6 +19,10 @@ package struct TransportLog: Sendable {
             logger.warning(
                 "restarted an nng \(kind) that had stopped (a peer hung up during the handshake)",
                 metadata: ["url": "\(url)"])
+        case .tlsRefused(let url, let count):
+            logger.warning(
+                "refused connections without a certificate of this deployment's CA (TLS handshake failed)",
+                metadata: ["url": "\(url)", "refused": "\(count)"])
         case .closeStuck(let since):
             logger.critical(
                 """

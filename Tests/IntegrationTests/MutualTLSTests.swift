@@ -55,6 +55,10 @@ extension DeploymentTests {
             String(decoding: metrics, as: UTF8.self).contains("accord_executors_count 1"),
             "only the deployment's own executor is registered")
         #expect(!schedulerLogNow(deployment).contains("intruder"), "the intruder never registered")
+        let told = await eventually(within: .seconds(10)) {
+            schedulerLogNow(deployment).contains("refused connections without a certificate of this deployment's CA")
+        }
+        #expect(told, "the scheduler says it refused someone: \(schedulerLogNow(deployment).suffix(1500))")
 
         // Plaintext TCP only when asked for by name.
         let plain = try spawn(

@@ -59,6 +59,13 @@ import Testing
         try plain.dial(address.replacingOccurrences(of: "tls+tcp://", with: "tcp://"))
         await #expect(throws: NNGError.self) { _ = try await plain.request([2], timeout: .milliseconds(500)) }
         #expect(served.value == 0)
+        // And the listener's side says so (the watchdog reports it from nng's counts, once a second).
+        let reported = await eventually(within: .seconds(10)) {
+            EndpointWatchdog.recent.withLock { recent in
+                recent.contains { if case .tlsRefused(address, _) = $0.event { true } else { false } }
+            }
+        }
+        #expect(reported, "\(server.transportDiagnosis())")
         intruder.close()
         plain.close()
         server.close()
