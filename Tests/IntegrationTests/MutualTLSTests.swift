@@ -41,9 +41,12 @@ extension DeploymentTests {
                 "serve", "--data", deployment.data, "--name", "intruder", "--scheduler", executors, "--listen",
                 "tcp://127.0.0.1:\(Deployment.freePort())", "--tls", theirs,
             ] + (getuid() == 0 ? [] : ["--unsandboxed"]), log: intruderLog)
+        var intruderStopped = false
         defer {
-            intruder.terminate()
-            intruder.waitUntilExit()
+            if !intruderStopped {
+                intruder.terminate()
+                intruder.waitUntilExit()
+            }
         }
         let refused = await eventually(within: .seconds(20)) {
             let text = (try? String(contentsOfFile: intruderLog, encoding: .utf8)) ?? ""
@@ -59,6 +62,15 @@ extension DeploymentTests {
             schedulerLogNow(deployment).contains("refused connections without a certificate of this deployment's CA")
         }
         #expect(told, "the scheduler says it refused someone: \(schedulerLogNow(deployment).suffix(1500))")
+
+        // An executor the Scheduler never answered stops at once when told to, not by its deadline.
+        intruder.terminate()
+        intruder.waitUntilExit()
+        intruderStopped = true
+        let stopped = (try? String(contentsOfFile: intruderLog, encoding: .utf8)) ?? ""
+        #expect(
+            stopped.contains("executor stopped") && !stopped.contains("graceful stop took over"),
+            "\(stopped.suffix(800))")
 
         // Plaintext TCP only when asked for by name.
         let plain = try spawn(

@@ -84,13 +84,23 @@ actor Reporter {
     /// told "unknown executor" and a batch of reports, say): one executor boot, one registration.
     private var registering: Task<Void, Never>?
 
-    /// Registers (again); returns once the Scheduler has answered.
+    /// Registers (again); returns once the Scheduler has answered, or once the caller is cancelled
+    /// (the executor stopping), which ends the attempt: an executor the Scheduler never answers
+    /// (refused by TLS, say) stopped only when its 5 s stop deadline forced it.
     func register() async {
-        if let registering { return await registering.value }
+        if let registering { return await Self.await(registering) }
         let attempt = Task { await self.registerUntilAnswered() }
         registering = attempt
-        await attempt.value
+        await Self.await(attempt)
         registering = nil
+    }
+
+    private static func await(_ attempt: Task<Void, Never>) async {
+        await withTaskCancellationHandler {
+            await attempt.value
+        } onCancel: {
+            attempt.cancel()
+        }
     }
 
     private func registerUntilAnswered() async {
