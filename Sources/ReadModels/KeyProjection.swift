@@ -49,6 +49,9 @@ package struct KeyProjection: Sendable {
     /// The live key whose secret hashes to `hash`.
     package func live(hash: String) -> KeyView? { byHash[hash].flatMap { keys[$0] } }
 
+    /// The key with this id, revoked or not.
+    package func key(_ id: KeyID) -> KeyView? { keys[id] }
+
     /// Keys not revoked, oldest first.
     package var live: [KeyView] {
         keys.values.filter { $0.revokedAt == nil }.sorted { ($0.createdAt, $0.name) < ($1.createdAt, $1.name) }

@@ -184,18 +184,7 @@ import Testing
     private func connectAndHangUp(_ path: String) {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            path.utf8CString.withUnsafeBytes {
-                raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(raw.count)))
-            }
-        }
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        _ = withUnixAddress(path) { connect(fd, $0, $1) }
     }
 
     @Test func aListenerStillAcceptsAfterAPeerHungUpDuringTheHandshake() async throws {
@@ -230,6 +219,20 @@ import Testing
     }
 }
 
+/// Calls `body` (`connect`, `bind`) with the unix socket address of `path`.
+private func withUnixAddress(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        path.utf8CString.withUnsafeBytes {
+            raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(raw.count)))
+        }
+    }
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+}
+
 /// The Gateway's fault seen in a chaos run: after the Scheduler restarted, every command timed out
 /// for 90 s and more. A peer that hangs up during the handshake stops a dialer for good in nng
 /// 1.5.2; the watchdog redials a stopped dialer with no pipe, but it read each dialer's counters
@@ -243,18 +246,7 @@ import Testing
         init(_ path: String) {
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
             self.fd = fd
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                path.utf8CString.withUnsafeBytes {
-                    raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0.prefix(raw.count)))
-                }
-            }
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
+            _ = withUnixAddress(path) { bind(fd, $0, $1) }
             listen(fd, 16)
             Thread.detachNewThread {
                 while true {

@@ -28,9 +28,8 @@ struct APIKeys: Sendable {
 
     var isEmpty: Bool { digests.isEmpty }
 
-    /// The principal (a short, non-secret fingerprint) of a valid key, or nil.
-    func authenticate(_ key: String) -> String? {
-        let presented = APIKeys.digest(key)
+    /// The principal (a short, non-secret fingerprint) of a valid key, given its `digest`, or nil.
+    func authenticate(digest presented: [UInt8]) -> String? {
         var match: [UInt8]?
         for digest in digests {
             var difference: UInt8 = 0

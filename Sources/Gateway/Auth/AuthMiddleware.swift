@@ -34,11 +34,14 @@ struct AuthMiddleware: RouterMiddleware {
             .unauthorized, "the API key is not valid (unknown or revoked); pass a valid key in the Authorization header"
         )
         guard !key.isEmpty else { throw invalid }
-        if let principal = keys.authenticate(key) { return Caller(principal: principal, team: nil, admin: true) }
+        let digest = APIKeys.digest(key)
+        if let principal = keys.authenticate(digest: digest) {
+            return Caller(principal: principal, team: nil, admin: true)
+        }
         guard await projection.awaitReady(within: .seconds(5)) else {
             throw APIError(.serviceUnavailable, "the gateway is still catching up with the event log; retry shortly")
         }
-        guard let recorded = projection.key(hash: Hex.encode(APIKeys.digest(key))) else { throw invalid }
+        guard let recorded = projection.key(hash: Hex.encode(digest)) else { throw invalid }
         return Caller(principal: recorded.id.description, team: recorded.team, admin: recorded.admin)
     }
 }

@@ -110,6 +110,9 @@ final class GatewayProjection: Sendable {
     /// The live recorded key whose secret hashes to `hash` (lower-case hex).
     func key(hash: String) -> KeyView? { state.withLock { $0.keys.live(hash: hash) } }
 
+    /// The recorded key with this id.
+    func key(id: KeyID) -> KeyView? { state.withLock { $0.keys.key(id) } }
+
     /// The live recorded keys, oldest first.
     func liveKeys() -> [KeyView] { state.withLock { $0.keys.live } }
 

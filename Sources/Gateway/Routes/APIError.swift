@@ -68,3 +68,10 @@ extension SchedulerLink {
         }
     }
 }
+
+extension Request {
+    /// The `Content-Type` without its parameters, lower-cased (`application/zip`).
+    var mediaType: String? {
+        headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces).lowercased()
+    }
+}

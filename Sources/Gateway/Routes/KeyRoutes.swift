@@ -82,9 +82,7 @@ struct KeyRoutes: Sendable {
 
     private func create(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
         try Self.requireAdmin(context)
-        if let type = request.headers[.contentType]?.split(separator: ";").first?.trimmingCharacters(in: .whitespaces)
-            .lowercased(), type != "application/json"
-        {
+        if let type = request.mediaType, type != "application/json" {
             throw APIError(.unsupportedMediaType, "send the key as application/json, not \(type)")
         }
         var request = request
@@ -106,7 +104,7 @@ struct KeyRoutes: Sendable {
                 "admin": .bool(asked.admin), "key": .string(secret), "result": .string("CREATED"),
                 "team": asked.team.map { .string($0) } ?? .json(.null),
             ]
-            if let view = projection.liveKeys().first(where: { $0.id == id }) {
+            if let view = projection.key(id: id) {
                 answer["createdAt"] = .string(view.createdAt.iso8601)
             }
             return JSONBody.response(.created, answer)

@@ -76,9 +76,7 @@ struct ProcessRoutes: Sendable {
     // MARK: - Start
 
     private func start(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
-        let mediaType = request.headers[.contentType]?.split(separator: ";").first?
-            .trimmingCharacters(in: .whitespaces).lowercased()
-        if let mediaType, mediaType != "application/octet-stream", mediaType != "application/zip" {
+        if let mediaType = request.mediaType, mediaType != "application/octet-stream", mediaType != "application/zip" {
             throw APIError(
                 .unsupportedMediaType,
                 "send the ZIP archive as application/octet-stream (or application/zip), not \(mediaType)")
