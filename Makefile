@@ -25,15 +25,18 @@ test: deps
 	@deploy/install-deps.sh --test
 	$(MAKE) --no-print-directory lint
 	swift build --build-tests
-	$(MAKE) --no-print-directory unit integration conformance chaos-short
+	deploy/test/with-postgres $(MAKE) --no-print-directory unit integration conformance chaos-short
+
+## Tests of the PostgreSQL log need a server: one is started unless ACCORD_TEST_DATABASE_URL names one.
+WITH_POSTGRES := $(if $(ACCORD_TEST_DATABASE_URL),,deploy/test/with-postgres)
 
 ## The pure parts and each service in process (no binaries started).
 unit:
-	swift test --skip-build --skip IntegrationTests
+	$(WITH_POSTGRES) swift test --skip-build --skip IntegrationTests
 
 ## The real binaries (.build/debug) over real sockets.
 integration:
-	swift test --skip-build --filter IntegrationTests
+	$(WITH_POSTGRES) swift test --skip-build --filter IntegrationTests
 
 conformance:
 	@ACCORD_BIN=.build/debug deploy/test/conformance.sh

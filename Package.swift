@@ -33,6 +33,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // System libraries: Debian's libnng-dev has no nng.pc, so its module map links by name.
@@ -55,6 +56,16 @@ let package = Package(
         // PostgreSQL log goes beside it). Only what writes the log links it: the Scheduler and the
         // offline tool. Gateways and executors cannot open it.
         .target(name: "EventLog", dependencies: ["Model", "JSON", "Support", "CZlib"], swiftSettings: strict),
+        // The event log, payloads, snapshots and leadership on PostgreSQL, for Schedulers on several
+        // hosts: the same EventLog protocol as the file log, with an epoch that fences a deposed leader.
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "EventLog", "Model", "JSON", "Support",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
         // Every message between processes (Gateway, Scheduler, Executor, runner), each with its codec.
         .target(name: "Wire", dependencies: ["Model", "JSON", "Support"], swiftSettings: strict),
         // The folds the API shows (status, history, logs), shared by the Gateway and the tool.
@@ -105,7 +116,7 @@ let package = Package(
         .executableTarget(
             name: "Scheduler",
             dependencies: [
-                "EventLog", "Wire", "Model", "JSON", "Support", "Transport",
+                "EventLog", "PostgresStore", "Wire", "Model", "JSON", "Support", "Transport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -140,18 +151,23 @@ let package = Package(
         .executableTarget(
             name: "Accord",
             dependencies: [
-                "EventLog", "ReadModels", "Wire", "Model", "JSON", "Archive", "Certificates",
+                "EventLog", "PostgresStore", "ReadModels", "Wire", "Model", "JSON", "Archive", "Certificates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict),
         .target(
-            name: "TestSupport", dependencies: ["CZlib", "Archive", "Model", "JSON", "Wire"], path: "Tests/TestSupport",
+            name: "TestSupport",
+            dependencies: [
+                "CZlib", "Archive", "Model", "JSON", "Wire", "PostgresStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ], path: "Tests/TestSupport",
             swiftSettings: strict),
         .testTarget(
             name: "ModelTests", dependencies: ["Model", "JSON", "Support", "TestSupport"], resources: [.copy("Golden")],
             swiftSettings: strict),
         .testTarget(
-            name: "EventLogTests", dependencies: ["EventLog", "Model", "JSON", "Wire", "TestSupport"],
+            name: "EventLogTests", dependencies: ["EventLog", "PostgresStore", "Model", "JSON", "Wire", "TestSupport"],
             exclude: ["Golden"], swiftSettings: strict),
         .testTarget(name: "WireTests", dependencies: ["Wire", "Model", "JSON", "TestSupport"], swiftSettings: strict),
         .testTarget(

@@ -8,6 +8,8 @@ packages=(libnng-dev libyaml-dev zlib1g-dev bubblewrap)
 # Release builds link the Swift runtime statically (--static-swift-stdlib: a runner starts in half the
 # time); Foundation's networking then links libcurl, which needs its development package.
 [ "${1:-}" = "--release" ] && packages+=(libcurl4-openssl-dev)
+# The test suite runs the PostgreSQL event log against a throwaway server (deploy/test/throwaway-postgres).
+[ "${1:-}" = "--test" ] && packages+=(postgresql)
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
@@ -17,6 +19,9 @@ fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing: ${need[*]}"
+    # Debian's PostgreSQL package would create and start a cluster of its own; tests start theirs.
+    mkdir -p /etc/postgresql-common/createcluster.d
+    echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.d/accord-no-main-cluster.conf
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else

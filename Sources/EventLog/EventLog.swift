@@ -6,21 +6,76 @@ import Support
 /// Appends are ordered by call: `append` assigns sequence numbers before it returns, so the order in
 /// which a single writer calls it is the order in the log. Durability is awaited separately
 /// (`AppendTicket.durable()`), which lets concurrent appends share one fsync.
-package protocol EventLog: Sendable {
+package protocol EventLog: AnyObject, Sendable {
     /// Assigns sequence numbers (in call order) and queues the events for the next durable write.
     func append(_ drafts: [EventEnvelope]) -> AppendTicket
 
     /// The highest sequence number that is durable (0 for an empty log).
     var durableHead: UInt64 { get }
 
-    /// Durable events with `seq > after`, oldest first, at most `limit`.
-    func read(after: UInt64, limit: Int) throws -> [EventEnvelope]
-
     /// Returns once every event up to `seq` is durable; throws if the log fails first.
     func waitDurable(_ seq: UInt64) async throws
 
+    /// Durable events with `seq > after`, oldest first, at most `limit`.
+    func read(after: UInt64, limit: Int) async throws -> [EventEnvelope]
+
     /// The durable events with these sequence numbers, in the given order; unknown ones are skipped.
-    func read(seqs: [UInt64]) throws -> [EventEnvelope]
+    func read(seqs: [UInt64]) async throws -> [EventEnvelope]
+
+    /// Calls `body` with every durable event from `firstSeq` on, in order.
+    func scan(from firstSeq: UInt64, _ body: (EventEnvelope) throws -> Void) async throws
+
+    /// Called with each durable batch, in log order, before any appender is told its events are
+    /// durable: the place to publish committed events in order. Each envelope comes with its JSON
+    /// exactly as stored, so publishing need not encode it again.
+    func onCommit(_ hook: @escaping @Sendable (_ envelopes: [EventEnvelope], _ json: [ArraySlice<UInt8>]) -> Void)
+
+    /// Why the log refuses appends, when a write has failed and `recover()` has not yet succeeded.
+    var failed: EventLogError? { get }
+
+    /// Failed writes so far: a reader that saw the same count before and after knows no event it
+    /// was shown has been refused since.
+    var failures: Int { get }
+
+    /// After a failed write: checks that the log can take writes again and where it really ends
+    /// (a write that failed may or may not have landed), then accepts appends again. Throws,
+    /// leaving the log refusing appends, while the fault persists; throws `EventLogFenced` when
+    /// another writer has taken the log over, which no retry mends.
+    func recover() async throws
+
+    /// What the writer has done so far, for metrics and benchmarks.
+    var appendStats: AppendStats { get }
+
+    /// Writes what is queued, then stops taking appends and lets the log go (another process
+    /// may open it at once).
+    func close() async
+}
+
+/// What a log's writer has done so far.
+package struct AppendStats: Sendable {
+    /// Durable writes (one fsync, or one transaction, each).
+    package var syncs: Int = 0
+    /// Events made durable.
+    package var events: Int = 0
+    /// Total time spent making batches durable, in nanoseconds.
+    package var syncNanos: UInt64 = 0
+
+    package init() {}
+
+    package mutating func record(events count: Int, took elapsed: Duration) {
+        syncs += 1
+        events += count
+        syncNanos +=
+            UInt64(elapsed.components.attoseconds / 1_000_000_000) + UInt64(elapsed.components.seconds) * 1_000_000_000
+    }
+}
+
+/// The log was taken over by another writer (a Scheduler that leads after this one was paused or
+/// cut off): this process must not append again, and exits.
+package struct EventLogFenced: Error, CustomStringConvertible {
+    package var description: String
+
+    package init(_ description: String) { self.description = description }
 }
 
 /// The result of `EventLog.append`: the numbered events, and a way to wait until they are on disk.
@@ -45,4 +100,13 @@ package struct EventLogError: Error, CustomStringConvertible {
     package var description: String
 
     package init(_ description: String) { self.description = description }
+}
+
+/// How an event is stored, in every log: its JSON, by the hand-written encoder where it covers the
+/// event, else by `Codable`.
+package enum EventRecord {
+    package static func body(of envelope: EventEnvelope) throws -> [UInt8] {
+        if let body = FastEventEncoder.encode(envelope) { return body }
+        return [UInt8](try EventCodec.encode(envelope))
+    }
 }

@@ -66,24 +66,12 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     }
     private let commitHook = Mutex<CommitHook?>(nil)
 
-    /// Called on the writer thread with each durable batch, in log order, before any appender
-    /// is told its events are durable: the place to publish committed events in order. Each
-    /// envelope comes with its JSON exactly as stored, so publishing need not encode it again.
+    /// Called on the writer thread with each durable batch (see `EventLog.onCommit`).
     package func onCommit(
         _ hook: @escaping @Sendable (_ envelopes: [EventEnvelope], _ json: [ArraySlice<UInt8>]) -> Void
     ) {
         let boxed = CommitHook(hook)
         commitHook.withLock { $0 = boxed }
-    }
-
-    /// What the writer has done so far, for metrics and benchmarks.
-    package struct AppendStats: Sendable {
-        /// Durable writes (one fsync each).
-        package var syncs: Int = 0
-        /// Events made durable.
-        package var events: Int = 0
-        /// Total time spent in fdatasync, in nanoseconds.
-        package var syncNanos: UInt64 = 0
     }
 
     /// What `open` found and repaired.
@@ -134,7 +122,6 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         Glibc.close(lockFD)
     }
 
-    /// Stops the writer after it has written what is queued.
     /// Stops the writer after it has written what is queued, waits for it, and releases the
     /// folder's lock (so the log can be opened again at once, by this process or another).
     package func close() {
@@ -181,7 +168,6 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             promise.fulfill(.success(()))
             return AppendTicket(envelopes: [], promise: promise)
         }
-        let encoder = EventCodec.makeEncoder()
         lock.lock()
         defer { lock.unlock() }
         if closed {
@@ -199,11 +185,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             for (offset, draft) in drafts.enumerated() {
                 var envelope = draft
                 envelope.seq = nextSeq + UInt64(offset)
-                if let body = FastEventEncoder.encode(envelope) {
-                    RecordFormat.append(body: body, to: &bytes)
-                } else {
-                    RecordFormat.append(body: try encoder.encode(envelope), to: &bytes)
-                }
+                RecordFormat.append(body: try EventRecord.body(of: envelope), to: &bytes)
                 numbered.append(envelope)
             }
         } catch {
@@ -423,13 +405,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         durableWaiters.removeAll { $0.seq <= head }
         lock.unlock()
         for waiter in reached { waiter.promise.fulfill(.success(())) }
-        stats.withLock {
-            $0.syncs += 1
-            $0.events += count
-            $0.syncNanos +=
-                UInt64(elapsed.components.attoseconds / 1_000_000_000) + UInt64(elapsed.components.seconds)
-                * 1_000_000_000
-        }
+        stats.withLock { $0.record(events: count, took: elapsed) }
         if let hook = commitHook.withLock({ $0 }) {
             hook.call(batch.flatMap(\.envelopes), batch.flatMap { RecordFormat.bodies($0.bytes) })
         }
@@ -476,7 +452,10 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     /// After a failed write: checks that the log can take writes again (room for `headroom` more
     /// bytes is reserved and released, and the segment syncs), then accepts appends again.
     /// Throws, leaving the log refusing appends, while the fault persists.
-    package func recover(headroom: Int = 64 << 10) throws {
+    package func recover() throws { try recover(headroom: 64 << 10) }
+
+    /// `recover()`, reserving `headroom` bytes as the probe.
+    package func recover(headroom: Int) throws {
         lock.lock()
         defer { lock.unlock() }
         guard failure != nil else { return }

@@ -1,6 +1,15 @@
 import EventLog
 import Model
+import PostgresStore
 import Wire
+
+/// Where the Scheduler keeps the log, the payloads and the snapshots.
+enum StoreChoice: Sendable {
+    /// Files under the data folder (one Scheduler per folder).
+    case files
+    /// A PostgreSQL database, shared by every Scheduler of the deployment (one leads).
+    case postgres(PostgresURL)
+}
 
 /// Everything the Scheduler reads from its command line, with the defaults documented in the README.
 struct SchedulerConfig: Sendable {
@@ -12,6 +21,8 @@ struct SchedulerConfig: Sendable {
     var eventsURL: String
     /// Where Executors register, heartbeat and report (req/rep). Default `ipc://<data>/run/executors.ipc`.
     var executorsURL: String
+    /// Files (the default) or PostgreSQL.
+    var store: StoreChoice = .files
     /// fsync the log and payloads before acknowledging (on by default; off only for throwaway tests).
     var fsync: Bool
     /// An executor silent for this long is declared lost.

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Foundation
 import Logging
 import Model
+import PostgresStore
 import ServiceLifecycle
 import Transport
 import Wire
@@ -26,7 +28,24 @@ struct SchedulerMain: AsyncParsableCommand {
     var enqueuedWarning = 30.0
     @Flag(inversion: .prefixedNo, help: "fsync before acknowledging (turn off only for throwaway tests).") var fsync =
         true
+    @Option(
+        help: ArgumentHelp(
+            "Where the log, payloads and snapshots live: 'files' (under --data) or postgres://user:password@host:port/database (default: ACCORD_DATABASE_URL, else files). Schedulers on one database take turns leading.",
+            valueName: "files|postgres-url"))
+    var store: String?
     @OptionGroup var transport: TransportOptions
+
+    func validate() throws { _ = try storeChoice() }
+
+    private func storeChoice() throws -> StoreChoice {
+        let chosen = store ?? ProcessInfo.processInfo.environment["ACCORD_DATABASE_URL"] ?? "files"
+        if chosen == "files" { return .files }
+        do {
+            return .postgres(try PostgresURL(chosen))
+        } catch {
+            throw ValidationError("--store: \(error)")
+        }
+    }
 
     func run() async throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
@@ -37,7 +56,7 @@ struct SchedulerMain: AsyncParsableCommand {
             ], component: "scheduler", logger: Logger(label: "accord.scheduler"))
         let config = SchedulerConfig(
             dataDirectory: data, commandsURL: urls[0], eventsURL: urls[1], executorsURL: urls[2],
-            fsync: fsync,
+            store: try storeChoice(), fsync: fsync,
             executorLossTimeout: .milliseconds(Int64(executorLossTimeout * 1000)),
             startingTimeout: .milliseconds(Int64(startingTimeout * 1000)),
             maxDispatchAttempts: maxDispatchAttempts,

@@ -2,6 +2,7 @@ import EventLog
 import Foundation
 import Logging
 import Model
+import PostgresStore
 import ServiceLifecycle
 import Transport
 import UnixSignals
@@ -10,29 +11,24 @@ import Wire
 /// Wires the Scheduler: log, payload store, core, and its three sockets; runs until SIGTERM/SIGINT.
 struct SchedulerService: Service {
     let core: SchedulerCore
-    let log: FileEventLog
+    let stores: Stores
+    var log: any EventLog { stores.log }
     let commands: NNGSocket
     let executors: NNGSocket
     let publisher: NNGSocket
     let logger: Logger
 
-    static func build(_ config: SchedulerConfig) throws -> ServiceGroup {
+    static func build(_ config: SchedulerConfig) async throws -> ServiceGroup {
         var logger = Logger(label: "accord.scheduler")
         logger.logLevel = .info
         NNGSocket.reportTransportEvents(TransportLog(logger: logger).report)
         try FileManager.default.createDirectory(
             atPath: config.dataDirectory + "/run", withIntermediateDirectories: true)
-        let log = try FileEventLog(directory: config.dataDirectory + "/events", fsync: config.fsync)
-        if log.recovery.truncatedBytes > 0 {
-            logger.warning(
-                "the event log had a torn tail, which was cut (it was never acknowledged)",
-                metadata: ["bytes": "\(log.recovery.truncatedBytes)", "where": "\(log.recovery.reason ?? "")"])
-        }
         if !config.fsync { logger.warning("fsync is OFF: acknowledged events can be lost in a crash") }
-        let payloads = try PayloadStore(directory: config.dataDirectory + "/payloads", fsync: config.fsync)
-        let snapshots = try SnapshotStore(directory: config.dataDirectory + "/snapshots", fsync: config.fsync)
-        let core = try SchedulerCore(
-            log: log, payloads: payloads, snapshots: snapshots, config: config, logger: logger)
+        let stores = try await Stores.open(config, logger: logger)
+        let log = stores.log
+        let core = try await SchedulerCore(
+            log: log, payloads: stores.payloads, snapshots: stores.snapshots, config: config, logger: logger)
 
         let publisher = try NNGSocket(.pub)
         try publisher.listen(config.eventsURL)
@@ -51,7 +47,7 @@ struct SchedulerService: Service {
                 "executors": "\(config.executorsURL)",
             ])
         let service = SchedulerService(
-            core: core, log: log, commands: commands, executors: executors, publisher: publisher, logger: logger)
+            core: core, stores: stores, commands: commands, executors: executors, publisher: publisher, logger: logger)
         return ServiceGroup(
             configuration: .init(services: [service], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
     }
@@ -80,7 +76,7 @@ struct SchedulerService: Service {
             executors.close()
         }
         await core.snapshotAtStop()
-        log.close()
+        await stores.close()
         publisher.close()
         logger.info("scheduler stopped")
     }
@@ -100,14 +96,14 @@ struct SchedulerService: Service {
                 reply = await core.key(.revokeKey(keyID, requestID, by: by))
             case .catchUp(let after, let limit):
                 let head = log.durableHead
-                reply = .events(events: try log.read(after: after, limit: min(max(limit, 1), 1000)), head: head)
+                reply = .events(events: try await log.read(after: after, limit: min(max(limit, 1), 1000)), head: head)
             case .instanceEvents(let id, let after, let limit):
                 guard let seqs = await core.eventSeqs(of: id) else {
                     reply = .instanceEvents(events: [], known: false)
                     break
                 }
                 let wanted = Array(seqs.lazy.filter { $0 > after }.prefix(min(max(limit, 1), 1000)))
-                reply = .instanceEvents(events: try log.read(seqs: wanted), known: true)
+                reply = .instanceEvents(events: try await log.read(seqs: wanted), known: true)
             case .ping:
                 reply = .pong(head: log.durableHead)
             case .stats:
@@ -137,5 +133,59 @@ struct SchedulerService: Service {
             reply = .unavailable(message: "\(error)")
         }
         return (try? WireFrame.encode(reply)) ?? []
+    }
+}
+
+/// The log, payloads and snapshots, on files or on PostgreSQL (where this process first waits to lead).
+struct Stores: Sendable {
+    let log: any EventLog
+    let payloads: any PayloadStorage
+    let snapshots: SnapshotStore
+    let leadership: Leadership?
+    let database: PostgresDatabase?
+
+    static func open(_ config: SchedulerConfig, logger: Logger) async throws -> Stores {
+        switch config.store {
+        case .files:
+            let log = try FileEventLog(directory: config.dataDirectory + "/events", fsync: config.fsync)
+            if log.recovery.truncatedBytes > 0 {
+                logger.warning(
+                    "the event log had a torn tail, which was cut (it was never acknowledged)",
+                    metadata: ["bytes": "\(log.recovery.truncatedBytes)", "where": "\(log.recovery.reason ?? "")"])
+            }
+            return Stores(
+                log: log,
+                payloads: try PayloadStore(directory: config.dataDirectory + "/payloads", fsync: config.fsync),
+                snapshots: try SnapshotStore(directory: config.dataDirectory + "/snapshots", fsync: config.fsync),
+                leadership: nil, database: nil)
+        case .postgres(let url):
+            let database = try await PostgresDatabase.open(url, logger: logger)
+            let holder = "\(ProcessInfo.processInfo.hostName) pid \(getpid()) commands \(config.commandsURL)"
+            let leadership = try await Leadership.acquire(
+                database, holder: holder, logger: logger,
+                standingBy: {
+                    logger.notice("standing by: another Scheduler leads", metadata: ["database": "\(url)"])
+                },
+                onLost: { reason in
+                    logger.critical("no longer the leader; exiting", metadata: ["why": "\(reason)"])
+                    exit(75)
+                })
+            let log = try await PostgresEventLog(
+                database: database, epoch: leadership.epoch, logger: logger,
+                onFenced: { _ in exit(75) })
+            logger.notice(
+                "leading",
+                metadata: ["database": "\(url)", "epoch": "\(leadership.epoch)", "head": "\(leadership.head)"])
+            return Stores(
+                log: log, payloads: PostgresPayloads(database: database),
+                snapshots: SnapshotStore(PostgresSnapshots(database: database)), leadership: leadership,
+                database: database)
+        }
+    }
+
+    func close() async {
+        await log.close()
+        await leadership?.release()
+        await database?.close()
     }
 }

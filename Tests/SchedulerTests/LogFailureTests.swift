@@ -37,7 +37,7 @@ import Wire
 
         let log = try FileEventLog(directory: root + "/events")
         defer { log.close() }
-        let core = try schedulerCore(root: root, log: log, fsync: true)
+        let core = try await schedulerCore(root: root, log: log, fsync: true)
         let executor = ExecutorID("stand-in/1")
         _ = await core.executorRequest(
             .register(ExecutorRegistration(executorID: executor, address: executorURL, capacity: 4, running: [])))

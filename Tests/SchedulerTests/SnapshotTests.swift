@@ -76,7 +76,7 @@ import Wire
         while let next = expected.pop() { #expect(drained.pop() == next) }
     }
 
-    @Test func theStoreKeepsTwoAndNeverOffersOneAheadOfTheLog() throws {
+    @Test func theStoreKeepsTwoAndNeverOffersOneAheadOfTheLog() async throws {
         let dir = NSTemporaryDirectory() + "accord-snapshots-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let store = try SnapshotStore(directory: dir, fsync: false)
@@ -84,18 +84,18 @@ import Wire
         var state = SchedulerState()
         for (index, event) in history(count: 10).enumerated() {
             state.apply(event)
-            if index % 10 == 9 { try store.write(SchedulerSnapshot(seq: state.head, state: state)) }
+            if index % 10 == 9 { try await store.write(SchedulerSnapshot(seq: state.head, state: state)) }
         }
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
         #expect(files.count == 2, "\(files)")
-        let newest = try #require(store.latest(atMost: .max, logger: logger))
+        let newest = try #require(await store.latest(atMost: .max, logger: logger))
         #expect(newest.seq == state.head - state.head % 10)
-        let older = try #require(store.latest(atMost: newest.seq - 1, logger: logger))
+        let older = try #require(await store.latest(atMost: newest.seq - 1, logger: logger))
         #expect(older.seq < newest.seq)
-        #expect(store.latest(atMost: older.seq - 1, logger: logger) == nil)
+        #expect(await store.latest(atMost: older.seq - 1, logger: logger) == nil)
 
         // A damaged newest snapshot is skipped for the one before it.
         try Data("{not json".utf8).write(to: URL(fileURLWithPath: dir + "/scheduler-\(newest.seq).json"))
-        #expect(store.latest(atMost: .max, logger: logger)?.seq == older.seq)
+        #expect(await store.latest(atMost: .max, logger: logger)?.seq == older.seq)
     }
 }

@@ -16,7 +16,7 @@ import Wire
         defer { cleanUp(root) }
         let log = try FileEventLog(directory: root + "/events", fsync: false)
         defer { log.close() }
-        let core = try schedulerCore(root: root, log: log, fsync: false)
+        let core = try await schedulerCore(root: root, log: log, fsync: false)
         let payload = ZipBuilder.payload("main:\n- log: x\n")
         func start(request: RequestID, key: String?) -> StartInstance {
             StartInstance(

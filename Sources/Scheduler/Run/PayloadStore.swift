@@ -9,10 +9,18 @@ import Model
     import Glibc
 #endif
 
-/// Archives, content-addressed by SHA-256, beside the event log. A payload is durable (file and
-/// folder fsynced) before the event that names it is appended. Blocking file work runs on its own
-/// queue, never on the cooperative pool.
-final class PayloadStore: Sendable {
+/// Where archives are kept, content-addressed by SHA-256. A payload is durable before the event
+/// that names it is appended.
+protocol PayloadStorage: Sendable {
+    /// Stores `bytes` (once per distinct content) and returns its reference.
+    func put(_ bytes: [UInt8]) async throws -> PayloadRef
+    /// The stored archive.
+    func get(_ ref: PayloadRef) async throws -> [UInt8]
+}
+
+/// Archives as files beside the file log (file and folder fsynced). Blocking file work runs on its
+/// own queue, never on the cooperative pool.
+final class PayloadStore: PayloadStorage {
     private let directory: String
     private let fsyncEnabled: Bool
     private let queue = DispatchQueue(label: "accord.payloads", attributes: .concurrent)

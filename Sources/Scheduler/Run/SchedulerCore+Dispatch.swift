@@ -9,7 +9,7 @@ import Wire
 extension SchedulerCore {
     /// Gives waiting instances to executors with free capacity, least loaded first.
     func pumpDispatch() {
-        guard log.failed == nil else { return }
+        guard log.failed == nil, !recovering else { return }
         while state.queue.count > 0 {
             let candidates = executors.values.filter { $0.socket != nil && load(of: $0.id) < $0.capacity }
             guard let executor = candidates.min(by: { load(of: $0.id) < load(of: $1.id) }) else { return }

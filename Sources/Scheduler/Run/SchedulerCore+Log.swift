@@ -2,13 +2,21 @@ import EventLog
 import Foundation
 import Logging
 import Model
+import Support
 import Transport
 import Wire
 
 /// Appending: decisions staged, made durable, and the recovery after a failed write.
 extension SchedulerCore {
     /// Appends and applies a decision's events now; durability is awaited separately.
+    /// While a recovery rebuilds the state (it suspends to read the log), nothing is staged: the
+    /// events would go into the log but not into the state that replaces this one.
     func stage(_ decision: Decision) -> AppendTicket {
+        guard !recovering else {
+            let refused = Promise<Void>()
+            refused.fulfill(.failure(EventLogError("the event log is being recovered")))
+            return AppendTicket(envelopes: [], promise: refused)
+        }
         let ticket = log.append(decision.events)
         for envelope in ticket.envelopes {
             state.apply(envelope)
@@ -49,8 +57,11 @@ extension SchedulerCore {
         while true {
             try? await Task.sleep(for: .seconds(1))
             do {
-                try log.recover()
+                try await log.recover()
                 break
+            } catch let fenced as EventLogFenced {
+                logger.critical("this Scheduler no longer leads; exiting", metadata: ["why": "\(fenced)"])
+                exit(75)
             } catch {
                 attempts += 1
                 if attempts % 30 == 0 {
@@ -58,9 +69,10 @@ extension SchedulerCore {
                 }
             }
         }
-        // No suspension from here on: nothing is staged between the probe and the rebuild.
+        // Nothing is staged between the probe and the rebuild: every command is refused while
+        // `recovering` holds.
         do {
-            let rebuilt = try Self.rebuild(log, snapshots, logger)
+            let rebuilt = try await Self.rebuild(log, snapshots, logger)
             state = rebuilt.state
             snapshotSeq = rebuilt.snapshot
         } catch {

@@ -22,7 +22,7 @@ extension SchedulerCore {
             do {
                 try await log.waitDurable(snapshot.seq)
                 guard log.failures == failures else { throw EventLogError("the log failed meanwhile") }
-                try snapshots.write(snapshot)
+                try await snapshots.write(snapshot)
                 logger.info(
                     "snapshot written",
                     metadata: ["seq": "\(snapshot.seq)", "duration": "\(started.duration(to: .now))"])
@@ -41,7 +41,7 @@ extension SchedulerCore {
         let snapshot = SchedulerSnapshot(seq: state.head, state: state)
         do {
             try await log.waitDurable(snapshot.seq)
-            try snapshots.write(snapshot)
+            try await snapshots.write(snapshot)
             logger.info("snapshot written at stop", metadata: ["seq": "\(snapshot.seq)"])
         } catch {
             logger.warning("no snapshot at stop", metadata: ["error": "\(error)"])

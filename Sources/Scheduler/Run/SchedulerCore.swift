@@ -15,8 +15,8 @@ import Wire
 /// appends, and once a probe shows it can take writes again the state is rebuilt from the log, so
 /// the events it refused leave no trace.
 actor SchedulerCore {
-    let log: FileEventLog
-    let payloads: PayloadStore
+    let log: any EventLog
+    let payloads: any PayloadStorage
     let config: SchedulerConfig
     let logger: Logger
     var state = SchedulerState()
@@ -38,9 +38,9 @@ actor SchedulerCore {
     var rebuiltFrom: (snapshot: UInt64, replayed: Int, duration: Duration) = (0, 0, .zero)
 
     init(
-        log: FileEventLog, payloads: PayloadStore, snapshots: SnapshotStore? = nil, config: SchedulerConfig,
+        log: any EventLog, payloads: any PayloadStorage, snapshots: SnapshotStore? = nil, config: SchedulerConfig,
         logger: Logger
-    ) throws {
+    ) async throws {
         self.log = log
         self.payloads = payloads
         self.snapshots = snapshots
@@ -48,24 +48,24 @@ actor SchedulerCore {
         self.logger = logger
         self.deadlines = Deadlines(limits: Self.deadlineLimits(config))
         let started = ContinuousClock.now
-        let rebuilt = try Self.rebuild(log, snapshots, logger)
+        let rebuilt = try await Self.rebuild(log, snapshots, logger)
         state = rebuilt.state
         snapshotSeq = rebuilt.snapshot
         rebuiltFrom = (rebuilt.snapshot, rebuilt.replayed, started.duration(to: .now))
     }
 
     /// The state the durable log stands for: the newest usable snapshot, then the events after it.
-    static func rebuild(_ log: FileEventLog, _ snapshots: SnapshotStore?, _ logger: Logger) throws -> (
+    static func rebuild(_ log: any EventLog, _ snapshots: SnapshotStore?, _ logger: Logger) async throws -> (
         state: SchedulerState, snapshot: UInt64, replayed: Int
     ) {
         var state = SchedulerState()
         var from: UInt64 = 0
-        if let snapshot = snapshots?.latest(atMost: log.durableHead, logger: logger) {
+        if let snapshot = await snapshots?.latest(atMost: log.durableHead, logger: logger) {
             state = snapshot.state
             from = snapshot.seq
         }
         var replayed = 0
-        try log.scan(from: from + 1) {
+        try await log.scan(from: from + 1) {
             state.apply($0)
             replayed += 1
         }

@@ -19,9 +19,57 @@ struct SchedulerSnapshot: Codable {
     var state: SchedulerState
 }
 
+/// Where snapshots are kept: files beside the file log, or rows beside the PostgreSQL log.
+protocol SnapshotStorage: Sendable {
+    /// The stored snapshots' sequence numbers, newest first.
+    func seqs() async throws -> [UInt64]
+    func read(seq: UInt64) async throws -> Data?
+    /// Stores one, whole or not at all, and keeps only the newest two.
+    func write(seq: UInt64, _ data: Data) async throws
+}
+
+/// Encodes and checks snapshots over a `SnapshotStorage`.
+struct SnapshotStore: Sendable {
+    let storage: any SnapshotStorage
+
+    init(_ storage: any SnapshotStorage) { self.storage = storage }
+
+    /// Snapshots in `directory` (`FileSnapshots`).
+    init(directory: String, fsync: Bool) throws { self.init(try FileSnapshots(directory: directory, fsync: fsync)) }
+
+    /// The newest readable snapshot at or below `head`.
+    func latest(atMost head: UInt64, logger: Logger) async -> SchedulerSnapshot? {
+        let seqs: [UInt64]
+        do {
+            seqs = try await storage.seqs()
+        } catch {
+            logger.warning("the snapshots cannot be listed", metadata: ["error": "\(error)"])
+            return nil
+        }
+        for seq in seqs where seq <= head {
+            do {
+                guard let data = try await storage.read(seq: seq) else { continue }
+                struct Version: Decodable { var version: Int }
+                guard try JSONDecoder().decode(Version.self, from: data).version == SchedulerSnapshot.currentVersion
+                else { continue }
+                let snapshot = try JSONDecoder().decode(SchedulerSnapshot.self, from: data)
+                guard snapshot.version == SchedulerSnapshot.currentVersion, snapshot.seq == seq else { continue }
+                return snapshot
+            } catch {
+                logger.warning("ignoring an unreadable snapshot", metadata: ["seq": "\(seq)", "error": "\(error)"])
+            }
+        }
+        return nil
+    }
+
+    func write(_ snapshot: SchedulerSnapshot) async throws {
+        try await storage.write(seq: snapshot.seq, try JSONEncoder().encode(snapshot))
+    }
+}
+
 /// `snapshots/scheduler-<seq>.json`, written to a temporary file, fsynced and renamed, so a crash
 /// leaves either the old snapshot or the new one. The newest two are kept.
-struct SnapshotStore: Sendable {
+struct FileSnapshots: SnapshotStorage {
     let directory: String
     let fsync: Bool
 
@@ -41,27 +89,14 @@ struct SnapshotStore: Sendable {
         }.sorted { $0.0 > $1.0 }
     }
 
-    /// The newest readable snapshot at or below `head`.
-    func latest(atMost head: UInt64, logger: Logger) -> SchedulerSnapshot? {
-        for (seq, path) in files() where seq <= head {
-            do {
-                let data = try Data(contentsOf: URL(fileURLWithPath: path))
-                struct Version: Decodable { var version: Int }
-                guard try JSONDecoder().decode(Version.self, from: data).version == SchedulerSnapshot.currentVersion
-                else { continue }
-                let snapshot = try JSONDecoder().decode(SchedulerSnapshot.self, from: data)
-                guard snapshot.version == SchedulerSnapshot.currentVersion, snapshot.seq == seq else { continue }
-                return snapshot
-            } catch {
-                logger.warning("ignoring an unreadable snapshot", metadata: ["path": "\(path)", "error": "\(error)"])
-            }
-        }
-        return nil
+    func seqs() -> [UInt64] { files().map(\.seq) }
+
+    func read(seq: UInt64) throws -> Data? {
+        try Data(contentsOf: URL(fileURLWithPath: directory + "/scheduler-\(seq).json"))
     }
 
-    func write(_ snapshot: SchedulerSnapshot) throws {
-        let data = try JSONEncoder().encode(snapshot)
-        let final = directory + "/scheduler-\(snapshot.seq).json"
+    func write(seq: UInt64, _ data: Data) throws {
+        let final = directory + "/scheduler-\(seq).json"
         let temporary = final + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw EventLogError("cannot create \(temporary): \(String(cString: strerror(errno)))") }

@@ -1,0 +1,188 @@
+import EventLog
+import Foundation
+import Logging
+import Model
+import NIOCore
+import PostgresNIO
+
+/// One deployment's tables in a PostgreSQL database, and the connections that reach them.
+///
+/// - `accord_log`: one row; the leader's `epoch` (raised by every Scheduler that takes over), the
+///   `head` (the last committed sequence number) and the leader's lease. Every append updates it
+///   on the condition that the epoch is still the appender's own: that is the fence.
+/// - `accord_events`: one row per event, `body` the event's JSON exactly as the file log stores it.
+/// - `accord_payloads`: archives by SHA-256; `accord_snapshots`: the Scheduler's state at a seq.
+package final class PostgresDatabase: Sendable {
+    package let url: PostgresURL
+    let logger: Logger
+    /// For reads, payloads and snapshots (the writer and the lease have connections of their own).
+    let client: PostgresClient
+    private let running: Task<Void, Never>
+
+    /// Connects, and creates the tables when they are missing (safe to run from many processes at once).
+    package static func open(_ url: PostgresURL, logger: Logger) async throws -> PostgresDatabase {
+        let database = PostgresDatabase(url: url, logger: logger)
+        do {
+            try await database.migrate()
+        } catch {
+            await database.close()
+            throw EventLogError("cannot prepare the database \(url): \(Self.describe(error))")
+        }
+        return database
+    }
+
+    private init(url: PostgresURL, logger: Logger) {
+        self.url = url
+        self.logger = logger
+        let client = PostgresClient(configuration: url.clientConfiguration, backgroundLogger: logger)
+        self.client = client
+        running = Task { await client.run() }
+    }
+
+    /// Closes every pooled connection.
+    package func close() async {
+        running.cancel()
+        _ = await running.value
+    }
+
+    /// A connection of its own (not pooled), for the writer and the lease.
+    func connect(_ purpose: String) async throws -> PostgresConnection {
+        var logger = logger
+        logger[metadataKey: "purpose"] = "\(purpose)"
+        return try await PostgresConnection.connect(
+            configuration: url.connectionConfiguration, id: Int.random(in: 1...Int(Int32.max)), logger: logger)
+    }
+
+    static let schemaVersion = 1
+
+    private func migrate() async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            // Schedulers starting together take turns; the lock ends with the transaction.
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Leadership.migrationLockKey))", logger: logger)
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS accord_log (
+                    id int PRIMARY KEY CHECK (id = 1),
+                    schema_version int NOT NULL,
+                    epoch bigint NOT NULL,
+                    head bigint NOT NULL,
+                    leader text,
+                    lease_until timestamptz)
+                """, logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO accord_log (id, schema_version, epoch, head) VALUES (1, \(Self.schemaVersion), 0, 0)
+                ON CONFLICT (id) DO NOTHING
+                """, logger: logger)
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS accord_events (
+                    seq bigint PRIMARY KEY,
+                    epoch bigint NOT NULL,
+                    stream uuid NOT NULL,
+                    body bytea NOT NULL)
+                """, logger: logger)
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS accord_payloads (
+                    digest text PRIMARY KEY,
+                    bytes bytea NOT NULL,
+                    stored_at timestamptz NOT NULL DEFAULT now())
+                """, logger: logger)
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS accord_snapshots (
+                    seq bigint PRIMARY KEY,
+                    body bytea NOT NULL,
+                    taken_at timestamptz NOT NULL DEFAULT now())
+                """, logger: logger)
+            let rows = try await connection.query("SELECT schema_version FROM accord_log WHERE id = 1", logger: logger)
+            for try await version in rows.decode(Int.self) where version != Self.schemaVersion {
+                throw EventLogError(
+                    "the database holds schema version \(version); this build reads version \(Self.schemaVersion)")
+            }
+        }
+    }
+
+    /// Where the log stands: the leader's epoch and the last committed sequence number.
+    package func head() async throws -> (epoch: UInt64, head: UInt64) {
+        let rows = try await client.query("SELECT epoch, head FROM accord_log WHERE id = 1", logger: logger)
+        for try await (epoch, head) in rows.decode((Int64, Int64).self) { return (UInt64(epoch), UInt64(head)) }
+        throw EventLogError("the database has no accord_log row")
+    }
+
+    /// Committed events with `after < seq <= through`, oldest first, at most `limit`, with their
+    /// bytes as stored.
+    package func events(after: UInt64, through: UInt64, limit: Int) async throws -> [(EventEnvelope, Data)] {
+        guard after < through, limit > 0 else { return [] }
+        let rows = try await client.query(
+            """
+            SELECT seq, body FROM accord_events WHERE seq > \(Int64(after)) AND seq <= \(Int64(through))
+            ORDER BY seq LIMIT \(limit)
+            """, logger: logger)
+        var result: [(EventEnvelope, Data)] = []
+        var expected = after + 1
+        for try await (seq, body) in rows.decode((Int64, ByteBuffer).self) {
+            let bytes = Data(body.readableBytesView)
+            let envelope = try Self.decode(bytes, seq: UInt64(seq))
+            guard envelope.seq == expected else {
+                throw EventLogError("the log has a gap: event #\(envelope.seq) follows #\(expected - 1)")
+            }
+            expected += 1
+            result.append((envelope, bytes))
+        }
+        return result
+    }
+
+    /// The committed events with these sequence numbers, in the given order; unknown ones are skipped.
+    package func events(seqs: [UInt64]) async throws -> [EventEnvelope] {
+        guard !seqs.isEmpty else { return [] }
+        let rows = try await client.query(
+            "SELECT seq, body FROM accord_events WHERE seq = ANY(\(seqs.map { Int64($0) }))", logger: logger)
+        var found: [UInt64: EventEnvelope] = [:]
+        for try await (seq, body) in rows.decode((Int64, ByteBuffer).self) {
+            found[UInt64(seq)] = try Self.decode(Data(body.readableBytesView), seq: UInt64(seq))
+        }
+        return seqs.compactMap { found[$0] }
+    }
+
+    /// Every committed event from `firstSeq` through `through`, in pages, with its stored bytes;
+    /// stops when `body` returns false.
+    package func scan(
+        from firstSeq: UInt64, through: UInt64, _ body: (EventEnvelope, Data) throws -> Bool
+    ) async throws {
+        var after = firstSeq > 0 ? firstSeq - 1 : 0
+        while after < through {
+            let page = try await events(after: after, through: through, limit: 5000)
+            guard let last = page.last else {
+                throw EventLogError("the log ends at #\(after), but its head says #\(through)")
+            }
+            for (envelope, bytes) in page {
+                guard try body(envelope, bytes) else { return }
+            }
+            after = last.0.seq
+        }
+    }
+
+    static func decode(_ bytes: Data, seq: UInt64) throws -> EventEnvelope {
+        let envelope: EventEnvelope
+        do {
+            envelope = try FastEventDecoder.decode(bytes)
+        } catch {
+            throw EventLogError("event #\(seq) does not decode: \(error)")
+        }
+        guard envelope.seq == seq else {
+            throw EventLogError("the row of #\(seq) holds event #\(envelope.seq)")
+        }
+        return envelope
+    }
+
+    /// A PostgreSQL error with the server's message, not just its code.
+    package static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] { return message }
+            return "\(error.code)"
+        }
+        return "\(error)"
+    }
+}

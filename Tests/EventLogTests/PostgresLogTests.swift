@@ -1,0 +1,188 @@
+import Foundation
+import Logging
+import PostgresStore
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import EventLog
+@testable import Model
+
+/// What only the PostgreSQL log has: leaders, their leases, the epoch fence, and a lost connection.
+@Suite(
+    .enabled(if: TestDatabase.available, "needs ACCORD_TEST_DATABASE_URL (make test starts a server)"),
+    .timeLimit(.minutes(1)))
+struct PostgresLogTests {
+    let logger = Logger(label: "postgres-test")
+
+    private func open(_ test: TestDatabase) async throws -> PostgresDatabase {
+        try await PostgresDatabase.open(try PostgresURL(test.url), logger: logger)
+    }
+
+    /// A leader paused while another took over appends nothing when it wakes: its write is fenced
+    /// by the epoch, and it refuses every append after.
+    @Test func aDeposedLeadersWritesAreFencedByTheEpoch() async throws {
+        try await TestDatabase.with { test in
+            let database = try await open(test)
+            let first = try await Leadership.acquire(database, holder: "first", logger: logger) { _ in }
+            let fencedCalls = Mutex(0)
+            let old = try await PostgresEventLog(
+                database: database, epoch: first.epoch, logger: logger,
+                onFenced: { _ in fencedCalls.withLock { $0 += 1 } }
+            )
+            try await old.append(drafts(3)).durable()
+
+            // The new leader takes over as it would after the lease ran out (here: released).
+            await first.release()
+            let second = try await Leadership.acquire(database, holder: "second", logger: logger) { _ in }
+            #expect(second.epoch == first.epoch + 1)
+            #expect(second.head == 3)
+            let new = try await PostgresEventLog(database: database, epoch: second.epoch, logger: logger)
+
+            // The old one wakes and writes: nothing lands, and it stays refused.
+            await #expect(throws: EventLogError.self) { try await old.append(drafts(2)).durable() }
+            #expect(fencedCalls.withLock { $0 } == 1)
+            #expect(old.failed != nil)
+            await #expect(throws: EventLogFenced.self) { try await old.recover() }
+            await #expect(throws: EventLogError.self) { try await old.append(drafts(1)).durable() }
+
+            let next = new.append(drafts(2))
+            try await next.durable()
+            #expect(next.envelopes.map(\.seq) == [4, 5])
+            #expect(try await test.integer("SELECT count(*) FROM accord_events WHERE epoch = \(first.epoch)") == 3)
+            #expect(try await test.integer("SELECT count(*) FROM accord_events") == 5)
+            #expect(try await test.integer("SELECT head FROM accord_log") == 5)
+
+            // Even a write that numbers past the new leader's head is refused: the epoch, not the
+            // sequence, is the fence.
+            #expect(throws: Never.self) { _ = new.durableHead }
+            await old.close()
+            await new.close()
+            await second.release()
+            await database.close()
+        }
+    }
+
+    /// A second Scheduler stands by until the leader lets go, then leads under the next epoch.
+    @Test func aStandbyLeadsOnceTheLeaderLetsGo() async throws {
+        try await TestDatabase.with { test in
+            let database = try await open(test)
+            let leader = try await Leadership.acquire(database, holder: "leader", logger: logger) { _ in }
+            let stoodBy = Mutex(false)
+            let standby = Task {
+                try await Leadership.acquire(
+                    database, holder: "standby", logger: logger, standingBy: { stoodBy.withLock { $0 = true } }
+                ) { _ in }
+            }
+            #expect(await eventually { stoodBy.withLock { $0 } })
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await test.integer("SELECT epoch FROM accord_log") == Int64(leader.epoch))
+            await leader.release()
+            let next = try await standby.value
+            #expect(next.epoch == leader.epoch + 1)
+            await next.release()
+            await database.close()
+        }
+    }
+
+    /// A leader that stops renewing (paused, cut off) loses the lead once its lease runs out: the
+    /// standby ends its session, takes over, and the old one hears it lost.
+    @Test func aLeaderWhoseLeaseRunsOutIsReplaced() async throws {
+        try await TestDatabase.with { test in
+            let database = try await open(test)
+            let lost = Mutex<String?>(nil)
+            // Renews far less often than its lease lasts: as if paused after taking the lead.
+            let silent = try await Leadership.acquire(
+                database, holder: "silent", timing: .init(lease: .milliseconds(500), renewEvery: .seconds(30)),
+                logger: logger
+            ) { reason in lost.withLock { $0 = reason } }
+            let started = ContinuousClock.now
+            let next = try await Leadership.acquire(
+                database, holder: "standby", timing: .init(lease: .seconds(2), renewEvery: .milliseconds(100)),
+                logger: logger
+            ) { _ in }
+            #expect(next.epoch == silent.epoch + 1)
+            #expect(started.duration(to: .now) >= .milliseconds(300), "took over before the lease ran out")
+            #expect(
+                try await test.integer(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state IS NOT NULL")
+                    >= 1)
+            await next.release()
+            await silent.release()
+            await database.close()
+        }
+    }
+
+    /// A write whose connection is cut is refused, and after `recover` the log goes on from where
+    /// the database says it ends, with no gap.
+    @Test func aLostConnectionRefusesThenRecoversWithoutAGap() async throws {
+        try await TestDatabase.with { test in
+            let database = try await open(test)
+            let leadership = try await Leadership.acquire(database, holder: "leader", logger: logger) { _ in }
+            let log = try await PostgresEventLog(database: database, epoch: leadership.epoch, logger: logger)
+            try await log.append(drafts(2)).durable()
+            try await test.execute(
+                """
+                SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                WHERE datname = current_database() AND application_name = '' AND pid <> pg_backend_pid()
+                    AND query LIKE '%accord_events%'
+                """)
+            // Whichever write meets the cut connection fails; the ones before it may have landed.
+            var refused = false
+            for _ in 0..<50 where !refused {
+                do { try await log.append(drafts(1)).durable() } catch { refused = true }
+            }
+            #expect(refused, "no write met the terminated connection")
+            #expect(log.failed != nil)
+            try await log.recover()
+            #expect(log.failed == nil)
+            let head = log.durableHead
+            let next = log.append(drafts(1))
+            try await next.durable()
+            #expect(next.envelopes.map(\.seq) == [head + 1])
+            var scanned: [UInt64] = []
+            try await log.scan(from: 1) { scanned.append($0.seq) }
+            #expect(scanned == Array(1...(head + 1)))
+            await log.close()
+            await leadership.release()
+            await database.close()
+        }
+    }
+
+    @Test func payloadsAndSnapshotsAreKeptInTheDatabase() async throws {
+        try await TestDatabase.with { test in
+            let database = try await open(test)
+            let bytes = (0..<100_000).map { UInt8($0 % 251) }
+            try await database.putPayload(digest: "abc", bytes: bytes)
+            try await database.putPayload(digest: "abc", bytes: bytes)
+            #expect(try await database.payload(digest: "abc") == bytes)
+            #expect(try await database.payload(digest: "missing") == nil)
+            for seq in [10, 20, 30] as [UInt64] {
+                try await database.putSnapshot(seq: seq, body: Data("snapshot \(seq)".utf8))
+            }
+            #expect(try await database.snapshotSeqs() == [30, 20])
+            #expect(try await database.snapshot(seq: 30) == Data("snapshot 30".utf8))
+            #expect(try await database.snapshot(seq: 10) == nil)
+            await database.close()
+        }
+    }
+
+    @Test func urlsAreReadStrictly() throws {
+        let url = try PostgresURL("postgres://accord:s%40cret@db.example:6543/events")
+        #expect(url.host == "db.example")
+        #expect(url.port == 6543)
+        #expect(url.user == "accord")
+        #expect(url.password == "s@cret")
+        #expect(url.database == "events")
+        #expect(url.description == "postgres://accord:***@db.example:6543/events")
+        let socket = try PostgresURL("postgresql://accord@/events?host=/run/postgresql")
+        #expect(socket.socketDirectory == "/run/postgresql")
+        for bad in [
+            "mysql://a@b/c", "postgres://host/db", "postgres://a@host/", "postgres://a@host/db?sslmode=require",
+            "postgres://a@/db", "postgres://a@/db?host=relative",
+        ] {
+            #expect(throws: PostgresURLError.self, "\(bad)") { try PostgresURL(bad) }
+        }
+        #expect(PostgresURL.redact("postgres://a:secret@h/d") == "postgres://a:***@h/d")
+    }
+}
