@@ -153,6 +153,7 @@ let package = Package(
             dependencies: [
                 "EventLog", "PostgresStore", "ReadModels", "Wire", "Model", "JSON", "Archive", "Certificates",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
         .target(

@@ -2,6 +2,7 @@ import ArgumentParser
 import EventLog
 import Foundation
 import Model
+import PostgresStore
 import Wire
 
 /// `accord`: the event log's tooling (verify, export, show, scan), offline on a data folder or live
@@ -31,20 +32,44 @@ struct LogCommand: AsyncParsableCommand {
 
 /// Where events come from: a data folder, or a Gateway.
 struct SourceOptions: ParsableArguments {
-    @Argument(help: "The data folder (or its events/ folder). Omit with --url.") var data: String?
+    @Argument(help: "The data folder (or its events/ folder). Omit with --url or --store.") var data: String?
     @Option(help: "Read through this Gateway instead of a data folder.") var url: String?
+    @Option(help: StoreOption.help) var store: String?
 
     init() {}
 
-    init(data: String?, url: String?) {
+    init(data: String?, url: String?, store: String? = nil) {
         self.data = data
         self.url = url
+        self.store = store
     }
 
     func source() throws -> any EventSource {
         if let url { return try LiveSource(client: Client(url: url)) }
-        guard let data else { throw ValidationError("give a data folder, or --url for a running deployment") }
+        if let database = try StoreOption.database(store, data: data) { return PostgresSource(url: database) }
+        guard let data else {
+            throw ValidationError("give a data folder, --store for a PostgreSQL log, or --url for a running deployment")
+        }
         return try OfflineSource(data: data)
+    }
+}
+
+/// `--store postgres://...`: the offline commands read the PostgreSQL log instead of a data folder.
+enum StoreOption {
+    static let help = ArgumentHelp(
+        "Read the PostgreSQL log at this URL (postgres://user:password@host:port/database; default ACCORD_DATABASE_URL when no data folder is given).",
+        valueName: "postgres-url")
+
+    /// The database to read: `--store`, else ACCORD_DATABASE_URL when no folder is named.
+    static func database(_ store: String?, data: String?) throws -> PostgresURL? {
+        guard let chosen = store ?? (data == nil ? ProcessInfo.processInfo.environment["ACCORD_DATABASE_URL"] : nil)
+        else { return nil }
+        if data != nil { throw ValidationError("give a data folder or --store, not both") }
+        do {
+            return try PostgresURL(chosen)
+        } catch {
+            throw ValidationError("--store: \(error)")
+        }
     }
 }
 

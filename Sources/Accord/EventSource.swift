@@ -1,6 +1,8 @@
 import EventLog
 import Foundation
+import Logging
 import Model
+import PostgresStore
 import ReadModels
 import Wire
 
@@ -32,6 +34,23 @@ struct OfflineSource: EventSource {
                 guard try body(envelope, bytes) else { throw Done() }
             }
         } catch is Done {}
+    }
+}
+
+/// The PostgreSQL log, up to the head it had when the reading began.
+struct PostgresSource: EventSource {
+    let url: PostgresURL
+
+    func forEachStored(after: UInt64, _ body: (EventEnvelope, Data) throws -> Bool) async throws {
+        let database = try await PostgresDatabase.open(url, logger: Logger(label: "accord"))
+        do {
+            let (_, head) = try await database.head()
+            try await database.scan(from: after + 1, through: head, body)
+        } catch {
+            await database.close()
+            throw error
+        }
+        await database.close()
     }
 }
 

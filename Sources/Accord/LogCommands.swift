@@ -1,7 +1,9 @@
 import ArgumentParser
 import EventLog
 import Foundation
+import Logging
 import Model
+import PostgresStore
 import ReadModels
 import Wire
 
@@ -11,11 +13,25 @@ struct Verify: AsyncParsableCommand {
         discussion:
             "Exits 0 when the log is sound (a torn tail is reported, not an error), 1 with the first bad offset.")
 
-    @Argument(help: "The data folder (or its events/ folder).") var data: String
+    @Argument(help: "The data folder (or its events/ folder). Omit with --store.") var data: String?
+    @Option(help: StoreOption.help) var store: String?
     @Flag(help: "Print the summary as JSON.") var json = false
 
     func run() async throws {
-        let report = try LogVerifier.verify(directory: EventLogReader.logDirectory(forData: data))
+        let report: LogVerifier.Report
+        if let database = try StoreOption.database(store, data: data) {
+            let opened = try await PostgresDatabase.open(database, logger: Logger(label: "accord"))
+            do {
+                report = try await opened.verify()
+            } catch {
+                await opened.close()
+                throw error
+            }
+            await opened.close()
+        } else {
+            guard let data else { throw ValidationError("give a data folder, or --store for a PostgreSQL log") }
+            report = try LogVerifier.verify(directory: EventLogReader.logDirectory(forData: data))
+        }
         let rate = report.seconds > 0 ? Double(report.events) / report.seconds : 0
         if json {
             var object: [String: Any] = [

@@ -1,7 +1,9 @@
 import ArgumentParser
 import EventLog
 import Foundation
+import Logging
 import Model
+import PostgresStore
 import ReadModels
 import Wire
 
@@ -20,19 +22,31 @@ struct Rebuild: AsyncParsableCommand {
             compared with the Scheduler's newest snapshot. Exits 1 on any difference.
             """)
 
-    @Argument(help: "The data folder (or its events/ folder).") var data: String
+    @Argument(help: "The data folder (or its events/ folder). Omit with --store.") var data: String?
+    @Option(help: StoreOption.help) var store: String?
     @Option(help: "Compare with what this Gateway serves.") var url: String?
     @Option(help: "Differences to print at most.") var show = 20
 
     func run() async throws {
         let started = ContinuousClock.now
-        let reader = try EventLogReader(directory: EventLogReader.logDirectory(forData: data))
-        let snapshot = url == nil ? SchedulerSnapshotStatuses.newest(in: data) : nil
+        let database = try StoreOption.database(store, data: data)
+        guard database != nil || data != nil else {
+            throw ValidationError("give a data folder, or --store for a PostgreSQL log")
+        }
+        let source = try SourceOptions(data: data, url: nil, store: store).source()
+        var snapshot: SchedulerSnapshotStatuses?
+        if url == nil {
+            if let database {
+                snapshot = try await SchedulerSnapshotStatuses.newest(in: database)
+            } else if let data {
+                snapshot = SchedulerSnapshotStatuses.newest(in: data)
+            }
+        }
         var projection = StatusProjection()
         var logs: [InstanceID: [UInt8]] = [:]
         var atSnapshot: [String: String]?
         var events = 0
-        try reader.forEachEvent { envelope in
+        try await source.forEach(after: 0) { envelope in
             projection.apply(envelope)
             events += 1
             if url != nil, case .logAppended(let appended) = envelope.event {
@@ -42,6 +56,7 @@ struct Rebuild: AsyncParsableCommand {
                 atSnapshot = Dictionary(
                     uniqueKeysWithValues: projection.instances.map { ($0.key.description, $0.value.status.rawValue) })
             }
+            return true
         }
         let seconds = Self.seconds(started.duration(to: .now))
         Out.line(
@@ -131,8 +146,30 @@ struct SchedulerSnapshotStatuses {
             else { return nil }
             return (seq, folder + "/" + name)
         }.max { $0.0 < $1.0 }
-        guard let (seq, path) = newest, let bytes = FileManager.default.contents(atPath: path),
-            let root = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any],
+        guard let (seq, path) = newest, let bytes = FileManager.default.contents(atPath: path) else { return nil }
+        return parse(seq: seq, bytes)
+    }
+
+    /// The newest snapshot in the PostgreSQL store.
+    static func newest(in url: PostgresURL) async throws -> SchedulerSnapshotStatuses? {
+        let database = try await PostgresDatabase.open(url, logger: Logger(label: "accord"))
+        let newest: (UInt64, Data)?
+        do {
+            if let seq = try await database.snapshotSeqs().first, let bytes = try await database.snapshot(seq: seq) {
+                newest = (seq, bytes)
+            } else {
+                newest = nil
+            }
+        } catch {
+            await database.close()
+            throw error
+        }
+        await database.close()
+        return newest.flatMap { parse(seq: $0.0, $0.1) }
+    }
+
+    static func parse(seq: UInt64, _ bytes: Data) -> SchedulerSnapshotStatuses? {
+        guard let root = (try? JSONSerialization.jsonObject(with: bytes)) as? [String: Any],
             let state = root["state"] as? [String: Any], let instances = state["instances"] as? [String: Any]
         else { return nil }
         var statuses: [String: String] = [:]

@@ -13,17 +13,19 @@ struct Show: AsyncParsableCommand {
 
     @Argument(help: "DATA ID (a data folder and an instance), or just ID with --url.") var positional: [String]
     @Option(help: "Read through this Gateway instead of a data folder.") var url: String?
+    @Option(help: StoreOption.help) var store: String?
     @Option(help: "Show it as it stood at this sequence number or time.") var at: String?
     @Flag(help: "Print the timeline as JSON Lines.") var json = false
 
     func run() async throws {
-        let expected = url == nil ? 2 : 1
+        let offline = url == nil && store == nil && ProcessInfo.processInfo.environment["ACCORD_DATABASE_URL"] == nil
+        let expected = offline || positional.count == 2 ? 2 : 1
         guard positional.count == expected else {
-            throw ValidationError(url == nil ? "give a data folder and an instance id" : "give an instance id")
+            throw ValidationError(offline ? "give a data folder and an instance id" : "give an instance id")
         }
         let id = positional[expected - 1]
         guard let instance = InstanceID(id) else { throw ValidationError("\(id) is not an instance id") }
-        let source = SourceOptions(data: url == nil ? positional[0] : nil, url: url)
+        let source = SourceOptions(data: expected == 2 ? positional[0] : nil, url: url, store: store)
         let cut = try at.map(Cut.parse)
         var events: [EventEnvelope] = []
         var lastSeen: EventEnvelope?

@@ -14,6 +14,13 @@ package struct EventLogReader {
         /// never acknowledged), not damage.
         package var isTornTail: Bool
 
+        package init(segment: String, offset: Int, reason: String, isTornTail: Bool) {
+            self.segment = segment
+            self.offset = offset
+            self.reason = reason
+            self.isTornTail = isTornTail
+        }
+
         package var description: String {
             "\(segment) at byte \(offset): \(reason)\(isTornTail ? " (a torn tail: never acknowledged, cut when the Scheduler opens the log)" : "")"
         }

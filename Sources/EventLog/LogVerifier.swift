@@ -21,6 +21,8 @@ package enum LogVerifier {
         package var seconds: Double = 0
 
         package var ok: Bool { failure == nil }
+
+        package init() {}
     }
 
     package static func verify(directory: String) throws -> Report {
@@ -28,8 +30,7 @@ package enum LogVerifier {
         let reader = try EventLogReader(directory: directory)
         var report = Report()
         report.segments = reader.segments.count
-        var status: [InstanceID: InstanceStatus] = [:]
-        var keyRevoked: [KeyID: Bool] = [:]
+        var rules = Rules()
         struct Stop: Error {}
         do {
             let problem = try reader.forEachDecoded { seq, segment, offset, bytes, decoded in
@@ -50,42 +51,62 @@ package enum LogVerifier {
                 report.firstSeq = report.firstSeq ?? seq
                 report.lastSeq = seq
                 report.eventsByType[envelope.event.typeName, default: 0] += 1
-                let id = envelope.instanceID
-                if envelope.event.isKeyEvent {
-                    if status[id] != nil { try fail("\(envelope.event.typeName) for \(id), which is an instance") }
-                    switch (envelope.event, keyRevoked[id]) {
-                    case (.apiKeyCreated, nil): keyRevoked[id] = false
-                    case (.apiKeyCreated, _): try fail("the API key \(id) is created a second time")
-                    case (_, false?): keyRevoked[id] = true
-                    case (_, true?): try fail("the API key \(id) is revoked a second time")
-                    case (_, nil): try fail("the API key \(id) is revoked but was never created")
-                    }
-                    return
-                }
-                if keyRevoked[id] != nil { try fail("\(envelope.event.typeName) for \(id), which is an API key") }
-                guard let new = envelope.event.status else {
-                    if status[id] == nil { try fail("\(envelope.event.typeName) for \(id), which was never created") }
-                    return
-                }
-                if case .instanceCreated = envelope.event {
-                    if status[id] != nil { try fail("\(id) is created a second time") }
-                } else if let old = status[id] {
-                    if old.isTerminal {
-                        try fail("\(envelope.event.typeName) for \(id) after its terminal \(old.rawValue)")
-                    }
-                    if new.rank < old.rank { try fail("\(id) moves back from \(old.rawValue) to \(new.rawValue)") }
-                } else {
-                    try fail("\(envelope.event.typeName) for \(id), which was never created")
-                }
-                status[id] = new
+                if let reason = rules.check(envelope) { try fail(reason) }
             }
             if let problem {
                 if problem.isTornTail { report.tornTail = problem } else { report.failure = problem }
             }
         } catch is Stop {}
-        for value in status.values { report.instancesByStatus[value, default: 0] += 1 }
+        report.instancesByStatus = rules.instancesByStatus
         let elapsed = started.duration(to: .now).components
         report.seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         return report
+    }
+
+    /// The status and key rules, event by event, in log order (for any log).
+    package struct Rules: Sendable {
+        private var status: [InstanceID: InstanceStatus] = [:]
+        private var keyRevoked: [KeyID: Bool] = [:]
+
+        package init() {}
+
+        /// What is wrong with `envelope` after everything before it, or nil when nothing is.
+        package mutating func check(_ envelope: EventEnvelope) -> String? {
+            let id = envelope.instanceID
+            if envelope.event.isKeyEvent {
+                if status[id] != nil { return "\(envelope.event.typeName) for \(id), which is an instance" }
+                switch (envelope.event, keyRevoked[id]) {
+                case (.apiKeyCreated, nil): keyRevoked[id] = false
+                case (.apiKeyCreated, _): return "the API key \(id) is created a second time"
+                case (_, false?): keyRevoked[id] = true
+                case (_, true?): return "the API key \(id) is revoked a second time"
+                case (_, nil): return "the API key \(id) is revoked but was never created"
+                }
+                return nil
+            }
+            if keyRevoked[id] != nil { return "\(envelope.event.typeName) for \(id), which is an API key" }
+            guard let new = envelope.event.status else {
+                if status[id] == nil { return "\(envelope.event.typeName) for \(id), which was never created" }
+                return nil
+            }
+            if case .instanceCreated = envelope.event {
+                if status[id] != nil { return "\(id) is created a second time" }
+            } else if let old = status[id] {
+                if old.isTerminal {
+                    return "\(envelope.event.typeName) for \(id) after its terminal \(old.rawValue)"
+                }
+                if new.rank < old.rank { return "\(id) moves back from \(old.rawValue) to \(new.rawValue)" }
+            } else {
+                return "\(envelope.event.typeName) for \(id), which was never created"
+            }
+            status[id] = new
+            return nil
+        }
+
+        package var instancesByStatus: [InstanceStatus: Int] {
+            var counts: [InstanceStatus: Int] = [:]
+            for value in status.values { counts[value, default: 0] += 1 }
+            return counts
+        }
     }
 }

@@ -55,8 +55,21 @@ package final class PostgresDatabase: Sendable {
 
     static let schemaVersion = 1
 
+    /// On a connection of its own (the pool starts running meanwhile).
     private func migrate() async throws {
-        try await client.withTransaction(logger: logger) { connection in
+        let migration = try await connect("migration")
+        do {
+            try await migrate(on: migration)
+            try await migration.close()
+        } catch {
+            try? await migration.close()
+            throw error
+        }
+    }
+
+    private func migrate(on migration: PostgresConnection) async throws {
+        let logger = logger
+        try await migration.withTransaction(logger: logger) { connection in
             // Schedulers starting together take turns; the lock ends with the transaction.
             try await connection.query("SELECT pg_advisory_xact_lock(\(Leadership.migrationLockKey))", logger: logger)
             try await connection.query(
@@ -184,5 +197,76 @@ package final class PostgresDatabase: Sendable {
             return "\(error.code)"
         }
         return "\(error)"
+    }
+}
+
+extension PostgresDatabase {
+    /// `accord log verify` on the database: every event from the first on, contiguous numbering
+    /// up to the head `accord_log` records, every event decoding, epochs that never go back, and
+    /// the status rules (`LogVerifier.Rules`).
+    package func verify() async throws -> LogVerifier.Report {
+        let started = ContinuousClock.now
+        var report = LogVerifier.Report()
+        var rules = LogVerifier.Rules()
+        let (_, head) = try await self.head()
+        func fail(_ seq: UInt64, _ reason: String) {
+            report.failure = EventLogReader.Problem(
+                segment: "accord_events", offset: Int(seq), reason: "sequence \(seq): \(reason)", isTornTail: false)
+        }
+        var lastEpoch: Int64 = 0
+        var after: UInt64 = 0
+        scanning: while after < head {
+            let rows = try await client.query(
+                """
+                SELECT seq, epoch, body FROM accord_events WHERE seq > \(Int64(after)) AND seq <= \(Int64(head))
+                ORDER BY seq LIMIT 5000
+                """, logger: logger)
+            var count = 0
+            for try await (seq, epoch, body) in rows.decode((Int64, Int64, ByteBuffer).self) {
+                count += 1
+                let seq = UInt64(seq)
+                guard seq == after + 1 else {
+                    fail(after + 1, "missing (the next event in the table is #\(seq))")
+                    break scanning
+                }
+                after = seq
+                guard epoch >= lastEpoch else {
+                    fail(seq, "written under epoch \(epoch), after epoch \(lastEpoch)")
+                    break scanning
+                }
+                lastEpoch = epoch
+                let envelope: EventEnvelope
+                do {
+                    envelope = try Self.decode(Data(body.readableBytesView), seq: seq)
+                } catch {
+                    fail(seq, "\(error)")
+                    break scanning
+                }
+                report.events += 1
+                report.bytes += body.readableBytes
+                report.firstSeq = report.firstSeq ?? seq
+                report.lastSeq = seq
+                report.eventsByType[envelope.event.typeName, default: 0] += 1
+                if let reason = rules.check(envelope) {
+                    fail(seq, reason)
+                    break scanning
+                }
+            }
+            if count == 0 {
+                fail(after + 1, "missing: the log's head is #\(head), the table ends at #\(after)")
+                break
+            }
+        }
+        if report.failure == nil {
+            let rows = try await client.query(
+                "SELECT count(*) FROM accord_events WHERE seq > \(Int64(head))", logger: logger)
+            for try await beyond in rows.decode(Int64.self) where beyond > 0 {
+                fail(head + 1, "\(beyond) event(s) past the head #\(head) that accord_log records")
+            }
+        }
+        report.instancesByStatus = rules.instancesByStatus
+        let elapsed = started.duration(to: .now).components
+        report.seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
+        return report
     }
 }

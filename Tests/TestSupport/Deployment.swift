@@ -25,6 +25,7 @@ package final class Deployment: @unchecked Sendable {
     private var processes: [String: Process] = [:]
     /// Gateways besides `gateway` (on `port`): their names and ports.
     private var extraGateways: [String: Int] = [:]
+    private var extraSchedulers: [String: [String]] = [:]
     private let lock = NSLock()
 
     package init() throws {
@@ -46,8 +47,15 @@ package final class Deployment: @unchecked Sendable {
         return port
     }
 
+    /// Another Scheduler (a standby on the same database), started by `start(name)` with the
+    /// deployment's Scheduler arguments followed by `arguments` (which may name its own --data).
+    package func addScheduler(_ name: String, arguments: [String] = []) {
+        lock.withLock { extraSchedulers[name] = arguments }
+    }
+
     private var components: [String] {
-        ["scheduler", "executor", "gateway"] + lock.withLock { extraGateways.keys.sorted() }
+        ["scheduler"] + lock.withLock { extraSchedulers.keys.sorted() } + ["executor", "gateway"]
+            + lock.withLock { extraGateways.keys.sorted() }
     }
 
     package func startAll() async throws {
@@ -61,7 +69,8 @@ package final class Deployment: @unchecked Sendable {
         let process = Process()
         var arguments: [String]
         switch component {
-        case "scheduler": arguments = ["--data", data] + schedulerArguments
+        case let name where name.hasPrefix("scheduler"):
+            arguments = ["--data", data] + schedulerArguments + (lock.withLock { extraSchedulers[name] } ?? [])
         case "executor":
             // The sandbox needs root; run by anyone else, the executor would refuse to start.
             arguments =
@@ -71,7 +80,7 @@ package final class Deployment: @unchecked Sendable {
             let port = lock.withLock { extraGateways[component] } ?? port
             arguments = ["--data", data, "--port", "\(port)"] + gatewayArguments
         }
-        let program = component.hasPrefix("gateway") ? "gateway" : component
+        let program = ["gateway", "scheduler"].first { component.hasPrefix($0) } ?? component
         process.executableURL = URL(fileURLWithPath: "\(bin)/accord-\(program)")
         process.arguments = arguments
         if !FileManager.default.fileExists(atPath: logPath(component)) {
@@ -89,6 +98,12 @@ package final class Deployment: @unchecked Sendable {
     package func signal(_ component: String, _ signal: Int32) {
         guard let process = lock.withLock({ processes[component] }) else { return }
         Foundation.kill(process.processIdentifier, signal)
+    }
+
+    /// How a component ended, once it has (nil while it runs or was never started).
+    package func exitStatus(_ component: String) -> Int32? {
+        guard let process = lock.withLock({ processes[component] }), !process.isRunning else { return nil }
+        return process.terminationStatus
     }
 
     /// The process id of a running component.

@@ -1,0 +1,122 @@
+import Foundation
+import TestSupport
+import Testing
+
+extension DeploymentTests {
+    /// Starts `zip` with an idempotency key until it is acknowledged (503 is all a start may answer
+    /// meanwhile); returns the instance and how long it took.
+    private func startDuringFailover(_ deployment: Deployment, _ zip: [UInt8], key: String) async throws -> (
+        String?, Duration
+    ) {
+        let started = ContinuousClock.now
+        while started.duration(to: .now) < .seconds(30) {
+            let answer = try? await deployment.request(
+                "POST", "/api/v1/process", body: zip, headers: ["Idempotency-Key": key], timeout: 5)
+            if let (status, data) = answer {
+                if status == 200 { return (deployment.json(data)["instanceId"] as? String, started.duration(to: .now)) }
+                #expect(status == 503, "a start during failover answered \(status)")
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return (nil, started.duration(to: .now))
+    }
+
+    /// Two Schedulers on one PostgreSQL database: one leads, the other stands by; SIGKILL the
+    /// leader and the standby leads under the next epoch, with every instance the first one
+    /// acknowledged, while the Gateway and the executor find it by themselves.
+    @Test(.enabled(if: TestDatabase.available, "needs ACCORD_TEST_DATABASE_URL"))
+    func aStandbySchedulerTakesOverWhenTheLeaderIsKilled() async throws {
+        try await TestDatabase.with { database in
+            let deployment = try Deployment()
+            defer { deployment.stop() }
+            deployment.schedulerArguments = ["--store", database.url]
+            deployment.addScheduler("scheduler-standby")
+            try await deployment.startAll()
+            let before = try await deployment.startInstance(helloZip())
+            #expect(try await deployment.waitTerminal(before)["status"] as? String == "FINISHED")
+
+            try deployment.start("scheduler-standby")
+            let standing = await eventually {
+                let log = (try? String(contentsOfFile: deployment.logPath("scheduler-standby"), encoding: .utf8)) ?? ""
+                return log.contains("standing by")
+            }
+            #expect(standing, "\(deployment.logTails())")
+
+            deployment.kill("scheduler")
+            let (after, failover) = try await startDuringFailover(deployment, helloZip(), key: "after-failover")
+            let id = try #require(after, "no start was acknowledged after the leader died\n\(deployment.logTails())")
+            #expect(
+                try await deployment.waitTerminal(id)["status"] as? String == "FINISHED", "\(deployment.logTails())")
+            #expect(try await deployment.status(before)["status"] as? String == "FINISHED")
+            #expect(try await database.integer("SELECT epoch FROM accord_log") == 2)
+            #expect(
+                try await database.integer("SELECT count(*) FROM accord_events")
+                    == database.integer("SELECT head FROM accord_log"))
+            print("failover (SIGKILL of the leader to the next acknowledged start): \(failover)")
+
+            // The tooling reads the same log from the database.
+            let head = try await database.integer("SELECT head FROM accord_log")
+            let verified = try accord(["log", "verify", "--store", database.url], bin: deployment.bin)
+            #expect(verified.status == 0 && verified.out.contains("\(head) events"), "\(verified.out)\(verified.err)")
+            let exported = try accord(["log", "export", "--store", database.url], bin: deployment.bin)
+            #expect(exported.out.split(separator: "\n").count == Int(head), "\(exported.err)")
+            let shown = try accord(["show", "--store", database.url, id], bin: deployment.bin)
+            #expect(shown.status == 0 && shown.out.contains("FINISHED"), "\(shown.out)\(shown.err)")
+            let rebuilt = try accord(["projections", "rebuild", "--store", database.url], bin: deployment.bin)
+            #expect(rebuilt.status == 0 && rebuilt.out.contains("rebuilt 2 instances"), "\(rebuilt.out)\(rebuilt.err)")
+
+            // A row changed behind the log's back is found.
+            try await database.execute("DELETE FROM accord_events WHERE seq = 3")
+            let damaged = try accord(["log", "verify", "--store", database.url], bin: deployment.bin)
+            #expect(damaged.status == 1 && damaged.out.contains("sequence 3: missing"), "\(damaged.out)")
+        }
+    }
+
+    /// A leader paused (SIGSTOP) while the standby took over appends nothing after it wakes: the
+    /// start that reached it while it slept is refused, and it exits, fenced.
+    @Test(.enabled(if: TestDatabase.available, "needs ACCORD_TEST_DATABASE_URL"))
+    func aPausedLeaderIsFencedWhenItWakes() async throws {
+        try await TestDatabase.with { database in
+            let deployment = try Deployment()
+            defer {
+                deployment.signal("scheduler", SIGCONT)
+                deployment.stop()
+            }
+            deployment.schedulerArguments = ["--store", database.url]
+            // The standby has addresses of its own: the paused leader still holds the usual ones.
+            let standbyData = deployment.data + "/standby"
+            deployment.addScheduler("scheduler-standby", arguments: ["--data", standbyData])
+            try await deployment.startAll()
+            let before = try await deployment.startInstance(helloZip())
+            #expect(try await deployment.waitTerminal(before)["status"] as? String == "FINISHED")
+            try deployment.start("scheduler-standby")
+            let standbyLog = {
+                (try? String(contentsOfFile: deployment.logPath("scheduler-standby"), encoding: .utf8)) ?? ""
+            }
+            #expect(await eventually { standbyLog().contains("standing by") })
+
+            deployment.signal("scheduler", SIGSTOP)
+            #expect(
+                await eventually(within: .seconds(20)) { standbyLog().contains("leading") }, "\(deployment.logTails())")
+            let takeover = try await database.integer("SELECT head FROM accord_log")
+            #expect(try await database.integer("SELECT epoch FROM accord_log") == 2)
+
+            // The Gateway still talks to the sleeping leader: its start waits in that socket.
+            let pending = Task {
+                try? await deployment.request("POST", "/api/v1/process", body: helloZip(), timeout: 10)
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            deployment.signal("scheduler", SIGCONT)
+            let answer = await pending.value
+            #expect(answer?.0 != 200, "the deposed leader acknowledged a start")
+            #expect(await eventually(within: .seconds(20)) { deployment.exitStatus("scheduler") != nil })
+            #expect(deployment.exitStatus("scheduler") == 75, "\(deployment.logTails())")
+            let schedulerLog = (try? String(contentsOfFile: deployment.logPath("scheduler"), encoding: .utf8)) ?? ""
+            #expect(schedulerLog.contains("fenced") || schedulerLog.contains("no longer the leader"))
+            #expect(
+                try await database.integer("SELECT count(*) FROM accord_events WHERE epoch = 1 AND seq > \(takeover)")
+                    == 0)
+            #expect(try await database.integer("SELECT count(*) FROM accord_events WHERE epoch = 1") == takeover)
+        }
+    }
+}
