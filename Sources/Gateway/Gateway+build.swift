@@ -28,9 +28,9 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
     }
 
     let commands = try NNGSocket(.req, maxMessageBytes: 256 << 20)
-    try commands.dial(config.schedulerURL)
+    try commands.dial(all: config.schedulerURL)
     let subscriber = try NNGSocket(.sub, maxMessageBytes: 256 << 20)
-    try subscriber.dial(config.eventsURL)
+    try subscriber.dial(all: config.eventsURL)
     let client = SchedulerClient(socket: commands, timeout: config.schedulerTimeout)
     let logs = try LogStore(directory: "\(config.dataDirectory)/gateway-\(config.port)/logs")
     let projection = GatewayProjection(logs: logs)

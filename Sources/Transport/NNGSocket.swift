@@ -164,6 +164,13 @@ package final class NNGSocket: Sendable {
         if watched { EndpointWatchdog.shared.watch(self) }
     }
 
+    /// Dials every address of a comma-separated list. Given every Scheduler of a deployment, the
+    /// socket is connected to the one that leads (standbys bind nothing), and follows the lead to
+    /// whichever binds next.
+    package func dial(all list: String) throws(NNGError) {
+        for url in list.split(separator: ",") { try dial(String(url)) }
+    }
+
     /// Closes the socket; pending operations fail with `isClosed`. Returns at once: `nng_close`
     /// blocks until every operation on the socket has wound down, and some of them resume tasks
     /// that need the cooperative pool (two threads here) to finish; called from that pool, it

@@ -15,20 +15,28 @@ package struct TransportOptions: ParsableArguments {
 
     /// `urls` as this process must use them, with `tcp://` made `tls+tcp://` under `--tls`.
     package static func resolve(_ urls: [String], tls: Bool, insecure: Bool) throws -> [String] {
-        try urls.map { url in
-            if url.hasPrefix("tls+tcp://"), !tls {
-                throw ValidationError(
-                    "\(url) needs this component's certificates: give --tls DIR (accord certs init DIR)")
-            }
-            guard url.hasPrefix("tcp://") else { return url }
-            if tls { return "tls+" + url }
-            guard insecure else {
-                throw ValidationError(
-                    "\(url) would carry no authentication: give --tls DIR (accord certs init DIR), "
-                        + "or --insecure-transport to run it in plaintext anyway")
-            }
-            return url
+        // A comma-separated list (every Scheduler of a deployment) is resolved address by address.
+        try urls.map { list in
+            try list.split(separator: ",", omittingEmptySubsequences: false).map {
+                try resolve(String($0), tls: tls, insecure: insecure)
+            }.joined(separator: ",")
         }
+    }
+
+    private static func resolve(_ url: String, tls: Bool, insecure: Bool) throws -> String {
+        guard !url.isEmpty else { throw ValidationError("an empty address in a comma-separated list") }
+        if url.hasPrefix("tls+tcp://"), !tls {
+            throw ValidationError(
+                "\(url) needs this component's certificates: give --tls DIR (accord certs init DIR)")
+        }
+        guard url.hasPrefix("tcp://") else { return url }
+        if tls { return "tls+" + url }
+        guard insecure else {
+            throw ValidationError(
+                "\(url) would carry no authentication: give --tls DIR (accord certs init DIR), "
+                    + "or --insecure-transport to run it in plaintext anyway")
+        }
+        return url
     }
 
     /// Sets up this process's links as `component` (`scheduler`, `gateway`, `executor`: the

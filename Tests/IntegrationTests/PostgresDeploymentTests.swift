@@ -5,7 +5,7 @@ import Testing
 extension DeploymentTests {
     /// Starts `zip` with an idempotency key until it is acknowledged (503 is all a start may answer
     /// meanwhile); returns the instance and how long it took.
-    private func startDuringFailover(_ deployment: Deployment, _ zip: [UInt8], key: String) async throws -> (
+    func startDuringFailover(_ deployment: Deployment, _ zip: [UInt8], key: String) async throws -> (
         String?, Duration
     ) {
         let started = ContinuousClock.now
@@ -117,6 +117,51 @@ extension DeploymentTests {
                 try await database.integer("SELECT count(*) FROM accord_events WHERE epoch = 1 AND seq > \(takeover)")
                     == 0)
             #expect(try await database.integer("SELECT count(*) FROM accord_events WHERE epoch = 1") == takeover)
+        }
+    }
+}
+
+extension DeploymentTests {
+    /// Schedulers on two sets of TCP addresses, as on two hosts: the Gateway and the executor are
+    /// given both and talk to whichever leads, before and after the leader is killed.
+    @Test(.enabled(if: TestDatabase.available, "needs ACCORD_TEST_DATABASE_URL"))
+    func gatewaysAndExecutorsGivenEverySchedulerFollowTheLead() async throws {
+        try await TestDatabase.with { database in
+            let deployment = try Deployment()
+            defer { deployment.stop() }
+            let ports = (0..<6).map { _ in Deployment.freePort() }
+            func addresses(_ first: Int) -> [String] {
+                [
+                    "--commands", "tcp://127.0.0.1:\(ports[first])", "--events", "tcp://127.0.0.1:\(ports[first + 1])",
+                    "--executors", "tcp://127.0.0.1:\(ports[first + 2])",
+                ]
+            }
+            deployment.schedulerArguments = ["--store", database.url, "--insecure-transport"]
+            deployment.addScheduler("scheduler-a", arguments: addresses(0))
+            deployment.addScheduler("scheduler-b", arguments: addresses(3))
+            let every = { (offset: Int) in "tcp://127.0.0.1:\(ports[offset]),tcp://127.0.0.1:\(ports[offset + 3])" }
+            deployment.gatewayArguments += ["--scheduler", every(0), "--events", every(1), "--insecure-transport"]
+            deployment.executorArguments += [
+                "--scheduler", every(2), "--listen", "tcp://127.0.0.1:\(Deployment.freePort())", "--insecure-transport",
+            ]
+            try deployment.start("scheduler-a")
+            try deployment.start("executor")
+            try deployment.start("gateway")
+            try await deployment.waitUntilReady()
+            try deployment.start("scheduler-b")
+            let before = try await deployment.startInstance(helloZip())
+            #expect(try await deployment.waitTerminal(before)["status"] as? String == "FINISHED")
+
+            deployment.kill("scheduler-a")
+            let (after, failover) = try await startDuringFailover(deployment, helloZip(), key: "across-hosts")
+            let id = try #require(after, "no start was acknowledged after the leader died\n\(deployment.logTails())")
+            #expect(
+                try await deployment.waitTerminal(id)["status"] as? String == "FINISHED", "\(deployment.logTails())")
+            // The Gateway's read models caught up with the new leader without a gap.
+            #expect(try await deployment.status(before)["status"] as? String == "FINISHED")
+            let (_, listing) = try await deployment.request("GET", "/api/v2/process?limit=10")
+            #expect(String(decoding: listing, as: UTF8.self).contains(id))
+            print("failover across addresses: \(failover)")
         }
     }
 }

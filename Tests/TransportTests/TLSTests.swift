@@ -103,4 +103,18 @@ private final class Counter: Sendable {
         }
         #expect(try TransportOptions.resolve(["ipc:///x"], tls: false, insecure: false) == ["ipc:///x"])
     }
+
+    /// Every Scheduler's address, comma-separated: each is resolved, none may be empty or plaintext.
+    @Test func aListOfSchedulersIsResolvedAddressByAddress() throws {
+        #expect(
+            try TransportOptions.resolve(["tcp://a:7000,tcp://b:7000"], tls: true, insecure: false) == [
+                "tls+tcp://a:7000,tls+tcp://b:7000"
+            ])
+        #expect(throws: (any Error).self) {
+            try TransportOptions.resolve(["tcp://a:7000,"], tls: true, insecure: false)
+        }
+        #expect(throws: (any Error).self) {
+            try TransportOptions.resolve(["ipc:///x,tcp://b:7000"], tls: false, insecure: false)
+        }
+    }
 }

@@ -25,7 +25,7 @@ struct ExecutorService: Service {
         try? FileManager.default.removeItem(atPath: config.workRoot)
         try FileManager.default.createDirectory(atPath: config.workRoot, withIntermediateDirectories: true)
         let scheduler = try NNGSocket(.req, maxMessageBytes: 1 << 20)
-        try scheduler.dial(config.schedulerURL)
+        try scheduler.dial(all: config.schedulerURL)
         let commands = try NNGSocket(.rep, maxMessageBytes: config.zipLimits.maxUnpackedBytes + (1 << 20))
         try commands.listen(config.listenURL)
         let core = try ExecutorCore(id: id, config: config, schedulerSocket: scheduler, logger: logger)
