@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-.PHONY: run test deps build build-release unit integration conformance chaos chaos-short bench format lint clean
+.PHONY: run test deps build build-release unit integration conformance conformance-postgres chaos chaos-short bench bench-postgres format lint clean
 
 deps:
 	@deploy/install-deps.sh
@@ -25,7 +25,7 @@ test: deps
 	@deploy/install-deps.sh --test
 	$(MAKE) --no-print-directory lint
 	swift build --build-tests
-	deploy/test/with-postgres $(MAKE) --no-print-directory unit integration conformance chaos-short
+	deploy/test/with-postgres $(MAKE) --no-print-directory unit integration conformance conformance-postgres chaos-short
 
 ## Tests of the PostgreSQL log need a server: one is started unless ACCORD_TEST_DATABASE_URL names one.
 WITH_POSTGRES := $(if $(ACCORD_TEST_DATABASE_URL),,deploy/test/with-postgres)
@@ -41,6 +41,10 @@ integration:
 conformance:
 	@ACCORD_BIN=.build/debug deploy/test/conformance.sh
 
+## The same suites against a deployment whose Scheduler keeps its log in PostgreSQL (a server of its own).
+conformance-postgres:
+	@deploy/test/with-postgres sh -c 'ACCORD_DATABASE_URL="$$ACCORD_TEST_DATABASE_URL" ACCORD_BIN=.build/debug deploy/test/conformance.sh'
+
 ## Two executors under mixed load, a random component SIGKILLed every few seconds, for 5 minutes;
 ## then checks that every acknowledged start is one terminal instance and the event log verifies.
 chaos: deps build
@@ -52,6 +56,12 @@ chaos-short:
 ## Release build, a fresh deployment, every figure of docs/BENCHMARKS.md (bounded; stops by itself).
 bench: deps build-release
 	python3 bench/bench.py
+
+## The same figures with the Scheduler on PostgreSQL (a throwaway local server, fsync on).
+bench-postgres: deps build-release
+	@deploy/install-deps.sh --test
+	WITH_POSTGRES_FSYNC=on deploy/test/with-postgres sh -c \
+	  'python3 bench/bench.py --store "$$ACCORD_TEST_DATABASE_URL" --out docs/benchmarks/postgres.md'
 
 format:
 	swift format --in-place --recursive Sources Tests Package.swift

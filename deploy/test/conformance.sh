@@ -31,6 +31,13 @@ if [ -z "$url" ] || [ -z "$key" ]; then
   cat "$data/launcher.out" "$data"/logs/*.log >&2 2>/dev/null
   exit 1
 fi
+if [ -n "${ACCORD_DATABASE_URL:-}" ]; then
+  # Said by the Scheduler itself, so a deployment that silently fell back to files is caught.
+  for _ in $(seq 1 50); do grep -q "leading" "$data/logs/scheduler.log" && break; sleep 0.1; done
+  grep -q "leading" "$data/logs/scheduler.log" ||
+    { echo "conformance: the Scheduler is not leading on PostgreSQL" >&2; cat "$data/logs/scheduler.log" >&2; exit 1; }
+  echo "conformance: the Scheduler keeps its log in PostgreSQL"
+fi
 echo "conformance: $suite against $url"
 ACCORD_URL=$url ACCORD_API_KEY=$key python3 -m pytest -q -p no:cacheprovider "$suite"
 status=$?
