@@ -1,8 +1,8 @@
 import EventLog
 import Synchronization
 
-/// Runs `operation` and gives up after `limit`, throwing `EventLogError`; the operation itself is
-/// cancelled and left to end on its own.
+/// Runs `operation` and gives up after `limit`, throwing `EventLogError`; the operation is left
+/// to end on its own (its caller closes the connection it waits on).
 ///
 /// A query on a connection the server has ended can wait forever (seen with postgres-nio 1.33
 /// after `pg_terminate_backend`), and neither a writer nor a leader may wait forever: a leader
@@ -14,18 +14,17 @@ func answered<T: Sendable>(
     let waiter = Waiter<T>()
     return try await withCheckedThrowingContinuation { continuation in
         waiter.set(continuation)
-        let work = Task {
-            do {
-                waiter.resume(with: .success(try await operation()))
-            } catch {
-                waiter.resume(with: .failure(error))
-            }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            if Task.isCancelled { return }
+            waiter.resume(with: .failure(EventLogError("\(what): the database did not answer within \(limit)")))
         }
         Task {
-            try? await Task.sleep(for: limit)
-            if waiter.resume(with: .failure(EventLogError("\(what): the database did not answer within \(limit)"))) {
-                work.cancel()
-            }
+            let result: Result<T, any Error>
+            do { result = .success(try await operation()) } catch { result = .failure(error) }
+            // The timer ends with the answer: a write a millisecond long leaves no sleeper behind.
+            timer.cancel()
+            waiter.resume(with: result)
         }
     }
 }

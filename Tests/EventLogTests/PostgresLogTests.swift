@@ -1,12 +1,13 @@
+import Dispatch
 import Foundation
 import Logging
-import PostgresStore
 import Synchronization
 import TestSupport
 import Testing
 
 @testable import EventLog
 @testable import Model
+@testable import PostgresStore
 
 /// What only the PostgreSQL log has: leaders, their leases, the epoch fence, and a lost connection.
 @Suite(
@@ -184,5 +185,26 @@ struct PostgresLogTests {
             #expect(throws: PostgresURLError.self, "\(bad)") { try PostgresURL(bad) }
         }
         #expect(PostgresURL.redact("postgres://a:secret@h/d") == "postgres://a:***@h/d")
+    }
+}
+
+/// The deadline every query on the writer's and the lease's connections has.
+@Suite struct DeadlineTests {
+    @Test func anAnswerInTimeIsReturnedAndOneThatNeverComesIsAnError() async throws {
+        #expect(try await answered(within: .seconds(30), "quick") { 42 } == 42)
+        let started = ContinuousClock.now
+        await #expect(throws: EventLogError.self) {
+            try await answered(within: .milliseconds(100), "never") {
+                // Ignores cancellation for 3 s, as a query on a dead connection does for ever.
+                await withCheckedContinuation { continuation in
+                    DispatchQueue.global().asyncAfter(deadline: .now() + 3) { continuation.resume() }
+                }
+                return 0
+            }
+        }
+        #expect(started.duration(to: .now) < .seconds(3), "the deadline waited for the operation")
+        await #expect(throws: URLError.self) {
+            try await answered(within: .seconds(30), "failing") { () async throws -> Int in throw URLError(.badURL) }
+        }
     }
 }
