@@ -19,7 +19,9 @@ struct Verify: AsyncParsableCommand {
 
     func run() async throws {
         let report: LogVerifier.Report
-        if let database = try StoreOption.database(store, data: data) {
+        let database = try StoreOption.database(store, data: data)
+        let onDatabase = database != nil
+        if let database {
             let opened = try await PostgresDatabase.open(database, logger: Logger(label: "accord"))
             do {
                 report = try await opened.verify()
@@ -53,7 +55,8 @@ struct Verify: AsyncParsableCommand {
             Out.line(String(decoding: data, as: UTF8.self))
         } else {
             Out.line(
-                "\(report.segments) segment(s), \(report.events) events (#\(report.firstSeq ?? 0)...#\(report.lastSeq ?? 0)), "
+                (onDatabase ? "PostgreSQL (accord_events)" : "\(report.segments) segment(s)")
+                    + ", \(report.events) events (#\(report.firstSeq ?? 0)...#\(report.lastSeq ?? 0)), "
                     + "\(report.bytes) bytes, checked in \(String(format: "%.2f", report.seconds)) s (\(Int(rate)) events/s)"
             )
             let types = report.eventsByType.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
