@@ -1,3 +1,4 @@
+import Foundation
 import Model
 import Support
 
@@ -108,5 +109,38 @@ package enum EventRecord {
     package static func body(of envelope: EventEnvelope) throws -> [UInt8] {
         if let body = FastEventEncoder.encode(envelope) { return body }
         return [UInt8](try EventCodec.encode(envelope))
+    }
+
+    /// `drafts` numbered from `first` on, each with its stored JSON; what every log's `append` does.
+    package static func number(_ drafts: [EventEnvelope], from first: UInt64) throws -> (
+        envelopes: [EventEnvelope], bodies: [[UInt8]]
+    ) {
+        var envelopes: [EventEnvelope] = []
+        var bodies: [[UInt8]] = []
+        envelopes.reserveCapacity(drafts.count)
+        bodies.reserveCapacity(drafts.count)
+        do {
+            for (offset, draft) in drafts.enumerated() {
+                var envelope = draft
+                envelope.seq = first + UInt64(offset)
+                bodies.append(try body(of: envelope))
+                envelopes.append(envelope)
+            }
+        } catch {
+            throw EventLogError("an event could not be encoded: \(error)")
+        }
+        return (envelopes, bodies)
+    }
+
+    /// A stored event read back, checked to be the one its place says (`where` names the place).
+    package static func decode(_ bytes: Data, expecting seq: UInt64, at place: String) throws -> EventEnvelope {
+        let envelope: EventEnvelope
+        do {
+            envelope = try FastEventDecoder.decode(bytes)
+        } catch {
+            throw EventLogError("\(place): an event does not decode: \(error)")
+        }
+        guard envelope.seq == seq else { throw EventLogError("\(place): sequence \(envelope.seq), expected \(seq)") }
+        return envelope
     }
 }

@@ -178,18 +178,14 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             promise.fulfill(.failure(failure))
             return AppendTicket(envelopes: [], promise: promise)
         }
-        var numbered: [EventEnvelope] = []
-        numbered.reserveCapacity(drafts.count)
+        let numbered: [EventEnvelope]
         var bytes: [UInt8] = []
         do {
-            for (offset, draft) in drafts.enumerated() {
-                var envelope = draft
-                envelope.seq = nextSeq + UInt64(offset)
-                RecordFormat.append(body: try EventRecord.body(of: envelope), to: &bytes)
-                numbered.append(envelope)
-            }
+            let records = try EventRecord.number(drafts, from: nextSeq)
+            numbered = records.envelopes
+            for body in records.bodies { RecordFormat.append(body: body, to: &bytes) }
         } catch {
-            promise.fulfill(.failure(EventLogError("an event could not be encoded: \(error)")))
+            promise.fulfill(.failure(error))
             return AppendTicket(envelopes: [], promise: promise)
         }
         nextSeq += UInt64(drafts.count)
@@ -242,17 +238,9 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
                 if seq < firstSeq { continue }
                 let start = Int(offset)
                 guard let frame = RecordFormat.frame(in: data, at: start) else { break }
-                let record = data.subdata(in: frame.body)
-                let envelope: EventEnvelope
-                do {
-                    envelope = try FastEventDecoder.decode(record)
-                } catch {
-                    throw EventLogError("\(segment.path) at byte \(start): an event does not decode: \(error)")
-                }
-                guard envelope.seq == seq else {
-                    throw EventLogError("\(segment.path) at byte \(start): sequence \(envelope.seq), expected \(seq)")
-                }
-                try body(envelope)
+                try body(
+                    EventRecord.decode(
+                        data.subdata(in: frame.body), expecting: seq, at: "\(segment.path) at byte \(start)"))
             }
         }
     }

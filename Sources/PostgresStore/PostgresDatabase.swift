@@ -178,16 +178,7 @@ package final class PostgresDatabase: Sendable {
     }
 
     static func decode(_ bytes: Data, seq: UInt64) throws -> EventEnvelope {
-        let envelope: EventEnvelope
-        do {
-            envelope = try FastEventDecoder.decode(bytes)
-        } catch {
-            throw EventLogError("event #\(seq) does not decode: \(error)")
-        }
-        guard envelope.seq == seq else {
-            throw EventLogError("the row of #\(seq) holds event #\(envelope.seq)")
-        }
-        return envelope
+        try EventRecord.decode(bytes, expecting: seq, at: "accord_events row #\(seq)")
     }
 
     /// A PostgreSQL error with the server's message, not just its code.

@@ -112,19 +112,12 @@ package final class PostgresEventLog: EventLog, @unchecked Sendable {
             promise.fulfill(.failure(refusal))
             return AppendTicket(envelopes: [], promise: promise)
         }
-        var numbered: [EventEnvelope] = []
-        var bodies: [[UInt8]] = []
-        numbered.reserveCapacity(drafts.count)
-        bodies.reserveCapacity(drafts.count)
+        let numbered: [EventEnvelope]
+        let bodies: [[UInt8]]
         do {
-            for (offset, draft) in drafts.enumerated() {
-                var envelope = draft
-                envelope.seq = nextSeq + UInt64(offset)
-                bodies.append(try EventRecord.body(of: envelope))
-                numbered.append(envelope)
-            }
+            (numbered, bodies) = try EventRecord.number(drafts, from: nextSeq)
         } catch {
-            promise.fulfill(.failure(EventLogError("an event could not be encoded: \(error)")))
+            promise.fulfill(.failure(error))
             return AppendTicket(envelopes: [], promise: promise)
         }
         nextSeq += UInt64(drafts.count)
