@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-.PHONY: run test deps build build-release unit integration conformance conformance-postgres chaos chaos-short bench bench-postgres format lint clean
+.PHONY: run test deps build build-release unit integration conformance conformance-postgres chaos chaos-short cluster cluster-down cluster-chaos cluster-chaos-short bench bench-postgres format lint clean
 
 deps:
 	@deploy/install-deps.sh
@@ -26,6 +26,7 @@ test: deps
 	$(MAKE) --no-print-directory lint
 	swift build --build-tests
 	deploy/test/with-postgres $(MAKE) --no-print-directory unit integration conformance conformance-postgres chaos-short
+	$(MAKE) --no-print-directory cluster-chaos-short
 
 ## Tests of the PostgreSQL log need a server: one is started unless ACCORD_TEST_DATABASE_URL names one.
 WITH_POSTGRES := $(if $(ACCORD_TEST_DATABASE_URL),,deploy/test/with-postgres)
@@ -52,6 +53,25 @@ chaos: deps build
 
 chaos-short:
 	python3 deploy/test/chaos.py --duration 30 --drain 90
+
+## The multi-host rehearsal (root): PostgreSQL, two Schedulers, two Gateways, two executors, each
+## host a network namespace of its own, mutual TLS between them. Prints the URLs and the key;
+## `deploy/cluster/accord-cluster status|leader|endpoints|kill|start|partition|heal|down`.
+cluster: deps build-release
+	@deploy/install-deps.sh --test
+	deploy/cluster/accord-cluster up
+
+cluster-down:
+	deploy/cluster/accord-cluster down
+
+## The rehearsal under the mixed load through both Gateways while it loses its leading Scheduler,
+## a Gateway, an executor host, and an executor's link, one after another, for 5 minutes.
+cluster-chaos: deps build
+	@deploy/install-deps.sh --test
+	python3 deploy/test/cluster_chaos.py --duration $${CHAOS_SECONDS:-300}
+
+cluster-chaos-short:
+	python3 deploy/test/cluster_chaos.py --duration 60 --drain 90
 
 ## Release build, a fresh deployment, every figure of docs/BENCHMARKS.md (bounded; stops by itself).
 bench: deps build-release

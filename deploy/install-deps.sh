@@ -8,8 +8,9 @@ packages=(libnng-dev libyaml-dev zlib1g-dev bubblewrap)
 # Release builds link the Swift runtime statically (--static-swift-stdlib: a runner starts in half the
 # time); Foundation's networking then links libcurl, which needs its development package.
 [ "${1:-}" = "--release" ] && packages+=(libcurl4-openssl-dev)
-# The test suite runs the PostgreSQL event log against a throwaway server (deploy/test/throwaway-postgres).
-[ "${1:-}" = "--test" ] && packages+=(postgresql)
+# The test suite runs the PostgreSQL event log against a throwaway server (deploy/test/throwaway-postgres),
+# and the multi-host rehearsal (deploy/cluster/accord-cluster) makes its hosts with iproute2.
+[ "${1:-}" = "--test" ] && packages+=(postgresql iproute2)
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

@@ -20,7 +20,6 @@ Checks:
 """
 import argparse
 import glob
-import io
 import json
 import os
 import random
@@ -34,55 +33,20 @@ import tempfile
 import threading
 import time
 import uuid
-import zipfile
 import zlib
-from collections import Counter, defaultdict
+from collections import Counter
 
 import requests
 
-TERMINAL = {"FINISHED", "FAILED", "CANCELLED", "TIMED_OUT"}
-RANK = {"NEW": 0, "ENQUEUED": 1, "STARTING": 2, "RUNNING": 3, "SUSPENDED": 3,
-        "FINISHED": 4, "FAILED": 4, "CANCELLED": 4, "TIMED_OUT": 4}
-EVENT_STATUS = {"InstanceCreated": "ENQUEUED", "InstanceAssigned": "STARTING", "InstanceStarted": "RUNNING",
-                "InstanceFinished": "FINISHED", "InstanceFailed": "FAILED", "InstanceCancelled": "CANCELLED",
-                "InstanceTimedOut": "TIMED_OUT"}
-MAGIC = b"ACCORDLOG1\n\x00\x00\x00\x00\x00"
+from chaoslib import TERMINAL, Client, Load, check_outcome, compare_with_log, fold_events, list_all, print_report
 
-# Flows by kind: (flow YAML, extra _main.json fields, stop after (min, max) seconds or None).
-KINDS = {
-    "quick": ('main:\n- log: "quick"\n', {}, None),
-    "slow": ("main:\n- sleep: 2500\n- log: slow done\n", {}, None),
-    "script": ('main:\n- script: sh\n  body: |\n    sleep 1\n    echo "script done"\n', {}, None),
-    "failing": ('main:\n- log: about to fail\n- throw: "planned failure"\n', {}, None),
-    "stopped": ("main:\n- script: sh\n  body: sleep 30\n", {}, (0.3, 3.0)),
-    "timed_out": ("main:\n- sleep: 30000\n", {"timeout": 1}, None),
-    # Tries to escape its sandbox: read the keys, remove the data folder, kill every process it can.
-    # Guarded: it does anything only where it is not root and is in a PID namespace of its own, so a
-    # missing sandbox cannot harm the machine (it says UNGUARDED instead, and that is a violation).
-    "escape": ('main:\n- script: sh\n  body: |\n'
-               '    [ "$(id -u)" != 0 ] && [ "$(cat /proc/1/comm)" = bwrap ] || { echo UNGUARDED; exit 97; }\n'
-               '    cat @DATA@/keys 2>/dev/null && echo LEAKED-KEYS\n'
-               '    ls @DATA@/events 2>/dev/null && echo LEAKED-EVENTS\n'
-               '    rm -rf @DATA@ 2>/dev/null\n'
-               '    kill -9 -1\n', {}, None),
-}
+MAGIC = b"ACCORDLOG1\n\x00\x00\x00\x00\x00"
 
 
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def archive(kind, key, data):
-    """The ZIP for an instance of `kind`; `data` is the deployment's data folder (what escape aims at)."""
-    flow, extra, _ = KINDS[kind]
-    main = {"entryPoint": "main", "tags": [key, kind], **extra}
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("_main.json", json.dumps(main))
-        z.writestr("processes/main.yml", flow.replace("@DATA@", data))
-    return buf.getvalue()
 
 
 class Deployment:
@@ -153,104 +117,6 @@ class Deployment:
         self.procs = {}
 
 
-class Client:
-    def __init__(self, url, key):
-        self.url, self.key = url, key
-        self.local = threading.local()
-
-    def session(self):
-        if not hasattr(self.local, "s"):
-            self.local.s = requests.Session()
-            self.local.s.trust_env = False
-        return self.local.s
-
-    def call(self, method, path, **kw):
-        headers = {"Authorization": self.key, **kw.pop("headers", {})}
-        return self.session().request(method, self.url + path, headers=headers, timeout=kw.pop("timeout", (2, 15)),
-                                      **kw)
-
-
-class Load:
-    """Workers starting instances of every kind, each with its own key, retried until acknowledged."""
-
-    def __init__(self, client, workers, rng_seed, data):
-        self.client = client
-        self.data = data
-        self.workers = workers
-        self.seed = rng_seed
-        self.lock = threading.Lock()
-        self.keys = {}          # key -> kind
-        self.acks = defaultdict(set)  # key -> instance ids acknowledged for it
-        self.unacked = set()    # keys whose start was never acknowledged
-        self.counts = Counter()
-        self.loading = True     # new keys are started while this holds
-        self.hard_stop = False  # give up retrying
-        self.violations = []
-
-    def run_worker(self, n):
-        rng = random.Random(self.seed * 1000 + n)
-        while self.loading:
-            kind = rng.choice(list(KINDS))
-            key = f"chaos-{uuid.UUID(int=rng.getrandbits(128))}"
-            with self.lock:
-                self.keys[key] = kind
-                self.counts["starts"] += 1
-            iid = self.start(key, kind)
-            if iid is None:
-                with self.lock:
-                    self.unacked.add(key)
-                continue
-            stop_after = KINDS[kind][2]
-            if stop_after:
-                time.sleep(rng.uniform(*stop_after))
-                self.stop(iid)
-
-    def start(self, key, kind):
-        body = archive(kind, key, self.data)
-        attempt = 0
-        while not self.hard_stop:
-            attempt += 1
-            try:
-                r = self.client.call("POST", "/api/v1/process", data=body,
-                                     headers={"Idempotency-Key": key, "Content-Type": "application/zip"})
-                if r.status_code == 200:
-                    iid = r.json()["instanceId"]
-                    with self.lock:
-                        self.acks[key].add(iid)
-                        self.counts["acknowledged"] += 1
-                        if attempt > 1:
-                            self.counts["retried starts"] += 1
-                    return iid
-                if r.status_code != 503:
-                    with self.lock:
-                        self.violations.append(f"start {key}: unexpected {r.status_code} {r.text[:200]}")
-                    return None
-            except requests.RequestException:
-                pass
-            with self.lock:
-                self.counts["requests refused or cut off"] += 1
-            time.sleep(0.2)
-        return None
-
-    def stop(self, iid):
-        while not self.hard_stop:
-            try:
-                r = self.client.call("DELETE", f"/api/v1/process/{iid}")
-                if r.status_code in (200, 202, 204):
-                    with self.lock:
-                        self.counts["stops"] += 1
-                    return
-                if r.status_code != 503:
-                    with self.lock:
-                        self.violations.append(f"stop {iid}: unexpected {r.status_code} {r.text[:200]}")
-                    return
-            except requests.RequestException:
-                pass
-            with self.lock:
-                self.counts["requests refused or cut off"] += 1
-            time.sleep(0.2)
-
-
 def killer(deployment, stop_event, rng, interval, kills):
     while not stop_event.wait(rng.uniform(*interval)):
         name = rng.choice(deployment.names)
@@ -260,23 +126,12 @@ def killer(deployment, stop_event, rng, interval, kills):
         deployment.start(name)
 
 
-def list_all(client):
-    instances, offset = [], 0
-    while True:
-        page = client.call("GET", "/api/v2/process", params={"limit": 1000, "offset": offset}).json()
-        instances += page
-        if len(page) < 1000:
-            return instances
-        offset += 1000
-
-
 def verify_log(directory):
     """Offline check of the event log: returns (problems, {instance: final status}, event count)."""
-    problems, status, seen_terminal = [], {}, {}
-    expected_seq, count = 1, 0
+    problems, events = [], []
     segments = sorted(glob.glob(f"{directory}/segment-*.log"))
     if not segments:
-        return ["no segment files"], status, 0
+        return ["no segment files"], {}, 0
     for index, path in enumerate(segments):
         data = open(path, "rb").read()
         if data[:16] != MAGIC:
@@ -295,30 +150,13 @@ def verify_log(directory):
                                 f"{' in the tail (the Scheduler truncates it on open)' if last else ''}")
                 break
             try:
-                event = json.loads(body)
+                events.append(json.loads(body))
             except ValueError as e:
                 problems.append(f"{path}@{pos}: does not decode: {e}")
                 break
-            if event.get("seq") != expected_seq:
-                problems.append(f"{path}@{pos}: seq {event.get('seq')} where {expected_seq} was expected")
-            expected_seq = event.get("seq", expected_seq) + 1
-            count += 1
-            iid, kind = event.get("instanceId"), event.get("type")
-            new = EVENT_STATUS.get(kind)
-            if new:
-                old = status.get(iid)
-                if iid in seen_terminal:
-                    problems.append(f"seq {event['seq']}: {kind} for {iid} after its terminal {seen_terminal[iid]}")
-                elif old is None and kind != "InstanceCreated":
-                    problems.append(f"seq {event['seq']}: {kind} for {iid} before it was created")
-                elif old is not None and RANK[new] < RANK[old]:
-                    problems.append(f"seq {event['seq']}: {iid} moved back from {old} to {new}")
-                else:
-                    status[iid] = new
-                    if new in TERMINAL:
-                        seen_terminal[iid] = new
             pos += 8 + length
-    return problems, status, count
+    folded, status, count = fold_events(events)
+    return problems + folded, status, count
 
 
 def main():
@@ -394,39 +232,8 @@ def main():
             for name in deployment.names:
                 deployment.dump_stacks(name, "stuck")
 
-        violations += load.violations
-        by_tag = defaultdict(list)
-        for i in instances:
-            for tag in i.get("tags", []):
-                if tag.startswith("chaos-"):
-                    by_tag[tag].append(i["instanceId"])
-        for k, ids in load.acks.items():
-            found = by_tag.get(k, [])
-            if len(ids) != 1:
-                violations.append(f"key {k} was acknowledged as {len(ids)} different instances: {sorted(ids)}")
-            if len(found) != 1 or set(found) != ids:
-                violations.append(f"key {k}: acknowledged {sorted(ids)}, the listing has {found}")
-        for k in load.unacked:
-            if len(by_tag.get(k, [])) > 1:
-                violations.append(f"unacknowledged key {k} has {len(by_tag[k])} instances")
-        stuck = [i for i in instances if i["status"] not in TERMINAL]
-        for i in stuck:
-            violations.append(f"{i['instanceId']} is still {i['status']} after the drain")
-        for i in instances:
-            history = client.call("GET", f"/api/v1/process/{i['instanceId']}/history").json()
-            statuses = [h["status"] for h in history]
-            ranks = [RANK.get(s, -1) for s in statuses]
-            if ranks != sorted(ranks) or sum(s in TERMINAL for s in statuses) > 1 or \
-                    (statuses and statuses[-1] not in TERMINAL and i["status"] in TERMINAL):
-                violations.append(f"{i['instanceId']}: history does not only move forward: {statuses}")
+        violations += check_outcome(client, load, instances)
         served = {i["instanceId"]: i["status"] for i in instances}
-        for i in instances:
-            if "escape" not in i.get("tags", []):
-                continue
-            log = client.call("GET", f"/api/v1/process/{i['instanceId']}/log").text
-            for mark in ("UNGUARDED", "LEAKED-KEYS", "LEAKED-EVENTS"):
-                if mark in log:
-                    violations.append(f"{i['instanceId']} (escape): {mark} in its log")
         for name in ("keys", "events", "payloads"):
             if not os.path.exists(os.path.join(data, name)):
                 violations.append(f"the data folder lost {name}")
@@ -437,27 +244,8 @@ def main():
                    for name in deployment.stuck_on_stop]
     problems, logged, events = verify_log(f"{data}/events")
     violations += [f"event log: {p}" for p in problems]
-    if logged != served:
-        differ = [f"{iid}: log {logged.get(iid)} / API {served.get(iid)}"
-                  for iid in sorted(set(logged) | set(served)) if logged.get(iid) != served.get(iid)]
-        violations += [f"event log and API disagree: {d}" for d in differ[:20]]
-
-    by_status = Counter(served.values())
-    by_kind = Counter(kind for k, kind in load.keys.items() if k in load.acks)
-    print("chaos: counts")
-    for name, value in [("starts (keys)", load.counts["starts"]), ("acknowledged", len(load.acks)),
-                        ("never acknowledged (run ended)", len(load.unacked)),
-                        ("requests refused or cut off", load.counts["requests refused or cut off"]),
-                        ("starts acknowledged after a retry", load.counts["retried starts"]),
-                        ("stops", load.counts["stops"]), ("events in the log", events)]:
-        print(f"  {name:36} {value}")
-    print("  kills                                " + ", ".join(f"{n} {kills[n]}" for n in deployment.names)
-          + f" (total {sum(kills.values())})")
-    print("  started by kind                      " + ", ".join(f"{k} {by_kind[k]}" for k in KINDS))
-    print("  instances by status                  " + ", ".join(f"{s} {by_status[s]}" for s in sorted(by_status)))
-    print(f"  violations                           {len(violations)}")
-    for v in violations[:50]:
-        print(f"    - {v}")
+    violations += compare_with_log(logged, served)
+    print_report(load, served, events, {n: kills[n] for n in deployment.names}, violations)
     if args.keep or violations:
         print(f"chaos: data kept in {data}")
     else:

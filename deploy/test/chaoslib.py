@@ -1,0 +1,257 @@
+"""What both chaos tests share: the mixed load, the client, and the checks of the outcome.
+
+`chaos.py` runs them against one host whose components it kills; `cluster_chaos.py` against the
+multi-host rehearsal (deploy/cluster/accord-cluster), whose hosts it kills and cuts off.
+"""
+import io
+import json
+import random
+import threading
+import time
+import uuid
+import zipfile
+from collections import Counter, defaultdict
+
+import requests
+
+TERMINAL = {"FINISHED", "FAILED", "CANCELLED", "TIMED_OUT"}
+RANK = {"NEW": 0, "ENQUEUED": 1, "STARTING": 2, "RUNNING": 3, "SUSPENDED": 3,
+        "FINISHED": 4, "FAILED": 4, "CANCELLED": 4, "TIMED_OUT": 4}
+EVENT_STATUS = {"InstanceCreated": "ENQUEUED", "InstanceAssigned": "STARTING", "InstanceStarted": "RUNNING",
+                "InstanceFinished": "FINISHED", "InstanceFailed": "FAILED", "InstanceCancelled": "CANCELLED",
+                "InstanceTimedOut": "TIMED_OUT"}
+
+# Flows by kind: (flow YAML, extra _main.json fields, stop after (min, max) seconds or None).
+KINDS = {
+    "quick": ('main:\n- log: "quick"\n', {}, None),
+    "slow": ("main:\n- sleep: 2500\n- log: slow done\n", {}, None),
+    "script": ('main:\n- script: sh\n  body: |\n    sleep 1\n    echo "script done"\n', {}, None),
+    "failing": ('main:\n- log: about to fail\n- throw: "planned failure"\n', {}, None),
+    "stopped": ("main:\n- script: sh\n  body: sleep 30\n", {}, (0.3, 3.0)),
+    "timed_out": ("main:\n- sleep: 30000\n", {"timeout": 1}, None),
+    # Tries to escape its sandbox: read the keys, remove the data folder, kill every process it can.
+    # Guarded: it does anything only where it is not root and is in a PID namespace of its own, so a
+    # missing sandbox cannot harm the machine (it says UNGUARDED instead, and that is a violation).
+    "escape": ('main:\n- script: sh\n  body: |\n'
+               '    [ "$(id -u)" != 0 ] && [ "$(cat /proc/1/comm)" = bwrap ] || { echo UNGUARDED; exit 97; }\n'
+               '    cat @DATA@/keys 2>/dev/null && echo LEAKED-KEYS\n'
+               '    cat @DATA@/certs/ca-key.pem 2>/dev/null && echo LEAKED-KEYS\n'
+               '    ls @DATA@/events 2>/dev/null && echo LEAKED-EVENTS\n'
+               '    rm -rf @DATA@ 2>/dev/null\n'
+               '    kill -9 -1\n', {}, None),
+}
+LEAK_MARKS = ("UNGUARDED", "LEAKED-KEYS", "LEAKED-EVENTS")
+
+
+def archive(kind, key, target):
+    """The ZIP for an instance of `kind`; `target` is the folder the escape aims at."""
+    flow, extra, _ = KINDS[kind]
+    main = {"entryPoint": "main", "tags": [key, kind], **extra}
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("_main.json", json.dumps(main))
+        z.writestr("processes/main.yml", flow.replace("@DATA@", target))
+    return buf.getvalue()
+
+
+class Client:
+    """Requests to one of the deployment's Gateways: `call(..., attempt=n)` picks the n-th, so a
+    caller that retries moves on to the next Gateway."""
+
+    def __init__(self, urls, key):
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        self.key = key
+        self.local = threading.local()
+
+    def session(self):
+        if not hasattr(self.local, "s"):
+            self.local.s = requests.Session()
+            self.local.s.trust_env = False
+        return self.local.s
+
+    def call(self, method, path, attempt=0, url=None, **kw):
+        headers = {"Authorization": self.key, **kw.pop("headers", {})}
+        base = url or self.urls[attempt % len(self.urls)]
+        return self.session().request(method, base + path, headers=headers, timeout=kw.pop("timeout", (2, 15)), **kw)
+
+
+class Load:
+    """Workers starting instances of every kind, each with its own key, retried (on every Gateway
+    in turn) until acknowledged."""
+
+    def __init__(self, client, workers, rng_seed, target):
+        self.client = client
+        self.target = target
+        self.workers = workers
+        self.seed = rng_seed
+        self.lock = threading.Lock()
+        self.keys = {}          # key -> kind
+        self.acks = defaultdict(set)  # key -> instance ids acknowledged for it
+        self.unacked = set()    # keys whose start was never acknowledged
+        self.counts = Counter()
+        self.loading = True     # new keys are started while this holds
+        self.hard_stop = False  # give up retrying
+        self.violations = []
+
+    def run_worker(self, n):
+        rng = random.Random(self.seed * 1000 + n)
+        while self.loading:
+            kind = rng.choice(list(KINDS))
+            key = f"chaos-{uuid.UUID(int=rng.getrandbits(128))}"
+            with self.lock:
+                self.keys[key] = kind
+                self.counts["starts"] += 1
+            iid = self.start(key, kind, n)
+            if iid is None:
+                with self.lock:
+                    self.unacked.add(key)
+                continue
+            stop_after = KINDS[kind][2]
+            if stop_after:
+                time.sleep(rng.uniform(*stop_after))
+                self.stop(iid, n)
+
+    def retrying(self, what, request, ok, first):
+        """Calls `request(attempt)` until `ok(response)` (returns it), a status other than 503 (a
+        violation, returns None) or the hard stop."""
+        attempt = first
+        while not self.hard_stop:
+            try:
+                r = request(attempt)
+                if ok(r):
+                    return r, attempt - first
+                if r.status_code != 503:
+                    with self.lock:
+                        self.violations.append(f"{what}: unexpected {r.status_code} {r.text[:200]}")
+                    return None, attempt - first
+            except requests.RequestException:
+                pass
+            with self.lock:
+                self.counts["requests refused or cut off"] += 1
+            attempt += 1
+            time.sleep(0.2)
+        return None, attempt - first
+
+    def start(self, key, kind, n):
+        body = archive(kind, key, self.target)
+        r, retries = self.retrying(
+            f"start {key}",
+            lambda attempt: self.client.call("POST", "/api/v1/process", attempt=attempt, data=body,
+                                             headers={"Idempotency-Key": key, "Content-Type": "application/zip"}),
+            lambda r: r.status_code == 200, n)
+        if r is None:
+            return None
+        iid = r.json()["instanceId"]
+        with self.lock:
+            self.acks[key].add(iid)
+            self.counts["acknowledged"] += 1
+            if retries:
+                self.counts["retried starts"] += 1
+        return iid
+
+    def stop(self, iid, n):
+        r, _ = self.retrying(
+            f"stop {iid}", lambda attempt: self.client.call("DELETE", f"/api/v1/process/{iid}", attempt=attempt),
+            lambda r: r.status_code in (200, 202, 204), n)
+        if r is not None:
+            with self.lock:
+                self.counts["stops"] += 1
+
+
+def list_all(client, url=None):
+    instances, offset = [], 0
+    while True:
+        page = client.call("GET", "/api/v2/process", url=url, params={"limit": 1000, "offset": offset}).json()
+        instances += page
+        if len(page) < 1000:
+            return instances
+        offset += 1000
+
+
+def fold_events(events):
+    """Per-instance status events in log order: returns (problems, {instance: final status}, count).
+    Each event is a decoded log record (`seq`, `type`, `instanceId`)."""
+    problems, status, seen_terminal = [], {}, {}
+    expected_seq, count = 1, 0
+    for event in events:
+        if event.get("seq") != expected_seq:
+            problems.append(f"seq {event.get('seq')} where {expected_seq} was expected")
+        expected_seq = event.get("seq", expected_seq) + 1
+        count += 1
+        iid, kind = event.get("instanceId"), event.get("type")
+        new = EVENT_STATUS.get(kind)
+        if not new:
+            continue
+        old = status.get(iid)
+        if iid in seen_terminal:
+            problems.append(f"seq {event['seq']}: {kind} for {iid} after its terminal {seen_terminal[iid]}")
+        elif old is None and kind != "InstanceCreated":
+            problems.append(f"seq {event['seq']}: {kind} for {iid} before it was created")
+        elif old is not None and RANK[new] < RANK[old]:
+            problems.append(f"seq {event['seq']}: {iid} moved back from {old} to {new}")
+        else:
+            status[iid] = new
+            if new in TERMINAL:
+                seen_terminal[iid] = new
+    return problems, status, count
+
+
+def check_outcome(client, load, instances):
+    """Every acknowledged key is exactly the one instance the listing has with its tag, nothing is
+    left unfinished, every history only moves forward, and no escape got anywhere."""
+    violations = list(load.violations)
+    by_tag = defaultdict(list)
+    for i in instances:
+        for tag in i.get("tags", []):
+            if tag.startswith("chaos-"):
+                by_tag[tag].append(i["instanceId"])
+    for k, ids in load.acks.items():
+        found = by_tag.get(k, [])
+        if len(ids) != 1:
+            violations.append(f"key {k} was acknowledged as {len(ids)} different instances: {sorted(ids)}")
+        if len(found) != 1 or set(found) != ids:
+            violations.append(f"key {k}: acknowledged {sorted(ids)}, the listing has {found}")
+    for k in load.unacked:
+        if len(by_tag.get(k, [])) > 1:
+            violations.append(f"unacknowledged key {k} has {len(by_tag[k])} instances")
+    for i in instances:
+        if i["status"] not in TERMINAL:
+            violations.append(f"{i['instanceId']} is still {i['status']} after the drain")
+    for n, i in enumerate(instances):
+        history = client.call("GET", f"/api/v1/process/{i['instanceId']}/history", attempt=n).json()
+        statuses = [h["status"] for h in history]
+        ranks = [RANK.get(s, -1) for s in statuses]
+        if ranks != sorted(ranks) or sum(s in TERMINAL for s in statuses) > 1 or \
+                (statuses and statuses[-1] not in TERMINAL and i["status"] in TERMINAL):
+            violations.append(f"{i['instanceId']}: history does not only move forward: {statuses}")
+        if "escape" in i.get("tags", []):
+            log = client.call("GET", f"/api/v1/process/{i['instanceId']}/log", attempt=n).text
+            violations += [f"{i['instanceId']} (escape): {mark} in its log" for mark in LEAK_MARKS if mark in log]
+    return violations
+
+
+def compare_with_log(logged, served):
+    if logged == served:
+        return []
+    differ = [f"{iid}: log {logged.get(iid)} / API {served.get(iid)}"
+              for iid in sorted(set(logged) | set(served)) if logged.get(iid) != served.get(iid)]
+    return [f"event log and API disagree: {d}" for d in differ[:20]]
+
+
+def print_report(load, served, events, kills, violations):
+    by_status = Counter(served.values())
+    by_kind = Counter(kind for k, kind in load.keys.items() if k in load.acks)
+    print("chaos: counts")
+    for name, value in [("starts (keys)", load.counts["starts"]), ("acknowledged", len(load.acks)),
+                        ("never acknowledged (run ended)", len(load.unacked)),
+                        ("requests refused or cut off", load.counts["requests refused or cut off"]),
+                        ("starts acknowledged after a retry", load.counts["retried starts"]),
+                        ("stops", load.counts["stops"]), ("events in the log", events)]:
+        print(f"  {name:36} {value}")
+    print("  faults                               " + ", ".join(f"{n} {c}" for n, c in kills.items())
+          + f" (total {sum(kills.values())})")
+    print("  started by kind                      " + ", ".join(f"{k} {by_kind[k]}" for k in KINDS))
+    print("  instances by status                  " + ", ".join(f"{s} {by_status[s]}" for s in sorted(by_status)))
+    print(f"  violations                           {len(violations)}")
+    for v in violations[:50]:
+        print(f"    - {v}")
