@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-.PHONY: run test deps build build-release unit integration conformance conformance-postgres chaos chaos-short cluster cluster-down cluster-chaos cluster-chaos-short bench bench-postgres format lint clean
+.PHONY: run test deps build build-release unit integration conformance conformance-postgres chaos chaos-short cluster cluster-down cluster-chaos cluster-chaos-short recipes bench format lint clean
 
 deps:
 	@deploy/install-deps.sh
@@ -26,7 +26,7 @@ test: deps
 	$(MAKE) --no-print-directory lint
 	swift build --build-tests
 	deploy/test/with-postgres $(MAKE) --no-print-directory unit integration conformance conformance-postgres chaos-short
-	$(MAKE) --no-print-directory cluster-chaos-short
+	$(MAKE) --no-print-directory recipes cluster-chaos-short
 
 ## Tests of the PostgreSQL log need a server: one is started unless ACCORD_TEST_DATABASE_URL names one.
 WITH_POSTGRES := $(if $(ACCORD_TEST_DATABASE_URL),,deploy/test/with-postgres)
@@ -70,18 +70,19 @@ cluster-chaos: deps build
 	@deploy/install-deps.sh --test
 	python3 deploy/test/cluster_chaos.py --duration $${CHAOS_SECONDS:-300}
 
+## The deployment recipes (systemd, container, Kubernetes) against the binaries' flags and the rehearsal's.
+recipes:
+	ACCORD_BIN=.build/debug python3 -m pytest -q deploy/test/recipes_test.py
+
 cluster-chaos-short:
 	python3 deploy/test/cluster_chaos.py --duration 60 --drain 90
 
-## Release build, a fresh deployment, every figure of docs/BENCHMARKS.md (bounded; stops by itself).
+## Release build; every figure of docs/BENCHMARKS.md on the file log and on PostgreSQL (a throwaway
+## local server, fsync on), side by side, and failover over 10 kills in the multi-host rehearsal
+## (bounded; stops what it starts).
 bench: deps build-release
-	python3 bench/bench.py
-
-## The same figures with the Scheduler on PostgreSQL (a throwaway local server, fsync on).
-bench-postgres: deps build-release
 	@deploy/install-deps.sh --test
-	WITH_POSTGRES_FSYNC=on deploy/test/with-postgres sh -c \
-	  'python3 bench/bench.py --store "$$ACCORD_TEST_DATABASE_URL" --out docs/benchmarks/postgres.md'
+	python3 bench/bench.py
 
 format:
 	swift format --in-place --recursive Sources Tests Package.swift

@@ -243,7 +243,20 @@ def gateway_memory_per_instance(binary_dir, instances, b):
         shutil.rmtree(full, ignore_errors=True)
 
 
-async def drive(b, results, n_seq, n_flight_starts, n_e2e, n_completed, n_stop):
+# Where a store has targets of its own (issue 13: the PostgreSQL log), they replace the file log's.
+POSTGRES_TARGETS = {
+    "start": ("p50 ≤ 3 ms", lambda lat: pct(lat, 50) <= 3),
+    "accepted": ("≥ 1,000/s", lambda rate: rate >= 1000),
+    "completed": ("≥ 500/s", lambda rate: rate >= 500),
+}
+
+
+def target(store, figure, file_target, file_check, value):
+    text, check = POSTGRES_TARGETS[figure] if store == "postgres" else (file_target, file_check)
+    return text, check(value)
+
+
+async def drive(b, results, n_seq, n_flight_starts, n_e2e, n_completed, n_stop, store="files"):
     """Every figure measured over HTTP, in order."""
     trivial = archive('main:\n- log: "bench-done"\n')
 
@@ -268,8 +281,9 @@ async def drive(b, results, n_seq, n_flight_starts, n_e2e, n_completed, n_stop):
         iid = await b.start(trivial)
         lat.append((time.perf_counter() - t0) * 1000)
         ids.append(iid)
-    results.append((f"start acknowledged (durable), {n_seq} sequential", trio(lat), "p50 ≤ 2 ms, p99 ≤ 10 ms",
-                    pct(lat, 50) <= 2 and pct(lat, 99) <= 10))
+    results.append((f"start acknowledged (durable), {n_seq} sequential", trio(lat),
+                    *target(store, "start", "p50 ≤ 2 ms, p99 ≤ 10 ms",
+                            lambda lat: pct(lat, 50) <= 2 and pct(lat, 99) <= 10, lat)))
 
     # 2. Accepted starts per second, 64 in flight: after a warm-up at that concurrency (the
     # executor starts runners up to the load's concurrency once; that burst is not the rate).
@@ -282,7 +296,7 @@ async def drive(b, results, n_seq, n_flight_starts, n_e2e, n_completed, n_stop):
     client = (cpu_seconds() - cpu0) / n_flight_starts * 1000
     rate = n_flight_starts / took
     results.append((f"accepted starts per second, 64 in flight ({n_flight_starts} starts after {n_flight_starts // 10} "
-                    "to warm up)", f"{rate:,.0f}/s", "≥ 3,000/s", rate >= 3000))
+                    "to warm up)", f"{rate:,.0f}/s", *target(store, "accepted", "≥ 3,000/s", lambda r: r >= 3000, rate)))
     spent = {name: (seconds - server0.get(name, 0)) / n_flight_starts * 1000
              for name, seconds in server_cpu(b.data).items()}
     results.append(("CPU per accepted start in that run (each instance also runs meanwhile)",
@@ -321,7 +335,7 @@ async def drive(b, results, n_seq, n_flight_starts, n_e2e, n_completed, n_stop):
     done = sum(1 for ok in await in_flight(64, [one] * n_completed) if ok)
     took = time.perf_counter() - t0
     results.append((f"completed trivial instances per second, 64 in flight ({n_completed}, each checked)",
-                    f"{done / took:,.0f}/s", "≥ 300/s", done / took >= 300))
+                    f"{done / took:,.0f}/s", *target(store, "completed", "≥ 300/s", lambda r: r >= 300, done / took)))
 
     # 5. Stop: DELETE until CANCELLED is visible (the answer waits for it; checked after).
     sleeper = archive("main:\n- ${sleep.ms(60000)}\n")
@@ -344,26 +358,21 @@ async def drive(b, results, n_seq, n_flight_starts, n_e2e, n_completed, n_stop):
     b.client.close()
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
-    parser.add_argument("--quick", action="store_true", help="a tenth of the counts (to try the script)")
-    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
-    parser.add_argument("--store", help="run the Scheduler on this PostgreSQL log (postgres://...) instead of files")
-    args = parser.parse_args()
-    scale = 10 if args.quick else 1
-    n_seq, n_flight_starts, n_e2e, n_completed, n_stop = 1000 // scale, 5000 // scale, 500 // scale, 5000 // scale, 200 // scale
-
+def run_store(args, store, database_url, scale):
+    """One fresh local deployment on `store` ("files", or "postgres" at `database_url`), every
+    figure measured against it. Returns (results, errors)."""
+    n_seq, n_flight_starts, n_e2e, n_completed, n_stop = (1000 // scale, 5000 // scale, 500 // scale,
+                                                          5000 // scale, 200 // scale)
     data = tempfile.mkdtemp(prefix="accord-bench-")
     port = free_port()
     env = dict(os.environ, ACCORD_DATA=data, ACCORD_PORT=str(port), ACCORD_BIN=os.path.abspath(args.bin),
                ACCORD_EXECUTOR_CAPACITY="64")
     env.pop("ACCORD_DATABASE_URL", None)
-    if args.store:
-        env["ACCORD_DATABASE_URL"] = args.store
+    if database_url:
+        env["ACCORD_DATABASE_URL"] = database_url
     launcher = subprocess.Popen([os.path.join(ROOT, "deploy", "local", "accord-local")], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-    results, started_at = [], time.time()
+    results = []
     try:
         key = None
         deadline = time.time() + 60
@@ -372,14 +381,14 @@ def main():
             if line.startswith("ACCORD_API_KEY="):
                 key = line.strip().split("=", 1)[1]
         if key is None:
-            sys.exit("bench: the deployment did not start")
+            sys.exit(f"bench: the deployment on {store} did not start")
         b = Bench(f"http://127.0.0.1:{port}", key, data)
-        asyncio.run(drive(b, results, n_seq, n_flight_starts, n_e2e, n_completed, n_stop))
+        asyncio.run(drive(b, results, n_seq, n_flight_starts, n_e2e, n_completed, n_stop, store))
 
         memory = peak_memory(data)
         results.append(("peak memory (VmHWM)", ", ".join(f"{k} {v:.0f} MiB" for k, v in memory.items())))
 
-        for writers in () if args.store else (1, 16, 256):
+        for writers in (1, 16, 256) if store == "files" else ():
             scratch = tempfile.mkdtemp(prefix="accord-bench-log-")
             out = subprocess.run([os.path.join(args.bin, "accord"), "bench-log", scratch, "--writers", str(writers),
                                   "--seconds", "3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -391,7 +400,7 @@ def main():
             results.append((f"event log alone, {writers} concurrent writer(s), each waiting for durability",
                             f"{figures['appendsPerSecond']:,} appends/s ({figures['appendsPerFsync']} per fsync)"))
 
-        per_instance = None if args.store else gateway_memory_per_instance(args.bin, 100_000 // scale, b)
+        per_instance = gateway_memory_per_instance(args.bin, 100_000 // scale, b) if store == "files" else None
         if per_instance is not None:
             results.append((f"Gateway memory per finished instance ({100_000 // scale:,} instances, RSS after catch-up "
                             "minus an empty one's)", f"{per_instance:,.0f} bytes", "≤ 1 KiB", per_instance <= 1024))
@@ -402,27 +411,96 @@ def main():
         except subprocess.TimeoutExpired:
             os.killpg(launcher.pid, signal.SIGKILL)
         shutil.rmtree(data, ignore_errors=True)
+    return results, b.errors
 
-    failed = bool(b.errors)
-    for name, value, *target in results:
-        print(f"{name}: {value}" + (f"  [target {target[0]}: {'holds' if target[1] else 'NOT MET'}]" if target else ""))
-    if failed:
-        print(f"FAILED: {len(b.errors)} error(s), e.g. {b.errors[:5]}; nothing written to {args.out}")
+
+def on_postgres(args, scale):
+    """The same figures with the Scheduler on a throwaway local PostgreSQL server (fsync on)."""
+    folder = tempfile.mkdtemp(prefix="accord-bench-pg-")
+    server = os.path.join(ROOT, "deploy", "test", "throwaway-postgres")
+    try:
+        line = subprocess.run([server, "start", folder, "--fsync", "on"], stdout=subprocess.PIPE, check=True,
+                              text=True).stdout.strip()
+        return run_store(args, "postgres", line.split("=", 1)[1], scale)
+    finally:
+        subprocess.run([server, "stop", folder])
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def verdict(target):
+    return f"{target[0]}: {'holds' if target[1] else '**not met**'}" if target else ""
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bin", default=os.path.join(ROOT, ".build", "release"))
+    parser.add_argument("--quick", action="store_true", help="a tenth of the counts (to try the script)")
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "BENCHMARKS.md"))
+    parser.add_argument("--store", choices=["files", "postgres", "both"], default="both",
+                        help="the Scheduler's log: the file log, PostgreSQL (a throwaway local server), or each in turn")
+    parser.add_argument("--failover-kills", type=int, default=10,
+                        help="kills of the leading Scheduler in the multi-host rehearsal (root; 0: none)")
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    started_at = time.time()
+    stores = ["files", "postgres"] if args.store == "both" else [args.store]
+    measured, errors = {}, []
+    for store in stores:
+        results, failed = run_store(args, "files", None, scale) if store == "files" else on_postgres(args, scale)
+        measured[store] = results
+        errors += [f"{store}: {e}" for e in failed]
+    failover = None
+    if "postgres" in stores and args.failover_kills > 0:
+        if os.geteuid() != 0:
+            print("bench: not root, so no failover figures (the rehearsal makes network namespaces)")
+        else:
+            sys.path.insert(0, HERE)
+            import failover as rehearsal
+            try:
+                seconds = rehearsal.measure(args.failover_kills, args.bin)
+                failover = (f"failover: SIGKILL of the leading Scheduler's host to the next acknowledged start, "
+                            f"{len(seconds)} kills in the multi-host rehearsal (bench/failover.py)",
+                            f"p50 {pct(seconds, 50):.2f} s, worst {max(seconds):.2f} s", "p50 ≤ 1 s, worst ≤ 3 s",
+                            pct(seconds, 50) <= 1 and max(seconds) <= 3)
+            except RuntimeError as e:
+                errors.append(f"failover: {e}")
+
+    names = []
+    for store in stores:
+        names += [r[0] for r in measured[store] if r[0] not in names]
+    rows = {store: {r[0]: r for r in measured[store]} for store in stores}
+    for name in names:
+        print(name + ": " + "; ".join(f"{store} {rows[store][name][1]}" + (f" [target {verdict(rows[store][name][2:])}]"
+                                      if len(rows[store][name]) > 2 else "") for store in stores if name in rows[store]))
+    if failover:
+        print(f"{failover[0]}: {failover[1]} [target {verdict(failover[2:])}]")
+    if errors:
+        print(f"FAILED: {len(errors)} error(s), e.g. {errors[:5]}; nothing written to {args.out}")
         return 1
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE).stdout.decode().strip()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    title = {"files": "file log (fsync)", "postgres": "PostgreSQL log (local server, fsync on)"}
     lines = [
         "# Benchmarks", "",
-        f"`make bench` (`python3 bench/bench.py{' --quick' if args.quick else ''}`) on {os.cpu_count()} × {cpu}, "
+        f"`make bench` (`python3 bench/bench.py{' --quick' if args.quick else ''}"
+        f"{'' if args.store == 'both' else ' --store ' + args.store}`) on {os.cpu_count()} × {cpu}, "
         f"{platform.system()} {platform.release()}; commit {commit}; {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; "
-        f"{time.time() - started_at:.0f} s. Release build, "
-        f"{'PostgreSQL log (a local server, fsync on)' if args.store else 'file log with fsync'}, one executor (capacity 64), loopback HTTP "
-        "from a separate Python process (asyncio, keep-alive connections; its own round trip and CPU are the first lines).", "",
-        "| figure | result | target (issue 6) |", "|---|---|---|",
-    ] + [f"| {name} | {value} | " + (f"{target[0]}: {'holds' if target[1] else '**not met**'}" if target else "") + " |"
-         for name, value, *target in results] + [
+        f"{time.time() - started_at:.0f} s. Release build; one fresh local deployment per store, one executor "
+        "(capacity 64), loopback HTTP from a separate Python process (asyncio, keep-alive connections; its own round "
+        "trip and CPU are the first lines). Targets: the file log's from issue 6, the PostgreSQL log's from issue 13.",
         "",
+        "| figure | " + " | ".join(title[s] for s in stores) + " | targets |",
+        "|---|" + "---|" * len(stores) + "---|",
     ]
+    for name in names:
+        cells = [rows[s][name][1] if name in rows[s] else "" for s in stores]
+        targets = "; ".join((f"{'PostgreSQL' if s == 'postgres' else 'files'} " if len(stores) > 1 else "")
+                            + verdict(rows[s][name][2:]) for s in stores if name in rows[s] and len(rows[s][name]) > 2)
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {targets} |")
+    if failover:
+        lines.append(f"| {failover[0]} | " + " | ".join(failover[1] if s == "postgres" else "" for s in stores)
+                     + f" | {verdict(failover[2:])} |")
+    lines.append("")
     with open(args.out, "w") as f:
         f.write("\n".join(lines))
     print(f"written to {args.out}")

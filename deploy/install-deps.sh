@@ -15,7 +15,7 @@ for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${1:-}" = "--test" ]; then
-  python3 -c 'import pytest, requests' 2>/dev/null || pip_need=1
+  python3 -c 'import pytest, requests, yaml' 2>/dev/null || pip_need=1
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -31,5 +31,5 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 if [ "${pip_need:-0}" = 1 ]; then
-  python3 -m pip install -q pytest requests
+  python3 -m pip install -q pytest requests pyyaml
 fi
