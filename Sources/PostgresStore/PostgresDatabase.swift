@@ -55,6 +55,29 @@ package final class PostgresDatabase: Sendable {
 
     static let schemaVersion = 1
 
+    package struct Setting: Equatable, Sendable {
+        package var pool: String
+        package var own: String
+    }
+
+    /// A server setting as the pool's connections see it, and as a connection of the log's own does.
+    package func setting(_ name: String) async throws -> Setting {
+        func read(_ rows: PostgresRowSequence) async throws -> String {
+            for try await value in rows.decode(String.self) { return value }
+            return ""
+        }
+        let pool = try await read(try await client.query("SELECT current_setting(\(name))", logger: logger))
+        let connection = try await connect("setting")
+        do {
+            let own = try await read(try await connection.query("SELECT current_setting(\(name))", logger: logger))
+            try await connection.close()
+            return Setting(pool: pool, own: own)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
     /// On a connection of its own (the pool starts running meanwhile).
     private func migrate() async throws {
         let migration = try await connect("migration")

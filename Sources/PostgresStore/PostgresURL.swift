@@ -93,6 +93,12 @@ package struct PostgresURL: Sendable, CustomStringConvertible {
         }
         configuration.options.connectTimeout = .seconds(5)
         configuration.options.maximumConnections = 8
+        // The pool writes only payloads and snapshots; the log appends on connections of its own
+        // (`PostgresDatabase.connect`), whose commits stay synchronous. A payload needs no flush of
+        // its own: the start that names it is acknowledged only once its event's commit is flushed,
+        // and that flush covers every WAL record written before it, the payload's among them (the
+        // Scheduler stores the payload before it appends the event). One fsync per start, not two.
+        configuration.options.additionalStartupParameters = [("synchronous_commit", "off")]
         return configuration
     }
 }

@@ -162,6 +162,16 @@ struct PostgresLogTests {
         }
     }
 
+    /// The appends' connections flush every commit; only the pool (payloads, snapshots, reads)
+    /// leaves its flush to the event commit that follows (PostgresURL.clientConfiguration).
+    @Test func eventsCommitSynchronouslyAndOnlyThePoolDoesNot() async throws {
+        try await TestDatabase.with { test in
+            let database = try await open(test)
+            #expect(try await database.setting("synchronous_commit") == .init(pool: "off", own: "on"))
+            await database.close()
+        }
+    }
+
     @Test func urlsAreReadStrictly() throws {
         let url = try PostgresURL("postgres://accord:s%40cret@db.example:6543/events")
         #expect(url.host == "db.example")
