@@ -13,6 +13,9 @@ package protocol EventLog: AnyObject, Sendable {
 
     /// The highest sequence number that is durable (0 for an empty log).
     var durableHead: UInt64 { get }
+    /// The writer's epoch: raised by every takeover of a shared log (PostgreSQL), always 0 for a
+    /// log that one Scheduler owns (files). Peers given every Scheduler send to the highest.
+    var epoch: UInt64 { get }
 
     /// Returns once every event up to `seq` is durable; throws if the log fails first.
     func waitDurable(_ seq: UInt64) async throws

@@ -137,6 +137,9 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         _ = flock(lockFD, LOCK_UN)
     }
 
+    /// One Scheduler owns a file log: nothing to fence, no epoch to raise.
+    package var epoch: UInt64 { 0 }
+
     package var durableHead: UInt64 {
         lock.lock()
         defer { lock.unlock() }

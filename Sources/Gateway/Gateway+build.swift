@@ -27,8 +27,14 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
         logger.warning("AUTH IS OFF (--no-auth): anyone who can reach this port can start and stop processes")
     }
 
-    let commands = try NNGSocket(.req, maxMessageBytes: 256 << 20)
-    try commands.dial(all: config.schedulerURL)
+    let commands = try LeaderLink(
+        config.schedulerURL, maxMessageBytes: 256 << 20, probe: try WireFrame.encode(SchedulerRequest.ping),
+        rank: { reply in
+            guard case .pong(_, let epoch)? = try? WireFrame.decode(SchedulerReply.self, from: reply).message else {
+                return nil
+            }
+            return epoch
+        })
     let subscriber = try NNGSocket(.sub, maxMessageBytes: 256 << 20)
     try subscriber.dial(all: config.eventsURL)
     let client = SchedulerClient(socket: commands, timeout: config.schedulerTimeout)

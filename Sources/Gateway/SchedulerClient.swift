@@ -1,10 +1,10 @@
 import Transport
 import Wire
 
-/// The Gateway's side of the command link over nng: one req socket, many requests in flight, each
-/// bounded by the configured timeout so a missing Scheduler becomes a prompt 503.
+/// The Gateway's side of the command link over nng: requests to the leading Scheduler, many in
+/// flight, each bounded by the configured timeout so a missing Scheduler becomes a prompt 503.
 struct SchedulerClient: SchedulerLink {
-    let socket: NNGSocket
+    let socket: LeaderLink
     let timeout: Duration
 
     func send(_ request: SchedulerRequest, attachment: [UInt8]) async throws -> SchedulerReply {

@@ -105,7 +105,7 @@ struct SchedulerService: Service {
                 let wanted = Array(seqs.lazy.filter { $0 > after }.prefix(min(max(limit, 1), 1000)))
                 reply = .instanceEvents(events: try await log.read(seqs: wanted), known: true)
             case .ping:
-                reply = .pong(head: log.durableHead)
+                reply = .pong(head: log.durableHead, epoch: log.epoch)
             case .stats:
                 let appends = log.appendStats
                 let load = await core.load()

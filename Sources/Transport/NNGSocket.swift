@@ -164,9 +164,9 @@ package final class NNGSocket: Sendable {
         if watched { EndpointWatchdog.shared.watch(self) }
     }
 
-    /// Dials every address of a comma-separated list. Given every Scheduler of a deployment, the
-    /// socket is connected to the one that leads (standbys bind nothing), and follows the lead to
-    /// whichever binds next.
+    /// Dials every address of a comma-separated list: the Gateway's subscription to every
+    /// Scheduler's events (standbys bind nothing, and a deposed leader publishes nothing more).
+    /// Requests go through `LeaderLink` instead, which sends to the one that leads.
     package func dial(all list: String) throws(NNGError) {
         for url in list.split(separator: ",") { try dial(String(url)) }
     }

@@ -62,6 +62,8 @@ package enum ExecutorRequest: Sendable, Codable {
     case heartbeat(executorID: ExecutorID)
     /// Reports in order; the reply acknowledges them once durable.
     case reports(executorID: ExecutorID, reports: [Report])
+    /// Who answers: the executor's link, given every Scheduler, sends to the one that leads.
+    case ping
 }
 
 /// Scheduler → Executor replies.
@@ -72,6 +74,8 @@ package enum ExecutorReply: Sendable, Codable {
     case unknownExecutor
     /// Could not record now (storage trouble): resend later.
     case unavailable(message: String)
+    /// The answer to `ping`: the epoch this Scheduler leads in (0 on the file log).
+    case pong(epoch: UInt64)
 }
 
 /// What an executor needs to run an instance; the ZIP travels as the frame's attachment.

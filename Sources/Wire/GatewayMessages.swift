@@ -78,7 +78,8 @@ package enum SchedulerRequest: Sendable, Codable {
     case createKey(CreateKey)
     /// Revoke an API key.
     case revokeKey(requestID: RequestID, keyID: KeyID, by: String?)
-    /// Liveness and the log's head.
+    /// Liveness, the log's head, and the epoch: the Gateway's link, given every Scheduler, sends
+    /// to the one that answers with the highest.
     case ping
     /// Counters for `/metrics`.
     case stats
@@ -130,8 +131,8 @@ package enum SchedulerReply: Sendable, Codable {
     case events(events: [EventEnvelope], head: UInt64)
     /// One instance's events; `known == false` when there is no such instance.
     case instanceEvents(events: [EventEnvelope], known: Bool)
-    /// The durable head.
-    case pong(head: UInt64)
+    /// The durable head, and the epoch this Scheduler leads in (0 on the file log).
+    case pong(head: UInt64, epoch: UInt64)
     /// Counters for `/metrics`.
     case stats(SchedulerStats)
     /// The key is durable (`seq`: its event, or the first one's for a repeat).

@@ -22,7 +22,7 @@ import Wire
             workRoot: root + "/work", zipLimits: .init(), useControlGroups: false,
             sandbox: .none)
         try FileManager.default.createDirectory(atPath: config.workRoot, withIntermediateDirectories: true)
-        let socket = try NNGSocket(.req)
+        let socket = try LeaderLink(config.schedulerURL, probe: [], rank: { _ in 0 })
         let core = try ExecutorCore(
             id: ExecutorID("t/1"), config: config, schedulerSocket: socket, logger: Logger(label: "test"),
             runnerCommand: ["/bin/sh", "-c", runner])

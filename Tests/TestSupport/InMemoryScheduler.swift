@@ -111,7 +111,7 @@ package actor InMemoryScheduler: SchedulerLink {
             let events = log.filter { $0.instanceID == id && $0.seq > after }.prefix(limit)
             return .instanceEvents(events: Array(events), known: statuses[id] != nil)
         case .ping:
-            return .pong(head: head)
+            return .pong(head: head, epoch: 0)
         case .stats:
             return .stats(
                 SchedulerStats(

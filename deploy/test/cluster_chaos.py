@@ -2,7 +2,8 @@
 """Chaos across hosts: the multi-host rehearsal (deploy/cluster/accord-cluster: PostgreSQL, two
 Schedulers, two Gateways, two executor hosts, mutual TLS) under the mixed load of chaos.py, sent
 through both Gateways, while one fault after another strikes: the leading Scheduler's host killed,
-a Gateway's host killed, an executor's host killed, an executor's link cut and restored.
+or its link cut (its connections stay open, unanswered), a Gateway's host killed, an executor's
+host killed, an executor's link cut and restored.
 
     python3 deploy/test/cluster_chaos.py [--duration 300] [--seed N]   (root; ACCORD_BIN, default .build/debug)
 
@@ -30,7 +31,8 @@ from chaoslib import TERMINAL, Client, Load, check_outcome, compare_with_log, fo
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 CLUSTER = os.path.join(REPO, "deploy", "cluster", "accord-cluster")
-FAULTS = ["leading scheduler killed", "gateway killed", "executor host killed", "executor partitioned"]
+FAULTS = ["leading scheduler killed", "leading scheduler partitioned", "gateway killed", "executor host killed",
+          "executor partitioned"]
 
 
 class Rehearsal:
@@ -63,7 +65,7 @@ def faults(rehearsal, stop, rng, interval, counts, log):
         if not round_:
             round_ = rng.sample(FAULTS, len(FAULTS))
         fault = round_.pop()
-        if fault == "leading scheduler killed":
+        if fault.startswith("leading scheduler"):
             found = rehearsal.run("leader", check=False)
             if found.returncode != 0:
                 counts["no leader to kill (still failing over)"] += 1
@@ -74,7 +76,7 @@ def faults(rehearsal, stop, rng, interval, counts, log):
         else:
             host = rng.choice(rehearsal.hosts("exec"))
         log(f"{fault}: {host}")
-        if fault == "executor partitioned":
+        if fault.endswith("partitioned"):
             rehearsal.run("partition", host)
             time.sleep(rng.uniform(1.0, 8.0))
             rehearsal.run("heal", host)

@@ -57,7 +57,7 @@ actor ExecutorCore {
     }
 
     init(
-        id: ExecutorID, config: ExecutorConfig, schedulerSocket: NNGSocket, logger: Logger,
+        id: ExecutorID, config: ExecutorConfig, schedulerSocket: LeaderLink, logger: Logger,
         runnerCommand: [String]? = nil
     ) throws {
         self.id = id

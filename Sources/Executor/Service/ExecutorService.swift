@@ -12,7 +12,7 @@ import Wire
 struct ExecutorService: Service {
     let core: ExecutorCore
     let commands: NNGSocket
-    let scheduler: NNGSocket
+    let scheduler: LeaderLink
     let config: ExecutorConfig
     let logger: Logger
 
@@ -24,8 +24,14 @@ struct ExecutorService: Service {
         let id = ExecutorID("\(config.name)/\(boot)")
         try? FileManager.default.removeItem(atPath: config.workRoot)
         try FileManager.default.createDirectory(atPath: config.workRoot, withIntermediateDirectories: true)
-        let scheduler = try NNGSocket(.req, maxMessageBytes: 1 << 20)
-        try scheduler.dial(all: config.schedulerURL)
+        let scheduler = try LeaderLink(
+            config.schedulerURL, probe: try WireFrame.encode(ExecutorRequest.ping),
+            rank: { reply in
+                guard case .pong(let epoch)? = try? WireFrame.decode(ExecutorReply.self, from: reply).message else {
+                    return nil
+                }
+                return epoch
+            })
         let commands = try NNGSocket(.rep, maxMessageBytes: config.zipLimits.maxUnpackedBytes + (1 << 20))
         try commands.listen(config.listenURL)
         let core = try ExecutorCore(id: id, config: config, schedulerSocket: scheduler, logger: logger)

@@ -10,7 +10,7 @@ import Wire
 /// each sequence number once); `unknownExecutor` makes the executor register again first.
 actor Reporter {
     private let executorID: ExecutorID
-    private let socket: NNGSocket
+    private let socket: LeaderLink
     private let logger: Logger
     private var registration: (@Sendable () async -> ExecutorRegistration)?
     private var nextSeq: UInt64 = 1
@@ -19,7 +19,7 @@ actor Reporter {
     private var sending = false
     private(set) var registered = false
 
-    init(executorID: ExecutorID, socket: NNGSocket, logger: Logger) {
+    init(executorID: ExecutorID, socket: LeaderLink, logger: Logger) {
         self.executorID = executorID
         self.socket = socket
         self.logger = logger
@@ -167,6 +167,11 @@ actor Reporter {
                     registered = false
                     pending = inFlight + pending
                     inFlight = []
+                case .pong:
+                    // Not an answer to reports (a Scheduler of another version?): send them again.
+                    pending = inFlight + pending
+                    inFlight = []
+                    try? await Task.sleep(for: .milliseconds(200))
                 case .unavailable(let message):
                     logger.warning(
                         "the scheduler could not record reports; retrying", metadata: ["reason": "\(message)"])

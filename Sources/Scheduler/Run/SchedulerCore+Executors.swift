@@ -12,6 +12,8 @@ extension SchedulerCore {
         case .register(let registration):
             register(registration)
             return .ack(upTo: state.reportsApplied[registration.executorID] ?? 0)
+        case .ping:
+            return .pong(epoch: log.epoch)
         case .heartbeat(let executorID):
             guard let session = executors[executorID], session.address != nil else { return .unknownExecutor }
             session.lastSeen = .now

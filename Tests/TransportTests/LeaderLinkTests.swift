@@ -1,0 +1,127 @@
+import Foundation
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import Transport
+
+/// `LeaderLink`: requests go to the peer that answers the probe with the highest rank, leave one
+/// that stops answering, and wait (within their timeout) while none answers.
+@Suite struct LeaderLinkTests {
+    static let probe = Array("who leads?".utf8)
+
+    final class Flag: Sendable { let value = Atomic<Bool>(false) }
+
+    /// A peer: answers the probe with its rank and every other request with its name, unless paused
+    /// (then it receives and never answers, as a stopped process whose connections stay open).
+    final class Peer: Sendable {
+        let name: String
+        let url: String
+        let rank: UInt64
+        let paused = Flag()
+        let socket: NNGSocket
+        let serving: Task<Void, Never>
+
+        init(_ name: String, rank: UInt64, url: String? = nil) throws {
+            self.name = name
+            self.rank = rank
+            self.url = url ?? LeaderLinkTests.address(name)
+            let socket = try NNGSocket(.rep)
+            try socket.listen(self.url)
+            self.socket = socket
+            let paused = paused
+            serving = Task {
+                await socket.serve(workers: 4) { request in
+                    while paused.value.load(ordering: .relaxed) { try? await Task.sleep(for: .seconds(60)) }
+                    return request == LeaderLinkTests.probe ? Array("\(rank)".utf8) : Array(name.utf8)
+                }
+            }
+        }
+
+        func stop() async {
+            socket.close()
+            serving.cancel()
+            await serving.value
+        }
+    }
+
+    static func address(_ name: String) -> String {
+        "ipc://" + NSTemporaryDirectory() + "accord-leader-\(name)-\(UUID().uuidString.prefix(8)).ipc"
+    }
+
+    private func link(_ urls: [String]) throws -> LeaderLink {
+        try LeaderLink(
+            urls.joined(separator: ","), probe: Self.probe,
+            rank: { UInt64(String(decoding: $0, as: UTF8.self)) }, every: .milliseconds(50),
+            probeTimeout: .milliseconds(300))
+    }
+
+    private func answerer(_ link: LeaderLink) async throws -> String {
+        String(decoding: try await link.request(Array("work".utf8), timeout: .seconds(5)), as: UTF8.self)
+    }
+
+    @Test func requestsGoToThePeerWithTheHighestRank() async throws {
+        let low = try Peer("low", rank: 1)
+        let high = try Peer("high", rank: 2)
+        let absent = Self.address("absent")
+        let link = try link([low.url, absent, high.url])
+        #expect(await eventually { link.leaderAddress == high.url })
+        for _ in 0..<20 { #expect(try await answerer(link) == "high") }
+        link.close()
+        await low.stop()
+        await high.stop()
+    }
+
+    /// The leader pauses with its connection open: the link moves to the peer that still answers,
+    /// and no request after the move waits on the paused one.
+    @Test func aLeaderThatStopsAnsweringIsLeftForOneThatAnswers() async throws {
+        let old = try Peer("old", rank: 1)
+        let new = try Peer("new", rank: 2)
+        let link = try link([old.url, new.url])
+        #expect(await eventually { link.leaderAddress == new.url })
+        new.paused.value.store(true, ordering: .relaxed)
+        #expect(await eventually { link.leaderAddress == old.url })
+        for _ in 0..<20 { #expect(try await answerer(link) == "old") }
+        link.close()
+        new.paused.value.store(false, ordering: .relaxed)
+        await old.stop()
+        await new.stop()
+    }
+
+    /// With no peer up, a request waits; it is sent once one answers.
+    @Test func aRequestWaitsForAPeerToAnswer() async throws {
+        let url = Self.address("late")
+        let link = try link([url, Self.address("never")])
+        let waiting = Task { try await answerer(link) }
+        try await Task.sleep(for: .milliseconds(300))
+        let peer = try Peer("late", rank: 1, url: url)
+        #expect(try await waiting.value == "late")
+        link.close()
+        await peer.stop()
+    }
+
+    @Test func withNoPeerARequestEndsAtItsTimeout() async throws {
+        let urls = [Self.address("none"), Self.address("none")]
+        let link = try link(urls)
+        await #expect {
+            _ = try await link.request([1], timeout: .milliseconds(300))
+        } throws: { error in
+            (error as? NNGError)?.isTimeout == true
+        }
+        link.close()
+    }
+
+    /// Closing the link ends a request that waits for a peer, as closed.
+    @Test func closingEndsAWaitingRequest() async throws {
+        let urls = [Self.address("closed"), Self.address("closed")]
+        let link = try link(urls)
+        let waiting = Task { try await link.request([1], timeout: .seconds(30)) }
+        try await Task.sleep(for: .milliseconds(100))
+        link.close()
+        await #expect {
+            _ = try await waiting.value
+        } throws: { error in
+            (error as? NNGError)?.isClosed == true
+        }
+    }
+}
