@@ -4,15 +4,34 @@ import Foundation
 import JSON
 import Model
 import PostgresStore
+import Synchronization
 
 /// Archives in the deployment's database, beside its log.
-struct PostgresPayloads: PayloadStorage {
+///
+/// An archive this Scheduler has stored once is not sent again (as the file store finds its file):
+/// a repeat costs no round trip. Rows are never deleted, and a stored row that is not flushed yet
+/// is flushed by the commit of the event that names it, as the first one's was.
+final class PostgresPayloads: PayloadStorage {
     let database: PostgresDatabase
+    /// Digests stored by this process; forgotten all at once when `remembered` is reached.
+    private let stored = Mutex<Set<String>>([])
+    private let remembered: Int
+
+    init(database: PostgresDatabase, remembered: Int = 4096) {
+        self.database = database
+        self.remembered = remembered
+    }
 
     func put(_ bytes: [UInt8]) async throws -> PayloadRef {
         let digest = Hex.encode(SHA256.hash(data: bytes))
+        let ref = PayloadRef(digest: digest, size: bytes.count)
+        if stored.withLock({ $0.contains(digest) }) { return ref }
         try await database.putPayload(digest: digest, bytes: bytes)
-        return PayloadRef(digest: digest, size: bytes.count)
+        stored.withLock { stored in
+            if stored.count >= remembered { stored.removeAll(keepingCapacity: true) }
+            stored.insert(digest)
+        }
+        return ref
     }
 
     func get(_ ref: PayloadRef) async throws -> [UInt8] {
