@@ -187,7 +187,7 @@ let package = Package(
         .testTarget(
             name: "SchedulerTests",
             dependencies: [
-                "Scheduler", "EventLog", "Wire", "Model", "JSON", "Transport", "TestSupport",
+                "Scheduler", "EventLog", "PostgresStore", "Wire", "Model", "JSON", "Transport", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),

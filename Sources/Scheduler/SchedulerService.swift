@@ -177,7 +177,7 @@ struct Stores: Sendable {
                 "leading",
                 metadata: ["database": "\(url)", "epoch": "\(leadership.epoch)", "head": "\(leadership.head)"])
             return Stores(
-                log: log, payloads: PostgresPayloads(database: database),
+                log: log, payloads: PostgresPayloads(database: database, sessions: { [log] in log.failures }),
                 snapshots: SnapshotStore(PostgresSnapshots(database: database)), leadership: leadership,
                 database: database)
         }

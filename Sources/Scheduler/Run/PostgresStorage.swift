@@ -10,26 +10,35 @@ import Synchronization
 ///
 /// An archive this Scheduler has stored once is not sent again (as the file store finds its file):
 /// a repeat costs no round trip. Rows are never deleted, and a stored row that is not flushed yet
-/// is flushed by the commit of the event that names it, as the first one's was.
+/// is flushed by the commit of the event that names it, as the first one's was. What is
+/// remembered holds only while the log has not failed since (`sessions`, the log's failure count):
+/// a server that crashed may have lost a row whose flush no event commit had covered yet, and it
+/// ended every connection, so the log failed too.
 final class PostgresPayloads: PayloadStorage {
     let database: PostgresDatabase
-    /// Digests stored by this process; forgotten all at once when `remembered` is reached.
-    private let stored = Mutex<Set<String>>([])
+    private let sessions: @Sendable () -> Int
+    /// Digests stored by this process in the log's current session; forgotten all at once when
+    /// `remembered` is reached.
+    private let stored = Mutex<(session: Int, digests: Set<String>)>((0, []))
     private let remembered: Int
 
-    init(database: PostgresDatabase, remembered: Int = 4096) {
+    init(database: PostgresDatabase, sessions: @escaping @Sendable () -> Int, remembered: Int = 4096) {
         self.database = database
+        self.sessions = sessions
         self.remembered = remembered
     }
 
     func put(_ bytes: [UInt8]) async throws -> PayloadRef {
         let digest = Hex.encode(SHA256.hash(data: bytes))
         let ref = PayloadRef(digest: digest, size: bytes.count)
-        if stored.withLock({ $0.contains(digest) }) { return ref }
+        let session = sessions()
+        if stored.withLock({ $0.session == session && $0.digests.contains(digest) }) { return ref }
         try await database.putPayload(digest: digest, bytes: bytes)
         stored.withLock { stored in
-            if stored.count >= remembered { stored.removeAll(keepingCapacity: true) }
-            stored.insert(digest)
+            if stored.session != session || stored.digests.count >= remembered {
+                stored = (session, [])
+            }
+            stored.digests.insert(digest)
         }
         return ref
     }
