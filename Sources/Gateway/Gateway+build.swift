@@ -35,7 +35,10 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
             }
             return epoch
         })
-    let subscriber = try NNGSocket(.sub, maxMessageBytes: 256 << 20)
+    // Given every Scheduler, the next leader's events are dialled within 100 ms of its start.
+    let subscriber = try NNGSocket(
+        .sub, maxMessageBytes: 256 << 20,
+        reconnectMax: config.eventsURL.contains(",") ? .milliseconds(100) : .milliseconds(500))
     try subscriber.dial(all: config.eventsURL)
     let client = SchedulerClient(socket: commands, timeout: config.schedulerTimeout)
     let logs = try LogStore(directory: "\(config.dataDirectory)/gateway-\(config.port)/logs")

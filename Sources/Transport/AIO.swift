@@ -57,8 +57,7 @@ enum AIO {
             throw NNGError(code: allocated, operation: operation)
         }
         if let timeout {
-            let millis = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
-            nng_aio_set_timeout(aio, nng_duration(clamping: max(1, millis)))
+            nng_aio_set_timeout(aio, nng_duration(clamping: max(1, timeout.nngMilliseconds)))
         } else {
             nng_aio_set_timeout(aio, NNG_DURATION_INFINITE)
         }
@@ -124,4 +123,9 @@ enum AIO {
         guard count > 0 else { return [] }
         return [UInt8](UnsafeRawBufferPointer(start: nng_msg_body(msg), count: count))
     }
+}
+
+extension Duration {
+    /// Whole milliseconds, as nng's durations count.
+    var nngMilliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

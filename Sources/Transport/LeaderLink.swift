@@ -51,7 +51,10 @@ package final class LeaderLink: Sendable {
         }
         var sockets: [NNGSocket] = []
         for address in addresses {
-            let socket = try NNGSocket(.req, maxMessageBytes: maxMessageBytes)
+            // A standby refuses the dial until it leads; then it is dialled within 100 ms.
+            let socket = try NNGSocket(
+                .req, maxMessageBytes: maxMessageBytes,
+                reconnectMax: addresses.count > 1 ? .milliseconds(100) : .milliseconds(500))
             sockets.append(socket)
             do { try socket.dial(address) } catch {
                 for opened in sockets { opened.close() }

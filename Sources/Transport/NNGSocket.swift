@@ -72,8 +72,11 @@ package final class NNGSocket: Sendable {
     /// Opens a socket; `maxMessageBytes` bounds what it accepts (larger messages are dropped by nng).
     /// `watched: false` leaves its endpoints out of `EndpointWatchdog` (the watchdog's own probes).
     /// `tls` is the identity its `tls+tcp://` endpoints use, when not the process's (`useTLS`).
+    /// `reconnectMax` bounds the dialers' backoff: how long a peer that has just started
+    /// listening may wait to be dialled again.
     package init(
-        _ pattern: NNGPattern, maxMessageBytes: Int = 1 << 20, watched: Bool = true, tls identity: TLSIdentity? = nil
+        _ pattern: NNGPattern, maxMessageBytes: Int = 1 << 20, watched: Bool = true, tls identity: TLSIdentity? = nil,
+        reconnectMax: Duration = .milliseconds(500)
     ) throws(NNGError) {
         self.watched = watched
         self.tls =
@@ -92,7 +95,9 @@ package final class NNGSocket: Sendable {
         self.pattern = pattern
         try check(nng_socket_set_size(socket, NNG_OPT_RECVMAXSZ, maxMessageBytes), "set recv-size-max")
         try check(nng_socket_set_ms(socket, NNG_OPT_RECONNMINT, 20), "set reconnect-time-min")
-        try check(nng_socket_set_ms(socket, NNG_OPT_RECONNMAXT, 500), "set reconnect-time-max")
+        try check(
+            nng_socket_set_ms(socket, NNG_OPT_RECONNMAXT, nng_duration(clamping: reconnectMax.nngMilliseconds)),
+            "set reconnect-time-max")
         switch pattern {
         case .req:
             // Requests are retried by their callers, which know whether a retry is safe; nng's own
