@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-.PHONY: run test deps build build-release unit integration conformance conformance-postgres chaos chaos-short cluster cluster-down cluster-chaos cluster-chaos-short recipes bench format lint clean
+.PHONY: run test deps build build-release unit integration conformance conformance-postgres chaos chaos-short cluster cluster-down cluster-chaos cluster-chaos-short cluster-scenarios recipes bench format lint clean
 
 deps:
 	@deploy/install-deps.sh
@@ -26,7 +26,7 @@ test: deps
 	$(MAKE) --no-print-directory lint
 	swift build --build-tests
 	deploy/test/with-postgres $(MAKE) --no-print-directory unit integration conformance conformance-postgres chaos-short
-	$(MAKE) --no-print-directory recipes cluster-chaos-short
+	$(MAKE) --no-print-directory recipes cluster-scenarios cluster-chaos-short
 
 ## Tests of the PostgreSQL log need a server: one is started unless ACCORD_TEST_DATABASE_URL names one.
 WITH_POSTGRES := $(if $(ACCORD_TEST_DATABASE_URL),,deploy/test/with-postgres)
@@ -73,6 +73,10 @@ cluster-chaos: deps build
 ## The deployment recipes (systemd, container, Kubernetes) against the binaries' flags and the rehearsal's.
 recipes:
 	ACCORD_BIN=.build/debug python3 -m pytest -q deploy/test/recipes_test.py
+
+## Failures across hosts one at a time in the rehearsal (a leader cut off, dead, healed, leading again).
+cluster-scenarios:
+	python3 deploy/test/cluster_scenarios.py
 
 cluster-chaos-short:
 	python3 deploy/test/cluster_chaos.py --duration 60 --drain 90

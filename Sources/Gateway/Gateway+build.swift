@@ -44,7 +44,12 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
     let logs = try LogStore(directory: "\(config.dataDirectory)/gateway-\(config.port)/logs")
     let projection = GatewayProjection(logs: logs)
     let feed = EventFeed(
-        source: SubscriberEventSource(subscriber: subscriber), client: client, projection: projection, logger: logger)
+        source: SubscriberEventSource(
+            subscriber: subscriber,
+            onSilence: { [logger] in
+                logger.warning("no events from any Scheduler for 3 s: dialling every Scheduler afresh")
+            }),
+        client: client, projection: projection, logger: logger)
 
     let registry = PrometheusCollectorRegistry()
     MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))

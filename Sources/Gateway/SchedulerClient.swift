@@ -1,3 +1,4 @@
+import Synchronization
 import Transport
 import Wire
 
@@ -16,18 +17,36 @@ struct SchedulerClient: SchedulerLink {
 
 /// Committed events from the Scheduler's pub/sub socket. A message that does not decode is
 /// skipped: the gap it leaves is noticed by sequence and caught up.
+///
+/// The leader announces its head every second, so `silence` without a message means that no
+/// connection reaches it: every Scheduler is dialled afresh. A subscriber only receives, so a
+/// connection to a leader that died while cut off from this host stays open as far as it can
+/// tell, and its dialer never dials the Scheduler that leads on that host next (seen in the
+/// rehearsal: both Gateways' read models stopped at the takeover, every later instance listed
+/// ENQUEUED for good).
 struct SubscriberEventSource: CommittedEventSource {
     let subscriber: NNGSocket
+    var silence: Duration = .seconds(3)
+    /// Called at the first silence after messages (not again until messages came back).
+    var onSilence: @Sendable () -> Void = {}
+    private let silent = SilenceFlag()
+
+    final class SilenceFlag: Sendable { let reported = Atomic<Bool>(false) }
 
     func next() async -> CommittedEvents? {
         while true {
             do {
-                let bytes = try await subscriber.receive()
+                let bytes = try await subscriber.receive(timeout: silence)
+                silent.reported.store(false, ordering: .relaxed)
                 if let header = try? WireFrame.split(bytes).header, let message = try? CommittedEvents.decode(header) {
                     return message
                 }
             } catch {
                 if error.isClosed || Task.isCancelled { return nil }
+                if error.isTimeout {
+                    if !silent.reported.exchange(true, ordering: .relaxed) { onSilence() }
+                    subscriber.redialAll()
+                }
             }
         }
     }

@@ -257,10 +257,29 @@ package final class NNGSocket: Sendable {
         if code != 0, code != Int32(NNG_EAGAIN.rawValue) { try check(code, "publish") }
     }
 
-    /// Receives the next message (sub), waiting as long as it takes.
-    package func receive() async throws(NNGError) -> [UInt8] {
-        let msg = try await AIO.run(timeout: nil, "receive") { aio in ifOpen { nng_recv_aio(socket, aio) } }
+    /// Receives the next message (sub), waiting as long as it takes, or at most `timeout`.
+    package func receive(timeout: Duration? = nil) async throws(NNGError) -> [UInt8] {
+        let msg = try await AIO.run(timeout: timeout, "receive") { aio in ifOpen { nng_recv_aio(socket, aio) } }
         return AIO.take(msg)
+    }
+
+    /// Closes every dialer (and the connections it made) and dials its address afresh. For a
+    /// socket that only listens to its peers (sub): a peer that died while cut off leaves a
+    /// connection that looks open for as long as nothing is sent on it, and its dialer never dials
+    /// the process that listens there next.
+    package func redialAll() {
+        gate.withLock { gate in
+            guard !gate.closed else { return }
+            for index in gate.endpoints.indices {
+                guard case .dialer(let dialer) = gate.endpoints[index].handle else { continue }
+                let url = gate.endpoints[index].url
+                nng_dialer_close(dialer)
+                // A dial that fails here (it does not: the address was dialled before) leaves the
+                // closed dialer in place, and the next redial tries again.
+                guard let fresh = try? Endpoint.dial(socket, url, tls: tls) else { continue }
+                gate.endpoints[index] = fresh
+            }
+        }
     }
 
     /// Sends a request and waits for its reply (req). Many requests may be in flight at once: each

@@ -6,6 +6,7 @@ multi-host rehearsal (deploy/cluster/accord-cluster), whose hosts it kills and c
 import io
 import json
 import random
+import re
 import threading
 import time
 import uuid
@@ -253,5 +254,13 @@ def print_report(load, served, events, kills, violations):
     print("  started by kind                      " + ", ".join(f"{k} {by_kind[k]}" for k in KINDS))
     print("  instances by status                  " + ", ".join(f"{s} {by_status[s]}" for s in sorted(by_status)))
     print(f"  violations                           {len(violations)}")
-    for v in violations[:50]:
-        print(f"    - {v}")
+    # The first few of each kind (a kind is the text without its ids), so that many of one kind
+    # hide no other.
+    kinds = defaultdict(list)
+    for v in violations:
+        kinds[re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|chaos-[0-9a-f-]+|\d+", "#", v)].append(v)
+    for kind, found in kinds.items():
+        for v in found[:10]:
+            print(f"    - {v}")
+        if len(found) > 10:
+            print(f"    - ... and {len(found) - 10} more like: {kind}")
