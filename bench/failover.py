@@ -12,8 +12,6 @@ stops), then starts the killed host again (it comes back as the standby). Prints
 p50 / worst; `make bench` reports them in docs/BENCHMARKS.md. Takes the rehearsal down at the end.
 """
 import argparse
-import io
-import json
 import os
 import signal
 import subprocess
@@ -22,19 +20,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-CLUSTER = os.path.join(ROOT, "deploy", "cluster", "accord-cluster")
-
-
-def archive():
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("_main.json", json.dumps({"entryPoint": "main"}))
-        z.writestr("processes/main.yml", 'main:\n- log: "after the failover"\n')
-    return buf.getvalue()
+sys.path.insert(0, os.path.join(ROOT, "deploy", "cluster"))
+from rehearsal import Rehearsal, trivial_archive  # noqa: E402
 
 
 def start(url, key, body):
@@ -51,21 +41,11 @@ def start(url, key, body):
 
 def measure(kills, bin_dir, log=print):
     """Returns the seconds of each failover (a list of `kills` floats); raises on a failed round."""
-    directory = tempfile.mkdtemp(prefix="accord-failover-")
-    env = dict(os.environ, ACCORD_BIN=os.path.abspath(bin_dir))
-
-    def cluster(*argv, check=True):
-        result = subprocess.run([sys.executable, CLUSTER, "--dir", directory, *argv], env=env, text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"accord-cluster {' '.join(argv)}: {result.stderr.strip()}")
-        return result
-
-    up = cluster("up", "--schedulers", "2", "--gateways", "1", "--executors", "1", "--name", "acfo",
-                 "--subnet", "10.233.0")
-    values = dict(line.split("=", 1) for line in up.stdout.splitlines() if "=" in line)
-    url, key, body = values["ACCORD_URL"], values["ACCORD_API_KEY"], archive()
-    state = json.load(open(os.path.join(directory, "cluster.json")))
+    rehearsal = Rehearsal(tempfile.mkdtemp(prefix="accord-failover-"), bin_dir)
+    cluster = rehearsal.run
+    (url,), key = rehearsal.up("--schedulers", "2", "--gateways", "1", "--executors", "1", "--name", "acfo",
+                               "--subnet", "10.233.0")
+    body = trivial_archive("after the failover")
     seconds = []
     try:
         for round_ in range(1, kills + 1):
@@ -78,8 +58,8 @@ def measure(kills, bin_dir, log=print):
                 time.sleep(0.2)
             else:
                 raise RuntimeError(f"round {round_}: the rehearsal did not settle (a leader and a standby)")
-            leader = cluster("leader").stdout.strip()
-            pids = subprocess.run(["ip", "netns", "pids", f"{state['name']}-{leader}"], text=True,
+            leader = rehearsal.leader()
+            pids = subprocess.run(["ip", "netns", "pids", rehearsal.netns(leader)], text=True,
                                   stdout=subprocess.PIPE).stdout.split()
             for pid in pids:
                 try:

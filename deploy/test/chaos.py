@@ -38,7 +38,7 @@ from collections import Counter
 
 import requests
 
-from chaoslib import TERMINAL, Client, Load, check_outcome, compare_with_log, fold_events, list_all, print_report
+from chaoslib import TERMINAL, Client, Load, check_outcome, compare_with_log, drain, fold_events, print_report
 
 MAGIC = b"ACCORDLOG1\n\x00\x00\x00\x00\x00"
 
@@ -205,28 +205,11 @@ def main():
         chaos.join()
         deployment.ensure_all()
 
-        # Every key in flight is retried until acknowledged, then every instance must end.
-        drain_until = time.time() + args.drain
-        while any(t.is_alive() for t in workers) and time.time() < drain_until:
-            deployment.ensure_all()  # as in the loop below: the supervisor's part
-            for t in workers:
-                t.join(0.2)
-        load.hard_stop = True
-        instances = []
-        while time.time() < drain_until:
-            # The supervisor's part (accord-local, systemd): a component that exited by itself
-            # during the drain is started again. A service exits on purpose when libnng 1.5.2 can no
-            # longer close a socket (nng #1813, TransportEvent.closeStuck); left down, its
-            # instances could not end, and the drain would report them stuck.
-            deployment.ensure_all()
-            try:
-                instances = list_all(client)
-                if all(i["status"] in TERMINAL for i in instances):
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        instances = list_all(client)
+        # The supervisor's part (accord-local, systemd): a component that exited by itself during
+        # the drain is started again. A service exits on purpose when libnng 1.5.2 can no longer
+        # close a socket (nng #1813, TransportEvent.closeStuck); left down, its instances could not
+        # end, and the drain would report them stuck.
+        instances = drain(client, load, workers, time.time() + args.drain, tend=deployment.ensure_all)
         if any(i["status"] not in TERMINAL for i in instances):
             # Something is stuck: record what every component is doing before anything stops.
             for name in deployment.names:

@@ -169,6 +169,26 @@ def list_all(client, url=None):
         offset += 1000
 
 
+def drain(client, load, workers, until, tend=lambda: None):
+    """After the load: every key in flight is retried until acknowledged, then every instance
+    must end, all before `until`. `tend` runs on every turn (a supervisor's part: starting what
+    exited by itself). Returns the final listing."""
+    while any(t.is_alive() for t in workers) and time.time() < until:
+        tend()
+        for t in workers:
+            t.join(0.2)
+    load.hard_stop = True
+    while time.time() < until:
+        tend()
+        try:
+            if all(i["status"] in TERMINAL for i in list_all(client)):
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    return list_all(client)
+
+
 def fold_events(events):
     """Per-instance status events in log order: returns (problems, {instance: final status}, count).
     Each event is a decoded log record (`seq`, `type`, `instanceId`)."""

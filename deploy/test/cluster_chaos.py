@@ -24,38 +24,15 @@ import threading
 import time
 from collections import Counter
 
-import requests
 
-from chaoslib import TERMINAL, Client, Load, check_outcome, compare_with_log, fold_events, list_all, print_report
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
+from rehearsal import Rehearsal  # noqa: E402
+from chaoslib import Client, Load, check_outcome, compare_with_log, drain, fold_events, list_all, print_report
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-CLUSTER = os.path.join(REPO, "deploy", "cluster", "accord-cluster")
 FAULTS = ["leading scheduler killed", "leading scheduler partitioned", "gateway killed", "executor host killed",
           "executor partitioned"]
-
-
-class Rehearsal:
-    def __init__(self, directory):
-        self.dir = directory
-
-    def run(self, *argv, check=True):
-        result = subprocess.run([sys.executable, CLUSTER, "--dir", self.dir, *argv], text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"accord-cluster {' '.join(argv)}: {result.stderr.strip()}")
-        return result
-
-    def state(self):
-        with open(os.path.join(self.dir, "cluster.json")) as f:
-            return json.load(f)
-
-    def hosts(self, kind):
-        return sorted(h for h in self.state()["hosts"] if h.startswith(kind + "-"))
-
-    def database_url(self):
-        state = self.state()
-        return f"postgres://accord:{state['db_password']}@{state['hosts']['db']}:5432/accord"
 
 
 def faults(rehearsal, stop, rng, interval, counts, log):
@@ -66,11 +43,10 @@ def faults(rehearsal, stop, rng, interval, counts, log):
             round_ = rng.sample(FAULTS, len(FAULTS))
         fault = round_.pop()
         if fault.startswith("leading scheduler"):
-            found = rehearsal.run("leader", check=False)
-            if found.returncode != 0:
+            host = rehearsal.leader()
+            if host is None:
                 counts["no leader to kill (still failing over)"] += 1
                 continue
-            host = found.stdout.strip()
         elif fault == "gateway killed":
             host = rng.choice(rehearsal.hosts("gw"))
         else:
@@ -114,11 +90,9 @@ def main():
 
     print(f"cluster-chaos: seed {args.seed}, {args.duration:.0f} s of load and faults, cluster in {rehearsal.dir}",
           flush=True)
-    brought_up = rehearsal.run("up", "--name", args.name, "--subnet", args.subnet)
-    lines = dict(line.split("=", 1) for line in brought_up.stdout.splitlines() if "=" in line)
-    urls = [line.split("=", 1)[1] for line in brought_up.stdout.splitlines() if line.startswith("ACCORD_URL=")]
-    client = Client(urls, lines["ACCORD_API_KEY"])
-    log(f"up: {', '.join(urls)}; the leader is {rehearsal.run('leader').stdout.strip()}")
+    urls, key = rehearsal.up("--name", args.name, "--subnet", args.subnet)
+    client = Client(urls, key)
+    log(f"up: {', '.join(urls)}; the leader is {rehearsal.leader()}")
     violations, counts, served, events = [], Counter(), {}, 0
     load = Load(client, args.workers, args.seed, rehearsal.dir)
     try:
@@ -134,21 +108,7 @@ def main():
         striker.join()
         log("load and faults over; draining")
 
-        drain_until = time.time() + args.drain
-        while any(t.is_alive() for t in workers) and time.time() < drain_until:
-            for t in workers:
-                t.join(0.2)
-        load.hard_stop = True
-        instances = []
-        while time.time() < drain_until:
-            try:
-                instances = list_all(client)
-                if all(i["status"] in TERMINAL for i in instances):
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        instances = list_all(client)
+        instances = drain(client, load, workers, time.time() + args.drain)
         log(f"drained: {len(instances)} instances")
         violations += check_outcome(client, load, instances)
         served = {i["instanceId"]: i["status"] for i in instances}

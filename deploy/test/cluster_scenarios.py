@@ -11,45 +11,20 @@ follow the log.
   (a subscriber sends nothing, so that connection looks open to it for good): starts must still
   be acknowledged, and the Gateway must still see them end.
 """
-import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
+from rehearsal import Rehearsal, trivial_archive  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
-CLUSTER = os.path.join(REPO, "deploy", "cluster", "accord-cluster")
-
-
-def archive():
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("_main.json", json.dumps({"entryPoint": "main"}))
-        z.writestr("processes/main.yml", 'main:\n- log: "scenario"\n')
-    return buf.getvalue()
-
-
-class Rehearsal:
-    def __init__(self, directory):
-        self.dir = directory
-
-    def run(self, *argv, check=True):
-        result = subprocess.run([sys.executable, CLUSTER, "--dir", self.dir, *argv], text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if check and result.returncode != 0:
-            raise RuntimeError(f"accord-cluster {' '.join(argv)}: {result.stderr.strip()}")
-        return result
-
-    def leader(self):
-        found = self.run("leader", check=False)
-        return found.stdout.strip() if found.returncode == 0 else None
 
 
 def call(url, key, method, path, body=None, timeout=5):
@@ -79,7 +54,7 @@ def eventually(what, check, seconds):
 def start_and_finish(url, key, what):
     """A start acknowledged (retried on 503 and on no answer, with the same Idempotency-Key)
     that the Gateway then sees FINISHED."""
-    body, started = archive(), None
+    body, started = trivial_archive("scenario"), None
     idempotency = f"scenario-{time.time_ns()}"
 
     def acknowledged():
@@ -105,9 +80,7 @@ def main():
     rehearsal = Rehearsal(tempfile.mkdtemp(prefix="accord-cluster-scenarios-"))
     ok = False
     try:
-        up = rehearsal.run("up", "--gateways", "1", "--executors", "1", "--name", "acsce", "--subnet", "10.234.0")
-        values = dict(line.split("=", 1) for line in up.stdout.splitlines() if "=" in line)
-        url, key = values["ACCORD_URL"], values["ACCORD_API_KEY"]
+        (url,), key = rehearsal.up("--gateways", "1", "--executors", "1", "--name", "acsce", "--subnet", "10.234.0")
         start_and_finish(url, key, "at first")
 
         first = rehearsal.leader()
