@@ -161,11 +161,13 @@ package struct ZipArchive: Sendable {
         }
     }
 
-    /// Streams one entry's bytes to `sink` in chunks, enforcing its declared size, the remaining
-    /// `budget` and its CRC.
-    package func inflate(
-        _ entry: ZipEntry, budget: inout Int, _ sink: (UnsafeRawBufferPointer) throws -> Void
-    ) throws {
+    /// One entry's bytes as they are stored (deflated or not), for copying into another archive.
+    package func storedBytes(of entry: ZipEntry) throws -> [UInt8] {
+        let start = try dataStart(of: entry)
+        return Array(bytes[start..<(start + entry.compressedSize)])
+    }
+
+    private func dataStart(of entry: ZipEntry) throws -> Int {
         let header = entry.localHeaderOffset
         guard header + 30 <= bytes.count, bytes.le32(header) == 0x0403_4B50 else {
             throw ZipError.corrupt("entry '\(entry.path)': local header is damaged")
@@ -174,6 +176,15 @@ package struct ZipArchive: Sendable {
         guard dataStart + entry.compressedSize <= bytes.count else {
             throw ZipError.corrupt("entry '\(entry.path)' is cut short")
         }
+        return dataStart
+    }
+
+    /// Streams one entry's bytes to `sink` in chunks, enforcing its declared size, the remaining
+    /// `budget` and its CRC.
+    package func inflate(
+        _ entry: ZipEntry, budget: inout Int, _ sink: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        let dataStart = try dataStart(of: entry)
         guard entry.declaredSize <= budget else {
             throw ZipError.tooLarge("the archive unpacks to more than \(limits.maxUnpackedBytes) bytes")
         }

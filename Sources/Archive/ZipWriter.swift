@@ -2,14 +2,35 @@ import CZlib
 import Foundation
 
 /// Writes ZIP archives (deflated entries, Unix permissions) from files or bytes: what
-/// `accord start DIR` uploads.
+/// `accord start DIR` uploads, and what a multipart start's parts are gathered into.
 package struct ZipWriter {
-    private var entries: [(name: String, data: [UInt8], mode: UInt32)] = []
+    private struct Entry {
+        var name: String
+        var mode: UInt32
+        var method: UInt16
+        var crc: UInt32
+        var size: Int
+        var stored: [UInt8]
+    }
+    private var entries: [Entry] = []
 
     package init() {}
 
     package mutating func add(_ name: String, _ data: [UInt8], mode: UInt32 = 0o644) {
-        entries.append((name, data, mode))
+        let crc = UInt32(data.withUnsafeBufferPointer { CZlib.crc32(0, $0.baseAddress, uInt($0.count)) })
+        entries.append(
+            Entry(name: name, mode: mode, method: 8, crc: crc, size: data.count, stored: ZipWriter.deflate(data)))
+    }
+
+    /// Copies an entry of another archive as it is stored, without inflating it again (its CRC and
+    /// sizes were checked when that archive was verified). Folders are left out: extraction makes
+    /// every file's folders.
+    package mutating func copy(_ entry: ZipEntry, from archive: ZipArchive) throws {
+        guard !entry.isDirectory else { return }
+        entries.append(
+            Entry(
+                name: entry.path, mode: 0o644, method: entry.method, crc: entry.crc, size: entry.declaredSize,
+                stored: try archive.storedBytes(of: entry)))
     }
 
     /// Every regular file under `directory` (symbolic links and hidden version-control folders
@@ -45,15 +66,14 @@ package struct ZipWriter {
         var central: [UInt8] = []
         for entry in entries {
             let name = Array(entry.name.utf8)
-            let compressed = ZipWriter.deflate(entry.data)
-            let crc = UInt32(entry.data.withUnsafeBufferPointer { CZlib.crc32(0, $0.baseAddress, uInt($0.count)) })
+            let (crc, stored, size) = (entry.crc, entry.stored, UInt32(entry.size))
             let offset = UInt32(out.count)
-            // Version 2.0, flag 0x800 (UTF-8 names), deflate, a fixed 1980-01-01 timestamp.
-            out += le32(0x0403_4B50) + le16(20) + le16(0x800) + le16(8) + le16(0) + le16(0x21)
-            out += le32(crc) + le32(UInt32(compressed.count)) + le32(UInt32(entry.data.count))
-            out += le16(UInt16(name.count)) + le16(0) + name + compressed
-            central += le32(0x0201_4B50) + le16(3 << 8 | 20) + le16(20) + le16(0x800) + le16(8) + le16(0) + le16(0x21)
-            central += le32(crc) + le32(UInt32(compressed.count)) + le32(UInt32(entry.data.count))
+            // Version 2.0, flag 0x800 (UTF-8 names), deflate or stored, a fixed 1980-01-01 timestamp.
+            out += le32(0x0403_4B50) + le16(20) + le16(0x800) + le16(entry.method) + le16(0) + le16(0x21)
+            out += le32(crc) + le32(UInt32(stored.count)) + le32(size)
+            out += le16(UInt16(name.count)) + le16(0) + name + stored
+            central += le32(0x0201_4B50) + le16(3 << 8 | 20) + le16(20) + le16(0x800) + le16(entry.method) + le16(0)
+            central += le16(0x21) + le32(crc) + le32(UInt32(stored.count)) + le32(size)
             central += le16(UInt16(name.count)) + le16(0) + le16(0) + le16(0) + le16(0)
             central += le32((0o100000 | entry.mode) << 16) + le32(offset) + name
         }

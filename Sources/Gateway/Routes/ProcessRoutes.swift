@@ -76,16 +76,28 @@ struct ProcessRoutes: Sendable {
     // MARK: - Start
 
     private func start(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
-        if let mediaType = request.mediaType, mediaType != "application/octet-stream", mediaType != "application/zip" {
+        let mediaType = request.mediaType
+        let multipart = mediaType == "multipart/form-data"
+        if let mediaType, !multipart, mediaType != "application/octet-stream", mediaType != "application/zip" {
             throw APIError(
                 .unsupportedMediaType,
-                "send the ZIP archive as application/octet-stream (or application/zip), not \(mediaType)")
+                "send the ZIP archive as application/octet-stream (or application/zip), or as the archive part of multipart/form-data, not \(mediaType)"
+            )
         }
+        let boundary = try multipart ? MultipartStart.boundary(ofContentType: request.headers[.contentType]!) : nil
         var request = request
         let buffer = try await request.collectBody(upTo: maxBodyBytes)
-        let body = Array(buffer.readableBytesView)
-        guard !body.isEmpty else { throw APIError(.badRequest, "the request body is empty; send a ZIP archive") }
-        let parsed = try parser.parse(body)
+        let parsed: StartRequestParser.Parsed
+        let body: [UInt8]
+        if let boundary {
+            let start = MultipartStart(parser: parser)
+            (parsed, body) = try start.upload(
+                MultipartStart.parts(buffer, boundary: boundary, maxParts: parser.limits.maxEntries))
+        } else {
+            body = Array(buffer.readableBytesView)
+            guard !body.isEmpty else { throw APIError(.badRequest, "the request body is empty; send a ZIP archive") }
+            parsed = try parser.parse(body)
+        }
         let idempotencyKey = request.headers[HTTPField.Name("Idempotency-Key")!]
         if let key = idempotencyKey, key.isEmpty || key.utf8.count > 256 {
             throw APIError(.badRequest, "Idempotency-Key must be 1 to 256 characters")

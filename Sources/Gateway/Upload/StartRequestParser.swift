@@ -18,16 +18,11 @@ struct StartRequestParser {
         var tags: [String]
     }
 
+    /// A ZIP body: the archive checked whole, then its `_main.json`.
     func parse(_ body: [UInt8]) throws -> Parsed {
-        let archive: ZipArchive
-        do {
-            archive = try ZipArchive(bytes: body, limits: limits)
-            try archive.verifyAll()
-        } catch let error as ZipError {
-            throw APIError(error.isTooLarge ? .contentTooLarge : .badRequest, error.description)
-        }
-        let hasProjectFile = archive.entry("concord.yml") != nil || archive.entry(".concord.yml") != nil
-        guard let mainEntry = archive.entry("_main.json") else {
+        let archive = try open(body)
+        let hasProjectFile = StartRequestParser.hasProjectFile(archive.entries.map(\.path))
+        guard let main = try mainJSON(of: archive) else {
             guard hasProjectFile else {
                 throw APIError(
                     .badRequest,
@@ -36,59 +31,98 @@ struct StartRequestParser {
             }
             return Parsed(entryPoint: nil, arguments: [:], timeoutMillis: nil, out: [], tags: [])
         }
-        let text = try archive.contents(of: mainEntry)
+        return try StartRequestParser.configuration(main, hasProjectFile: hasProjectFile, source: "_main.json")
+    }
+
+    /// Opens an uploaded archive and inflates every entry once, within the limits: a bad archive
+    /// is 400, one over a limit 413.
+    func open(_ bytes: [UInt8]) throws -> ZipArchive {
+        do {
+            let archive = try ZipArchive(bytes: bytes, limits: limits)
+            try archive.verifyAll()
+            return archive
+        } catch let error as ZipError {
+            throw APIError(error.isTooLarge ? .contentTooLarge : .badRequest, error.description)
+        }
+    }
+
+    /// The archive's `_main.json` as an object, or nil when it has none.
+    func mainJSON(of archive: ZipArchive) throws -> [String: JSONValue]? {
+        guard let entry = archive.entry("_main.json") else { return nil }
+        return try StartRequestParser.jsonObject(try archive.contents(of: entry), source: "_main.json")
+    }
+
+    /// Whether these paths hold a project file, which may name the entry point itself.
+    static func hasProjectFile(_ paths: some Sequence<String>) -> Bool {
+        paths.contains { $0 == "concord.yml" || $0 == ".concord.yml" }
+    }
+
+    /// UTF-8 text holding one JSON object, such as `_main.json` or a multipart start's `request`.
+    static func jsonObject(_ text: [UInt8], source: String) throws -> [String: JSONValue] {
         guard String(validating: text, as: UTF8.self) != nil else {
-            throw APIError(.badRequest, "_main.json is not UTF-8 text")
+            throw APIError(.badRequest, "\(source) is not UTF-8 text")
         }
         let json: JSONValue
         do {
             json = try JSONDecoder().decode(JSONValue.self, from: Data(text))
         } catch {
-            throw APIError(.badRequest, "_main.json is not valid JSON")
+            throw APIError(.badRequest, "\(source) is not valid JSON")
         }
-        guard case .object(let main) = json else {
-            throw APIError(.badRequest, "_main.json must be a JSON object such as {\"entryPoint\": \"main\"}")
+        guard case .object(let object) = json else {
+            throw APIError(.badRequest, "\(source) must be a JSON object such as {\"entryPoint\": \"main\"}")
         }
+        return object
+    }
+
+    /// The keys of `_main.json` the server honours, checked: `source` names where they came from
+    /// in every refusal. Without a project file, `entryPoint` is mandatory.
+    static func configuration(_ main: [String: JSONValue], hasProjectFile: Bool, source: String) throws -> Parsed {
         var parsed = Parsed(entryPoint: nil, arguments: [:], timeoutMillis: nil, out: [], tags: [])
         switch main["entryPoint"] {
         case .string(let name) where !name.isEmpty: parsed.entryPoint = name
         case nil where hasProjectFile: break
         default:
-            throw APIError(.badRequest, "_main.json has no entryPoint (a string naming the flow to start)")
+            throw APIError(.badRequest, "\(source) has no entryPoint (a string naming the flow to start)")
         }
         switch main["arguments"] {
         case nil: break
         case .object(let arguments): parsed.arguments = arguments
-        default: throw APIError(.badRequest, "_main.json's arguments must be a JSON object of names to values")
+        default: throw APIError(.badRequest, "\(source)'s arguments must be a JSON object of names to values")
         }
-        if let timeout = main["timeout"] { parsed.timeoutMillis = try StartRequestParser.timeout(timeout) }
-        parsed.out = try StartRequestParser.strings(main["out"], "out")
-        parsed.tags = try StartRequestParser.strings(main["tags"], "tags")
+        if let timeout = main["timeout"] {
+            parsed.timeoutMillis = try StartRequestParser.timeout(timeout, source: source)
+        }
+        parsed.out = try strings(main["out"], "out", source: source)
+        parsed.tags = try strings(main["tags"], "tags", source: source)
         return parsed
     }
 
-    private static func strings(_ value: JSONValue?, _ key: String) throws -> [String] {
+    private static func strings(_ value: JSONValue?, _ key: String, source: String) throws -> [String] {
         switch value {
         case nil, .null: return []
         case .array(let items):
             return try items.map { item in
                 guard case .string(let text) = item else {
-                    throw APIError(.badRequest, "_main.json's \(key) must be a list of strings")
+                    throw APIError(.badRequest, "\(source)'s \(key) must be a list of strings")
                 }
                 return text
             }
-        default: throw APIError(.badRequest, "_main.json's \(key) must be a list of strings")
+        default: throw APIError(.badRequest, "\(source)'s \(key) must be a list of strings")
         }
     }
 
-    /// `timeout`: seconds as a number, or an ISO-8601 duration such as `PT30S` or `PT1H2M3.5S`.
-    static func timeout(_ value: JSONValue) throws -> Int64? {
+    /// `timeout`: seconds as a number (or, as a form value sends it, as text), or an ISO-8601
+    /// duration such as `PT30S` or `PT1H2M3.5S`.
+    static func timeout(_ value: JSONValue, source: String = "_main.json") throws -> Int64? {
         let bad = APIError(
-            .badRequest, "_main.json's timeout must be a number of seconds or an ISO-8601 duration such as PT30S")
+            .badRequest, "\(source)'s timeout must be a number of seconds or an ISO-8601 duration such as PT30S")
         switch value {
         case .null: return nil
         case .int(let seconds) where seconds > 0: return seconds * 1000
         case .double(let seconds) where seconds > 0: return Int64(seconds * 1000)
+        case .string(let text) where !text.isEmpty && text.allSatisfy(\.isASCII) && text.allSatisfy(\.isNumber):
+            guard let seconds = Int64(text), seconds > 0, seconds < Int64.max / 1000 else { throw bad }
+            return seconds * 1000
         case .string(let text):
             guard let millis = isoDurationMillis(text), millis > 0 else { throw bad }
             return millis
