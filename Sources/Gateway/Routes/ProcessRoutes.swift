@@ -193,7 +193,14 @@ struct ProcessRoutes: Sendable {
     }
 
     private func log(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
+        let follow: Bool
+        switch request.uri.queryParameters["follow"].map(String.init) {
+        case nil, "false": follow = false
+        case "true": follow = true
+        case let other?: throw APIError(.badRequest, "follow must be true or false (got '\(other)')")
+        }
         let view = try await existing(context)
+        if follow { return try followLog(request, view) }
         let size = projection.logs.size(view.id)
         var headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .acceptRanges: "bytes"]
         guard let range = request.headers[.range] else {
@@ -210,6 +217,33 @@ struct ProcessRoutes: Sendable {
         return Response(
             status: .partialContent, headers: headers,
             body: .init(byteBuffer: ByteBuffer(bytes: projection.logs.read(view.id, from: start, to: end))))
+    }
+
+    /// A followed log, as Server-Sent Events when the client accepts them, resuming after
+    /// `Last-Event-ID` (a line's end offset, from an earlier stream of the same instance).
+    private func followLog(_ request: Request, _ view: InstanceView) throws -> Response {
+        guard request.headers[.range] == nil else {
+            throw APIError(
+                .badRequest,
+                "a followed log starts at its beginning; resume a stream with Last-Event-ID instead of Range")
+        }
+        let serverSentEvents = request.headers[.accept]?.contains("text/event-stream") == true
+        var offset = 0
+        if let raw = request.headers[HTTPField.Name("Last-Event-ID")!], !raw.isEmpty {
+            guard serverSentEvents, let value = Int(raw), value >= 0 else {
+                throw APIError(
+                    .badRequest,
+                    "Last-Event-ID must be the id of an event of this log's stream (Accept: text/event-stream), not '\(raw)'"
+                )
+            }
+            let size = projection.logs.size(view.id)
+            if value <= size && value > 0 && projection.logs.read(view.id, from: value - 1, to: value) != [0x0A] {
+                throw APIError(.badRequest, "Last-Event-ID \(value) is not the end of a line of this log")
+            }
+            offset = value
+        }
+        return LogFollow(projection: projection, id: view.id, serverSentEvents: serverSentEvents, offset: offset)
+            .response()
     }
 
     /// `bytes=a-b`, `bytes=a-` and `bytes=-n` as a half-open range clamped to `size`.
