@@ -145,40 +145,57 @@ struct Kill: AsyncParsableCommand {
     }
 }
 
-/// Following an instance: new log bytes by `Range`, paced by `/wait` (which answers the moment the
-/// instance ends), so the last lines are never missed.
+/// Following an instance: its log as the Gateway pushes it (Server-Sent Events from
+/// `.../log?follow=true`), ending with the status event the stream closes with. A dropped
+/// connection (a Gateway restarting, say) is picked up again after the last line printed.
 enum Follow {
     static func run(_ client: Client, _ id: String, printLog: Bool) async throws -> [String: Any] {
-        var offset = 0
-        let started = ContinuousClock.now
-        // On a terminal, one status line on stderr, rewritten in place, says where it stands.
-        let showProgress = isatty(2) == 1
-        defer { if showProgress { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
+        guard printLog else { return try await waitOnly(client, id) }
+        var lastID: String?
+        var failures = 0
         while true {
-            let (waitStatus, waitData, _) = try await client.request(
-                "GET", "/api/v1/process/\(id)/wait?timeout=1000", timeout: 30)
-            guard waitStatus == 200 || waitStatus == 408 else {
-                throw CLIError("wait: \(waitStatus) \(Client.message(waitData))")
-            }
-            if showProgress {
-                let body = (try? JSONSerialization.jsonObject(with: waitData)) as? [String: Any] ?? [:]
-                let seconds = started.duration(to: .now).components.seconds
-                FileHandle.standardError.write(
-                    Data("\r\u{1B}[K\(id.prefix(8))… \(body["status"] ?? "?") for \(seconds) s".utf8))
-            }
-            if printLog {
-                let (status, data, _) = try await client.request(
-                    "GET", "/api/v1/process/\(id)/log", headers: ["Range": "bytes=\(offset)-"])
-                if status == 200 || status == 206 {
-                    let fresh = status == 200 ? data.dropFirst(offset) : data[...]
-                    if showProgress && !fresh.isEmpty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-                    FileHandle.standardOutput.write(Data(fresh))
-                    offset += fresh.count
+            var headers = ["Accept": "text/event-stream"]
+            if let lastID { headers["Last-Event-ID"] = lastID }
+            var status = 0
+            var refusal = Data()
+            var parser = ServerSentEventParser()
+            do {
+                for try await piece in try client.stream("/api/v1/process/\(id)/log?follow=true", headers: headers) {
+                    switch piece {
+                    case .status(let code): status = code
+                    case .body(let data) where status != 200: refusal.append(data)
+                    case .body(let data):
+                        failures = 0
+                        for event in parser.feed(data) {
+                            if event.event == "status" {
+                                return (try? JSONSerialization.jsonObject(with: Data(event.data.utf8)))
+                                    as? [String: Any]
+                                    ?? [:]
+                            }
+                            FileHandle.standardOutput.write(Data((event.data + "\n").utf8))
+                            lastID = event.id ?? lastID
+                        }
+                    }
+                }
+            } catch {
+                failures += 1
+                guard failures < 5 else {
+                    throw CLIError("lost the log stream of \(id): \(error.localizedDescription)")
                 }
             }
-            if waitStatus == 200 {
-                return (try? JSONSerialization.jsonObject(with: waitData)) as? [String: Any] ?? [:]
-            }
+            if status == 401 { throw CLIError("the gateway refused the API key") }
+            if status != 0 && status != 200 { throw CLIError("log: \(status) \(Client.message(refusal))") }
+            try await Task.sleep(for: .seconds(1))
+        }
+    }
+
+    /// The final status, by waits that the terminal event itself answers.
+    private static func waitOnly(_ client: Client, _ id: String) async throws -> [String: Any] {
+        while true {
+            let (status, data, _) = try await client.request(
+                "GET", "/api/v1/process/\(id)/wait?timeout=30000", timeout: 60)
+            guard status == 200 || status == 408 else { throw CLIError("wait: \(status) \(Client.message(data))") }
+            if status == 200 { return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:] }
         }
     }
 

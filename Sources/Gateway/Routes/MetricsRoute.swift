@@ -29,6 +29,8 @@ struct MetricsRoute: Sendable {
                 .set(Double(counts[status] ?? 0))
         }
         gauge("projection", "head", "Last event sequence number this gateway applied").set(Double(projection.head))
+        gauge("log_followers", "count", "Open followed logs (?follow=true) on this gateway").set(
+            Double(projection.doorbells.listening))
         if case .stats(let stats) = try? await client.send(.stats) {
             gauge("queue", "depth", "Instances waiting for an executor").set(Double(stats.queueDepth))
             gauge("executors", "count", "Registered executors").set(Double(stats.executors))
