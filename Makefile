@@ -89,10 +89,10 @@ bench: deps build-release
 	python3 bench/bench.py
 
 format:
-	swift format --in-place --recursive Sources Tests Package.swift
+	swift format --in-place --recursive Sources Tests Plugins Package.swift
 
 lint:
-	swift format lint --strict --recursive Sources Tests Package.swift
+	swift format lint --strict --recursive Sources Tests Plugins Package.swift
 
 clean:
 	rm -rf .build

@@ -113,8 +113,13 @@ let package = Package(
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "MultipartKit", package: "multipart-kit"),
             ],
-            swiftSettings: gatewaySettings
+            exclude: ["Web"],
+            swiftSettings: gatewaySettings,
+            plugins: ["EmbedWebFiles"]
         ),
+        // The Gateway's web files (OpenAPI document, console) compiled into its binary.
+        .executableTarget(name: "EmbedFiles", swiftSettings: strict),
+        .plugin(name: "EmbedWebFiles", capability: .buildTool(), dependencies: ["EmbedFiles"]),
         .executableTarget(
             name: "Scheduler",
             dependencies: [

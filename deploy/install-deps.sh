@@ -15,7 +15,8 @@ for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ "${1:-}" = "--test" ]; then
-  python3 -c 'import pytest, requests, yaml' 2>/dev/null || pip_need=1
+  # schemathesis and openapi-spec-validator check the OpenAPI document; selenium drives the console.
+  python3 -c 'import pytest, requests, yaml, schemathesis, openapi_spec_validator, selenium' 2>/dev/null || pip_need=1
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
@@ -31,5 +32,5 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 if [ "${pip_need:-0}" = 1 ]; then
-  python3 -m pip install -q pytest requests pyyaml
+  python3 -m pip install -q pytest requests pyyaml schemathesis openapi-spec-validator selenium
 fi

@@ -86,6 +86,7 @@ func buildRouter(
     router.add(middleware: MetricsMiddleware())
     MetricsRoute(registry: registry, projection: projection, client: link).register(on: router)
     router.get("/api/v1/server/ping") { _, _ in JSONBody.response(.ok, ["ok": JSONBodyValue.bool(true)]) }
+    WebRoutes().register(on: router)
     let api = router.group("api").add(middleware: AuthMiddleware(keys: keys, projection: projection))
     KeyRoutes(client: link, projection: projection).register(on: api)
     ProcessRoutes(
