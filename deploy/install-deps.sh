@@ -10,7 +10,8 @@ packages=(libnng-dev libyaml-dev zlib1g-dev bubblewrap)
 [ "${1:-}" = "--release" ] && packages+=(libcurl4-openssl-dev)
 # The test suite runs the PostgreSQL event log against a throwaway server (deploy/test/throwaway-postgres),
 # and the multi-host rehearsal (deploy/cluster/accord-cluster) makes its hosts with iproute2.
-[ "${1:-}" = "--test" ] && packages+=(postgresql iproute2)
+# The web console is tested in a real browser: headless Chromium and its driver.
+[ "${1:-}" = "--test" ] && packages+=(postgresql iproute2 chromium chromium-driver)
 for pkg in "${packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

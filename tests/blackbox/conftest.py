@@ -13,3 +13,18 @@ sys.modules["accord_conformance"] = helpers
 _spec.loader.exec_module(helpers)
 
 server_reachable = helpers.server_reachable  # the session fixture: one clear failure when nothing answers
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The web console test's screenshots, with what each shows (test_console.py)."""
+    shots = os.environ.get("ACCORD_SCREENSHOTS",
+                           os.path.join(os.path.dirname(__file__), "..", "..", ".build", "console-screenshots"))
+    index = os.path.join(shots, "screenshots.txt")
+    if not os.path.exists(index):
+        return
+    with open(index) as f:
+        lines = [line.rstrip() for line in f if line.strip()]
+    if lines:
+        terminalreporter.write_sep("-", "web console screenshots")
+        for line in lines:
+            terminalreporter.write_line(line)
