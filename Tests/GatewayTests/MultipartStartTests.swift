@@ -114,7 +114,8 @@ struct FormBody {
 
     @Test(arguments: [
         ("../x.yml", "not a path inside"), ("/etc/passwd", "not a path inside"), ("a/../../b", "not a path inside"),
-        ("a\\b", "not a path inside"),
+        ("a\\b", "not a path inside"), (String(repeating: "x", count: 300), "too long"),
+        (String(repeating: "abc/", count: 300) + "x", "too long"),
     ])
     func fileNamesOutsideTheWorkingFolderAre400(name: String, expected: String) throws {
         var form = FormBody()

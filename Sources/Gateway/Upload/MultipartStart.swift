@@ -198,9 +198,14 @@ struct MultipartStart {
                 .badRequest,
                 "the part name '\(name)' is not a path inside the working folder (absolute, '..' or '\\' are refused)")
         }
-        let path = name.split(separator: "/").filter { $0 != "." }.joined(separator: "/")
-        guard !path.isEmpty else { throw APIError(.badRequest, "the part name '\(name)' names no file") }
-        return path
+        let parts = name.split(separator: "/").filter { $0 != "." }
+        guard !parts.isEmpty else { throw APIError(.badRequest, "the part name '\(name)' names no file") }
+        guard name.utf8.count <= 1024, parts.allSatisfy({ $0.utf8.count <= 255 }) else {
+            throw APIError(
+                .badRequest,
+                "the part name '\(name.prefix(64))…' is too long for a file (1024 bytes, 255 per folder or file)")
+        }
+        return parts.joined(separator: "/")
     }
 
     /// Form values under their dotted names: `arguments.name=Ada` is `{"arguments": {"name": "Ada"}}`.
