@@ -41,10 +41,6 @@ struct Endpoint {
     var explainedErrors: Int64 = 0
     /// A listener's probe is under way.
     var probing = false
-    /// A listener had unexplained errors at the last tick: probed if it still has at this one. A
-    /// peer's pipe can count its "other" error a moment before the pipe's removal is seen, so one
-    /// tick's excess alone is not a suspect.
-    var suspected = false
     /// A listener that was closed to be restarted and could not listen again yet.
     var needsListen = false
     /// A TLS listener's refused handshakes ("auth") already reported.
@@ -116,7 +112,7 @@ struct Endpoint {
 /// - a listener whose "other" or "canceled" count grew (an accept ended in NNG_ECLOSED or
 ///   NNG_ECANCELED, the only two errors after which nng accepts no more; "other" also counts
 ///   errors after which it does go on) by more than the pipes its socket lost explain (a pipe that
-///   ends, a peer leaving over ipc say, counts as "other" on its listener too), at two ticks running, is probed: a socket of the matching pattern dials it, and
+///   ends, a peer leaving over ipc say, counts as "other" on its listener too) is probed: a socket of the matching pattern dials it, and
 ///   once the probe's own handshake is through the listening socket must have accepted a pipe; a
 ///   listener that did not is closed (which drops the connections it held, so their peers dial
 ///   again) and listens afresh. A listener whose counts did not grow is never probed, and never
@@ -339,14 +335,8 @@ extension NNGSocket {
                 guard unexplained > 0 else {
                     gate.endpoints[index].otherErrors = errors
                     gate.endpoints[index].explainedErrors = explained
-                    gate.endpoints[index].suspected = false
                     continue
                 }
-                guard gate.endpoints[index].suspected else {
-                    gate.endpoints[index].suspected = true
-                    continue
-                }
-                gate.endpoints[index].suspected = false
                 gate.endpoints[index].probing = true
                 due.append((index, gate.endpoints[index].url, errors, explained))
             }
