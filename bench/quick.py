@@ -6,10 +6,12 @@
 Prints: start-acknowledged latency over N sequential starts, and the wall time for 100 trivial
 instances started concurrently until all are FINISHED (each checked for its log line).
 """
-import io, json, os, statistics, sys, time, zipfile
+import os, sys, time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
+
+from bench import archive
 
 URL = os.environ.get("ACCORD_URL", "http://127.0.0.1:8001").rstrip("/")
 KEY = os.environ["ACCORD_API_KEY"]
@@ -17,11 +19,7 @@ H = {"Authorization": KEY, "Content-Type": "application/octet-stream"}
 
 
 def payload(marker):
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("_main.json", json.dumps({"entryPoint": "main"}))
-        z.writestr("processes/main.yml", f'main:\n- log: "{marker}"\n')
-    return buf.getvalue()
+    return archive(f'main:\n- log: "{marker}"\n')
 
 
 def pct(values, p):

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTesting
 import JSON
 import Model
@@ -17,6 +18,55 @@ import Wire
         var out = ByteBuffer()
         LogFollow.events(Array("ab\nc\rd\n\n".utf8), startingAt: 10, into: &out)
         #expect(String(buffer: out) == "id: 13\ndata: ab\n\nid: 17\ndata: c\ndata: d\n\nid: 18\ndata: \n\n")
+    }
+}
+
+/// What a follower's client receives, piece by piece, as it is written.
+private final class RecordingWriter: ResponseBodyWriter, @unchecked Sendable {
+    // Written by the one follow task, read by the test through `received` (under the lock).
+    private let lock = NSLock()
+    private var pieces: [String] = []
+
+    var received: String { lock.withLock { pieces.joined() } }
+
+    func write(_ buffer: ByteBuffer) async throws { lock.withLock { pieces.append(String(buffer: buffer)) } }
+    func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+/// The follower against the projection itself: each line reaches the client while the instance
+/// still runs (pushed by its doorbell, not collected at the end), and the stream ends with it.
+@Suite struct LogFollowPushTests {
+    @Test(.timeLimit(.minutes(1))) func eachLineIsWrittenAsItIsAppliedWhileTheInstanceRuns() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        // No heartbeat within the test: only the doorbell can bring a line.
+        let projection = GatewayProjection(logs: try LogStore(directory: dir + "/logs"), heartbeat: .seconds(3600))
+        let id = InstanceID()
+        var seq: UInt64 = 0
+        func apply(_ event: Event) {
+            seq += 1
+            _ = projection.apply([EventEnvelope(seq: seq, instanceID: id, at: .now(), event: event)])
+        }
+        apply(
+            .instanceCreated(
+                InstanceCreated(
+                    entryPoint: "main", arguments: [:], timeoutMillis: nil, out: [], tags: [],
+                    payload: PayloadRef(digest: "d", size: 1), idempotencyKey: nil, principal: nil)))
+        apply(.instanceStarted(InstanceStarted(executorID: ExecutorID("memory/1"))))
+        let writer = RecordingWriter()
+        let follow = LogFollow(projection: projection, id: id, serverSentEvents: true, offset: 0)
+        let streaming = Task {
+            var sink = writer
+            try await follow.stream(to: &sink)
+        }
+        for n in 1...3 {
+            apply(.logAppended(LogAppended(lines: [LogLine(at: .now(), level: .info, text: "line \(n)")])))
+            #expect(await eventually { writer.received.contains("line \(n)") }, "line \(n) was not pushed")
+        }
+        #expect(!writer.received.contains("event: status"))
+        apply(.instanceFinished(InstanceFinished(out: [:])))
+        try await streaming.value
+        #expect(writer.received.hasSuffix("\n\n") && writer.received.contains("event: status\ndata: {"))
     }
 }
 
@@ -38,7 +88,9 @@ extension RouterTests {
             ])
     }
 
-    @Test func aFollowerGetsWhatIsThereThenEachNewLineAndEndsWithTheInstance() async throws {
+    /// Without a ring for each line and for the end, the stream would never end: the time limit
+    /// turns that hang into a failure.
+    @Test(.timeLimit(.minutes(1))) func aFollowerGetsWhatIsThereThenEachNewLineAndEndsWithTheInstance() async throws {
         try await withGateway { client, scheduler in
             let id = try await start(client)
             await running(scheduler, id)

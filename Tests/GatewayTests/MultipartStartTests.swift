@@ -24,6 +24,20 @@ struct FormBody {
         parts.append((name, name.split(separator: "/").last.map(String.init), type, body))
     }
 
+    /// Values only, in the given order (`-F name=value ...`).
+    static func values(_ values: KeyValuePairs<String, String>) -> FormBody {
+        var form = FormBody()
+        for (name, text) in values { form.value(name, text) }
+        return form
+    }
+
+    /// Files only, in the given order (`-F name=@file ...`).
+    static func files(_ files: KeyValuePairs<String, [UInt8]>) -> FormBody {
+        var form = FormBody()
+        for (name, body) in files { form.file(name, body) }
+        return form
+    }
+
     var contentType: String { "multipart/form-data; boundary=\(FormBody.boundary)" }
 
     var bytes: [UInt8] {
@@ -209,41 +223,36 @@ extension RouterTests {
     @Test func badMultipartStartsAreRefusedAndRecordNothing() async throws {
         try await withGateway(maxUnpackedBytes: 4000) { client, scheduler in
             let hello = ZipBuilder.payload("main:\n- log: hi\n")
-            var cases: [(String, FormBody, HTTPResponse.Status, String)] = []
-            var form = FormBody()
-            form.value("entryPoint", "main")
-            cases.append(("values only", form, .badRequest, "nothing to run"))
-            form = FormBody()
-            form.file("archive", Array("not a zip".utf8))
-            cases.append(("not a zip", form, .badRequest, "ZIP"))
-            form = FormBody()
-            form.file("archive", hello)
-            form.file("request", Array("[1]".utf8))
-            cases.append(("request not an object", form, .badRequest, "request part must be a JSON object"))
-            form = FormBody()
-            form.file("archive", hello)
-            form.value("arguments", "x")
-            form.value("arguments.a", "y")
-            cases.append(("value and group", form, .badRequest, "both alone and as a group"))
-            form = FormBody()
-            form.file("archive", hello)
-            form.file("../escape.txt", [1])
-            cases.append(("escaping file", form, .badRequest, "not a path inside"))
-            form = FormBody()
-            form.file("archive", hello)
-            form.file("archive", hello)
-            cases.append(("two archives", form, .badRequest, "appears twice"))
-            form = FormBody()
-            form.file("processes/main.yml", Array("main:\n- log: hi\n".utf8))
-            cases.append(("no entry point", form, .badRequest, "no entryPoint"))
-            form = FormBody()
-            form.file("archive", hello)
-            form.file("big.bin", [UInt8](repeating: 1, count: 5000))
-            cases.append(("files over the unpacked limit", form, .contentTooLarge, "unpacks to more than"))
-            form = FormBody()
-            form.file("archive", hello)
-            form.value("timeout", "soon")
-            cases.append(("bad timeout", form, .badRequest, "timeout"))
+            let withArchive: (FormBody) -> FormBody = { rest in
+                var form = FormBody()
+                form.file("archive", hello)
+                form.parts += rest.parts
+                return form
+            }
+            let cases: [(String, FormBody, HTTPResponse.Status, String)] = [
+                ("values only", .values(["entryPoint": "main"]), .badRequest, "nothing to run"),
+                ("not a zip", .files(["archive": Array("not a zip".utf8)]), .badRequest, "ZIP"),
+                (
+                    "request not an object", withArchive(.files(["request": Array("[1]".utf8)])), .badRequest,
+                    "request part must be a JSON object"
+                ),
+                (
+                    "value and group", withArchive(.values(["arguments": "x", "arguments.a": "y"])), .badRequest,
+                    "both alone and as a group"
+                ),
+                ("escaping file", withArchive(.files(["../escape.txt": [1]])), .badRequest, "not a path inside"),
+                ("two archives", withArchive(.files(["archive": hello])), .badRequest, "appears twice"),
+                (
+                    "no entry point", .files(["processes/main.yml": Array("main:\n- log: hi\n".utf8)]), .badRequest,
+                    "no entryPoint"
+                ),
+                (
+                    "files over the unpacked limit",
+                    withArchive(.files(["big.bin": [UInt8](repeating: 1, count: 5000)])),
+                    .contentTooLarge, "unpacks to more than"
+                ),
+                ("bad timeout", withArchive(.values(["timeout": "soon"])), .badRequest, "timeout"),
+            ]
             for (name, form, expected, message) in cases {
                 let (status, body) = try await post(client, form)
                 #expect(status == expected, "\(name): \(body)")

@@ -26,7 +26,16 @@ extension DeploymentTests {
         process.standardOutput = out
         process.standardError = FileHandle.nullDevice
         try process.run()
-        defer { if process.isRunning { process.terminate() } }
+        // The reads below block: a tool that never gets its line, or never ends, is ended here,
+        // so the test fails on its expectations instead of hanging the suite.
+        let deadline = Task {
+            try await Task.sleep(for: .seconds(60))
+            process.terminate()
+        }
+        defer {
+            deadline.cancel()
+            if process.isRunning { process.terminate() }
+        }
 
         // Read until the first line is in; the instance must still be running then.
         var seen = Data()

@@ -28,12 +28,13 @@ struct LogFollow: Sendable {
         return Response(
             status: .ok, headers: headers,
             body: ResponseBody { writer in
-                try await stream(&writer)
+                try await stream(to: &writer)
                 try await writer.finish(nil)
             })
     }
 
-    private func stream(_ writer: inout any ResponseBodyWriter) async throws {
+    /// The stream's body, written to `writer` as it happens (what `response()` serves).
+    func stream(to writer: inout some ResponseBodyWriter) async throws {
         let (token, rings) = projection.doorbells.listen(id)
         defer { projection.doorbells.stop(id, token) }
         // A Gateway that stops ends its followers (their clients reconnect elsewhere) instead of

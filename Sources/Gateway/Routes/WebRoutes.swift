@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import JSON
 
 /// The files compiled into the Gateway (`Sources/Gateway/Web`): the OpenAPI document at
 /// `/api/v1/openapi.json` and the web console under `/console/`. Both anonymous: the console asks
@@ -20,7 +21,7 @@ struct WebRoutes: Sendable {
         for (path, base64) in WebFiles.contents {
             guard let data = Data(base64Encoded: base64) else { continue }
             let bytes = Array(data)
-            let digest = SHA256.hash(data: bytes).prefix(12).map { String(format: "%02x", $0) }.joined()
+            let digest = Hex.encode(Array(SHA256.hash(data: bytes).prefix(12)))
             files[path] = File(bytes: bytes, contentType: WebRoutes.contentType(path), etag: "\"\(digest)\"")
         }
         self.files = files

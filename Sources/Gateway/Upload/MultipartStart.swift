@@ -160,30 +160,30 @@ struct MultipartStart {
             }
             return (part.name, text)
         }
-        guard archivePart != nil || !files.isEmpty else {
+        let archive = try archivePart.map { (bytes: $0.body, zip: try parser.open($0.body)) }
+        guard archive != nil || !files.isEmpty else {
             throw APIError(
                 .badRequest,
                 "the multipart start has nothing to run: send the payload as -F archive=@payload.zip, or files such as -F concord.yml=@concord.yml"
             )
         }
-
-        let archive = try archivePart.map { try parser.open($0.body) }
-        var configuration = try archive.flatMap { try parser.mainJSON(of: $0) } ?? [:]
+        var configuration = try archive.flatMap { try parser.mainJSON(of: $0.zip) } ?? [:]
         if let requestPart {
             let request = try StartRequestParser.jsonObject(requestPart.body, source: "the request part")
             configuration = MultipartStart.merged(configuration, over: request)
         }
         configuration = MultipartStart.merged(configuration, over: try MultipartStart.nested(values))
 
-        let paths = (archive?.entries.map(\.path) ?? []) + files.map(\.path)
+        let entries = archive?.zip.entries ?? []
         let parsed = try StartRequestParser.configuration(
-            configuration, hasProjectFile: StartRequestParser.hasProjectFile(paths), source: "the start request")
+            configuration, hasProjectFile: StartRequestParser.hasProjectFile(entries.map(\.path) + files.map(\.path)),
+            source: "the start request")
+        if let archive, files.isEmpty { return (parsed, archive.bytes) }
 
-        guard !files.isEmpty else { return (parsed, archivePart!.body) }
         var writer = ZipWriter()
         let replaced = Set(files.map(\.path))
-        for entry in archive?.entries ?? [] where !replaced.contains(entry.path) {
-            try writer.copy(entry, from: archive!)
+        if let archive {
+            for entry in entries where !replaced.contains(entry.path) { try writer.copy(entry, from: archive.zip) }
         }
         for file in files { writer.add(file.path, file.body) }
         let payload = writer.build()
