@@ -167,13 +167,15 @@ enum Follow {
                     case .body(let data):
                         failures = 0
                         for event in parser.feed(data) {
-                            if event.event == "status" {
+                            switch event.event {
+                            case "status":
                                 return (try? JSONSerialization.jsonObject(with: Data(event.data.utf8)))
-                                    as? [String: Any]
-                                    ?? [:]
+                                    as? [String: Any] ?? [:]
+                            case "message":
+                                FileHandle.standardOutput.write(Data((event.data + "\n").utf8))
+                                lastID = event.id ?? lastID
+                            default: continue  // progress: the status while it runs
                             }
-                            FileHandle.standardOutput.write(Data((event.data + "\n").utf8))
-                            lastID = event.id ?? lastID
                         }
                     }
                 }

@@ -110,6 +110,8 @@ def test_the_console_signs_in_starts_follows_stops_and_filters(browser):
     # The first line shows while the instance still runs; the second follows, then the status.
     wait(driver).until(lambda d: f"{marker} first Ada" in text_of(d, "log"))
     assert get_status(iid)["status"] == "RUNNING", "the first line should show while the instance runs"
+    # The status the stream pushed as the instance moved (the page asks nothing on a timer).
+    wait(driver).until(lambda d: text_of(d, "instance-status") == "RUNNING")
     assert f"{marker} second" not in text_of(driver, "log")
     shot(driver, "3-instance-running", "a RUNNING instance: its first log line arrived live, Stop shown")
     wait(driver).until(lambda d: f"{marker} second" in text_of(d, "log"))

@@ -60,6 +60,11 @@ def test_lines_arrive_while_the_instance_runs_and_the_stream_ends_with_its_statu
     arrivals = [at for at, e in events if e["event"] == "message"]
     assert arrivals[2] - arrivals[0] > 1.0, arrivals
     assert events[-1][1]["event"] == "status"
+    # The status as it moved, pushed before the end: never backwards, RUNNING before the last line.
+    order = ["ENQUEUED", "STARTING", "RUNNING"]
+    moves = [(at, order.index(json.loads(e["data"])["status"])) for at, e in events if e["event"] == "progress"]
+    assert moves and [rank for _, rank in moves] == sorted({rank for _, rank in moves}), moves
+    assert moves[-1][1] == 2 and moves[-1][0] <= arrivals[-1], moves
     final = json.loads(events[-1][1]["data"])
     assert final["status"] == "FINISHED" and final["instanceId"] == iid
     ids = [int(line["id"]) for line in lines]

@@ -17,7 +17,7 @@ final class GatewayProjection: Sendable {
 
     private let state = Mutex(State())
     let logs: LogStore
-    /// Rung when an instance's log grows or it ends: what log followers wait on.
+    /// Rung when an instance's log grows or its status moves: what log followers wait on.
     let doorbells: Doorbells
     /// Fulfilled once the first catch-up reached the Scheduler's head: reads wait for it.
     let ready = Promise<Void>()
@@ -60,22 +60,23 @@ final class GatewayProjection: Sendable {
             let current = head
             if envelope.seq <= current { continue }
             guard envelope.seq == current + 1 else { return false }
+            var logGrew = false
             if case .logAppended(let appended) = envelope.event {
                 logs.append(envelope.instanceID, appended.lines)
-                doorbells.ring(envelope.instanceID)
+                logGrew = true
             }
-            let woken = state.withLock { state -> (InstanceView, [CheckedContinuation<InstanceView?, Never>])? in
+            let (change, woken) = state.withLock {
+                state -> (ProjectionChange, (InstanceView, [CheckedContinuation<InstanceView?, Never>])?) in
                 state.keys.apply(envelope)
-                guard case .terminal(let id) = state.projection.apply(envelope),
-                    let view = state.projection.instances[id]
-                else { return nil }
-                let waiters = state.waiters.removeValue(forKey: id) ?? [:]
-                return (view, Array(waiters.values))
+                let change = state.projection.apply(envelope)
+                guard case .terminal(let id) = change, let view = state.projection.instances[id] else {
+                    return (change, nil)
+                }
+                return (change, (view, Array((state.waiters.removeValue(forKey: id) ?? [:]).values)))
             }
-            if let (view, waiters) = woken {
-                for waiter in waiters { waiter.resume(returning: view) }
-                doorbells.ring(view.id)
-            }
+            if let (view, waiters) = woken { for waiter in waiters { waiter.resume(returning: view) } }
+            // Followers hear of every line and every status change of their instance.
+            if logGrew || change != .none { doorbells.ring(envelope.instanceID) }
             let reached = state.withLock { state -> [CheckedContinuation<Bool, Never>] in
                 guard !state.headWaiters.isEmpty else { return [] }
                 let head = state.projection.head

@@ -13,8 +13,10 @@ import ServiceLifecycle
 ///
 /// As `text/event-stream`, one event per line whose `id` is the byte offset just past that line
 /// (a reconnect passes it back in `Last-Event-ID` and resumes after it, on any Gateway: each
-/// renders an instance's log byte for byte the same), a comment each heartbeat while nothing
-/// happens, and a last `event: status` with the status body. As plain text, the bytes themselves.
+/// renders an instance's log byte for byte the same), an `event: progress` with the status body
+/// first and at each status change before the end (so a page shows RUNNING without asking), a
+/// comment each heartbeat while nothing happens, and a last `event: status` with the status body.
+/// As plain text, the bytes themselves.
 struct LogFollow: Sendable {
     let projection: GatewayProjection
     let id: InstanceID
@@ -41,9 +43,11 @@ struct LogFollow: Sendable {
         // waiting for instances that may run for days.
         try await withGracefulShutdownHandler {
             var sent = offset
+            var shownStatus: InstanceStatus?
             var pending = rings.makeAsyncIterator()
             while true {
-                let terminal = projection.view(id).flatMap { $0.status.isTerminal ? $0 : nil }
+                // Read before the log: a terminal status is applied after every line before it.
+                let view = projection.view(id)
                 let size = projection.logs.size(id)
                 var out = ByteBuffer()
                 if size > sent {
@@ -55,14 +59,14 @@ struct LogFollow: Sendable {
                     }
                     sent = size
                 }
-                if let terminal {
-                    if serverSentEvents {
-                        out.writeString("event: status\ndata: ")
-                        out.writeBytes(ReadModelBodies.encode(ReadModelBodies.status(terminal)))
-                        out.writeString("\n\n")
-                    }
+                if let view, view.status.isTerminal {
+                    if serverSentEvents { LogFollow.statusEvent("status", view, into: &out) }
                     if out.readableBytes > 0 { try await writer.write(out) }
                     return
+                }
+                if serverSentEvents, let view, view.status != shownStatus {
+                    LogFollow.statusEvent("progress", view, into: &out)
+                    shownStatus = view.status
                 }
                 if out.readableBytes == 0 && serverSentEvents { out.writeString(": waiting\n\n") }
                 if out.readableBytes > 0 { try await writer.write(out) }
@@ -71,6 +75,12 @@ struct LogFollow: Sendable {
         } onGracefulShutdown: {
             projection.doorbells.stop(id, token)
         }
+    }
+
+    static func statusEvent(_ name: String, _ view: InstanceView, into out: inout ByteBuffer) {
+        out.writeString("event: \(name)\ndata: ")
+        out.writeBytes(ReadModelBodies.encode(ReadModelBodies.status(view)))
+        out.writeString("\n\n")
     }
 
     /// One event per line of `text` (whole lines, as the log store holds them), each with the

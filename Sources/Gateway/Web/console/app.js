@@ -145,7 +145,8 @@ async function instancePage(id, signal) {
   $("failure").hidden = true;
   $("stop").hidden = true;
   $("stop").onclick = () => stop(id);
-  let terminal = false;
+  // The follow stream pushes the status as it moves (`progress`) and at the end (`status`);
+  // each move re-reads the history once. Nothing here asks on a timer.
   const refresh = async () => {
     try {
       const [status, history] = await Promise.all([
@@ -153,27 +154,18 @@ async function instancePage(id, signal) {
         (await api(`/api/v1/process/${id}/history`, { signal })).json(),
       ]);
       renderInstance(status, history);
-      terminal = TERMINAL.has(status.status);
     } catch (error) {
       if (error.name !== "AbortError") notice(error.status === 404 ? "No such instance." : "Status failed: " + error.message);
     }
   };
-  await refresh();
-  // The status is pushed at the end of the log stream; while the instance runs its history is
-  // re-read every few seconds, and on each line, at most once a second.
-  let lastRefresh = Date.now();
-  const tick = async () => {
-    if (signal.aborted || terminal) return;
-    if (Date.now() - lastRefresh >= LIST_REFRESH_MS) { lastRefresh = Date.now(); await refresh(); }
-    setTimeout(tick, LIST_REFRESH_MS);
-  };
-  setTimeout(tick, LIST_REFRESH_MS);
+  let shown = null;
   followLog(id, signal, {
-    line: (text) => {
-      appendLogLine(text);
-      if (Date.now() - lastRefresh >= 1000) { lastRefresh = Date.now(); refresh(); }
+    line: appendLogLine,
+    status: (status) => {
+      if (status.status === shown) return;
+      shown = status.status;
+      refresh();
     },
-    status: () => refresh(),
   });
 }
 
@@ -214,7 +206,8 @@ function appendLogLine(text) {
 }
 
 // The log as Server-Sent Events over fetch (EventSource cannot send the Authorization header):
-// each line as it is written; a dropped stream resumes after the last line with Last-Event-ID.
+// each line as it is written and the status as it moves; a dropped stream resumes after the last
+// line with Last-Event-ID.
 async function followLog(id, signal, handlers) {
   let lastId = null;
   $("log-state").textContent = "(live)";
@@ -241,8 +234,12 @@ async function followLog(id, signal, handlers) {
                 handlers.status(JSON.parse(event.data.join("\n")));
                 return;
               }
-              handlers.line(event.data.join("\n"));
-              if (event.id) lastId = event.id;
+              if (event.name === "progress") {
+                handlers.status(JSON.parse(event.data.join("\n")));
+              } else {
+                handlers.line(event.data.join("\n"));
+                if (event.id) lastId = event.id;
+              }
             }
             event = { name: "message", data: [], id: null };
           } else if (!line.startsWith(":")) {
