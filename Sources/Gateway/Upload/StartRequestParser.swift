@@ -21,7 +21,7 @@ struct StartRequestParser {
     /// A ZIP body: the archive checked whole, then its `_main.json`.
     func parse(_ body: [UInt8]) throws -> Parsed {
         let archive = try open(body)
-        let hasProjectFile = StartRequestParser.hasProjectFile(archive.entries.map(\.path))
+        let hasProjectFile = StartRequestParser.hasProjectFile(archive.entries.lazy.map(\.path))
         guard let main = try mainJSON(of: archive) else {
             guard hasProjectFile else {
                 throw APIError(
