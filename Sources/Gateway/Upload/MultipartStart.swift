@@ -187,7 +187,7 @@ struct MultipartStart {
         }
         for file in files { writer.add(file.path, file.body) }
         let payload = writer.build()
-        _ = try parser.open(payload)
+        try parser.checkLimits(payload)
         return (parsed, payload)
     }
 

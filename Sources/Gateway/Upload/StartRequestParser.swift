@@ -37,10 +37,22 @@ struct StartRequestParser {
     /// Opens an uploaded archive and inflates every entry once, within the limits: a bad archive
     /// is 400, one over a limit 413.
     func open(_ bytes: [UInt8]) throws -> ZipArchive {
-        do {
+        try refusingBadArchives {
             let archive = try ZipArchive(bytes: bytes, limits: limits)
             try archive.verifyAll()
             return archive
+        }
+    }
+
+    /// Checks an archive this Gateway wrote from entries already verified against the limits
+    /// (the count and the declared sizes; nothing is inflated again).
+    func checkLimits(_ bytes: [UInt8]) throws {
+        _ = try refusingBadArchives { try ZipArchive(bytes: bytes, limits: limits) }
+    }
+
+    private func refusingBadArchives<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
         } catch let error as ZipError {
             throw APIError(error.isTooLarge ? .contentTooLarge : .badRequest, error.description)
         }
