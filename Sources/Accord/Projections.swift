@@ -72,8 +72,10 @@ struct Rebuild: AsyncParsableCommand {
                         "\(id): the snapshot at #\(snapshot.seq) says \(status), the log \(atSnapshot[id] ?? "nothing")"
                     )
                 }
-                for id in atSnapshot.keys where snapshot.statuses[id] == nil {
-                    differences.append("\(id): in the log by #\(snapshot.seq) but not in the snapshot")
+                // The Scheduler tracks live instances only: one that had ended by then is not in it.
+                let terminal = Set(InstanceStatus.allCases.filter(\.isTerminal).map(\.rawValue))
+                for (id, status) in atSnapshot where snapshot.statuses[id] == nil && !terminal.contains(status) {
+                    differences.append("\(id): \(status) in the log at #\(snapshot.seq) but not in the snapshot")
                 }
                 Out.line("compared \(atSnapshot.count) statuses with the Scheduler's snapshot at #\(snapshot.seq)")
             } else {

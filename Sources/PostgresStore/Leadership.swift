@@ -168,7 +168,11 @@ package final class Leadership: Sendable {
                     logger: logger)
             }
         }
-        try? await connection.close()
+        // Closing ends the session, which is what lets a standby blocked on the lock lead; a close
+        // that does not answer (a server that ended the session itself) must not hold the caller.
+        _ = try? await answered(within: .seconds(2), "closing the leader's session") {
+            try await connection.close()
+        }
     }
 
     private static func seconds(_ duration: Duration) -> Double {

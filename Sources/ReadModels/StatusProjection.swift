@@ -31,6 +31,8 @@ package struct InstanceView: Sendable, Hashable {
     package var error: String?
     /// Every status change, oldest first.
     package var history: [HistoryEntry]
+    /// The sequence numbers of all its events (status changes, log lines, steps), for `/events`.
+    package var eventSeqs: [UInt64] = []
 }
 
 /// Which instances a caller may see: every one (an admin key), or one team's (a member key).
@@ -81,13 +83,14 @@ package struct StatusProjection: Sendable {
             instances[id] = InstanceView(
                 id: id, status: .enqueued, createdAt: envelope.at, lastChangeAt: envelope.at, tags: created.tags,
                 team: created.team, out: nil, error: nil,
-                history: [HistoryEntry(status: .enqueued, at: envelope.at, reason: envelope.event.reason)])
+                history: [HistoryEntry(status: .enqueued, at: envelope.at, reason: envelope.event.reason)],
+                eventSeqs: [envelope.seq])
             order.append(id)
             return .progressed(id)
         }
-        guard !envelope.event.isKeyEvent, let current = instances[id]?.status, let next = envelope.event.status,
-            !current.isTerminal, next.rank > current.rank
-        else { return .none }
+        guard !envelope.event.isKeyEvent, let current = instances[id]?.status else { return .none }
+        instances[id]!.eventSeqs.append(envelope.seq)
+        guard let next = envelope.event.status, !current.isTerminal, next.rank > current.rank else { return .none }
         // In place: copying the view out and back would copy its history on every event.
         Self.advance(&instances[id]!, to: next, by: envelope)
         return next.isTerminal ? .terminal(id) : .progressed(id)

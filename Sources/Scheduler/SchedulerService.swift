@@ -97,13 +97,10 @@ struct SchedulerService: Service {
             case .catchUp(let after, let limit):
                 let head = log.durableHead
                 reply = .events(events: try await log.read(after: after, limit: min(max(limit, 1), 1000)), head: head)
-            case .instanceEvents(let id, let after, let limit):
-                guard let seqs = await core.eventSeqs(of: id) else {
-                    reply = .instanceEvents(events: [], known: false)
-                    break
-                }
-                let wanted = Array(seqs.lazy.filter { $0 > after }.prefix(min(max(limit, 1), 1000)))
-                reply = .instanceEvents(events: try await log.read(seqs: wanted), known: true)
+            case .readEvents(let seqs):
+                let head = log.durableHead
+                let wanted = Array(seqs.lazy.filter { $0 > 0 && $0 <= head }.prefix(1000))
+                reply = .someEvents(events: try await log.read(seqs: wanted))
             case .ping:
                 reply = .pong(head: log.durableHead, epoch: log.epoch)
             case .stats:

@@ -58,10 +58,10 @@ package struct CreateKey: Sendable, Codable, Hashable {
 package enum CancelOutcome: String, Sendable, Codable {
     /// `InstanceCancelled` is durable.
     case cancelled
-    /// It was terminal already; nothing changed.
-    case alreadyTerminal
-    /// No such instance.
-    case unknown
+    /// The Scheduler tracks no such live instance: it is terminal already (nothing changed) or
+    /// was never started. The Scheduler forgets instances once they end, so only the Gateway's
+    /// read model, which keeps them, tells the two apart.
+    case notLive
 }
 
 /// Gateway → Scheduler, over req/rep.
@@ -72,8 +72,9 @@ package enum SchedulerRequest: Sendable, Codable {
     case cancel(requestID: RequestID, instanceID: InstanceID)
     /// Durable events after a sequence number, for a gateway catching up.
     case catchUp(after: UInt64, limit: Int)
-    /// One instance's events after a sequence number.
-    case instanceEvents(instanceID: InstanceID, after: UInt64, limit: Int)
+    /// The committed events with these sequence numbers (one instance's, as the Gateway's read
+    /// model lists them: the Scheduler keeps no per-instance index of what has ended).
+    case readEvents(seqs: [UInt64])
     /// Record a new API key.
     case createKey(CreateKey)
     /// Revoke an API key.
@@ -129,8 +130,8 @@ package enum SchedulerReply: Sendable, Codable {
     case cancelled(CancelOutcome, seq: UInt64)
     /// Events for a catch-up, and the durable head when they were read.
     case events(events: [EventEnvelope], head: UInt64)
-    /// One instance's events; `known == false` when there is no such instance.
-    case instanceEvents(events: [EventEnvelope], known: Bool)
+    /// The events `readEvents` asked for, in sequence order.
+    case someEvents(events: [EventEnvelope])
     /// The durable head, and the epoch this Scheduler leads in (0 on the file log).
     case pong(head: UInt64, epoch: UInt64)
     /// Counters for `/metrics`.

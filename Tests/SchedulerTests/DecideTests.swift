@@ -96,7 +96,7 @@ import Wire
         #expect(event == ApiKeyCreated(name: "ci-bot", team: "payments", admin: false, hash: "aa", createdBy: "p"))
         #expect(made.events.first?.instanceID == id)
         given([made], to: &state)
-        #expect(state.eventSeqs.isEmpty, "a key is not an instance")
+        #expect(state.instances.isEmpty, "a key is not an instance")
         // The transport delivered it twice: answered with the first, nothing new.
         let again = Decide.decide(.createKey(create), state: state, now: now)
         #expect(again.events.isEmpty && again.actions == [.replyKey(.created(repeatOf: 1))])
@@ -122,7 +122,7 @@ import Wire
         #expect(Decide.decide(.createKey(create), state: state, now: now).events.isEmpty)
         // And a stop for a key's id is no stop of an instance.
         #expect(
-            Decide.decide(.cancel(id, RequestID("c")), state: state, now: now).actions == [.replyCancelled(.unknown)])
+            Decide.decide(.cancel(id, RequestID("c")), state: state, now: now).actions == [.replyCancelled(.notLive)])
     }
 
     @Test func aRedeliveredRequestIsNotStartedTwice() {
@@ -138,7 +138,7 @@ import Wire
         var state = SchedulerState()
         #expect(
             Decide.decide(.cancel(InstanceID(), RequestID("x")), state: state, now: now).actions == [
-                .replyCancelled(.unknown)
+                .replyCancelled(.notLive)
             ])
         let id = started(&state)
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
@@ -148,7 +148,7 @@ import Wire
         given([cancel], to: &state)
         let again = Decide.decide(.cancel(id, RequestID("y")), state: state, now: now)
         #expect(again.events.isEmpty)
-        #expect(again.actions == [.replyCancelled(.alreadyTerminal)])
+        #expect(again.actions == [.replyCancelled(.notLive)])
     }
 
     @Test func reportsMoveAnInstanceThrough() {
@@ -164,7 +164,7 @@ import Wire
             #expect(decision.events.first?.origin == ReportOrigin(executor: executor, seq: UInt64(seq)))
             given([decision], to: &state)
         }
-        #expect(state.instances[id]?.status == .finished)
+        #expect(state.instances[id] == nil, "an instance that ended is no longer tracked")
         #expect(state.assigned[executor]?.isEmpty == true)
     }
 
@@ -193,7 +193,7 @@ import Wire
             .report(executor, Report(seq: 2, instanceID: id, kind: .finished(out: [:]), at: now)), state: cancelFirst,
             now: now)
         #expect(late.events.isEmpty)
-        #expect(cancelFirst.instances[id]?.status == .cancelled)
+        #expect(cancelFirst.instances[id] == nil)
 
         var finishFirst = state
         given(
@@ -204,7 +204,7 @@ import Wire
             ], to: &finishFirst)
         let lateCancel = Decide.decide(.cancel(id, RequestID("x")), state: finishFirst, now: now)
         #expect(lateCancel.events.isEmpty)
-        #expect(lateCancel.actions == [.replyCancelled(.alreadyTerminal)])
+        #expect(lateCancel.actions == [.replyCancelled(.notLive)])
     }
 
     @Test func reportsFromAnotherExecutorAreIgnoredAndKilled() {
@@ -343,5 +343,45 @@ import Wire
         #expect(rebuilt.reportsApplied == state.reportsApplied)
         #expect(rebuilt.keys == state.keys && rebuilt.keys[key]?.revoked == true)
         #expect(rebuilt.queue.count == 3)
+    }
+
+    /// Thousands of instances run and end: what the state holds is what is live (its snapshots
+    /// stay the same size however long the history), and a repeat of a finished start is still
+    /// answered with its instance while its request id is remembered.
+    @Test func theStateHoldsWhatIsLiveNotWhatRan() {
+        var state = SchedulerState()
+        var last = InstanceID()
+        for n in 0..<2000 {
+            last = started(&state, request: "r\(n)")
+            given([Decide.decide(.cancel(last, RequestID("c\(n)")), state: state, now: now)], to: &state)
+        }
+        let live = started(&state, request: "live")
+        #expect(state.instances.keys.sorted() == [live])
+        #expect(state.queue.count == 1 && state.assigned.values.allSatisfy(\.isEmpty))
+        let repeated = Decide.decide(
+            .start(start(request: "r1999"), payload: payload, newID: InstanceID()), state: state, now: now)
+        #expect(repeated.actions == [.replyStarted(last, created: false)] && repeated.events.isEmpty)
+        #expect(state.requests.count == 2001)
+    }
+
+    /// A start's request id is forgotten once the log has moved `requestWindow` past it, by the
+    /// events' own times, so a replay forgets exactly the same ones.
+    @Test func requestIdsAreForgottenAfterTheWindow() {
+        var state = SchedulerState()
+        let old = Decide.decide(
+            .start(start(request: "old"), payload: payload, newID: InstanceID()), state: state, now: now)
+        given([old], to: &state)
+        let later = Timestamp(millis: now.millis + SchedulerState.requestWindowMillis + 1)
+        let fresh = Decide.decide(
+            .start(start(request: "fresh"), payload: payload, newID: InstanceID()), state: state, now: later)
+        given([fresh], to: &state)
+        #expect(state.requests.keys.map(\.rawValue) == ["fresh"])
+        #expect(state.requestsByAge.count == 1)
+        var replayed = SchedulerState()
+        for var envelope in old.events + fresh.events {
+            envelope.seq = replayed.head + 1
+            replayed.apply(envelope)
+        }
+        #expect(replayed == state)
     }
 }

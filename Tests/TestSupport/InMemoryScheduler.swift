@@ -76,8 +76,8 @@ package actor InMemoryScheduler: SchedulerLink {
             publish([envelope])
             return .started(instanceID: id, created: true, seq: envelope.seq)
         case .cancel(let requestID, let id):
-            guard let status = statuses[id] else { return .cancelled(.unknown, seq: 0) }
-            guard !status.isTerminal else { return .cancelled(.alreadyTerminal, seq: head) }
+            // As the real one: an instance that ended is forgotten, so it is "not live" too.
+            guard let status = statuses[id], !status.isTerminal else { return .cancelled(.notLive, seq: head) }
             let envelope = append(
                 EventEnvelope(
                     instanceID: id, at: .now(), requestID: requestID,
@@ -107,9 +107,8 @@ package actor InMemoryScheduler: SchedulerLink {
             return .keyRevoked(seq: envelope.seq)
         case .catchUp(let after, let limit):
             return .events(events: Array(log.dropFirst(Int(after)).prefix(limit)), head: head)
-        case .instanceEvents(let id, let after, let limit):
-            let events = log.filter { $0.instanceID == id && $0.seq > after }.prefix(limit)
-            return .instanceEvents(events: Array(events), known: statuses[id] != nil)
+        case .readEvents(let seqs):
+            return .someEvents(events: seqs.filter { $0 >= 1 && $0 <= head }.map { log[Int($0) - 1] })
         case .ping:
             return .pong(head: head, epoch: 0)
         case .stats:

@@ -180,9 +180,13 @@ struct ProcessRoutes: Sendable {
         let id = try await visibleID(context)
         try await awaitReady()
         switch try await ask(.cancel(requestID: .random(), instanceID: id)) {
-        case .cancelled(.unknown, _):
-            throw APIError(.notFound, "no process instance \(id)")
-        case .cancelled(.cancelled, let seq), .cancelled(.alreadyTerminal, let seq):
+        case .cancelled(.notLive, let seq):
+            // Ended or never started: the Scheduler forgets ended instances, this read model does not.
+            // Once it has applied everything up to the answer, it knows any instance that was started.
+            await readYourWrite(seq)
+            guard projection.view(id) != nil else { throw APIError(.notFound, "no process instance \(id)") }
+            return Response(status: .noContent)
+        case .cancelled(.cancelled, let seq):
             await readYourWrite(seq)
             return Response(status: .noContent)
         case .unavailable(let message):
@@ -268,17 +272,14 @@ struct ProcessRoutes: Sendable {
     }
 
     private func events(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
-        let id = try await visibleID(context)
+        let view = try await existing(context)
         let query = request.uri.queryParameters
         let after = try Self.after(query)
         let limit = try Self.limit(query, default: 100)
-        guard
-            case .instanceEvents(let events, let known) = try await ask(
-                .instanceEvents(instanceID: id, after: after, limit: limit))
-        else {
+        let seqs = Array(view.eventSeqs.lazy.filter { $0 > after }.prefix(limit))
+        guard case .someEvents(let events) = try await ask(.readEvents(seqs: seqs)) else {
             throw APIError(.internalServerError, "the scheduler answered an events query unexpectedly")
         }
-        guard known else { throw APIError(.notFound, "no process instance \(id)") }
         let encoder = EventCodec.makeEncoder()
         let items: [JSONBodyValue] = events.map { envelope in
             let data = (try? encoder.encode(envelope)).flatMap { try? JSONDecoder().decode(JSONValue.self, from: $0) }

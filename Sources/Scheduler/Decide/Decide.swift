@@ -85,12 +85,8 @@ enum Decide {
             decision.actions = [.replyStarted(newID, created: true)]
 
         case .cancel(let id, let request):
-            guard let tracked = state.instances[id] else {
-                decision.actions = [.replyCancelled(.unknown)]
-                return decision
-            }
-            guard !tracked.status.isTerminal else {
-                decision.actions = [.replyCancelled(.alreadyTerminal)]
+            guard let tracked = state.instances[id], !tracked.status.isTerminal else {
+                decision.actions = [.replyCancelled(.notLive)]
                 return decision
             }
             decision.events = [

@@ -2,12 +2,13 @@ import EventLog
 import Model
 import Wire
 
-/// What the Scheduler knows about one instance: enough to decide commands and dispatch.
+/// What the Scheduler knows about one live instance: enough to decide commands and dispatch.
 struct TrackedInstance: Sendable, Equatable, Codable {
     var status: InstanceStatus
-    /// What the start asked for; dropped once the instance is terminal (nothing reads it then), so
-    /// the state and its snapshots do not carry every argument ever sent.
+    /// What the start asked for.
     var created: InstanceCreated?
+    /// The sequence number of its `InstanceCreated`.
+    var createdSeq: UInt64 = 0
     var executor: ExecutorID?
     var attempt: Int
     var runningSince: Timestamp?
@@ -16,7 +17,12 @@ struct TrackedInstance: Sendable, Equatable, Codable {
 /// The Scheduler's state: a pure fold of the event log (`apply`) and nothing else: it changes only
 /// by an event, so a restart rebuilds it exactly by replaying the log, and a snapshot equals the
 /// fold of the log up to its sequence number (`SnapshotTests`).
+///
+/// Its size follows what is live, not what ever ran: an instance leaves `instances` with its
+/// terminal event (the read models keep what it did), and a start's request id is remembered for
+/// `requestWindow` of log time, long enough for any redelivery of that start.
 struct SchedulerState: Sendable, Codable, Equatable {
+    /// The instances that are not terminal.
     var instances: [InstanceID: TrackedInstance] = [:]
     /// `InstanceCreated.idempotencyScope` → instance.
     var idempotency: [String: InstanceID] = [:]
@@ -24,10 +30,10 @@ struct SchedulerState: Sendable, Codable, Equatable {
     var keys: [KeyID: TrackedKey] = [:]
     /// Request id → instance: a start the transport delivered twice is answered, not repeated.
     var requests: [RequestID: InstanceID] = [:]
+    /// The starts in `requests`, oldest first, to forget them once older than `requestWindow`.
+    var requestsByAge = RequestWindow()
     /// Instances waiting for an executor, oldest first (`ENQUEUED`, or `STARTING` again after a lost executor).
     var queue = DispatchQueueState()
-    /// Each instance's event sequence numbers, for `/events`.
-    var eventSeqs: [InstanceID: [UInt64]] = [:]
     /// The highest report applied per executor boot.
     var reportsApplied: [ExecutorID: UInt64] = [:]
     /// Instances assigned to each executor that are not terminal.
@@ -49,20 +55,28 @@ struct SchedulerState: Sendable, Codable, Equatable {
             applyKey(envelope)
             return
         }
-        eventSeqs[id, default: []].append(envelope.seq)
         if let origin = envelope.origin {
             reportsApplied[origin.executor] = max(reportsApplied[origin.executor] ?? 0, origin.seq)
         }
         switch envelope.event {
         case .instanceCreated(let created):
             guard instances[id] == nil else { return }
-            instances[id] = TrackedInstance(status: .enqueued, created: created, executor: nil, attempt: 0)
+            instances[id] = TrackedInstance(
+                status: .enqueued, created: created, createdSeq: envelope.seq, executor: nil, attempt: 0)
             if let key = created.idempotencyKey {
                 idempotency[
                     InstanceCreated.idempotencyScope(principal: created.principal, team: created.team, key: key)] =
                     id
             }
-            if let request = envelope.requestID { requests[request] = id }
+            if let request = envelope.requestID {
+                requests[request] = id
+                requestsByAge.append(request, at: envelope.at)
+            }
+            for expired in requestsByAge.expire(
+                before: Timestamp(millis: envelope.at.millis - Self.requestWindowMillis))
+            {
+                requests[expired] = nil
+            }
             queue.push(id)
         case .instanceAssigned(let assignedEvent):
             guard var tracked = instances[id], !tracked.status.isTerminal else { return }
@@ -86,12 +100,7 @@ struct SchedulerState: Sendable, Codable, Equatable {
             instances[id]?.executor = nil
             queue.push(id)
         case .instanceFinished, .instanceFailed, .instanceCancelled, .instanceTimedOut:
-            guard var tracked = instances[id], !tracked.status.isTerminal, let status = envelope.event.status else {
-                return
-            }
-            tracked.status = status
-            tracked.created = nil
-            instances[id] = tracked
+            guard let tracked = instances.removeValue(forKey: id) else { return }
             if let executor = tracked.executor { assigned[executor]?.remove(id) }
             queue.remove(id)
         case .apiKeyCreated, .apiKeyRevoked:
@@ -110,6 +119,41 @@ struct SchedulerState: Sendable, Codable, Equatable {
         default:
             break
         }
+    }
+}
+
+extension SchedulerState {
+    /// How long a start's request id is remembered: a transport redelivers within seconds, a
+    /// Gateway retries a start for at most its request timeout.
+    static let requestWindowMillis: Int64 = 10 * 60 * 1000
+}
+
+/// Request ids in the order their starts were recorded, with the log time of each.
+struct RequestWindow: Sendable, Codable, Equatable {
+    private var items: [Item] = []
+    private var start = 0
+
+    private struct Item: Sendable, Codable, Equatable {
+        var request: RequestID
+        var at: Timestamp
+    }
+
+    var count: Int { items.count - start }
+
+    mutating func append(_ request: RequestID, at: Timestamp) { items.append(Item(request: request, at: at)) }
+
+    /// Removes and returns the ids recorded before `cutoff`.
+    mutating func expire(before cutoff: Timestamp) -> [RequestID] {
+        var expired: [RequestID] = []
+        while start < items.count, items[start].at < cutoff {
+            expired.append(items[start].request)
+            start += 1
+        }
+        if start > 1024 && start * 2 > items.count {
+            items.removeFirst(start)
+            start = 0
+        }
+        return expired
     }
 }
 

@@ -41,7 +41,8 @@ extension SchedulerCore {
     /// An idempotent repeat is acknowledged only once the instance it names is durable: the first
     /// request's fsync may still be in flight.
     func answerExisting(_ id: InstanceID) async -> SchedulerReply {
-        let seq = state.eventSeqs[id]?.first ?? 0
+        // An instance that ended is no longer tracked; everything staged so far covers its start.
+        let seq = state.instances[id]?.createdSeq ?? state.head
         do {
             try await log.waitDurable(seq)
         } catch {
@@ -53,13 +54,17 @@ extension SchedulerCore {
     func cancel(_ id: InstanceID, request: RequestID) async -> SchedulerReply {
         if let failure = log.failed { return Self.logUnavailable(failure) }
         let decision = Decide.decide(.cancel(id, request), state: state, now: .now())
-        guard await commit(decision) else { return .unavailable(message: "the event log could not record the stop") }
-        // The terminal event a repeat sees may itself still be on its way to disk.
-        let seq = state.eventSeqs[id]?.last ?? 0
+        var seq = state.head
+        if !decision.events.isEmpty {
+            let ticket = stage(decision)
+            guard await durable(ticket) else { return .unavailable(message: "the event log could not record the stop") }
+            seq = ticket.envelopes.last?.seq ?? seq
+        }
+        // Not live: the terminal event that ended it may itself still be on its way to disk.
         do { try await log.waitDurable(seq) } catch {
             return .unavailable(message: "the event log could not record the stop")
         }
-        var outcome = CancelOutcome.unknown
+        var outcome = CancelOutcome.notLive
         for action in decision.actions {
             switch action {
             case .replyCancelled(let result): outcome = result
@@ -97,8 +102,6 @@ extension SchedulerCore {
         }
         return .unavailable(message: "the key command was not decided")
     }
-
-    func eventSeqs(of id: InstanceID) -> [UInt64]? { state.eventSeqs[id] }
 
     /// Queue depth, registered executors and instances waiting too long, for `/metrics`.
     func load() -> (queued: Int, executors: Int, overdue: Int) {

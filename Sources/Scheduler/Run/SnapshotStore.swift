@@ -12,8 +12,8 @@ import Wire
 /// (restart time stays flat as the log grows). The log stays the truth: a snapshot that is missing,
 /// unreadable, of another version, or ahead of the log is ignored and the log replayed in full.
 struct SchedulerSnapshot: Codable {
-    /// 2: the state holds API keys.
-    static let currentVersion = 2
+    /// 2: the state holds API keys. 3: only live instances, no per-instance event numbers.
+    static let currentVersion = 3
     var version = SchedulerSnapshot.currentVersion
     var seq: UInt64
     var state: SchedulerState
