@@ -4,7 +4,7 @@
 set -euo pipefail
 need=()
 # bubblewrap (and util-linux's setpriv, always present) sandbox every instance.
-packages=(libnng-dev libyaml-dev zlib1g-dev bubblewrap)
+packages=(libnng-dev libyaml-dev zlib1g-dev libsqlite3-dev bubblewrap)
 # Release builds link the Swift runtime statically (--static-swift-stdlib: a runner starts in half the
 # time); Foundation's networking then links libcurl, which needs its development package.
 [ "${1:-}" = "--release" ] && packages+=(libcurl4-openssl-dev)

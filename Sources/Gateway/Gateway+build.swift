@@ -41,8 +41,8 @@ func buildGateway(_ config: GatewayConfig) throws -> some ApplicationProtocol {
         reconnectMax: config.eventsURL.contains(",") ? .milliseconds(100) : .milliseconds(500))
     try subscriber.dial(all: config.eventsURL)
     let client = SchedulerClient(socket: commands, timeout: config.schedulerTimeout)
-    let logs = try LogStore(directory: "\(config.dataDirectory)/gateway-\(config.port)/logs")
-    let projection = GatewayProjection(logs: logs)
+    let projection = try GatewayProjection(
+        directory: "\(config.dataDirectory)/gateway-\(config.port)", logger: logger)
     let feed = EventFeed(
         source: SubscriberEventSource(
             subscriber: subscriber,

@@ -55,6 +55,11 @@ package enum Event: Sendable, Hashable {
         }
     }
 
+    /// Whether the event starts an instance.
+    package var isCreation: Bool {
+        if case .instanceCreated = self { true } else { false }
+    }
+
     /// The status this event moves its instance to, or `nil` when it carries no status change.
     package var status: InstanceStatus? {
         switch self {

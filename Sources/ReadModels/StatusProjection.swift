@@ -2,7 +2,7 @@ import JSON
 import Model
 
 /// One status change as the history shows it.
-package struct HistoryEntry: Sendable, Hashable {
+package struct HistoryEntry: Sendable, Hashable, Codable {
     /// The status entered.
     package var status: InstanceStatus
     /// When.
@@ -12,7 +12,7 @@ package struct HistoryEntry: Sendable, Hashable {
 }
 
 /// What the API shows of one instance.
-package struct InstanceView: Sendable, Hashable {
+package struct InstanceView: Sendable, Hashable, Codable {
     /// Its id.
     package var id: InstanceID
     /// Its status now.
@@ -33,6 +33,9 @@ package struct InstanceView: Sendable, Hashable {
     package var history: [HistoryEntry]
     /// The sequence numbers of all its events (status changes, log lines, steps), for `/events`.
     package var eventSeqs: [UInt64] = []
+
+    /// The sequence number of its `InstanceCreated`: listings are newest first by it.
+    package var createdSeq: UInt64 { eventSeqs.first ?? 0 }
 }
 
 /// Which instances a caller may see: every one (an admin key), or one team's (a member key).
@@ -62,15 +65,36 @@ package enum ProjectionChange: Sendable, Equatable {
 ///
 /// `apply` cannot fail and is idempotent: an event at or below the head is a duplicate and changes
 /// nothing; a terminal status absorbs every later event; statuses only move forward.
+///
+/// Whole, it holds every instance (the tooling's rebuild). A Gateway keeps only its hot part here,
+/// the live instances and those not yet written to its store (`keepsOrder: false`, `evict`,
+/// `restore`), and lists by merging it with the store.
 package struct StatusProjection: Sendable {
     /// The instances by id.
     package private(set) var instances: [InstanceID: InstanceView] = [:]
-    /// Instance ids in creation order (oldest first).
+    /// Instance ids in creation order (oldest first), when `keepsOrder`.
     package private(set) var order: [InstanceID] = []
     /// The last sequence number applied.
     package private(set) var head: UInt64 = 0
+    /// Whether `order` is kept (and `list` can answer alone).
+    package let keepsOrder: Bool
 
-    package init() {}
+    package init(keepsOrder: Bool = true) { self.keepsOrder = keepsOrder }
+
+    /// Starts from a stored state at `head`: the views given are put back as they were.
+    package init(restoring views: [InstanceView], head: UInt64) {
+        keepsOrder = false
+        self.head = head
+        for view in views { instances[view.id] = view }
+    }
+
+    /// Puts back one view (the store had it; a late event of an ended instance is about to come).
+    package mutating func restore(_ view: InstanceView) {
+        if instances[view.id] == nil { instances[view.id] = view }
+    }
+
+    /// Forgets an instance (the store has it now).
+    package mutating func evict(_ id: InstanceID) { instances[id] = nil }
 
     /// Folds one event in. Events must come in sequence order; older ones are ignored.
     @discardableResult
@@ -85,7 +109,7 @@ package struct StatusProjection: Sendable {
                 team: created.team, out: nil, error: nil,
                 history: [HistoryEntry(status: .enqueued, at: envelope.at, reason: envelope.event.reason)],
                 eventSeqs: [envelope.seq])
-            order.append(id)
+            if keepsOrder { order.append(id) }
             return .progressed(id)
         }
         guard !envelope.event.isKeyEvent, let current = instances[id]?.status else { return .none }
@@ -119,12 +143,11 @@ package struct StatusProjection: Sendable {
     package func list(
         status: InstanceStatus?, tag: String?, visible: Visibility = .all, limit: Int, offset: Int
     ) -> [InstanceView] {
+        let filter = ListFilter(status: status, tag: tag, visible: visible)
         var result: [InstanceView] = []
         var skipped = 0
         for id in order.reversed() {
-            guard let view = instances[id], visible.sees(view) else { continue }
-            if let status, view.status != status { continue }
-            if let tag, !view.tags.contains(tag) { continue }
+            guard let view = instances[id], filter.matches(view) else { continue }
             if skipped < offset {
                 skipped += 1
                 continue
@@ -133,5 +156,25 @@ package struct StatusProjection: Sendable {
             if result.count >= limit { break }
         }
         return result
+    }
+}
+
+/// Which instances a listing shows.
+package struct ListFilter: Sendable, Hashable {
+    package var status: InstanceStatus?
+    package var tag: String?
+    package var visible: Visibility
+
+    package init(status: InstanceStatus? = nil, tag: String? = nil, visible: Visibility = .all) {
+        self.status = status
+        self.tag = tag
+        self.visible = visible
+    }
+
+    package func matches(_ view: InstanceView) -> Bool {
+        guard visible.sees(view) else { return false }
+        if let status, view.status != status { return false }
+        if let tag, !view.tags.contains(tag) { return false }
+        return true
     }
 }

@@ -2,12 +2,16 @@ import Foundation
 
 extension Data {
     /// The little-endian 32-bit number at `offset`.
-    package func loadLE32(at offset: Int) -> UInt32 {
+    package func loadLE32(at offset: Int) -> UInt32 { UInt32(littleEndian: load(at: offset)) }
+
+    /// The little-endian 64-bit number at `offset`.
+    package func loadLE64(at offset: Int) -> UInt64 { UInt64(littleEndian: load(at: offset)) }
+
+    private func load<T: FixedWidthInteger>(at offset: Int) -> T {
         withUnsafeBytes { raw in
-            let base = raw.baseAddress!.advanced(by: offset)
-            var value: UInt32 = 0
-            memcpy(&value, base, 4)
-            return UInt32(littleEndian: value)
+            var value: T = 0
+            memcpy(&value, raw.baseAddress!.advanced(by: offset), MemoryLayout<T>.size)
+            return value
         }
     }
 }

@@ -78,7 +78,7 @@ private final class RecordingWriter: ResponseBodyWriter, @unchecked Sendable {
         let dir = temporaryDirectory()
         defer { cleanUp(dir) }
         // No heartbeat within the test: only the doorbell can bring a line.
-        let projection = GatewayProjection(logs: try LogStore(directory: dir + "/logs"), heartbeat: .seconds(3600))
+        let projection = try GatewayProjection(directory: dir, heartbeat: .seconds(3600))
         let id = InstanceID()
         var seq: UInt64 = 0
         func apply(_ event: Event) {

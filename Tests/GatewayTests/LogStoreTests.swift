@@ -10,8 +10,9 @@ import Testing
 @Suite struct LogStoreTests {
     @Test func everyRangeOfEveryInstanceReadsBackItsOwnText() throws {
         let directory = NSTemporaryDirectory() + "accord-logstore-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try LogStore(directory: directory)
+        let store = try LogStore(path: directory + "/logs.dat")
         let ids = [InstanceID(), InstanceID(), InstanceID()]
         var expected: [InstanceID: [UInt8]] = [:]
         var random = SystemRandomNumberGenerator()

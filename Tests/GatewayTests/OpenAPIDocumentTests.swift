@@ -23,7 +23,7 @@ import Testing
         let dir = temporaryDirectory()
         defer { cleanUp(dir) }
         let router = buildRouter(
-            link: InMemoryScheduler(), projection: GatewayProjection(logs: try LogStore(directory: dir + "/logs")),
+            link: InMemoryScheduler(), projection: try GatewayProjection(directory: dir),
             keys: nil, registry: PrometheusCollectorRegistry(), limits: .init(), maxBodyBytes: 1 << 20)
         // The console's pages are for browsers, not part of the API.
         let served = Set(

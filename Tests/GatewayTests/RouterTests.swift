@@ -29,7 +29,7 @@ import Wire
         let dir = temporaryDirectory()
         defer { cleanUp(dir) }
         let scheduler = InMemoryScheduler()
-        let projection = GatewayProjection(logs: try LogStore(directory: dir + "/logs"))
+        let projection = try GatewayProjection(directory: dir)
         let feed = EventFeed(
             source: scheduler.source, client: scheduler, projection: projection, logger: Logger(label: "router-test"))
         let feeding = Task { try await feed.run() }

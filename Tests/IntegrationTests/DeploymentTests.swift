@@ -113,6 +113,52 @@ import Testing
         #expect(try await deployment.log(id).contains("Hello, before restart"))
     }
 
+    /// A Gateway stopped with SIGTERM writes its read models; started again it goes on from
+    /// their head (it folds nothing twice) and answers the same.
+    @Test func aRestartedGatewayGoesOnFromItsStore() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        var ids: [String] = []
+        for n in 0..<5 { ids.append(try await deployment.startInstance(helloZip("run \(n)"))) }
+        for id in ids { _ = try await deployment.waitTerminal(id) }
+        let before = try await deployment.status(ids[0])
+        deployment.kill("gateway", signal: SIGTERM)
+        try deployment.start("gateway")
+        try await deployment.waitUntilReady()
+        let log = (try? String(contentsOfFile: deployment.logPath("gateway"), encoding: .utf8)) ?? ""
+        #expect(log.contains("read models loaded"), "\(deployment.logTails())")
+        #expect(NSDictionary(dictionary: try await deployment.status(ids[0])) == NSDictionary(dictionary: before))
+        for (n, id) in ids.enumerated() { #expect(try await deployment.log(id).contains("Hello, run \(n)")) }
+        let (_, events) = try await deployment.request("GET", "/api/v1/process/\(ids[1])/events")
+        let types = (try JSONSerialization.jsonObject(with: events) as? [[String: Any]] ?? []).compactMap {
+            $0["type"] as? String
+        }
+        #expect(types.first == "InstanceCreated" && types.last == "InstanceFinished", "\(types)")
+    }
+
+    /// Read models folded from another log (the events folder replaced) are dropped, not served.
+    @Test func aGatewayOnAnotherLogForgetsWhatItHad() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let old = try await deployment.startInstance(helloZip("old log"))
+        _ = try await deployment.waitTerminal(old)
+        deployment.kill("gateway", signal: SIGTERM)
+        deployment.kill("scheduler", signal: SIGTERM)
+        for folder in ["events", "snapshots"] {
+            try? FileManager.default.removeItem(atPath: deployment.data + "/" + folder)
+        }
+        try deployment.start("scheduler")
+        try deployment.start("gateway")
+        try await deployment.waitUntilReady()
+        let fresh = try await deployment.startInstance(helloZip("new log"))
+        #expect(try await deployment.waitTerminal(fresh)["status"] as? String == "FINISHED")
+        #expect(try await deployment.request("GET", "/api/v1/process/\(old)").0 == 404)
+        let log = (try? String(contentsOfFile: deployment.logPath("gateway"), encoding: .utf8)) ?? ""
+        #expect(log.contains("folded from another event log"), "\(deployment.logTails())")
+    }
+
     @Test func aLostExecutorFailsItsRunningInstance() async throws {
         let deployment = try Deployment()
         deployment.schedulerArguments = ["--executor-loss-timeout", "2"]

@@ -24,6 +24,7 @@ struct EventFeed: Service {
         // Cancelled on graceful shutdown, so that a catch-up retrying against an absent Scheduler
         // does not keep the process from stopping.
         await cancelWhenGracefulShutdown {
+            await checkTheLog()
             await catchUp(to: nil)
             guard !Task.isCancelled else { return }
             projection.ready.fulfill(.success(()))
@@ -37,6 +38,39 @@ struct EventFeed: Service {
         }
         source.close()
         receiver.cancel()
+        // What was folded since the last write is written now, so a restart has nothing to fold again.
+        await projection.flush()
+    }
+
+    /// A store folded from another log (a data folder's events replaced, a new database) is
+    /// emptied before anything is served from it: the log's first event and its head tell.
+    private func checkTheLog() async {
+        guard projection.head > 0 else { return }
+        var failures = 0
+        while !Task.isCancelled {
+            do {
+                guard case .events(let events, let head) = try await client.send(.catchUp(after: 0, limit: 1)) else {
+                    return
+                }
+                let first = events.first.map(GatewayProjection.identity(of:))
+                guard head < projection.head || first != projection.identity else { return }
+                logger.warning(
+                    "the read models were folded from another event log: folding this one afresh",
+                    metadata: [
+                        "stored_head": "\(projection.head)", "log_head": "\(head)",
+                        "stored_first": "\(projection.identity ?? "-")", "log_first": "\(first ?? "-")",
+                    ])
+                try await projection.reset()
+                return
+            } catch {
+                failures += 1
+                if failures == 1 || failures % 20 == 0 {
+                    logger.warning(
+                        "cannot reach the scheduler to check the log; retrying", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .milliseconds(min(1000, 50 * failures)))
+            }
+        }
     }
 
     /// Reads events from the Scheduler until the projection reaches `target` (or the Scheduler's

@@ -7,23 +7,27 @@ import Synchronization
     import Glibc
 #endif
 
-/// The per-instance log read model: rendered text appended to one file in this gateway's cache
-/// folder, with each instance's pieces indexed in memory. One file for all instances, so an
-/// instance's first line costs a `pwrite`, not a file creation (which, for thousands of instances
-/// a second, made the filesystem's inode allocation a visible share of all CPU). It is rebuilt
-/// from the event log when the gateway starts, so nothing here is precious.
+/// The per-instance log read model: rendered text appended to one file, `logs.dat`, in this
+/// Gateway's folder, with the pieces of each instance in memory while it is hot and in the
+/// `ReadStore` once it has ended. One file for all instances, so an instance's first line costs a
+/// `pwrite`, not a file creation (which, for thousands of instances a second, made the
+/// filesystem's inode allocation a visible share of all CPU). The file outlives a restart: the
+/// store says which bytes belong to whom (bytes written after the store's head are written again
+/// when the events are folded again, and the old ones are left unused).
 final class LogStore: Sendable {
-    /// A piece of one instance's log in the file.
-    private struct Chunk {
-        var offset: UInt64
-        var length: UInt32
-    }
-
     /// Most instances log once or a few times: the first piece is kept inline (no allocation).
     private struct Entry {
-        var first: Chunk
-        var more: ContiguousArray<Chunk>?
+        var first: LogChunk
+        var more: ContiguousArray<LogChunk>?
         var size: Int
+
+        init(_ chunks: [LogChunk]) {
+            first = chunks[0]
+            more = chunks.count > 1 ? ContiguousArray(chunks.dropFirst()) : nil
+            size = chunks.reduce(0) { $0 + Int($1.length) }
+        }
+
+        var chunks: [LogChunk] { [first] + (more.map(Array.init) ?? []) }
     }
 
     private struct State {
@@ -31,20 +35,24 @@ final class LogStore: Sendable {
         var end: UInt64 = 0
     }
 
-    let directory: String
+    let path: String
     private let fd: Int32
     private let state = Mutex(State())
     /// Appends come from the one event feed; this keeps them in order even if that changes.
     private let writer = Mutex(())
+    /// Where the pieces of instances that are not in memory are found.
+    private let cold: @Sendable (InstanceID) -> [LogChunk]?
 
-    init(directory: String) throws {
-        self.directory = directory
-        try? FileManager.default.removeItem(atPath: directory)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        fd = open(directory + "/logs.dat", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    /// Opens (or creates) `path`, keeping what it holds.
+    init(path: String, cold: @escaping @Sendable (InstanceID) -> [LogChunk]? = { _ in nil }) throws {
+        self.path = path
+        self.cold = cold
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw LogStoreError("cannot create \(directory)/logs.dat: \(String(cString: strerror(errno)))")
+            throw LogStoreError("cannot open \(path): \(String(cString: strerror(errno)))")
         }
+        let end = lseek(fd, 0, SEEK_END)
+        state.withLock { $0.end = UInt64(max(end, 0)) }
     }
 
     deinit { close(fd) }
@@ -66,7 +74,7 @@ final class LogStore: Sendable {
                 return true
             }
             guard written else { return }
-            let chunk = Chunk(offset: offset, length: UInt32(text.count))
+            let chunk = LogChunk(offset: offset, length: UInt32(text.count))
             state.withLock { state in
                 state.end = offset + UInt64(text.count)
                 if state.entries[id] != nil {
@@ -78,24 +86,55 @@ final class LogStore: Sendable {
                         state.entries[id]!.more!.append(chunk)
                     }
                 } else {
-                    state.entries[id] = Entry(first: chunk, more: nil, size: text.count)
+                    state.entries[id] = Entry([chunk])
                 }
             }
         }
     }
 
-    /// The log's size in bytes (0 when nothing was written yet).
-    func size(_ id: InstanceID) -> Int {
-        state.withLock { $0.entries[id]?.size ?? 0 }
+    /// The pieces of a hot instance's log (empty when it has logged nothing).
+    func chunks(_ id: InstanceID) -> [LogChunk] { state.withLock { $0.entries[id]?.chunks ?? [] } }
+
+    /// Makes an instance hot again with the pieces the store had.
+    func restore(_ id: InstanceID, _ chunks: [LogChunk]) {
+        guard !chunks.isEmpty else { return }
+        state.withLock { state in if state.entries[id] == nil { state.entries[id] = Entry(chunks) } }
     }
+
+    /// Forgets a hot instance's pieces (the store has them).
+    func evict(_ id: InstanceID) { _ = state.withLock { $0.entries.removeValue(forKey: id) } }
+
+    /// Empties the file and forgets everything.
+    func reset() {
+        writer.withLock { _ in
+            _ = ftruncate(fd, 0)
+            state.withLock { $0 = State() }
+        }
+    }
+
+    /// Makes everything written so far durable (before the store records that it was written).
+    func sync() throws {
+        guard fdatasync(fd) == 0 else {
+            throw LogStoreError("cannot sync \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    private func entry(_ id: InstanceID) -> Entry? {
+        if let hot = state.withLock({ $0.entries[id] }) { return hot }
+        guard let chunks = cold(id), !chunks.isEmpty else { return nil }
+        return Entry(chunks)
+    }
+
+    /// The log's size in bytes (0 when nothing was written yet).
+    func size(_ id: InstanceID) -> Int { entry(id)?.size ?? 0 }
 
     /// Bytes `[start, end)` of the log.
     func read(_ id: InstanceID, from start: Int, to end: Int) -> [UInt8] {
-        guard end > start, let entry = state.withLock({ $0.entries[id] }) else { return [] }
+        guard end > start, let entry = entry(id) else { return [] }
         var out: [UInt8] = []
         out.reserveCapacity(end - start)
         var position = 0
-        for chunk in [entry.first] + (entry.more ?? []) {
+        for chunk in entry.chunks {
             let chunkEnd = position + Int(chunk.length)
             defer { position = chunkEnd }
             let from = max(start, position)

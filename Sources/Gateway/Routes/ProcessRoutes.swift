@@ -313,7 +313,7 @@ struct ProcessRoutes: Sendable {
             } ?? 0
         let tag = query["tag"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         try await awaitReady()
-        let views = projection.list(
+        let views = try projection.list(
             status: status, tag: tag, visible: context.caller.visibility, limit: limit, offset: offset)
         return JSONBody.response(.ok, ReadModelBodies.listing(views))
     }

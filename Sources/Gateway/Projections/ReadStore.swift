@@ -1,0 +1,251 @@
+import Foundation
+import GRDB
+import Model
+import ReadModels
+import Support
+
+/// The Gateway's read models on disk (SQLite through GRDB), so that its memory follows what is
+/// live and a restart goes on from where it stopped instead of folding the whole log again.
+///
+/// Every instance's view is a row (its `InstanceView` as JSON, with where its log lies in
+/// `logs.dat`), keyed by the sequence number of its `InstanceCreated`, so the newest first is a
+/// walk down the primary key. The row set and `head` change together in one transaction: the
+/// store always equals the fold of the log up to its head. Nothing here is precious: a store
+/// that is missing, of another format, or of another log is emptied and folded again.
+final class ReadStore: Sendable {
+    /// 1: instances, tags, key events, meta.
+    static let formatVersion = 1
+
+    let path: String
+    private let pool: DatabasePool
+
+    /// What a batch writes: the views changed since the last one, at `head`.
+    struct Batch: Sendable {
+        var head: UInt64
+        /// The head of the batch before (rows created after it are new, and get their tags).
+        var previousHead: UInt64
+        var instances: [Stored]
+        var keyEvents: [EventEnvelope]
+        var counts: [InstanceStatus: Int]
+        var identity: String?
+    }
+
+    /// One instance as stored: its view and where its log lies.
+    struct Stored: Sendable {
+        var view: InstanceView
+        var chunks: [LogChunk]
+    }
+
+    /// What a start finds.
+    struct Loaded: Sendable {
+        var head: UInt64 = 0
+        var identity: String?
+        var counts: [InstanceStatus: Int] = [:]
+        var keyEvents: [EventEnvelope] = []
+        /// The instances that are not terminal.
+        var live: [Stored] = []
+    }
+
+    init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.label = "accord-read-models"
+        configuration.prepareDatabase { db in
+            // The store is rebuilt from the log when it is behind: an OS crash may lose the last
+            // commits, never make it inconsistent (WAL), so no fsync per commit.
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        pool = try Self.openCurrent(path, configuration)
+    }
+
+    /// Opens the file, and starts it afresh when it holds another format.
+    private static func openCurrent(_ path: String, _ configuration: Configuration) throws -> DatabasePool {
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        let version = try pool.read { db -> Int? in
+            guard try db.tableExists("meta") else { return nil }
+            return try Int.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'version'")
+        }
+        if version == formatVersion { return pool }
+        try pool.write { db in
+            for table in ["instances", "tags", "key_events", "meta"] {
+                try db.execute(sql: "DROP TABLE IF EXISTS \(table)")
+            }
+            try db.execute(
+                sql: """
+                    CREATE TABLE instances (
+                        seq INTEGER PRIMARY KEY,
+                        id BLOB NOT NULL UNIQUE,
+                        team TEXT,
+                        status TEXT NOT NULL,
+                        view BLOB NOT NULL,
+                        log BLOB NOT NULL);
+                    CREATE INDEX instances_team ON instances(team, seq);
+                    CREATE INDEX instances_status ON instances(status, seq);
+                    CREATE TABLE tags (tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tag, seq)) WITHOUT ROWID;
+                    CREATE TABLE key_events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+                    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB);
+                    """)
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('version', ?)", arguments: ["\(formatVersion)"])
+        }
+        return pool
+    }
+
+    /// The head, the live instances and the keys, as the last batch left them.
+    func load() throws -> Loaded {
+        try pool.read { db in
+            var loaded = Loaded()
+            for row in try Row.fetchAll(db, sql: "SELECT key, value FROM meta") {
+                let key: String = row["key"]
+                let value: Data? = row["value"]
+                switch key {
+                case "head": loaded.head = value.flatMap { UInt64(String(decoding: $0, as: UTF8.self)) } ?? 0
+                case "identity": loaded.identity = value.map { String(decoding: $0, as: UTF8.self) }
+                case "counts":
+                    let raw = value.flatMap { try? JSONDecoder().decode([String: Int].self, from: $0) } ?? [:]
+                    for (name, count) in raw {
+                        if let status = InstanceStatus(rawValue: name) { loaded.counts[status] = count }
+                    }
+                default: break
+                }
+            }
+            for body in try Data.fetchAll(db, sql: "SELECT body FROM key_events ORDER BY seq") {
+                loaded.keyEvents.append(try EventCodec.decode(body))
+            }
+            let live = InstanceStatus.allCases.filter { !$0.isTerminal }.map { "'\($0.rawValue)'" }.joined(
+                separator: ",")
+            let decoder = JSONDecoder()
+            for row in try Row.fetchAll(db, sql: "SELECT view, log FROM instances WHERE status IN (\(live))") {
+                loaded.live.append(try Self.stored(row, decoder))
+            }
+            return loaded
+        }
+    }
+
+    private static func stored(_ row: Row, _ decoder: JSONDecoder) throws -> Stored {
+        Stored(
+            view: try decoder.decode(InstanceView.self, from: row["view"] as Data), chunks: LogChunk.decode(row["log"]))
+    }
+
+    /// Writes one batch in one transaction, off the caller's thread.
+    func write(_ batch: Batch) async throws {
+        let encoder = JSONEncoder()
+        var rows: [(seq: Int64, id: Data, team: String?, status: String, view: Data, log: Data, tags: [String])] = []
+        rows.reserveCapacity(batch.instances.count)
+        for stored in batch.instances {
+            let view = stored.view
+            rows.append(
+                (
+                    Int64(view.createdSeq), view.id.bytes, view.team, view.status.rawValue, try encoder.encode(view),
+                    LogChunk.encode(stored.chunks), view.createdSeq > batch.previousHead ? view.tags : []
+                ))
+        }
+        let keyEvents = try batch.keyEvents.map { (Int64($0.seq), try EventCodec.encode($0)) }
+        let counts = try encoder.encode(
+            Dictionary(uniqueKeysWithValues: batch.counts.map { ($0.key.rawValue, $0.value) }))
+        let (head, identity, written) = (batch.head, batch.identity, rows)
+        try await pool.write { db in
+            let upsert = try db.cachedStatement(
+                sql: """
+                    INSERT INTO instances (seq, id, team, status, view, log) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (seq) DO UPDATE SET status = excluded.status, view = excluded.view, log = excluded.log
+                    """)
+            let tag = try db.cachedStatement(sql: "INSERT OR IGNORE INTO tags (tag, seq) VALUES (?, ?)")
+            for row in written {
+                try upsert.execute(arguments: [row.seq, row.id, row.team, row.status, row.view, row.log])
+                for name in row.tags { try tag.execute(arguments: [name, row.seq]) }
+            }
+            let key = try db.cachedStatement(sql: "INSERT OR IGNORE INTO key_events (seq, body) VALUES (?, ?)")
+            for (seq, body) in keyEvents { try key.execute(arguments: [seq, body]) }
+            let meta = try db.cachedStatement(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)")
+            try meta.execute(arguments: ["head", Data("\(head)".utf8)])
+            try meta.execute(arguments: ["counts", counts])
+            if let identity { try meta.execute(arguments: ["identity", Data(identity.utf8)]) }
+        }
+    }
+
+    /// One instance's stored view and log.
+    func instance(_ id: InstanceID) throws -> Stored? {
+        try pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT view, log FROM instances WHERE id = ?", arguments: [id.bytes]).map {
+                try Self.stored($0, JSONDecoder())
+            }
+        }
+    }
+
+    /// Up to `count` views newest first that `filter` lets through, leaving out the ids in
+    /// `skipping` (the caller has those in memory, newer than here).
+    func list(_ filter: ListFilter, skipping: Set<InstanceID>, count: Int) throws -> [InstanceView] {
+        guard count > 0 else { return [] }
+        var sql = "SELECT i.id, i.view FROM instances i"
+        var arguments: [(any DatabaseValueConvertible)?] = []
+        if let tag = filter.tag {
+            sql += " JOIN tags t ON t.seq = i.seq AND t.tag = ?"
+            arguments.append(tag)
+        }
+        var conditions: [String] = []
+        if case .team(let team) = filter.visible {
+            conditions.append("i.team = ?")
+            arguments.append(team)
+        }
+        if let status = filter.status {
+            conditions.append("i.status = ?")
+            arguments.append(status.rawValue)
+        }
+        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+        sql += " ORDER BY i.seq DESC"
+        let statementArguments = StatementArguments(arguments)
+        return try pool.read { db in
+            let decoder = JSONDecoder()
+            var views: [InstanceView] = []
+            let rows = try Row.fetchCursor(db, sql: sql, arguments: statementArguments)
+            while views.count < count, let row = try rows.next() {
+                guard let id = InstanceID(bytes: row["id"]), !skipping.contains(id) else { continue }
+                views.append(try decoder.decode(InstanceView.self, from: row["view"] as Data))
+            }
+            return views
+        }
+    }
+
+    /// Forgets everything (the log it was folded from is not the one the Scheduler serves).
+    func reset() throws {
+        try pool.write { db in
+            for table in ["instances", "tags", "key_events"] { try db.execute(sql: "DELETE FROM \(table)") }
+            try db.execute(sql: "DELETE FROM meta WHERE key <> 'version'")
+        }
+    }
+}
+
+/// A piece of one instance's log in the Gateway's `logs.dat`.
+struct LogChunk: Sendable, Hashable {
+    var offset: UInt64
+    var length: UInt32
+
+    /// Twelve bytes each, little-endian.
+    static func encode(_ chunks: [LogChunk]) -> Data {
+        var data = Data(capacity: chunks.count * 12)
+        for chunk in chunks {
+            withUnsafeBytes(of: chunk.offset.littleEndian) { data.append(contentsOf: $0) }
+            withUnsafeBytes(of: chunk.length.littleEndian) { data.append(contentsOf: $0) }
+        }
+        return data
+    }
+
+    static func decode(_ data: Data) -> [LogChunk] {
+        let data = Data(data)  // indices from 0
+        return stride(from: 0, to: data.count - data.count % 12, by: 12).map {
+            LogChunk(offset: data.loadLE64(at: $0), length: data.loadLE32(at: $0 + 8))
+        }
+    }
+}
+
+extension InstanceID {
+    /// The UUID's sixteen bytes.
+    var bytes: Data { withUnsafeBytes(of: uuid.uuid) { Data($0) } }
+
+    init?(bytes: Data) {
+        guard bytes.count == 16 else { return nil }
+        var raw: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        withUnsafeMutableBytes(of: &raw) { _ = bytes.copyBytes(to: $0) }
+        self.init(UUID(uuid: raw))
+    }
+}

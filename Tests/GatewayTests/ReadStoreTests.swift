@@ -1,0 +1,201 @@
+import Foundation
+import JSON
+import Model
+import ReadModels
+import TestSupport
+import Testing
+
+@testable import Gateway
+
+/// The Gateway's bounded read models (hot instances in memory, ended ones in the SQLite store)
+/// answer exactly what the whole fold in memory answers, before and after a restart, and keep in
+/// memory only what is live.
+@Suite struct ReadStoreTests {
+    /// A history as the Scheduler writes one: instances of two teams with tags, runs that log and
+    /// end every way, some still live, a few late events after an end (old logs hold those), and keys.
+    static func history(seed: UInt64, instances count: Int) -> [EventEnvelope] {
+        var rng = SplitMix(seed: seed)
+        var events: [EventEnvelope] = []
+        func add(_ id: InstanceID, _ event: Event) {
+            events.append(
+                EventEnvelope(
+                    seq: UInt64(events.count + 1), instanceID: id, at: Timestamp(millis: Int64(events.count) * 7),
+                    event: event))
+        }
+        var running: [InstanceID] = []
+        let key = KeyID()
+        for n in 0..<count {
+            let id = InstanceID()
+            let tags = [["nightly"], ["nightly", "eu"], [], ["eu"]][Int(rng.next() % 4)]
+            add(
+                id,
+                .instanceCreated(
+                    InstanceCreated(
+                        entryPoint: "main", arguments: [:], timeoutMillis: nil, out: ["x"], tags: tags,
+                        payload: PayloadRef(digest: "d", size: 1), idempotencyKey: nil, principal: "p",
+                        team: n % 3 == 0 ? nil : "team-\(n % 2)")))
+            running.append(id)
+            if n == count / 2 {
+                add(
+                    key,
+                    .apiKeyCreated(ApiKeyCreated(name: "ci", team: "team-1", admin: false, hash: "ab", createdBy: nil)))
+            }
+            // Move a few of the instances in flight on.
+            for _ in 0..<2 where !running.isEmpty {
+                let index = Int(rng.next() % UInt64(running.count))
+                let id = running[index]
+                switch rng.next() % 12 {
+                case 0: add(id, .instanceAssigned(InstanceAssigned(executorID: ExecutorID("e1"), attempt: 1)))
+                case 1: add(id, .instanceStarted(InstanceStarted(executorID: ExecutorID("e1"))))
+                case 2, 3:
+                    let lines = (0..<Int(rng.next() % 3) + 1).map {
+                        LogLine(at: Timestamp(millis: Int64(events.count)), level: .info, text: "line \($0) of \(id)")
+                    }
+                    add(id, .logAppended(LogAppended(lines: lines)))
+                case 4: add(id, .instanceFinished(InstanceFinished(out: ["x": .int(Int64(n))])))
+                case 5: add(id, .instanceFailed(InstanceFailed(error: "boom \(n)", out: [:])))
+                case 6: add(id, .instanceCancelled(InstanceCancelled(reason: "stopped by a client")))
+                case 7: add(id, .instanceTimedOut(InstanceTimedOut(error: "too slow")))
+                default: continue
+                }
+                if events.last?.event.status?.isTerminal == true {
+                    running.remove(at: index)
+                    if rng.next() % 8 == 0 {
+                        // A late line after the end: it belongs to the log, the status stays.
+                        add(id, .logAppended(LogAppended(lines: [LogLine(at: .now(), level: .warn, text: "late")])))
+                    }
+                }
+            }
+        }
+        add(key, .apiKeyRevoked(ApiKeyRevoked(revokedBy: nil)))
+        return events
+    }
+
+    /// The fold the tooling makes: every instance in memory, every log as text.
+    static func wholeFold(_ events: [EventEnvelope]) -> (StatusProjection, [InstanceID: [UInt8]]) {
+        var whole = StatusProjection()
+        var logs: [InstanceID: [UInt8]] = [:]
+        for envelope in events {
+            whole.apply(envelope)
+            if case .logAppended(let appended) = envelope.event, whole.instances[envelope.instanceID] != nil {
+                logs[envelope.instanceID, default: []] += Array(LogRendering.render(appended.lines).utf8)
+            }
+        }
+        return (whole, logs)
+    }
+
+    static func body(_ value: some Encodable) -> String {
+        String(decoding: ReadModelBodies.encode(value), as: UTF8.self)
+    }
+
+    /// Every status, history, log, event list and listing of `projection` equals the whole fold's.
+    static func expectSameAnswers(
+        _ projection: GatewayProjection, _ whole: StatusProjection, _ logs: [InstanceID: [UInt8]]
+    ) throws {
+        #expect(projection.head == whole.head)
+        for (id, view) in whole.instances {
+            guard let served = projection.view(id) else {
+                Issue.record("\(id) is missing")
+                continue
+            }
+            #expect(body(ReadModelBodies.status(served)) == body(ReadModelBodies.status(view)))
+            #expect(body(ReadModelBodies.history(served)) == body(ReadModelBodies.history(view)))
+            #expect(served.eventSeqs == view.eventSeqs)
+            let text = logs[id] ?? []
+            #expect(projection.logs.size(id) == text.count)
+            #expect(projection.logs.read(id, from: 0, to: text.count) == text)
+        }
+        var counts: [InstanceStatus: Int] = [:]
+        for view in whole.instances.values { counts[view.status, default: 0] += 1 }
+        #expect(projection.countsByStatus() == counts)
+        let visibilities: [Visibility] = [.all, .team("team-0"), .team("team-1")]
+        for visible in visibilities {
+            for status in [nil, InstanceStatus.running, .finished, .enqueued] {
+                for tag in [nil, "nightly", "eu", "none"] {
+                    for (limit, offset) in [(30, 0), (7, 3), (1000, 0), (5, 200)] {
+                        let served = try projection.list(
+                            status: status, tag: tag, visible: visible, limit: limit, offset: offset)
+                        let expected = whole.list(
+                            status: status, tag: tag, visible: visible, limit: limit, offset: offset)
+                        #expect(
+                            body(ReadModelBodies.listing(served)) == body(ReadModelBodies.listing(expected)),
+                            "\(visible) \(status?.rawValue ?? "-") \(tag ?? "-") \(limit)/\(offset)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test(arguments: [1, 2, 3] as [UInt64])
+    func boundedReadModelsAnswerAsTheWholeFold(seed: UInt64) async throws {
+        let directory = NSTemporaryDirectory() + "accord-readstore-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let events = Self.history(seed: seed, instances: 400)
+        let (whole, logs) = Self.wholeFold(events)
+        let live = Set(whole.instances.values.filter { !$0.status.isTerminal }.map(\.id))
+        #expect(!live.isEmpty && live.count < whole.instances.count / 2)
+
+        var rng = SplitMix(seed: seed)
+        do {
+            let projection = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
+            var index = 0
+            while index < events.count {
+                let size = Int(rng.next() % 40) + 1
+                #expect(projection.apply(Array(events[index..<min(events.count, index + size)])))
+                // Some batches are written at once, others pile up: both kinds of state are read.
+                if rng.next() % 3 == 0 { await projection.flush() }
+                index += size
+            }
+            try Self.expectSameAnswers(projection, whole, logs)
+            await projection.flush()
+            #expect(projection.hotCount == live.count, "memory holds what is live, and only that")
+            try Self.expectSameAnswers(projection, whole, logs)
+            #expect(projection.key(hash: "ab") == nil && projection.key(id: events.last!.instanceID)?.revokedAt != nil)
+        }
+        // A restart: the live instances come back from the store, the head is where it was.
+        let restarted = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
+        #expect(restarted.hotCount == live.count)
+        try Self.expectSameAnswers(restarted, whole, logs)
+        #expect(restarted.key(id: events.last!.instanceID)?.name == "ci")
+    }
+
+    /// Events folded after the last write are folded again after a restart (the store is behind,
+    /// never ahead): the answers are the same, no log line counted twice.
+    @Test func eventsAfterTheLastWriteAreFoldedAgain() async throws {
+        let directory = NSTemporaryDirectory() + "accord-readstore-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let events = Self.history(seed: 9, instances: 200)
+        let half = events.count / 2
+        do {
+            let projection = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
+            #expect(projection.apply(Array(events[..<half])))
+            await projection.flush()
+            // Folded, logs written, never stored: as if the process died here.
+            #expect(projection.apply(Array(events[half..<(half + 50)])))
+        }
+        let restarted = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
+        #expect(restarted.head == UInt64(half))
+        #expect(restarted.apply(Array(events[half...])))
+        let (whole, logs) = Self.wholeFold(events)
+        try Self.expectSameAnswers(restarted, whole, logs)
+    }
+
+    /// `reset` forgets a store folded from another log, on disk too.
+    @Test func resetForgetsEverything() async throws {
+        let directory = NSTemporaryDirectory() + "accord-readstore-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let events = Self.history(seed: 4, instances: 50)
+        do {
+            let projection = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
+            #expect(projection.apply(events))
+            await projection.flush()
+            #expect(projection.identity == GatewayProjection.identity(of: events[0]))
+            try await projection.reset()
+            #expect(projection.head == 0 && projection.identity == nil)
+            #expect(try projection.list(status: nil, tag: nil, visible: .all, limit: 10, offset: 0).isEmpty)
+        }
+        let restarted = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
+        #expect(restarted.head == 0 && restarted.hotCount == 0 && restarted.countsByStatus().isEmpty)
+        #expect(restarted.view(events[0].instanceID) == nil)
+    }
+}
