@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
-.PHONY: run test deps build build-release unit integration conformance conformance-postgres chaos chaos-short cluster cluster-down cluster-chaos cluster-chaos-short cluster-scenarios recipes bench format lint clean
+.PHONY: run test deps build build-release unit integration conformance conformance-postgres chaos chaos-short cluster cluster-down cluster-chaos cluster-chaos-short cluster-scenarios recipes bench bench-scale format lint clean
 
 deps:
 	@deploy/install-deps.sh
@@ -87,6 +87,12 @@ cluster-chaos-short:
 bench: deps build-release
 	@deploy/install-deps.sh --test
 	python3 bench/bench.py
+
+## Release build; the figures of a small and a large history of finished instances side by side
+## (docs/BENCHMARKS.md, "Cost against history"). BENCH_SCALE_SIZES picks the sizes.
+BENCH_SCALE_SIZES ?= 100000,10000000
+bench-scale: deps build-release
+	python3 bench/scale.py --sizes $(BENCH_SCALE_SIZES)
 
 format:
 	swift format --in-place --recursive Sources Tests Plugins Package.swift

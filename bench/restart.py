@@ -33,7 +33,7 @@ class LogWriter:
     def __init__(self, directory):
         self.directory = directory
         os.makedirs(directory, exist_ok=True)
-        existing = sorted(f for f in os.listdir(directory) if f.startswith("segment-"))
+        existing = sorted(f for f in os.listdir(directory) if f.startswith("segment-") and f.endswith(".log"))
         self.seq = 1
         self.file = None
         if existing:

@@ -27,7 +27,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         let firstSeq: UInt64
         let path: String
         let fd: Int32
-        var offsets: [UInt64]
+        var offsets: RecordOffsets
         var size: UInt64
     }
 
@@ -85,10 +85,12 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     /// What `open` found and repaired.
     package private(set) var recovery = Recovery(truncatedBytes: 0, reason: nil)
 
-    /// Opens (or creates) the log in `directory`, checking every record.
+    /// Opens (or creates) the log in `directory`, checking every record of the last segment, and
+    /// of each earlier one that has no sealed index that holds (`SegmentIndex`); records of indexed
+    /// segments are checked as they are read, and `accord log verify` checks them all.
     ///
-    /// - Throws: `EventLogError` when a record before the last segment's tail is damaged or the
-    ///   sequence has a gap: that needs a person, not a silent repair.
+    /// - Throws: `EventLogError` when a checked record before the last segment's tail is damaged
+    ///   or the sequence has a gap: that needs a person, not a silent repair.
     package init(directory: String, segmentBytes: UInt64 = 64 << 20, fsync: Bool = true) throws {
         self.directory = directory
         self.segmentBytes = segmentBytes
@@ -207,21 +209,28 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     package func read(seqs: [UInt64]) throws -> [EventEnvelope] {
         lock.lock()
         let head = durable
-        let locations: [(fd: Int32, offset: UInt64)?] = seqs.map { seq in
+        let locations: [(fd: Int32, offset: UInt64, seq: UInt64, path: String)?] = seqs.map { seq in
             guard seq >= 1, seq <= head, let index = segmentIndex(for: seq) else { return nil }
             let segment = segments[index]
             let slot = Int(seq - segment.firstSeq)
             guard slot < segment.offsets.count else { return nil }
-            return (segment.fd, segment.offsets[slot])
+            return (segment.fd, segment.offsets[slot], seq, segment.path)
         }
         lock.unlock()
         var result: [EventEnvelope] = []
         result.reserveCapacity(seqs.count)
         for location in locations {
             guard let location else { continue }
-            result.append(try readRecord(fd: location.fd, offset: location.offset))
+            result.append(try readRecord(location.fd, at: location.offset, expecting: location.seq, in: location.path))
         }
         return result
+    }
+
+    /// How many segments' offsets are read from their index file rather than held in memory.
+    var mappedSegments: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return segments.filter { if case .mapped = $0.offsets { true } else { false } }.count
     }
 
     /// Calls `body` with every durable event in order, reading whole segments sequentially.
@@ -235,12 +244,17 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             if segment.firstSeq + UInt64(segment.offsets.count) <= firstSeq { continue }
             let data = try Data(contentsOf: URL(fileURLWithPath: segment.path), options: .alwaysMapped)
             var seq = segment.firstSeq
-            for offset in segment.offsets {
+            for slot in 0..<segment.offsets.count {
+                let offset = segment.offsets[slot]
                 if seq > head { return }
                 defer { seq += 1 }
                 if seq < firstSeq { continue }
                 let start = Int(offset)
                 guard let frame = RecordFormat.frame(in: data, at: start) else { break }
+                // A sealed segment is not walked when the log opens: its records are checked here.
+                guard RecordFormat.isIntact(frame, in: data) else {
+                    throw EventLogError("\(segment.path) at byte \(start): a record's checksum does not match")
+                }
                 try body(
                     EventRecord.decode(
                         data.subdata(in: frame.body), expecting: seq, at: "\(segment.path) at byte \(start)"))
@@ -262,6 +276,12 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             throw EventLogError("\(path) starts at \(firstSeq) but the log before it ends at \(nextSeq - 1)")
         }
         if segments.isEmpty { nextSeq = firstSeq }
+        // A sealed segment with an index that holds is not walked: opening reads the last one only.
+        if !isLast, let indexed = SegmentIndex.read(segmentPath: path, segment: data) {
+            segments.append(Segment(firstSeq: firstSeq, path: path, fd: fd, offsets: indexed, size: UInt64(data.count)))
+            nextSeq = firstSeq + UInt64(indexed.count)
+            return
+        }
         let walk = RecordFormat.walk(data)
         let offsets = walk.offsets
         var position = walk.end
@@ -287,8 +307,25 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             }
             _ = fdatasync(fd)
         }
-        segments.append(Segment(firstSeq: firstSeq, path: path, fd: fd, offsets: offsets, size: UInt64(position)))
+        var recorded = RecordOffsets.owned(offsets)
+        if !isLast {
+            // Sealed before indexes were written, or its index did not hold: indexed now, once.
+            recorded = seal(offsets, size: UInt64(position), path: path) ?? recorded
+        }
+        segments.append(Segment(firstSeq: firstSeq, path: path, fd: fd, offsets: recorded, size: UInt64(position)))
         nextSeq = firstSeq + UInt64(offsets.count)
+    }
+
+    /// Writes a finished segment's index and maps it in place of the offsets in memory; nil (the
+    /// offsets stay in memory, the next open walks the segment) when it cannot be written.
+    private func seal(_ offsets: [UInt64], size: UInt64, path: String) -> RecordOffsets? {
+        do {
+            try SegmentIndex.write(offsets, segmentSize: size, segmentPath: path, fsync: fsyncEnabled)
+            let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+            return SegmentIndex.read(segmentPath: path, segment: data)
+        } catch {
+            return nil
+        }
     }
 
     private func createSegment(firstSeq: UInt64) throws {
@@ -303,7 +340,9 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         }
         syncDirectory()
         segments.append(
-            Segment(firstSeq: firstSeq, path: path, fd: fd, offsets: [], size: UInt64(RecordFormat.segmentHeader.count))
+            Segment(
+                firstSeq: firstSeq, path: path, fd: fd, offsets: .owned([]),
+                size: UInt64(RecordFormat.segmentHeader.count))
         )
     }
 
@@ -341,6 +380,14 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         lock.unlock()
         let firstSeq = segment.firstSeq + UInt64(segment.offsets.count)
         if segment.size >= segmentBytes {
+            // Every record of the segment is durable: its index is written before the next begins.
+            if case .owned(let offsets) = segment.offsets,
+                let sealed = seal(offsets, size: segment.size, path: segment.path)
+            {
+                lock.lock()
+                segments[segments.count - 1].offsets = sealed
+                lock.unlock()
+            }
             do {
                 try createSegmentLocked(firstSeq: firstSeq)
                 lock.lock()
@@ -388,7 +435,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         let elapsed = start.duration(to: .now)
         let count = newOffsets.count
         lock.lock()
-        segments[segments.count - 1].offsets += newOffsets
+        segments[segments.count - 1].offsets.append(contentsOf: newOffsets)
         segments[segments.count - 1].size += UInt64(bytes.count)
         durable += UInt64(count)
         let head = durable
@@ -484,17 +531,22 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         return nil
     }
 
-    private func readRecord(fd: Int32, offset: UInt64) throws -> EventEnvelope {
+    /// One record, checked: its checksum, and that it is the event the index says is there.
+    private func readRecord(_ fd: Int32, at offset: UInt64, expecting seq: UInt64, in path: String) throws
+        -> EventEnvelope
+    {
         let headerSize = RecordFormat.recordHeaderSize
         var header = [UInt8](repeating: 0, count: headerSize)
         guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, headerSize, off_t(offset)) }) == headerSize
         else {
-            throw EventLogError("cannot read the record at \(offset)")
+            throw EventLogError("cannot read the record at \(path) byte \(offset)")
         }
         let length = Int(header.loadLE32(at: 0))
         var body = Data(count: length)
         let got = body.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset) + off_t(headerSize)) }
-        guard got == length else { throw EventLogError("cannot read the record at \(offset)") }
-        return try EventCodec.decode(body)
+        guard got == length, body.crc32() == header.loadLE32(at: 4) else {
+            throw EventLogError("the record at \(path) byte \(offset) is damaged")
+        }
+        return try EventRecord.decode(body, expecting: seq, at: "\(path) at byte \(offset)")
     }
 }

@@ -22,4 +22,9 @@ extension Array where Element == UInt8 {
         UInt32(self[offset]) | UInt32(self[offset + 1]) << 8 | UInt32(self[offset + 2]) << 16
             | UInt32(self[offset + 3]) << 24
     }
+
+    /// The little-endian 64-bit number at `offset`.
+    package func loadLE64(at offset: Int) -> UInt64 {
+        UInt64(loadLE32(at: offset)) | UInt64(loadLE32(at: offset + 4)) << 32
+    }
 }

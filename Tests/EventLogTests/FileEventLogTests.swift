@@ -170,21 +170,70 @@ import Wire
         reopened.close()
     }
 
-    /// Damage before the last segment is not a torn write: opening refuses instead of guessing.
-    @Test func damageInAnEarlierSegmentRefusesToOpen() async throws {
+    /// Damage before the last segment is not a torn write: reading it fails instead of guessing,
+    /// and once its index is gone (so it is walked) opening refuses.
+    @Test func damageInAnEarlierSegmentIsRefused() async throws {
         let dir = temporaryDirectory()
         defer { cleanUp(dir) }
         let log = try FileEventLog(directory: dir, segmentBytes: 512)
         for _ in 0..<10 { try await log.append(drafts(3)).durable() }
         log.close()
-        let segments = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix("segment-") }
-            .sorted()
+        let segments = try FileManager.default.contentsOfDirectory(atPath: dir).filter {
+            $0.hasPrefix("segment-") && $0.hasSuffix(".log")
+        }.sorted()
         #expect(segments.count > 2)
         let path = dir + "/" + segments[0]
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[bytes.count / 2] ^= 0xFF
         try bytes.write(to: URL(fileURLWithPath: path))
+        // Indexed: opening does not read it, but no read of it passes for an event.
+        let indexed = try FileEventLog(directory: dir)
+        #expect(throws: EventLogError.self) { try indexed.read(after: 0, limit: 100) }
+        #expect(throws: EventLogError.self) { try indexed.scan { _ in } }
+        indexed.close()
+        #expect(try !LogVerifier.verify(directory: dir).ok)
+        try FileManager.default.removeItem(atPath: SegmentIndex.path(forSegment: path))
         #expect(throws: EventLogError.self) { try FileEventLog(directory: dir) }
+    }
+
+    /// Every segment before the last is sealed with an index when the next begins: opening reads
+    /// the indexes and the last segment, memory holds the last segment's offsets only, and an
+    /// index that does not hold (damaged, short, of another size, missing) is rebuilt by a walk.
+    @Test func sealedSegmentsAreIndexedAndNotWalked() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir, segmentBytes: 600)
+        for _ in 0..<30 { try await log.append(drafts(2)).durable() }
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir)
+        let logs = names.filter { $0.hasSuffix(".log") }.sorted()
+        #expect(logs.count > 4)
+        #expect(
+            Set(names.filter { $0.hasSuffix(".idx") })
+                == Set(logs.dropLast().map { $0.replacingOccurrences(of: ".log", with: ".idx") }))
+        #expect(log.mappedSegments == logs.count - 1)
+        log.close()
+
+        let first = dir + "/" + logs[0]
+        let index = SegmentIndex.path(forSegment: first)
+        let good = try Data(contentsOf: URL(fileURLWithPath: index))
+        var flipped = good
+        flipped[SegmentIndex.headerSize + 8] ^= 0x01
+        for damaged in [flipped, good.prefix(good.count - 8), good.prefix(10), Data()] {
+            try damaged.write(to: URL(fileURLWithPath: index))
+            let reopened = try FileEventLog(directory: dir, segmentBytes: 600)
+            #expect(try reopened.read(after: 0, limit: 1000).map(\.seq) == Array(1...60))
+            #expect(reopened.mappedSegments == logs.count - 1)
+            reopened.close()
+            #expect(try Data(contentsOf: URL(fileURLWithPath: index)) == good, "the index was not rebuilt")
+        }
+        try FileManager.default.removeItem(atPath: index)
+        try Data("left by a crash".utf8).write(to: URL(fileURLWithPath: index + ".tmp"))
+        let reopened = try FileEventLog(directory: dir, segmentBytes: 600)
+        var seqs: [UInt64] = []
+        try reopened.scan { seqs.append($0.seq) }
+        #expect(seqs == Array(1...60))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: index)) == good)
+        reopened.close()
     }
 
     @Test func readsAcrossRolledSegments() async throws {
