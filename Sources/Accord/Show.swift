@@ -146,6 +146,8 @@ enum Timeline {
                 row("KEY", parts.joined(separator: ", "))
             case .apiKeyRevoked(let e):
                 row("REVOKED", e.revokedBy.map { "by \(starter($0, keys))" } ?? "")
+            case .historyTrimmed(let e):
+                row("TRIMMED", "instances that ended before \(e.before) forgotten")
             }
             if let new = envelope.event.status, status.map({ !$0.isTerminal }) ?? true { status = new }
         }

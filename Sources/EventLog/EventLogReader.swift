@@ -28,21 +28,51 @@ package struct EventLogReader {
 
     package let directory: String
     package let segments: [String]
+    /// Reading retention's archive files (`EventArchive`), not a log: each holds some events of
+    /// the history, in order, and says nothing of the numbers between files.
+    package let isArchive: Bool
 
+    /// The log in `directory`; or, where `directory` is an archive file (`.log.gz`) or a folder of
+    /// them with no log, those archives.
     package init(directory: String) throws {
         self.directory = directory
-        guard FileManager.default.fileExists(atPath: directory) else {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder) else {
             throw EventLogError("\(directory) does not exist")
         }
-        segments = try FileManager.default.contentsOfDirectory(atPath: directory)
+        guard isFolder.boolValue else {
+            guard directory.hasSuffix(".log.gz") else {
+                throw EventLogError("\(directory) is neither a log folder nor an archive file (.log.gz)")
+            }
+            segments = [directory]
+            isArchive = true
+            return
+        }
+        let logs = try FileManager.default.contentsOfDirectory(atPath: directory)
             .filter { $0.hasPrefix("segment-") && $0.hasSuffix(".log") }.sorted()
             .map { directory + "/" + $0 }
+        let archives = logs.isEmpty ? EventArchive.files(in: directory) : []
+        segments = archives.isEmpty ? logs : archives
+        isArchive = !archives.isEmpty
+    }
+
+    /// A segment's bytes: mapped, or an archive's inflated.
+    private func contents(_ path: String) throws -> Data {
+        if isArchive { return try EventArchive.read(path) }
+        return try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+    }
+
+    /// Where the numbers of the segment at `index` must end (the next segment's first), if known.
+    private func end(after index: Int) -> UInt64? {
+        guard !isArchive, index + 1 < segments.count else { return nil }
+        return FileEventLog.firstSeq(ofSegment: (segments[index + 1] as NSString).lastPathComponent)
     }
 
     /// A segment's first sequence number (from its name), checked against where the one before ended.
-    private static func firstSeq(of path: String, expected: UInt64?) -> Result<UInt64, Problem> {
+    private func firstSeq(of path: String, expected: UInt64?) -> Result<UInt64, Problem> {
+        if isArchive { return .success(0) }
         let name = (path as NSString).lastPathComponent
-        guard let firstSeq = UInt64(name.dropFirst("segment-".count).dropLast(".log".count)) else {
+        guard let firstSeq = FileEventLog.firstSeq(ofSegment: name) else {
             return .failure(Problem(segment: path, offset: 0, reason: "not a segment name", isTornTail: false))
         }
         if let expected, firstSeq != expected {
@@ -68,16 +98,21 @@ package struct EventLogReader {
         var expectedFirst: UInt64?
         for (index, path) in segments.enumerated() {
             let firstSeq: UInt64
-            switch Self.firstSeq(of: path, expected: expectedFirst) {
+            switch self.firstSeq(of: path, expected: expectedFirst) {
             case .success(let seq): firstSeq = seq
             case .failure(let problem): return problem
             }
-            let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+            let data = try contents(path)
+            let sparse = RecordFormat.isSparse(data)
             var seq = firstSeq
             var failure: (any Error)?
             let walk = RecordFormat.walk(data) { offset, bytes in
                 guard failure == nil else { return }
-                do { try body(seq, path, offset, bytes) } catch { failure = error }
+                do {
+                    // A rewritten segment's records say their numbers; a whole one's follow their places.
+                    if sparse { seq = try FastEventDecoder.decode(bytes).seq }
+                    try body(seq, path, offset, bytes)
+                } catch { failure = error }
                 seq += 1
             }
             if let failure { throw failure }
@@ -87,7 +122,7 @@ package struct EventLogReader {
                     segment: path, offset: walk.end,
                     reason: problem + (walk.intactAfter ? ", with intact records after it" : ""), isTornTail: torn)
             }
-            expectedFirst = seq
+            expectedFirst = sparse ? end(after: index) : seq
         }
         return nil
     }
@@ -112,11 +147,14 @@ package struct EventLogReader {
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         for (index, path) in segments.enumerated() {
             let firstSeq: UInt64
-            switch Self.firstSeq(of: path, expected: expectedFirst) {
+            switch self.firstSeq(of: path, expected: expectedFirst) {
             case .success(let seq): firstSeq = seq
             case .failure(let problem): return problem
             }
-            let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+            let data = try contents(path)
+            let sparse = RecordFormat.isSparse(data)
+            let bound = end(after: index)
+            var previous: UInt64?
             let isLast = index == segments.count - 1
             func problem(_ reason: String, at offset: Int) -> Problem {
                 let intactAfter = RecordFormat.hasIntactRecord(data, after: offset)
@@ -157,19 +195,29 @@ package struct EventLogReader {
                 }
                 for (i, record) in slice.enumerated() {
                     let decoded: Result<EventEnvelope, any Error>
+                    var seq = firstSeq + UInt64(start + i)
                     switch results.get(i) {
                     case .checksumMismatch: return problem("a record's checksum does not match", at: record.offset)
-                    case .event(let envelope): decoded = .success(envelope)
+                    case .event(let envelope):
+                        decoded = .success(envelope)
+                        if sparse {
+                            // Retention removed some numbers: the rest still rise, within the span.
+                            seq = envelope.seq
+                            let fits = seq >= firstSeq && seq > (previous ?? 0) && seq < (bound ?? .max)
+                            if !fits {
+                                return problem(
+                                    "sequence \(seq) is out of order in a rewritten segment", at: record.offset)
+                            }
+                        }
                     case .undecodable(let error): decoded = .failure(error)
                     }
-                    try body(
-                        firstSeq + UInt64(start + i), path, record.offset, data[record.body],
-                        decoded)
+                    previous = seq
+                    try body(seq, path, record.offset, data[record.body], decoded)
                 }
                 start += batch
             }
             if let frameProblem = read.problem { return problem(frameProblem, at: read.end) }
-            expectedFirst = firstSeq + UInt64(records.count)
+            expectedFirst = sparse ? bound : firstSeq + UInt64(records.count)
         }
         return nil
     }

@@ -26,9 +26,15 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     struct Segment {
         let firstSeq: UInt64
         let path: String
-        let fd: Int32
+        /// Shared by every copy of the entry: a reader that took the entry keeps the file open
+        /// even when retention swaps in a rewritten one meanwhile.
+        let file: SegmentFile
         var offsets: RecordOffsets
         var size: UInt64
+
+        var fd: Int32 { file.fd }
+        /// The numbers it covers, present or removed by retention.
+        var end: UInt64 { firstSeq + offsets.span }
     }
 
     struct Pending {
@@ -37,13 +43,13 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         var promise: Promise<Void>
     }
 
-    private let directory: String
+    let directory: String
     private let segmentBytes: UInt64
-    private let fsyncEnabled: Bool
-    private let lock = NSCondition()
-    private var segments: [Segment] = []
+    let fsyncEnabled: Bool
+    let lock = NSCondition()
+    var segments: [Segment] = []
     private var nextSeq: UInt64 = 1
-    private var durable: UInt64 = 0
+    var durable: UInt64 = 0
     private var pending: [Pending] = []
     private var durableWaiters: [(seq: UInt64, promise: Promise<Void>)] = []
     private var closed = false
@@ -106,8 +112,8 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
             .filter { $0.hasPrefix("segment-") && $0.hasSuffix(".log") }.sorted()
         for (index, name) in names.enumerated() {
-            let isLast = index == names.count - 1
-            try openSegment(path: directory + "/" + name, isLast: isLast)
+            let next = index + 1 < names.count ? Self.firstSeq(ofSegment: names[index + 1]) : nil
+            try openSegment(path: directory + "/" + name, nextFirstSeq: next)
         }
         if segments.isEmpty { try createSegment(firstSeq: 1) }
         durable = nextSeq - 1
@@ -119,9 +125,11 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         thread.start()
     }
 
-    deinit {
-        for segment in segments { Glibc.close(segment.fd) }
-        Glibc.close(lockFD)
+    deinit { Glibc.close(lockFD) }
+
+    /// The first number of the segment file `name` (`segment-<first>.log`).
+    static func firstSeq(ofSegment name: String) -> UInt64? {
+        UInt64(name.dropFirst("segment-".count).dropLast(".log".count))
     }
 
     /// Stops the writer after it has written what is queued, waits for it, and releases the
@@ -199,29 +207,45 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         return AppendTicket(envelopes: numbered, promise: promise)
     }
 
+    /// The next `limit` events after `after` that the log holds (numbers retention removed are
+    /// passed over, so a reader walks across them).
     package func read(after: UInt64, limit: Int) throws -> [EventEnvelope] {
-        let head = durableHead
-        guard after < head, limit > 0 else { return [] }
-        let last = min(head, after + UInt64(limit))
-        return try read(seqs: Array((after + 1)...last))
+        lock.lock()
+        let head = durable
+        var locations: [(file: SegmentFile, offset: UInt64, seq: UInt64, path: String)] = []
+        if after < head, limit > 0, var index = segmentIndex(for: after + 1) {
+            while index < segments.count, locations.count < limit {
+                let segment = segments[index]
+                var slot = segment.offsets.firstRecord(atOrAfter: after + 1, firstSeq: segment.firstSeq)
+                while slot < segment.offsets.count, locations.count < limit {
+                    let record = segment.offsets.record(slot, firstSeq: segment.firstSeq)
+                    if record.seq > head { break }
+                    locations.append((segment.file, record.offset, record.seq, segment.path))
+                    slot += 1
+                }
+                index += 1
+            }
+        }
+        lock.unlock()
+        return try locations.map { try readRecord($0.file.fd, at: $0.offset, expecting: $0.seq, in: $0.path) }
     }
 
     package func read(seqs: [UInt64]) throws -> [EventEnvelope] {
         lock.lock()
         let head = durable
-        let locations: [(fd: Int32, offset: UInt64, seq: UInt64, path: String)?] = seqs.map { seq in
+        let locations: [(file: SegmentFile, offset: UInt64, seq: UInt64, path: String)?] = seqs.map { seq in
             guard seq >= 1, seq <= head, let index = segmentIndex(for: seq) else { return nil }
             let segment = segments[index]
-            let slot = Int(seq - segment.firstSeq)
-            guard slot < segment.offsets.count else { return nil }
-            return (segment.fd, segment.offsets[slot], seq, segment.path)
+            guard let offset = segment.offsets.offset(of: seq, firstSeq: segment.firstSeq) else { return nil }
+            return (segment.file, offset, seq, segment.path)
         }
         lock.unlock()
         var result: [EventEnvelope] = []
         result.reserveCapacity(seqs.count)
         for location in locations {
             guard let location else { continue }
-            result.append(try readRecord(location.fd, at: location.offset, expecting: location.seq, in: location.path))
+            result.append(
+                try readRecord(location.file.fd, at: location.offset, expecting: location.seq, in: location.path))
         }
         return result
     }
@@ -230,7 +254,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     var mappedSegments: Int {
         lock.lock()
         defer { lock.unlock() }
-        return segments.filter { if case .mapped = $0.offsets { true } else { false } }.count
+        return segments.filter { if case .owned = $0.offsets { false } else { true } }.count
     }
 
     /// Calls `body` with every durable event in order, reading whole segments sequentially.
@@ -241,14 +265,12 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         lock.unlock()
         for segment in snapshot {
             if segment.offsets.isEmpty { continue }
-            if segment.firstSeq + UInt64(segment.offsets.count) <= firstSeq { continue }
-            let data = try Data(contentsOf: URL(fileURLWithPath: segment.path), options: .alwaysMapped)
-            var seq = segment.firstSeq
-            for slot in 0..<segment.offsets.count {
-                let offset = segment.offsets[slot]
+            if segment.end <= firstSeq { continue }
+            let data = try segment.file.map()
+            let from = segment.offsets.firstRecord(atOrAfter: firstSeq, firstSeq: segment.firstSeq)
+            for slot in from..<segment.offsets.count {
+                let (seq, offset) = segment.offsets.record(slot, firstSeq: segment.firstSeq)
                 if seq > head { return }
-                defer { seq += 1 }
-                if seq < firstSeq { continue }
                 let start = Int(offset)
                 guard let frame = RecordFormat.frame(in: data, at: start) else { break }
                 // A sealed segment is not walked when the log opens: its records are checked here.
@@ -264,12 +286,13 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
 
     // MARK: - Opening
 
-    private func openSegment(path: String, isLast: Bool) throws {
+    private func openSegment(path: String, nextFirstSeq: UInt64?) throws {
+        let isLast = nextFirstSeq == nil
         let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { throw EventLogError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-        let name = (path as NSString).lastPathComponent
-        guard let firstSeq = UInt64(name.dropFirst("segment-".count).dropLast(".log".count)) else {
+        let file = SegmentFile(fd: fd)
+        let data = try file.map()
+        guard let firstSeq = Self.firstSeq(ofSegment: (path as NSString).lastPathComponent) else {
             throw EventLogError("\(path): not a segment name")
         }
         guard firstSeq == nextSeq || (segments.isEmpty && firstSeq >= 1) else {
@@ -277,9 +300,14 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         }
         if segments.isEmpty { nextSeq = firstSeq }
         // A sealed segment with an index that holds is not walked: opening reads the last one only.
-        if !isLast, let indexed = SegmentIndex.read(segmentPath: path, segment: data) {
-            segments.append(Segment(firstSeq: firstSeq, path: path, fd: fd, offsets: indexed, size: UInt64(data.count)))
-            nextSeq = firstSeq + UInt64(indexed.count)
+        if !isLast, let indexed = SegmentIndex.read(segmentPath: path, segment: data, firstSeq: firstSeq) {
+            segments.append(
+                Segment(firstSeq: firstSeq, path: path, file: file, offsets: indexed, size: UInt64(data.count)))
+            nextSeq = firstSeq + indexed.span
+            return
+        }
+        if RecordFormat.isSparse(data) {
+            try openSparse(path: path, file: file, data: data, firstSeq: firstSeq, nextFirstSeq: nextFirstSeq)
             return
         }
         let walk = RecordFormat.walk(data)
@@ -312,8 +340,45 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             // Sealed before indexes were written, or its index did not hold: indexed now, once.
             recorded = seal(offsets, size: UInt64(position), path: path) ?? recorded
         }
-        segments.append(Segment(firstSeq: firstSeq, path: path, fd: fd, offsets: recorded, size: UInt64(position)))
+        segments.append(Segment(firstSeq: firstSeq, path: path, file: file, offsets: recorded, size: UInt64(position)))
         nextSeq = firstSeq + UInt64(offsets.count)
+    }
+
+    /// A segment retention rewrote, without an index that holds: walked (every record checked and
+    /// decoded for its number), then indexed. It is never the last segment, and never torn: it was
+    /// written whole under a temporary name before it replaced the original.
+    private func openSparse(path: String, file: SegmentFile, data: Data, firstSeq: UInt64, nextFirstSeq: UInt64?)
+        throws
+    {
+        guard let nextFirstSeq, nextFirstSeq >= firstSeq else {
+            throw EventLogError("\(path): a segment rewritten by retention must have a segment after it")
+        }
+        var records: [(seq: UInt64, offset: UInt64)] = []
+        var failure: (any Error)?
+        let walk = RecordFormat.walk(data) { offset, body in
+            guard failure == nil else { return }
+            do {
+                let envelope = try FastEventDecoder.decode(body)
+                let seq = envelope.seq
+                let fits = seq >= firstSeq && seq < nextFirstSeq && seq > (records.last?.seq ?? 0)
+                guard fits else {
+                    throw EventLogError("sequence \(envelope.seq) does not belong at this place")
+                }
+                records.append((envelope.seq, UInt64(offset)))
+            } catch {
+                failure = EventLogError("\(path) at byte \(offset): \(error)")
+            }
+        }
+        if let failure { throw failure }
+        if let problem = walk.problem { throw EventLogError("\(path) at byte \(walk.end): \(problem)") }
+        let span = nextFirstSeq - firstSeq
+        try SegmentIndex.writeSparse(
+            records, span: span, segmentSize: UInt64(data.count), segmentPath: path, fsync: fsyncEnabled)
+        guard let indexed = SegmentIndex.read(segmentPath: path, segment: data, firstSeq: firstSeq) else {
+            throw EventLogError("\(path): its index does not read back")
+        }
+        segments.append(Segment(firstSeq: firstSeq, path: path, file: file, offsets: indexed, size: UInt64(data.count)))
+        nextSeq = nextFirstSeq
     }
 
     /// Writes a finished segment's index and maps it in place of the offsets in memory; nil (the
@@ -322,7 +387,9 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         do {
             try SegmentIndex.write(offsets, segmentSize: size, segmentPath: path, fsync: fsyncEnabled)
             let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-            return SegmentIndex.read(segmentPath: path, segment: data)
+            return SegmentIndex.read(
+                segmentPath: path, segment: data,
+                firstSeq: Self.firstSeq(ofSegment: (path as NSString).lastPathComponent) ?? 0)
         } catch {
             return nil
         }
@@ -341,7 +408,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         syncDirectory()
         segments.append(
             Segment(
-                firstSeq: firstSeq, path: path, fd: fd, offsets: .owned([]),
+                firstSeq: firstSeq, path: path, file: SegmentFile(fd: fd), offsets: .owned([]),
                 size: UInt64(RecordFormat.segmentHeader.count))
         )
     }
@@ -378,7 +445,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         lock.lock()
         var segment = segments[segments.count - 1]
         lock.unlock()
-        let firstSeq = segment.firstSeq + UInt64(segment.offsets.count)
+        let firstSeq = segment.end
         if segment.size >= segmentBytes {
             // Every record of the segment is durable: its index is written before the next begins.
             if case .owned(let offsets) = segment.offsets,
@@ -516,7 +583,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
 
     // MARK: - Reading
 
-    private func segmentIndex(for seq: UInt64) -> Int? {
+    func segmentIndex(for seq: UInt64) -> Int? {
         var low = 0
         var high = segments.count - 1
         while low <= high {
@@ -532,7 +599,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     }
 
     /// One record, checked: its checksum, and that it is the event the index says is there.
-    private func readRecord(_ fd: Int32, at offset: UInt64, expecting seq: UInt64, in path: String) throws
+    func readRecord(_ fd: Int32, at offset: UInt64, expecting seq: UInt64, in path: String) throws
         -> EventEnvelope
     {
         let headerSize = RecordFormat.recordHeaderSize
@@ -548,5 +615,29 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             throw EventLogError("the record at \(path) byte \(offset) is damaged")
         }
         return try EventRecord.decode(body, expecting: seq, at: "\(path) at byte \(offset)")
+    }
+}
+
+/// One segment file's descriptor, closed when the last entry naming it goes.
+final class SegmentFile: Sendable {
+    let fd: Int32
+
+    init(fd: Int32) { self.fd = fd }
+
+    deinit { Glibc.close(fd) }
+
+    /// The file's bytes as they are now, mapped (empty for an empty file).
+    func map() throws -> Data {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            throw EventLogError("cannot read a segment: \(String(cString: strerror(errno)))")
+        }
+        let size = Int(info.st_size)
+        guard size > 0 else { return Data() }
+        guard let address = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), address != MAP_FAILED else {
+            throw EventLogError("cannot map a segment: \(String(cString: strerror(errno)))")
+        }
+        return Data(
+            bytesNoCopy: address, count: size, deallocator: .custom { pointer, count in _ = munmap(pointer, count) })
     }
 }

@@ -30,7 +30,8 @@ package enum LogVerifier {
         let reader = try EventLogReader(directory: directory)
         var report = Report()
         report.segments = reader.segments.count
-        var rules = Rules()
+        // An archive holds what retention removed: instances whose creation stayed in the log.
+        var rules = Rules(trimmed: reader.isArchive)
         struct Stop: Error {}
         do {
             let problem = try reader.forEachDecoded { seq, segment, offset, bytes, decoded in
@@ -67,12 +68,22 @@ package enum LogVerifier {
     package struct Rules: Sendable {
         private var status: [InstanceID: InstanceStatus] = [:]
         private var keyRevoked: [KeyID: Bool] = [:]
+        private var lastSeq: UInt64?
+        /// Retention removed events (a gap in the numbers, or a `HistoryTrimmed` seen): an event
+        /// whose instance's creation is gone is what a removed instance left behind, not damage.
+        private var trimmed = false
 
-        package init() {}
+        package init(trimmed: Bool = false) { self.trimmed = trimmed }
 
         /// What is wrong with `envelope` after everything before it, or nil when nothing is.
         package mutating func check(_ envelope: EventEnvelope) -> String? {
             let id = envelope.instanceID
+            if let last = lastSeq, envelope.seq > last + 1 { trimmed = true }
+            lastSeq = envelope.seq
+            if envelope.event.isTrim {
+                trimmed = true
+                return nil
+            }
             if envelope.event.isKeyEvent {
                 if status[id] != nil { return "\(envelope.event.typeName) for \(id), which is an instance" }
                 switch (envelope.event, keyRevoked[id]) {
@@ -86,7 +97,9 @@ package enum LogVerifier {
             }
             if keyRevoked[id] != nil { return "\(envelope.event.typeName) for \(id), which is an API key" }
             guard let new = envelope.event.status else {
-                if status[id] == nil { return "\(envelope.event.typeName) for \(id), which was never created" }
+                if status[id] == nil && !trimmed {
+                    return "\(envelope.event.typeName) for \(id), which was never created"
+                }
                 return nil
             }
             if case .instanceCreated = envelope.event {
@@ -96,6 +109,8 @@ package enum LogVerifier {
                     return "\(envelope.event.typeName) for \(id) after its terminal \(old.rawValue)"
                 }
                 if new.rank < old.rank { return "\(id) moves back from \(old.rawValue) to \(new.rawValue)" }
+            } else if trimmed {
+                return nil
             } else {
                 return "\(envelope.event.typeName) for \(id), which was never created"
             }

@@ -7,16 +7,23 @@ import Support
 ///
 /// ```
 /// segment := header record*
-/// header  := "ACCORDLOG1\n" 00 00 00 00 00          (16 bytes)
+/// header  := "ACCORDLOG1\n" 00 00 00 00 00          (16 bytes; "ACCORDLOG2\n…": rewritten by
+///            retention, see below)
 /// record  := length:u32 LE | crc:u32 LE | body       (crc = zlib CRC-32 of body; length > 0)
 /// body    := one JSON object (an `EventEnvelope`)
 /// ```
+///
+/// A segment holds every number from the one in its name up to the next segment's, in order,
+/// except one that retention rewrote (`sparseSegmentHeader`): it holds some of them, still in
+/// order, each record's number read from its body. Only sealed segments are rewritten.
 ///
 /// A crash can leave only the last record torn; damage anywhere else is told apart from a torn
 /// tail by an intact record after it (`hasIntactRecord`).
 package enum RecordFormat {
     /// The first bytes of every segment.
     package static let segmentHeader: [UInt8] = Array("ACCORDLOG1\n\0\0\0\0\0".utf8)
+    /// The first bytes of a segment retention rewrote: some numbers of its span are missing.
+    package static let sparseSegmentHeader: [UInt8] = Array("ACCORDLOG2\n\0\0\0\0\0".utf8)
     /// A record's length and checksum.
     package static let recordHeaderSize = 8
 
@@ -84,9 +91,16 @@ package enum RecordFormat {
 
     // MARK: - Reading
 
-    /// Whether `data` starts with a segment header.
+    /// Whether `data` starts with a segment header, whole or rewritten.
     package static func hasSegmentHeader(_ data: Data) -> Bool {
-        data.count >= segmentHeader.count && data.prefix(segmentHeader.count).elementsEqual(segmentHeader)
+        data.count >= segmentHeader.count
+            && (data.prefix(segmentHeader.count).elementsEqual(segmentHeader) || isSparse(data))
+    }
+
+    /// Whether `data` is a segment retention rewrote (its records' numbers are in their bodies).
+    package static func isSparse(_ data: Data) -> Bool {
+        data.count >= sparseSegmentHeader.count
+            && data.prefix(sparseSegmentHeader.count).elementsEqual(sparseSegmentHeader)
     }
 
     /// The frame of the record at `offset`, if its header and body are within `data`.

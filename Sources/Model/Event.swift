@@ -28,6 +28,9 @@ package enum Event: Sendable, Hashable {
     case apiKeyCreated(ApiKeyCreated)
     /// An admin revoked an API key: it is refused from then on. Not about an instance.
     case apiKeyRevoked(ApiKeyRevoked)
+    /// Retention: every instance that ended before `before` leaves the read models from here on,
+    /// and its events may leave the log. Not about an instance: its envelope names the pass.
+    case historyTrimmed(HistoryTrimmed)
 
     /// The stable type name written into the log.
     package var typeName: String {
@@ -44,7 +47,27 @@ package enum Event: Sendable, Hashable {
         case .instanceRequeued: "InstanceRequeued"
         case .apiKeyCreated: "ApiKeyCreated"
         case .apiKeyRevoked: "ApiKeyRevoked"
+        case .historyTrimmed: "HistoryTrimmed"
         }
+    }
+
+    /// The JSON field that names the event's stream: `instanceId`, or for the events that are not
+    /// about an instance `keyId` (a key's) or `trimId` (a retention pass's).
+    package var streamField: String { Self.streamField(ofType: typeName) }
+
+    /// `streamField` for a stored type name.
+    package static func streamField(ofType type: String) -> String {
+        if type.hasPrefix("ApiKey") { return "keyId" }
+        if type == "HistoryTrimmed" { return "trimId" }
+        return "instanceId"
+    }
+
+    /// Whether the event is about an instance (its envelope's id is the instance's).
+    package var isInstanceEvent: Bool { !isKeyEvent && !isTrim }
+
+    /// Whether the event is a retention pass's.
+    package var isTrim: Bool {
+        if case .historyTrimmed = self { true } else { false }
     }
 
     /// Whether the event is about an API key (its envelope's id is the key's), not an instance.
@@ -73,7 +96,7 @@ package enum Event: Sendable, Hashable {
         case .instanceTimedOut: .timedOut
         case .stepsRecorded: nil
         case .instanceRequeued: nil
-        case .apiKeyCreated, .apiKeyRevoked: nil
+        case .apiKeyCreated, .apiKeyRevoked, .historyTrimmed: nil
         }
     }
 
@@ -92,6 +115,7 @@ package enum Event: Sendable, Hashable {
         case .instanceRequeued(let e): e.reason
         case .apiKeyCreated(let e): "key '\(e.name)' created"
         case .apiKeyRevoked: "key revoked"
+        case .historyTrimmed: "history trimmed"
         }
     }
 }
@@ -281,6 +305,21 @@ package struct ApiKeyRevoked: Sendable, Hashable, Codable {
     package var revokedBy: String?
 
     package init(revokedBy: String?) { self.revokedBy = revokedBy }
+}
+
+/// `HistoryTrimmed` v1: a retention pass. Every instance whose terminal event is older than
+/// `before` is forgotten by the read models that fold this event (as if it had never run), and
+/// the log may drop its events; the log's first event always stays (it names the log).
+package struct HistoryTrimmed: Sendable, Hashable, Codable {
+    /// Instances that ended before this time go.
+    package var before: Timestamp
+    /// The retention the pass applied, in milliseconds (for people reading the log).
+    package var retentionMillis: Int64
+
+    package init(before: Timestamp, retentionMillis: Int64) {
+        self.before = before
+        self.retentionMillis = retentionMillis
+    }
 }
 
 /// How a step ended.

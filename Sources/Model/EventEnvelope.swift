@@ -15,7 +15,8 @@ package struct ReportOrigin: Sendable, Hashable, Codable {
 
 /// An event with its place in the log: the unit that is appended, published and folded.
 package struct EventEnvelope: Sendable, Hashable {
-    /// Position in the log, from 1, without gaps. 0 until the log assigns it.
+    /// Position in the log, from 1, rising; gaps only where retention removed events (the log's
+    /// first event always stays). 0 until the log assigns it.
     package var seq: UInt64
     /// The instance it is about; for a key event (`Event.isKeyEvent`), the API key's id. Every
     /// event belongs to one stream, an instance's or a key's; in JSON the field says which
@@ -48,7 +49,7 @@ package struct EventEnvelope: Sendable, Hashable {
 
 extension EventEnvelope: Codable {
     enum CodingKeys: String, CodingKey {
-        case seq, type, version, instanceId, keyId, at, requestId, origin, data, importedFrom
+        case seq, type, version, instanceId, keyId, trimId, at, requestId, origin, data, importedFrom
     }
 
     /// Decodes any known (type, version); older versions are upcast to the current shape.
@@ -57,8 +58,7 @@ extension EventEnvelope: Codable {
         seq = try c.decode(UInt64.self, forKey: .seq)
         let type = try c.decode(String.self, forKey: .type)
         let version = try c.decode(Int.self, forKey: .version)
-        let isKeyEvent = type.hasPrefix("ApiKey")
-        instanceID = try c.decode(InstanceID.self, forKey: isKeyEvent ? .keyId : .instanceId)
+        instanceID = try c.decode(InstanceID.self, forKey: CodingKeys(stringValue: Event.streamField(ofType: type))!)
         at = try c.decode(Timestamp.self, forKey: .at)
         requestID = try c.decodeIfPresent(RequestID.self, forKey: .requestId)
         origin = try c.decodeIfPresent(ReportOrigin.self, forKey: .origin)
@@ -77,6 +77,7 @@ extension EventEnvelope: Codable {
         case ("InstanceRequeued", 1): event = .instanceRequeued(try c.decode(InstanceRequeued.self, forKey: .data))
         case ("ApiKeyCreated", 1): event = .apiKeyCreated(try c.decode(ApiKeyCreated.self, forKey: .data))
         case ("ApiKeyRevoked", 1): event = .apiKeyRevoked(try c.decode(ApiKeyRevoked.self, forKey: .data))
+        case ("HistoryTrimmed", 1): event = .historyTrimmed(try c.decode(HistoryTrimmed.self, forKey: .data))
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: c, debugDescription: "unknown event type \(type) version \(version)")
@@ -88,7 +89,7 @@ extension EventEnvelope: Codable {
         try c.encode(seq, forKey: .seq)
         try c.encode(event.typeName, forKey: .type)
         try c.encode(event.version, forKey: .version)
-        try c.encode(instanceID, forKey: event.isKeyEvent ? .keyId : .instanceId)
+        try c.encode(instanceID, forKey: CodingKeys(stringValue: event.streamField)!)
         try c.encode(at, forKey: .at)
         try c.encodeIfPresent(requestID, forKey: .requestId)
         try c.encodeIfPresent(origin, forKey: .origin)
@@ -106,6 +107,7 @@ extension EventEnvelope: Codable {
         case .instanceRequeued(let data): try c.encode(data, forKey: .data)
         case .apiKeyCreated(let data): try c.encode(data, forKey: .data)
         case .apiKeyRevoked(let data): try c.encode(data, forKey: .data)
+        case .historyTrimmed(let data): try c.encode(data, forKey: .data)
         }
     }
 

@@ -96,6 +96,17 @@ package struct StatusProjection: Sendable {
     /// Forgets an instance (the store has it now).
     package mutating func evict(_ id: InstanceID) { instances[id] = nil }
 
+    /// Retention: every instance that ended before `before` is gone, as if it had never run.
+    package mutating func forget(endedBefore before: Timestamp) {
+        let gone = instances.values.filter { $0.status.isTerminal && $0.lastChangeAt < before }.map(\.id)
+        guard !gone.isEmpty else { return }
+        for id in gone { instances[id] = nil }
+        if keepsOrder {
+            let removed = Set(gone)
+            order.removeAll { removed.contains($0) }
+        }
+    }
+
     /// Folds one event in. Events must come in sequence order; older ones are ignored.
     @discardableResult
     package mutating func apply(_ envelope: EventEnvelope) -> ProjectionChange {
@@ -112,7 +123,11 @@ package struct StatusProjection: Sendable {
             if keepsOrder { order.append(id) }
             return .progressed(id)
         }
-        guard !envelope.event.isKeyEvent, let current = instances[id]?.status else { return .none }
+        if case .historyTrimmed(let trim) = envelope.event {
+            forget(endedBefore: trim.before)
+            return .none
+        }
+        guard envelope.event.isInstanceEvent, let current = instances[id]?.status else { return .none }
         instances[id]!.eventSeqs.append(envelope.seq)
         guard let next = envelope.event.status, !current.isTerminal, next.rank > current.rank else { return .none }
         // In place: copying the view out and back would copy its history on every event.
@@ -134,7 +149,7 @@ package struct StatusProjection: Sendable {
             view.out = [:]
             view.error = e.error
         case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended, .stepsRecorded, .instanceRequeued,
-            .apiKeyCreated, .apiKeyRevoked:
+            .apiKeyCreated, .apiKeyRevoked, .historyTrimmed:
             break
         }
     }

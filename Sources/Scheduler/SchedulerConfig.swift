@@ -39,4 +39,27 @@ struct SchedulerConfig: Sendable {
     var snapshotEvery: UInt64 = 100_000
     /// An instance ENQUEUED this long without an executor is reported (log and metrics).
     var enqueuedWarning: Duration = .seconds(30)
+    /// Instances that ended longer ago than this leave the read models, the log and the payloads
+    /// (nil: everything is kept, the default).
+    var retention: Duration?
+    /// How often retention runs (also once soon after the start).
+    var retentionEvery: Duration = .seconds(3600)
+    /// Where retention archives what it removes (`events/`, `payloads/`); nil: deleted.
+    var retentionArchive: String?
+    /// The file log starts a new segment past this size (retention rewrites sealed ones only).
+    var segmentBytes: UInt64 = 64 << 20
+}
+
+/// A duration as people write it: `30d`, `12h`, `90m`, `45s`, `500ms`.
+enum DurationText {
+    static func parse(_ text: String) -> Duration? {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)]
+        for (suffix, millis) in units.sorted(by: { $0.0.count > $1.0.count }) where text.hasSuffix(suffix) {
+            guard let value = Int64(text.dropLast(suffix.count)), value > 0,
+                value <= Int64.max / millis / 1_000_000
+            else { return nil }
+            return .milliseconds(value * millis)
+        }
+        return nil
+    }
 }

@@ -33,9 +33,37 @@ struct SchedulerMain: AsyncParsableCommand {
             "Where the log, payloads and snapshots live: 'files' (under --data) or postgres://user:password@host:port/database (default: ACCORD_DATABASE_URL, else files). Schedulers on one database take turns leading.",
             valueName: "files|postgres-url"))
     var store: String?
+    @Option(
+        help: ArgumentHelp(
+            "Instances that ended longer ago than this (30d, 12h, 90m) leave the read models, the log and the payloads; off by default.",
+            valueName: "duration"))
+    var retention: String?
+    @Option(help: ArgumentHelp("How often retention runs (and once soon after the start).", valueName: "duration"))
+    var retentionEvery = "1h"
+    @Option(help: "What retention does with what it removes: 'archive' (compressed files under --archive) or 'delete'.")
+    var retentionMode = "archive"
+    @Option(help: "Where retention archives removed events and payloads (default <data>/archive).") var archive: String?
+    @Option(help: .hidden) var segmentBytes: UInt64 = 64 << 20
     @OptionGroup var transport: TransportOptions
 
-    func validate() throws { _ = try storeChoice() }
+    func validate() throws {
+        let store = try storeChoice()
+        if let retention {
+            guard DurationText.parse(retention) != nil else {
+                throw ValidationError("--retention: '\(retention)' is not a duration such as 30d, 12h, 90m or 45s")
+            }
+            if case .postgres = store {
+                throw ValidationError(
+                    "--retention: the PostgreSQL store does not reclaim history yet; use the file log")
+            }
+        }
+        guard DurationText.parse(retentionEvery) != nil else {
+            throw ValidationError("--retention-every: '\(retentionEvery)' is not a duration such as 1h or 10m")
+        }
+        guard ["archive", "delete"].contains(retentionMode) else {
+            throw ValidationError("--retention-mode: '\(retentionMode)' is neither 'archive' nor 'delete'")
+        }
+    }
 
     private func storeChoice() throws -> StoreChoice {
         let chosen = store ?? ProcessInfo.processInfo.environment["ACCORD_DATABASE_URL"] ?? "files"
@@ -62,7 +90,11 @@ struct SchedulerMain: AsyncParsableCommand {
             maxDispatchAttempts: maxDispatchAttempts,
             maxCommandBytes: maxPayloadBytes + (1 << 20),
             snapshotEvery: max(1, snapshotEvery),
-            enqueuedWarning: .milliseconds(Int64(enqueuedWarning * 1000)))
+            enqueuedWarning: .milliseconds(Int64(enqueuedWarning * 1000)),
+            retention: retention.flatMap(DurationText.parse),
+            retentionEvery: DurationText.parse(retentionEvery) ?? .seconds(3600),
+            retentionArchive: retentionMode == "archive" ? (archive ?? data + "/archive") : nil,
+            segmentBytes: max(4096, segmentBytes))
         try await SchedulerService.build(config).run()
     }
 }

@@ -17,6 +17,7 @@ struct SchedulerService: Service {
     let executors: NNGSocket
     let publisher: NNGSocket
     let logger: Logger
+    var config: SchedulerConfig { core.config }
 
     static func build(_ config: SchedulerConfig) async throws -> ServiceGroup {
         var logger = Logger(label: "accord.scheduler")
@@ -65,6 +66,17 @@ struct SchedulerService: Service {
                         try? await Task.sleep(for: .seconds(1))
                         if let frame = try? WireFrame.encode(CommittedEvents(events: [], head: log.durableHead)) {
                             try? publisher.publish(frame)
+                        }
+                    }
+                }
+                if config.retention != nil {
+                    group.addTask {
+                        // Once soon after the start (the history may be long past the window), then
+                        // every --retention-every.
+                        try? await Task.sleep(for: min(.seconds(5), config.retentionEvery))
+                        while !Task.isCancelled {
+                            await core.trimHistory()
+                            try? await Task.sleep(for: config.retentionEvery)
                         }
                     }
                 }
@@ -144,7 +156,8 @@ struct Stores: Sendable {
     static func open(_ config: SchedulerConfig, logger: Logger) async throws -> Stores {
         switch config.store {
         case .files:
-            let log = try FileEventLog(directory: config.dataDirectory + "/events", fsync: config.fsync)
+            let log = try FileEventLog(
+                directory: config.dataDirectory + "/events", segmentBytes: config.segmentBytes, fsync: config.fsync)
             if log.recovery.truncatedBytes > 0 {
                 logger.warning(
                     "the event log had a torn tail, which was cut (it was never acknowledged)",

@@ -47,6 +47,7 @@ import Testing
                         name: random.text(), team: random.maybe(), admin: random.flag(), hash: random.text(),
                         createdBy: random.maybe())),
                 .apiKeyRevoked(ApiKeyRevoked(revokedBy: random.maybe())),
+                .historyTrimmed(HistoryTrimmed(before: Timestamp(millis: Int64(n)), retentionMillis: Int64(n) * 7)),
                 .logAppended(
                     LogAppended(lines: [LogLine(at: Timestamp(millis: Int64(n)), level: .warn, text: random.text())])),
                 .instanceFailed(InstanceFailed(error: random.text(), out: random.object())),

@@ -45,6 +45,7 @@ import Testing
                         name: random.text(), team: random.maybe(), admin: random.flag(), hash: random.text(),
                         createdBy: random.maybe())),
                 .apiKeyRevoked(ApiKeyRevoked(revokedBy: random.maybe())),
+                .historyTrimmed(HistoryTrimmed(before: Timestamp(millis: Int64(n)), retentionMillis: Int64(n) * 7)),
                 .instanceAssigned(InstanceAssigned(executorID: ExecutorID(random.text()), attempt: n)),
                 .instanceStarted(InstanceStarted(executorID: ExecutorID(random.text()))),
                 .logAppended(

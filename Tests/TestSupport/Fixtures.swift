@@ -78,5 +78,13 @@ package func everyKeyEvent(_ id: KeyID = fixedKeyID) -> [EventEnvelope] {
     ]
 }
 
-/// Every event type and version written today: the instance fixtures, then the key ones.
-package func everyEventType() -> [EventEnvelope] { everyEvent() + everyKeyEvent() }
+/// A retention pass's event (a stream of its own).
+package func trimEvent() -> EventEnvelope {
+    EventEnvelope(
+        instanceID: InstanceID("7c9e6679-7425-40de-944b-e07fc1f90ae7")!, at: Timestamp(millis: 1_764_380_000_500),
+        event: .historyTrimmed(
+            HistoryTrimmed(before: Timestamp(millis: 1_761_788_000_500), retentionMillis: 2_592_000_000)))
+}
+
+/// Every event type and version written today: the instance fixtures, the key ones, a trim.
+package func everyEventType() -> [EventEnvelope] { everyEvent() + everyKeyEvent() + [trimEvent()] }

@@ -82,7 +82,7 @@ struct EventFeed: Service {
             do {
                 let reply = try await client.send(.catchUp(after: projection.head, limit: 1000))
                 guard case .events(let events, let head) = reply else { return }
-                _ = projection.apply(events)
+                _ = projection.apply(events, fromLog: true)
                 if events.isEmpty || projection.head >= (target ?? head) { return }
                 failures = 0
             } catch {

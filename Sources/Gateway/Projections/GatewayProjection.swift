@@ -30,6 +30,10 @@ final class GatewayProjection: Sendable {
         /// The log's first event, `id@millis`: tells this log from another after a restart.
         var identity: String?
         var identityChanged = false
+        /// Retention since the last batch: the newest cutoff, and the instances it took from memory
+        /// (their rows, whatever they say, go too).
+        var trimmedBefore: Timestamp?
+        var trimmed: Set<InstanceID> = []
     }
 
     private let state = Mutex(State())
@@ -127,17 +131,20 @@ final class GatewayProjection: Sendable {
     }
 
     /// Applies events that continue the sequence; returns false at a gap (the caller catches up).
-    func apply(_ events: [EventEnvelope]) -> Bool {
-        serial.withLock { _ in applyInOrder(events) }
+    /// Events read from the log itself (`fromLog`, a catch-up's answer) may skip numbers: those
+    /// are events retention removed, not messages this Gateway missed.
+    func apply(_ events: [EventEnvelope], fromLog: Bool = false) -> Bool {
+        serial.withLock { _ in applyInOrder(events, fromLog: fromLog) }
     }
 
-    private func applyInOrder(_ events: [EventEnvelope]) -> Bool {
+    private func applyInOrder(_ events: [EventEnvelope], fromLog: Bool) -> Bool {
         for envelope in events {
             let current = head
             if envelope.seq <= current { continue }
-            guard envelope.seq == current + 1 else { return false }
+            guard envelope.seq == current + 1 || fromLog else { return false }
             let id = envelope.instanceID
-            if !envelope.event.isKeyEvent, !envelope.event.isCreation,
+            if case .historyTrimmed(let trim) = envelope.event { forget(endedBefore: trim.before) }
+            if envelope.event.isInstanceEvent, !envelope.event.isCreation,
                 state.withLock({ $0.projection.instances[id] == nil })
             {
                 faultIn(id)
@@ -186,6 +193,22 @@ final class GatewayProjection: Sendable {
         return true
     }
 
+    /// Retention: the instances in memory that ended before `before` go now (the projection's
+    /// fold drops them), and the next batch removes their rows and every stored one that ended
+    /// before it.
+    private func forget(endedBefore before: Timestamp) {
+        state.withLock { state in
+            let gone = state.projection.instances.values.filter {
+                $0.status.isTerminal && $0.lastChangeAt < before
+            }
+            for view in gone {
+                state.trimmed.insert(view.id)
+                state.dirty.remove(view.id)
+            }
+            state.trimmedBefore = max(state.trimmedBefore ?? before, before)
+        }
+    }
+
     /// Brings an ended instance back from the store: an event for it is about to be folded (an
     /// old log can hold lines after an instance's end; they count for its log and events).
     private func faultIn(_ id: InstanceID) {
@@ -211,7 +234,15 @@ final class GatewayProjection: Sendable {
         guard let batch = takeBatch() else { return }
         do {
             try logs.sync()
-            try await store.write(batch)
+            if let stored = try await store.write(batch) {
+                // Retention changed what the store holds: its counts are the truth at the batch's
+                // head; what was folded since then moved the memory's counts by the same amounts.
+                state.withLock { state in
+                    for status in InstanceStatus.allCases {
+                        state.counts[status, default: 0] += (stored[status] ?? 0) - (batch.counts[status] ?? 0)
+                    }
+                }
+            }
         } catch {
             // Kept in memory and marked again: the next flush retries them.
             logger.error("cannot write the read-model store", metadata: ["error": "\(error)"])
@@ -220,6 +251,10 @@ final class GatewayProjection: Sendable {
                 state.keyEvents = batch.keyEvents + state.keyEvents
                 state.batchHead = batch.previousHead
                 if batch.identity != nil { state.identityChanged = true }
+                if let before = batch.trimmedBefore {
+                    state.trimmedBefore = max(state.trimmedBefore ?? before, before)
+                    state.trimmed.formUnion(batch.trimmed)
+                }
             }
             return
         }
@@ -233,7 +268,7 @@ final class GatewayProjection: Sendable {
                 }
                 return evicted
             }
-            for id in evicted { logs.evict(id) }
+            for id in evicted + batch.trimmed { logs.evict(id) }
         }
     }
 
@@ -249,9 +284,12 @@ final class GatewayProjection: Sendable {
                 let batch = ReadStore.Batch(
                     head: head, previousHead: state.batchHead, instances: views.map { .init(view: $0, chunks: []) },
                     keyEvents: state.keyEvents, counts: state.counts,
-                    identity: state.identityChanged ? state.identity : nil)
+                    identity: state.identityChanged ? state.identity : nil, trimmedBefore: state.trimmedBefore,
+                    trimmed: Array(state.trimmed))
                 let ids = Array(state.dirty)
                 state.dirty = []
+                state.trimmedBefore = nil
+                state.trimmed = []
                 state.keyEvents = []
                 state.batchHead = head
                 state.identityChanged = false

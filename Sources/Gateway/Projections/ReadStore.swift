@@ -13,8 +13,8 @@ import Support
 /// store always equals the fold of the log up to its head. Nothing here is precious: a store
 /// that is missing, of another format, or of another log is emptied and folded again.
 final class ReadStore: Sendable {
-    /// 1: instances, tags, key events, meta.
-    static let formatVersion = 1
+    /// 1: instances, tags, key events, meta. 2: when each instance ended (retention).
+    static let formatVersion = 2
 
     let path: String
     private let pool: DatabasePool
@@ -28,6 +28,10 @@ final class ReadStore: Sendable {
         var keyEvents: [EventEnvelope]
         var counts: [InstanceStatus: Int]
         var identity: String?
+        /// Retention in this batch: rows of instances that ended before this go.
+        var trimmedBefore: Timestamp? = nil
+        /// Instances retention took from memory: their rows go whatever they say.
+        var trimmed: [InstanceID] = []
     }
 
     /// One instance as stored: its view and where its log lies.
@@ -66,6 +70,22 @@ final class ReadStore: Sendable {
             return try Int.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'version'")
         }
         if version == formatVersion { return pool }
+        if version == 1 {
+            // In place: when each ended instance ended is in its view already.
+            let terminal = InstanceStatus.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(
+                separator: ",")
+            try pool.write { db in
+                try db.execute(
+                    sql: """
+                        ALTER TABLE instances ADD COLUMN ended INTEGER;
+                        UPDATE instances SET ended = json_extract(CAST(view AS TEXT), '$.lastChangeAt')
+                            WHERE status IN (\(terminal));
+                        CREATE INDEX instances_ended ON instances(ended) WHERE ended IS NOT NULL;
+                        UPDATE meta SET value = '\(formatVersion)' WHERE key = 'version';
+                        """)
+            }
+            return pool
+        }
         try pool.write { db in
             for table in ["instances", "tags", "key_events", "meta"] {
                 try db.execute(sql: "DROP TABLE IF EXISTS \(table)")
@@ -78,7 +98,9 @@ final class ReadStore: Sendable {
                         team TEXT,
                         status TEXT NOT NULL,
                         view BLOB NOT NULL,
-                        log BLOB NOT NULL);
+                        log BLOB NOT NULL,
+                        ended INTEGER);
+                    CREATE INDEX instances_ended ON instances(ended) WHERE ended IS NOT NULL;
                     CREATE INDEX instances_team ON instances(team, seq);
                     CREATE INDEX instances_status ON instances(status, seq);
                     CREATE TABLE tags (tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tag, seq)) WITHOUT ROWID;
@@ -126,32 +148,41 @@ final class ReadStore: Sendable {
             view: try decoder.decode(InstanceView.self, from: row["view"] as Data), chunks: LogChunk.decode(row["log"]))
     }
 
-    /// Writes one batch in one transaction, off the caller's thread.
-    func write(_ batch: Batch) async throws {
+    /// Writes one batch in one transaction, off the caller's thread. When the batch trims history,
+    /// answers the instances by status the store holds afterwards (nil otherwise).
+    @discardableResult
+    func write(_ batch: Batch) async throws -> [InstanceStatus: Int]? {
         let encoder = JSONEncoder()
-        var rows: [(seq: Int64, id: Data, team: String?, status: String, view: Data, log: Data, tags: [String])] = []
+        var rows:
+            [(
+                seq: Int64, id: Data, team: String?, status: String, view: Data, log: Data, tags: [String],
+                ended: Int64?
+            )] = []
         rows.reserveCapacity(batch.instances.count)
         for stored in batch.instances {
             let view = stored.view
             rows.append(
                 (
                     Int64(view.createdSeq), view.id.bytes, view.team, view.status.rawValue, try encoder.encode(view),
-                    LogChunk.encode(stored.chunks), view.createdSeq > batch.previousHead ? view.tags : []
+                    LogChunk.encode(stored.chunks), view.createdSeq > batch.previousHead ? view.tags : [],
+                    view.status.isTerminal ? view.lastChangeAt.millis : nil
                 ))
         }
         let keyEvents = try batch.keyEvents.map { (Int64($0.seq), try EventCodec.encode($0)) }
         let counts = try encoder.encode(
             Dictionary(uniqueKeysWithValues: batch.counts.map { ($0.key.rawValue, $0.value) }))
         let (head, identity, written) = (batch.head, batch.identity, rows)
-        try await pool.write { db in
+        let (trimmedBefore, trimmed) = (batch.trimmedBefore, batch.trimmed.map(\.bytes))
+        return try await pool.write { db -> [InstanceStatus: Int]? in
             let upsert = try db.cachedStatement(
                 sql: """
-                    INSERT INTO instances (seq, id, team, status, view, log) VALUES (?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (seq) DO UPDATE SET status = excluded.status, view = excluded.view, log = excluded.log
+                    INSERT INTO instances (seq, id, team, status, view, log, ended) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (seq) DO UPDATE SET
+                        status = excluded.status, view = excluded.view, log = excluded.log, ended = excluded.ended
                     """)
             let tag = try db.cachedStatement(sql: "INSERT OR IGNORE INTO tags (tag, seq) VALUES (?, ?)")
             for row in written {
-                try upsert.execute(arguments: [row.seq, row.id, row.team, row.status, row.view, row.log])
+                try upsert.execute(arguments: [row.seq, row.id, row.team, row.status, row.view, row.log, row.ended])
                 for name in row.tags { try tag.execute(arguments: [name, row.seq]) }
             }
             let key = try db.cachedStatement(sql: "INSERT OR IGNORE INTO key_events (seq, body) VALUES (?, ?)")
@@ -160,6 +191,21 @@ final class ReadStore: Sendable {
             try meta.execute(arguments: ["head", Data("\(head)".utf8)])
             try meta.execute(arguments: ["counts", counts])
             if let identity { try meta.execute(arguments: ["identity", Data(identity.utf8)]) }
+            guard let trimmedBefore else { return nil }
+            let byID = try db.cachedStatement(sql: "DELETE FROM instances WHERE id = ? RETURNING seq")
+            let tags = try db.cachedStatement(sql: "DELETE FROM tags WHERE seq = ?")
+            for id in trimmed {
+                for seq in try Int64.fetchAll(byID, arguments: [id]) { try tags.execute(arguments: [seq]) }
+            }
+            try db.execute(
+                sql: "DELETE FROM tags WHERE seq IN (SELECT seq FROM instances WHERE ended < ?)",
+                arguments: [trimmedBefore.millis])
+            try db.execute(sql: "DELETE FROM instances WHERE ended < ?", arguments: [trimmedBefore.millis])
+            var stored: [InstanceStatus: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT status, count(*) AS n FROM instances GROUP BY status") {
+                if let status = InstanceStatus(rawValue: row["status"]) { stored[status] = row["n"] }
+            }
+            return stored
         }
     }
 

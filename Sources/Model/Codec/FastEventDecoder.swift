@@ -18,7 +18,7 @@ package enum FastEventDecoder {
     package static func envelope(_ value: JSONNode) -> EventEnvelope? {
         guard case .object(let o) = value, let seq = o["seq"]?.uint64, let type = o["type"]?.stringValue,
             let version = o["version"]?.int,
-            let id = o[type.hasPrefix("ApiKey") ? "keyId" : "instanceId"]?.stringValue.flatMap(InstanceID.init),
+            let id = o[Event.streamField(ofType: type)]?.stringValue.flatMap(InstanceID.init),
             let at = o["at"]?.int64, let data = o["data"]?.objectValue
         else { return nil }
         var requestID: RequestID?
@@ -137,6 +137,9 @@ package enum FastEventDecoder {
         case ("ApiKeyRevoked", 1):
             guard let revokedBy = d.optional("revokedBy", \.stringValue) else { return nil }
             return .apiKeyRevoked(ApiKeyRevoked(revokedBy: revokedBy))
+        case ("HistoryTrimmed", 1):
+            guard let before = d["before"]?.int64, let retention = d["retentionMillis"]?.int64 else { return nil }
+            return .historyTrimmed(HistoryTrimmed(before: Timestamp(millis: before), retentionMillis: retention))
         default:
             return nil  // older versions go through `JSONDecoder` and their upcasters
         }

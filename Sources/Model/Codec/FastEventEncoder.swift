@@ -16,8 +16,9 @@ package enum FastEventEncoder {
             $0.field("at", envelope.at.millis)
             guard $0.nested("data", { data(envelope.event, &$0) }) else { return false }
             $0.field("importedFrom", envelope.importedFrom.map(Int64.init))
-            if !envelope.event.isKeyEvent { $0.field("instanceId", envelope.instanceID.description) }
-            if envelope.event.isKeyEvent { $0.field("keyId", envelope.instanceID.description) }
+            // Keys in sorted order: `instanceId` and `keyId` come before `origin`, `trimId` after `seq`.
+            let stream = envelope.event.streamField
+            if stream != "trimId" { $0.field(stream, envelope.instanceID.description) }
             if let origin = envelope.origin {
                 $0.nested("origin") {
                     $0.field("executor", origin.executor.rawValue)
@@ -27,6 +28,7 @@ package enum FastEventEncoder {
             }
             $0.field("requestId", envelope.requestID?.rawValue)
             $0.field("seq", envelope.seq)
+            if stream == "trimId" { $0.field(stream, envelope.instanceID.description) }
             $0.field("type", envelope.event.typeName)
             $0.field("version", Int64(envelope.event.version))
             return true
@@ -81,6 +83,9 @@ package enum FastEventEncoder {
             out.field("team", e.team)
         case .apiKeyRevoked(let e):
             out.field("revokedBy", e.revokedBy)
+        case .historyTrimmed(let e):
+            out.field("before", e.before.millis)
+            out.field("retentionMillis", e.retentionMillis)
         }
         return true
     }

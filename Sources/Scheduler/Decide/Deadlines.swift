@@ -103,7 +103,7 @@ struct Deadlines {
             armTimeout(id, tracked, now: now, wallNow: wallNow)
         case .instanceFinished, .instanceFailed, .instanceCancelled, .instanceTimedOut:
             for slot in [Slot.enqueued, .starting, .running] { clear(Key(id: id, slot: slot)) }
-        case .logAppended, .stepsRecorded, .apiKeyCreated, .apiKeyRevoked:
+        case .logAppended, .stepsRecorded, .apiKeyCreated, .apiKeyRevoked, .historyTrimmed:
             break
         }
     }

@@ -103,7 +103,7 @@ struct SchedulerState: Sendable, Codable, Equatable {
             guard let tracked = instances.removeValue(forKey: id) else { return }
             if let executor = tracked.executor { assigned[executor]?.remove(id) }
             queue.remove(id)
-        case .apiKeyCreated, .apiKeyRevoked:
+        case .apiKeyCreated, .apiKeyRevoked, .historyTrimmed:
             break
         }
     }

@@ -24,6 +24,9 @@ final class PayloadStore: PayloadStorage {
     private let directory: String
     private let fsyncEnabled: Bool
     private let queue = DispatchQueue(label: "accord.payloads", attributes: .concurrent)
+    /// A start that finds its archive stored touches it under this lock, and retention checks an
+    /// archive's age and removes it under it: an archive a start has just found is never removed.
+    private let reuse = NSLock()
 
     init(directory: String, fsync: Bool) throws {
         self.directory = directory
@@ -61,7 +64,11 @@ final class PayloadStore: PayloadStorage {
         let digest = Hex.encode(SHA256.hash(data: bytes))
         let ref = PayloadRef(digest: digest, size: bytes.count)
         let final = path(digest)
-        if access(final, F_OK) == 0 { return ref }
+        reuse.lock()
+        // Found: its time is brought up to now, so retention (which goes by age) keeps it.
+        let found = utimensat(AT_FDCWD, final, nil, 0) == 0
+        reuse.unlock()
+        if found { return ref }
         let temporary = final + ".tmp-" + UUID().uuidString
         let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw EventLogError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
@@ -89,5 +96,32 @@ final class PayloadStore: PayloadStorage {
             }
         }
         return ref
+    }
+}
+
+extension PayloadStore {
+    /// Removes (or moves into `archive`) every stored archive last stored or used before `before`
+    /// whose digest is not in `keeping`. Returns how many went.
+    func removeUnused(olderThan before: Timestamp, keeping: Set<String>, archive: String?) throws -> Int {
+        if let archive { try FileManager.default.createDirectory(atPath: archive, withIntermediateDirectories: true) }
+        var removed = 0
+        for name in try FileManager.default.contentsOfDirectory(atPath: directory) where name.hasSuffix(".zip") {
+            let digest = String(name.dropLast(".zip".count))
+            guard !keeping.contains(digest) else { continue }
+            let file = path(digest)
+            reuse.lock()
+            defer { reuse.unlock() }
+            var info = stat()
+            guard stat(file, &info) == 0,
+                Int64(info.st_mtim.tv_sec) * 1000 + Int64(info.st_mtim.tv_nsec) / 1_000_000 < before.millis
+            else { continue }
+            let gone = archive.map { rename(file, $0 + "/" + name) == 0 } ?? (unlink(file) == 0)
+            if gone { removed += 1 }
+        }
+        if removed > 0 && fsyncEnabled {
+            DurableFile.syncFolder(of: path("x"))
+            if let archive { DurableFile.syncFolder(of: archive + "/x") }
+        }
+        return removed
     }
 }

@@ -96,32 +96,7 @@ struct FileSnapshots: SnapshotStorage {
     }
 
     func write(seq: UInt64, _ data: Data) throws {
-        let final = directory + "/scheduler-\(seq).json"
-        let temporary = final + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw EventLogError("cannot create \(temporary): \(String(cString: strerror(errno)))") }
-        let ok = data.withUnsafeBytes { raw -> Bool in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n <= 0 { return false }
-                offset += n
-            }
-            return !fsync || fdatasync(fd) == 0
-        }
-        let reason = String(cString: strerror(errno))
-        close(fd)
-        guard ok, rename(temporary, final) == 0 else {
-            unlink(temporary)
-            throw EventLogError("cannot write the snapshot \(final): \(reason)")
-        }
-        if fsync {
-            let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if dir >= 0 {
-                _ = Glibc.fsync(dir)
-                close(dir)
-            }
-        }
+        try DurableFile.replace(directory + "/scheduler-\(seq).json", with: [UInt8](data), fsync: fsync)
         for (_, path) in files().dropFirst(2) { unlink(path) }
     }
 }
