@@ -102,13 +102,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         self.segmentBytes = segmentBytes
         self.fsyncEnabled = fsync
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        // One writer per log, ever: a second Scheduler (or an import) on the same folder is refused.
-        lockFD = Glibc.open(directory + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard lockFD >= 0, flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
-            let reason = String(cString: strerror(errno))
-            if lockFD >= 0 { Glibc.close(lockFD) }
-            throw EventLogError("the event log in \(directory) is in use by another process (\(reason))")
-        }
+        lockFD = try Self.lockFolder(directory)
         let names = try FileManager.default.contentsOfDirectory(atPath: directory)
             .filter { $0.hasPrefix("segment-") && $0.hasSuffix(".log") }.sorted()
         for (index, name) in names.enumerated() {
@@ -126,6 +120,21 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     }
 
     deinit { Glibc.close(lockFD) }
+
+    /// One writer per log, ever: a second Scheduler (or an import) on the same folder is refused.
+    /// The descriptor is closed here when refused, before `lockFD` is set: once every stored
+    /// property is set, a throwing init runs `deinit`, which would close it a second time, and
+    /// by then that number may be another thread's file (seen as a segment that read as empty
+    /// in a test running beside the refused open).
+    private static func lockFolder(_ directory: String) throws -> Int32 {
+        let fd = Glibc.open(directory + "/LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = String(cString: strerror(errno))
+            if fd >= 0 { Glibc.close(fd) }
+            throw EventLogError("the event log in \(directory) is in use by another process (\(reason))")
+        }
+        return fd
+    }
 
     /// The first number of the segment file `name` (`segment-<first>.log`).
     static func firstSeq(ofSegment name: String) -> UInt64? {

@@ -317,4 +317,40 @@ final class SeenSeqs: @unchecked Sendable {
         let second = try FileEventLog(directory: dir, fsync: false)
         second.close()
     }
+
+    /// A refused open closes its descriptor once. It used to close it a second time in `deinit`
+    /// (a throwing init that has set every property runs it), by when another thread could hold
+    /// that number: here a thread that opens a file, then checks the descriptor is still that file.
+    @Test func aRefusedOpenClosesNoOneElsesFile() throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let holder = try FileEventLog(directory: dir, fsync: false)
+        defer { holder.close() }
+        let probe = dir + "/probe"
+        try Data("probe".utf8).write(to: URL(fileURLWithPath: probe))
+        var info = stat()
+        stat(probe, &info)
+        let inode = info.st_ino
+        let stop = Atomic<Bool>(false)
+        let stolen = Atomic<Int>(0)
+        let checker = Thread {
+            while !stop.load(ordering: .relaxed) {
+                let fd = open(probe, O_RDONLY | O_CLOEXEC)
+                guard fd >= 0 else { continue }
+                for _ in 0..<20 {
+                    var seen = stat()
+                    if fstat(fd, &seen) != 0 || seen.st_ino != inode {
+                        stolen.add(1, ordering: .relaxed)
+                        break
+                    }
+                }
+                close(fd)
+            }
+        }
+        checker.start()
+        for _ in 0..<20_000 { _ = try? FileEventLog(directory: dir, fsync: false) }
+        stop.store(true, ordering: .relaxed)
+        Thread.sleep(forTimeInterval: 0.05)
+        #expect(stolen.load(ordering: .relaxed) == 0, "a refused open closed another thread's file")
+    }
 }
