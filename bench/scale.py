@@ -4,8 +4,9 @@
 
     python3 bench/scale.py [--sizes 100000,10000000] [--bin .build/release] [--out FILE.json]
 
-For each size, a data folder's log is written with that many finished instances (restart.py's
-writer: six events each, in the exact v1 encoding; not over HTTP), then, on that folder:
+For each size, a data folder's log is written with that many finished instances (`accord
+bench-history`: six events each, through the log's own writer with fsync off, not over HTTP; they
+ended 40 days ago), then, on that folder:
 
 1. the Scheduler starts with no snapshot (the whole log replayed), stops (SIGTERM: snapshot), and
    starts again on its snapshot: time until its state is rebuilt, and its RSS;
@@ -13,7 +14,9 @@ writer: six events each, in the exact v1 encoding; not over HTTP), then, on that
    stops (SIGTERM: its store written), and starts again on its store: time until it serves, RSS;
 3. with an executor: start acknowledged and end-to-end latency (sequential), status of an old
    instance, listing of the newest 30;
-4. the disk: the log, the Gateway's folder.
+4. the disk: the log, the Gateway's folder;
+5. with --retention (default 30d): the Scheduler restarted with it, its first pass (5 s after the
+   start) reclaims the old history; then the disk, the Scheduler's restart, the latencies again.
 
 Prints one table row per size and the ratio of the largest to the smallest.
 """
@@ -31,7 +34,6 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from restart import fill  # noqa: E402
 from bench import archive, free_port, pct  # noqa: E402
 
 KEY = "bench-key"
@@ -87,10 +89,10 @@ class Deployment:
         except OSError:
             return 0
 
-    def start_scheduler(self):
+    def start_scheduler(self, *extra):
         seen = self.log_count("scheduler", "state rebuilt from the log")
         started = time.monotonic()
-        proc = self.spawn("scheduler", "--data", self.data)
+        proc = self.spawn("scheduler", "--data", self.data, *extra)
         while self.log_count("scheduler", "state rebuilt from the log") == seen:
             if proc.poll() is not None or time.monotonic() - started > 1800:
                 sys.exit(f"the scheduler did not start; see {self.data}/logs/scheduler.log")
@@ -160,30 +162,33 @@ def latencies(port, samples):
             for name, values in (("start", start), ("e2e", e2e), ("status", status), ("list30", listing))}
 
 
-def measure(binaries, size, samples, keep):
+def restarted(deployment, name, start):
+    """Starts `name` from nothing (fold or replay), stops it cleanly, starts it again: both times and RSS."""
+    first = start()
+    first_rss = rss_mib(deployment.procs[name].pid)
+    deployment.stop(name)
+    return first, first_rss, start(), rss_mib(deployment.procs[name].pid)
+
+
+def measure(binaries, size, samples, keep, retention):
     data = tempfile.mkdtemp(prefix=f"accord-scale-{size}-", dir=os.environ.get("ACCORD_BENCH_DIR"))
     row = {"instances": size}
     deployment = Deployment(binaries, data)
     try:
         t = time.monotonic()
-        fill(f"{data}/events", size * 6)
+        subprocess.run([f"{binaries}/accord", "bench-history", data, "--instances", str(size)], check=True,
+                       stdout=subprocess.DEVNULL)
         row["write_s"] = time.monotonic() - t
         row["log_mib"] = du_mib(f"{data}/events")
         print(f"[{size:,}] log written: {row['log_mib']:.0f} MiB in {row['write_s']:.0f} s", flush=True)
 
-        row["scheduler_replay_s"] = deployment.start_scheduler()
-        row["scheduler_replay_rss"] = rss_mib(deployment.procs["scheduler"].pid)
-        deployment.stop("scheduler")
-        row["scheduler_restart_s"] = deployment.start_scheduler()
-        row["scheduler_rss"] = rss_mib(deployment.procs["scheduler"].pid)
+        (row["scheduler_replay_s"], row["scheduler_replay_rss"], row["scheduler_restart_s"],
+         row["scheduler_rss"]) = restarted(deployment, "scheduler", deployment.start_scheduler)
         print(f"[{size:,}] scheduler: replay {row['scheduler_replay_s']:.1f} s, restart "
               f"{row['scheduler_restart_s']:.2f} s, {row['scheduler_rss']:.0f} MiB", flush=True)
 
-        row["gateway_fold_s"] = deployment.start_gateway()
-        row["gateway_fold_rss"] = rss_mib(deployment.procs["gateway"].pid)
-        deployment.stop("gateway")
-        row["gateway_ready_s"] = deployment.start_gateway()
-        row["gateway_rss"] = rss_mib(deployment.procs["gateway"].pid)
+        (row["gateway_fold_s"], row["gateway_fold_rss"], row["gateway_ready_s"],
+         row["gateway_rss"]) = restarted(deployment, "gateway", deployment.start_gateway)
         print(f"[{size:,}] gateway: fold {row['gateway_fold_s']:.1f} s, restart ready {row['gateway_ready_s']:.2f} s, "
               f"{row['gateway_rss']:.0f} MiB", flush=True)
 
@@ -194,11 +199,36 @@ def measure(binaries, size, samples, keep):
         row["gateway_rss_after"] = rss_mib(deployment.procs["gateway"].pid)
         row["gateway_disk_mib"] = du_mib(f"{data}/gateway-{deployment.port}")
         row["data_disk_mib"] = du_mib(data)
+        if retention:
+            row["retention"] = reclaimed(deployment, retention, samples)
         return row
     finally:
         deployment.stop_all()
         if not keep:
             shutil.rmtree(data, ignore_errors=True)
+
+
+def reclaimed(deployment, retention, samples):
+    """The Scheduler restarted with --retention: its first pass, then what is left and how it runs."""
+    deployment.stop("scheduler")
+    deployment.start_scheduler("--retention", retention)
+    started = time.monotonic()
+    while deployment.log_count("scheduler", "history trimmed") == 0:
+        if time.monotonic() - started > 1800:
+            sys.exit(f"no retention pass; see {deployment.data}/logs/scheduler.log")
+        time.sleep(0.2)
+    after = {"pass_s": time.monotonic() - started}
+    time.sleep(1)  # the Gateway's next batch removes the trimmed rows
+    after["log_mib"] = du_mib(f"{deployment.data}/events")
+    after["archive_mib"] = du_mib(f"{deployment.data}/archive")
+    after["gateway_disk_mib"] = du_mib(f"{deployment.data}/gateway-{deployment.port}")
+    deployment.stop("scheduler")
+    after["scheduler_restart_s"] = deployment.start_scheduler("--retention", retention)
+    time.sleep(2)
+    after.update(latencies(deployment.port, samples))
+    after["scheduler_rss"] = rss_mib(deployment.procs["scheduler"].pid)
+    after["gateway_rss"] = rss_mib(deployment.procs["gateway"].pid)
+    return after
 
 
 def main():
@@ -208,9 +238,10 @@ def main():
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--out")
     parser.add_argument("--keep", action="store_true", help="keep the data folders")
+    parser.add_argument("--retention", default="30d", help="then measure again after a pass with it ('' skips)")
     args = parser.parse_args()
     binaries = os.path.abspath(args.bin)
-    rows = [measure(binaries, int(size), args.samples, args.keep) for size in args.sizes.split(",")]
+    rows = [measure(binaries, int(size), args.samples, args.keep, args.retention) for size in args.sizes.split(",")]
     columns = [
         ("instances", "{:,}"), ("scheduler_replay_s", "{:.1f}"), ("scheduler_restart_s", "{:.2f}"),
         ("scheduler_rss_after", "{:.0f}"), ("gateway_fold_s", "{:.1f}"), ("gateway_ready_s", "{:.2f}"),
@@ -233,6 +264,15 @@ def main():
             print(f"  {name} p99: {large[name]['p99'] / small[name]['p99']:.2f}x (target <= 1.2x)")
         print(f"  scheduler restart at {large['instances']:,}: {large['scheduler_restart_s']:.2f} s (target <= 5 s)")
         print(f"  gateway ready at {large['instances']:,}: {large['gateway_ready_s']:.2f} s (target <= 10 s)")
+    for row in rows:
+        if "retention" in row:
+            after = row["retention"]
+            print(f"\n[{row['instances']:,}] after a --retention {args.retention} pass ({after['pass_s']:.1f} s): "
+                  f"log {row['log_mib']:.0f} -> {after['log_mib']:.1f} MiB (archive {after['archive_mib']:.0f} MiB), "
+                  f"gateway store {row['gateway_disk_mib']:.0f} -> {after['gateway_disk_mib']:.0f} MiB, "
+                  f"scheduler restart {after['scheduler_restart_s']:.2f} s, RSS scheduler {after['scheduler_rss']:.0f} "
+                  f"/ gateway {after['gateway_rss']:.0f} MiB, start p99 {after['start']['p99']:.2f} ms, "
+                  f"status p99 {after['status']['p99']:.2f} ms, list30 p99 {after['list30']['p99']:.2f} ms")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(rows, f, indent=1)

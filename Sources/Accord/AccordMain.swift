@@ -18,7 +18,9 @@ struct Accord: AsyncParsableCommand {
             ACCORD_API_KEY or `api-key = ...` in that file.
             """,
         subcommands: [
-            LogCommand.self, ProjectionsCommand.self, Show.self, Scan.self, BenchLog.self, Start.self, Status.self,
+            LogCommand.self, ProjectionsCommand.self, Show.self, Scan.self, BenchLog.self, BenchHistory.self,
+            Start.self,
+            Status.self,
             Wait.self,
             Logs.self, Kill.self, KeysCommand.self, CertsCommand.self,
         ])

@@ -146,19 +146,19 @@ enum Gzip {
 extension FileEventLog: RetainingLog {
     /// The sealed segments whose first event is older than `before`, oldest first (the segment
     /// being written is never one of them). Segments are in time order, so they are a prefix.
-    private func reclaimable(before: Timestamp) throws -> [(segment: Segment, data: Data)] {
+    /// Each is mapped only when it is read: a pass holds one segment at a time.
+    private func reclaimable(before: Timestamp) throws -> [Segment] {
         lock.lock()
         let sealed = Array(segments.dropLast())
         lock.unlock()
-        var found: [(Segment, Data)] = []
+        var found: [Segment] = []
         for segment in sealed {
-            let data = try segment.file.map()
             if !segment.offsets.isEmpty {
                 let (seq, offset) = segment.offsets.record(0, firstSeq: segment.firstSeq)
                 let first = try readRecord(segment.fd, at: offset, expecting: seq, in: segment.path)
                 if first.at >= before { break }
             }
-            found.append((segment, data))
+            found.append(segment)
         }
         return found
     }
@@ -179,8 +179,8 @@ extension FileEventLog: RetainingLog {
     }
 
     package func scanReclaimable(before: Timestamp, _ body: (EventEnvelope) throws -> Void) throws {
-        for (segment, data) in try reclaimable(before: before) {
-            try records(of: segment, in: data) { envelope, _ in try body(envelope) }
+        for segment in try reclaimable(before: before) {
+            try records(of: segment, in: try segment.file.map()) { envelope, _ in try body(envelope) }
         }
     }
 
@@ -194,7 +194,8 @@ extension FileEventLog: RetainingLog {
     {
         var report = ReclaimReport()
         let firstStream = try read(seqs: [1]).first?.instanceID
-        for (segment, data) in try reclaimable(before: before) {
+        for segment in try reclaimable(before: before) {
+            let data = try segment.file.map()
             var kept: [(seq: UInt64, frame: RecordFormat.Frame)] = []
             var removed: [(seq: UInt64, at: Timestamp, body: Data)] = []
             try records(of: segment, in: data) { envelope, frame in

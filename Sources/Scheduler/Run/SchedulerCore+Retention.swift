@@ -55,30 +55,36 @@ extension SchedulerCore {
     /// Finds the instances whose terminal event is older than `before` in the reclaimable
     /// history, removes their events (and older passes' `HistoryTrimmed`), then the payloads no
     /// instance still in the log names.
+    ///
+    /// What it holds is the instances that stay, not those that go: the history it looks at begins
+    /// at the log's start, so every instance with an event there was created there, and the ones
+    /// that stay are those created there that did not end before the cutoff (live, or ended within
+    /// the window): about one segment's worth, however long the history. An event of an instance
+    /// not among them is one of an expired instance (or left by one an earlier pass removed).
     static func reclaim(
         _ log: any RetainingLog, before: Timestamp, trimSeq: UInt64, archive: String?, payloads: PayloadStore?
     ) async throws -> RetentionReport {
-        var ended: Set<InstanceID> = []
-        var created: [InstanceID: String] = [:]
+        var staying: [InstanceID: String] = [:]
+        var expired = 0
         try await log.scanReclaimable(before: before) { envelope in
-            if let status = envelope.event.status, status.isTerminal, envelope.at < before {
-                ended.insert(envelope.instanceID)
+            if case .instanceCreated(let start) = envelope.event { staying[envelope.instanceID] = start.payload.digest }
+            if let status = envelope.event.status, status.isTerminal, envelope.at < before,
+                staying.removeValue(forKey: envelope.instanceID) != nil
+            {
+                expired += 1
             }
-            if case .instanceCreated(let start) = envelope.event { created[envelope.instanceID] = start.payload.digest }
         }
-        let expired = ended
+        let stays = Set(staying.keys)
         let sink = try archive.map { try EventArchive(directory: $0 + "/events") }
         let report = try await log.reclaim(before: before, archive: sink) { envelope in
             if envelope.event.isTrim { return envelope.seq < trimSeq }
-            return envelope.event.isInstanceEvent && expired.contains(envelope.instanceID)
+            return envelope.event.isInstanceEvent && !stays.contains(envelope.instanceID)
         }
-        // A payload goes when it is older than the window and no instance left in the history
-        // that was looked at names it; newer ones are touched by every start that uses them.
-        var kept: Set<String> = []
-        for (id, digest) in created where !expired.contains(id) { kept.insert(digest) }
+        // A payload goes when it is older than the window and no instance that stays names it;
+        // newer ones are touched by every start that uses them.
         let removed = try payloads?.removeUnused(
-            olderThan: before, keeping: kept, archive: archive.map { $0 + "/payloads" })
-        return RetentionReport(instances: expired.count, log: report, payloads: removed ?? 0)
+            olderThan: before, keeping: Set(staying.values), archive: archive.map { $0 + "/payloads" })
+        return RetentionReport(instances: expired, log: report, payloads: removed ?? 0)
     }
 }
 
