@@ -9,8 +9,9 @@ import Synchronization
 #endif
 
 // Past 400 lines on purpose: the segment list, the durable head, the writer thread's queue and the
-// recovery after a failed write share one lock and its invariants; split across files, each part
-// would need the others' private state. The record format itself is `RecordFormat.swift`.
+// recovery after a failed write share one lock and its invariants; split further, each part would
+// need the others' private state. Opening a folder is `FileEventLog+Opening.swift`, retention's
+// rewrites `Retention.swift`, the record format `RecordFormat.swift`, indexes `SegmentIndex.swift`.
 
 /// The embedded event log: append-only segment files of length-prefixed, CRC-checked records
 /// (`RecordFormat`), each body the event's JSON (`EventCodec`). Segments are named by their first sequence number and rolled past
@@ -48,7 +49,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     let fsyncEnabled: Bool
     let lock = NSCondition()
     var segments: [Segment] = []
-    private var nextSeq: UInt64 = 1
+    var nextSeq: UInt64 = 1
     var durable: UInt64 = 0
     private var pending: [Pending] = []
     private var durableWaiters: [(seq: UInt64, promise: Promise<Void>)] = []
@@ -89,7 +90,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     }
 
     /// What `open` found and repaired.
-    package private(set) var recovery = Recovery(truncatedBytes: 0, reason: nil)
+    package internal(set) var recovery = Recovery(truncatedBytes: 0, reason: nil)
 
     /// Opens (or creates) the log in `directory`, checking every record of the last segment, and
     /// of each earlier one that has no sealed index that holds (`SegmentIndex`); records of indexed
@@ -290,117 +291,6 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
                     EventRecord.decode(
                         data.subdata(in: frame.body), expecting: seq, at: "\(segment.path) at byte \(start)"))
             }
-        }
-    }
-
-    // MARK: - Opening
-
-    private func openSegment(path: String, nextFirstSeq: UInt64?) throws {
-        let isLast = nextFirstSeq == nil
-        let fd = Glibc.open(path, O_RDWR | O_CLOEXEC)
-        guard fd >= 0 else { throw EventLogError("cannot open \(path): \(String(cString: strerror(errno)))") }
-        let file = SegmentFile(fd: fd)
-        let data = try file.map()
-        guard let firstSeq = Self.firstSeq(ofSegment: (path as NSString).lastPathComponent) else {
-            throw EventLogError("\(path): not a segment name")
-        }
-        guard firstSeq == nextSeq || (segments.isEmpty && firstSeq >= 1) else {
-            throw EventLogError("\(path) starts at \(firstSeq) but the log before it ends at \(nextSeq - 1)")
-        }
-        if segments.isEmpty { nextSeq = firstSeq }
-        // A sealed segment with an index that holds is not walked: opening reads the last one only.
-        if !isLast, let indexed = SegmentIndex.read(segmentPath: path, segment: data, firstSeq: firstSeq) {
-            segments.append(
-                Segment(firstSeq: firstSeq, path: path, file: file, offsets: indexed, size: UInt64(data.count)))
-            nextSeq = firstSeq + indexed.span
-            return
-        }
-        if RecordFormat.isSparse(data) {
-            try openSparse(path: path, file: file, data: data, firstSeq: firstSeq, nextFirstSeq: nextFirstSeq)
-            return
-        }
-        let walk = RecordFormat.walk(data)
-        let offsets = walk.offsets
-        var position = walk.end
-        let problem = walk.problem
-        if let problem {
-            // Only the very end can be torn by a crash; damage with intact records after it would
-            // cut acknowledged events, so it needs a person (`accord log verify` shows where).
-            guard isLast, !walk.intactAfter else {
-                throw EventLogError(
-                    "\(path) at byte \(position): \(problem)\(walk.intactAfter ? ", with intact records after it" : "")"
-                )
-            }
-            let cut = UInt64(data.count - position)
-            recovery = Recovery(truncatedBytes: cut, reason: "\(path) at byte \(position): \(problem)")
-            if position == 0 {
-                _ = ftruncate(fd, 0)
-                _ = RecordFormat.segmentHeader.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-                position = RecordFormat.segmentHeader.count
-            } else {
-                guard ftruncate(fd, off_t(position)) == 0 else {
-                    throw EventLogError("cannot truncate \(path): \(String(cString: strerror(errno)))")
-                }
-            }
-            _ = fdatasync(fd)
-        }
-        var recorded = RecordOffsets.owned(offsets)
-        if !isLast {
-            // Sealed before indexes were written, or its index did not hold: indexed now, once.
-            recorded = seal(offsets, size: UInt64(position), path: path) ?? recorded
-        }
-        segments.append(Segment(firstSeq: firstSeq, path: path, file: file, offsets: recorded, size: UInt64(position)))
-        nextSeq = firstSeq + UInt64(offsets.count)
-    }
-
-    /// A segment retention rewrote, without an index that holds: walked (every record checked and
-    /// decoded for its number), then indexed. It is never the last segment, and never torn: it was
-    /// written whole under a temporary name before it replaced the original.
-    private func openSparse(path: String, file: SegmentFile, data: Data, firstSeq: UInt64, nextFirstSeq: UInt64?)
-        throws
-    {
-        guard let nextFirstSeq, nextFirstSeq >= firstSeq else {
-            throw EventLogError("\(path): a segment rewritten by retention must have a segment after it")
-        }
-        var records: [(seq: UInt64, offset: UInt64)] = []
-        var failure: (any Error)?
-        let walk = RecordFormat.walk(data) { offset, body in
-            guard failure == nil else { return }
-            do {
-                let envelope = try FastEventDecoder.decode(body)
-                let seq = envelope.seq
-                let fits = seq >= firstSeq && seq < nextFirstSeq && seq > (records.last?.seq ?? 0)
-                guard fits else {
-                    throw EventLogError("sequence \(envelope.seq) does not belong at this place")
-                }
-                records.append((envelope.seq, UInt64(offset)))
-            } catch {
-                failure = EventLogError("\(path) at byte \(offset): \(error)")
-            }
-        }
-        if let failure { throw failure }
-        if let problem = walk.problem { throw EventLogError("\(path) at byte \(walk.end): \(problem)") }
-        let span = nextFirstSeq - firstSeq
-        try SegmentIndex.writeSparse(
-            records, span: span, segmentSize: UInt64(data.count), segmentPath: path, fsync: fsyncEnabled)
-        guard let indexed = SegmentIndex.read(segmentPath: path, segment: data, firstSeq: firstSeq) else {
-            throw EventLogError("\(path): its index does not read back")
-        }
-        segments.append(Segment(firstSeq: firstSeq, path: path, file: file, offsets: indexed, size: UInt64(data.count)))
-        nextSeq = nextFirstSeq
-    }
-
-    /// Writes a finished segment's index and maps it in place of the offsets in memory; nil (the
-    /// offsets stay in memory, the next open walks the segment) when it cannot be written.
-    private func seal(_ offsets: [UInt64], size: UInt64, path: String) -> RecordOffsets? {
-        do {
-            try SegmentIndex.write(offsets, segmentSize: size, segmentPath: path, fsync: fsyncEnabled)
-            let data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
-            return SegmentIndex.read(
-                segmentPath: path, segment: data,
-                firstSeq: Self.firstSeq(ofSegment: (path as NSString).lastPathComponent) ?? 0)
-        } catch {
-            return nil
         }
     }
 
@@ -624,29 +514,5 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             throw EventLogError("the record at \(path) byte \(offset) is damaged")
         }
         return try EventRecord.decode(body, expecting: seq, at: "\(path) at byte \(offset)")
-    }
-}
-
-/// One segment file's descriptor, closed when the last entry naming it goes.
-final class SegmentFile: Sendable {
-    let fd: Int32
-
-    init(fd: Int32) { self.fd = fd }
-
-    deinit { Glibc.close(fd) }
-
-    /// The file's bytes as they are now, mapped (empty for an empty file).
-    func map() throws -> Data {
-        var info = stat()
-        guard fstat(fd, &info) == 0 else {
-            throw EventLogError("cannot read a segment: \(String(cString: strerror(errno)))")
-        }
-        let size = Int(info.st_size)
-        guard size > 0 else { return Data() }
-        guard let address = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0), address != MAP_FAILED else {
-            throw EventLogError("cannot map a segment: \(String(cString: strerror(errno)))")
-        }
-        return Data(
-            bytesNoCopy: address, count: size, deallocator: .custom { pointer, count in _ = munmap(pointer, count) })
     }
 }
