@@ -75,29 +75,25 @@ package final class Leadership: Sendable {
     private static func waitForLock(
         _ connection: PostgresConnection, _ database: PostgresDatabase, timing: Timing, logger: Logger
     ) async throws {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                // The rows are read, so this returns once the lock is held, not once the query is sent.
-                _ = try await connection.query("SELECT true FROM pg_advisory_lock(\(lockKey))", logger: logger)
-                    .decode(Bool.self).reduce(false) { $0 || $1 }
-            }
-            group.addTask {
-                while true {
-                    try await Task.sleep(for: timing.renewEvery)
-                    do {
-                        try await endExpiredLeader(database, logger: logger)
-                    } catch is CancellationError {
-                        return
-                    } catch {
-                        logger.warning(
-                            "cannot check the leader's lease",
-                            metadata: ["error": "\(PostgresDatabase.describe(error))"])
-                    }
+        // The watcher is a task of its own, not a child: a child whose query does not end when
+        // cancelled would hold the group, and this standby, open after it holds the lock.
+        let watcher = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: timing.renewEvery)
+                if Task.isCancelled { return }
+                do {
+                    try await endExpiredLeader(database, logger: logger)
+                } catch {
+                    if Task.isCancelled { return }
+                    logger.warning(
+                        "cannot check the leader's lease", metadata: ["error": "\(PostgresDatabase.describe(error))"])
                 }
             }
-            try await group.next()
-            group.cancelAll()
         }
+        defer { watcher.cancel() }
+        // The rows are read, so this returns once the lock is held, not once the query is sent.
+        _ = try await connection.query("SELECT true FROM pg_advisory_lock(\(lockKey))", logger: logger)
+            .decode(Bool.self).reduce(false) { $0 || $1 }
     }
 
     /// When the lease has run out, terminates the session that still holds the lock (the leader

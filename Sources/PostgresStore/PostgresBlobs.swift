@@ -7,12 +7,14 @@ import PostgresNIO
 /// Payload archives and Scheduler snapshots, in the same database as the log, so that a Scheduler
 /// on any host finds what the one before it stored.
 extension PostgresDatabase {
-    /// Stores an archive under its digest, once (a second store of the same content changes nothing).
+    /// Stores an archive under its digest, once; a second store of the same content only brings
+    /// its time up to now when that is more than a minute old (retention goes by that time).
     package func putPayload(digest: String, bytes: [UInt8]) async throws {
         try await client.query(
             """
             INSERT INTO accord_payloads (digest, bytes) VALUES (\(digest), \(ByteBuffer(bytes: bytes)))
-            ON CONFLICT (digest) DO NOTHING
+            ON CONFLICT (digest) DO UPDATE SET stored_at = now()
+                WHERE accord_payloads.stored_at < now() - interval '1 minute'
             """, logger: logger)
     }
 

@@ -39,10 +39,13 @@ package final class PostgresDatabase: Sendable {
         running = Task { await client.run() }
     }
 
-    /// Closes every pooled connection.
+    /// Closes every pooled connection. The pool's shutdown waits for connections still leased,
+    /// and a query on a connection the server has ended can wait forever (see `answered`): after
+    /// five seconds the caller goes on and the pool winds down on its own.
     package func close() async {
         running.cancel()
-        _ = await running.value
+        let running = running
+        _ = try? await answered(within: .seconds(5), "closing the database's connections") { await running.value }
     }
 
     /// A connection of its own (not pooled), for the writer and the lease.
@@ -125,6 +128,16 @@ package final class PostgresDatabase: Sendable {
                     bytes bytea NOT NULL,
                     stored_at timestamptz NOT NULL DEFAULT now())
                 """, logger: logger)
+            // Where retention removed events: every number missing from accord_events lies in one
+            // of these ranges (what `accord log verify` checks).
+            try await connection.query(
+                """
+                CREATE TABLE IF NOT EXISTS accord_reclaimed (
+                    first bigint PRIMARY KEY,
+                    last bigint NOT NULL,
+                    removed int NOT NULL,
+                    reclaimed_at timestamptz NOT NULL DEFAULT now())
+                """, logger: logger)
             try await connection.query(
                 """
                 CREATE TABLE IF NOT EXISTS accord_snapshots (
@@ -156,16 +169,11 @@ package final class PostgresDatabase: Sendable {
             SELECT seq, body FROM accord_events WHERE seq > \(Int64(after)) AND seq <= \(Int64(through))
             ORDER BY seq LIMIT \(limit)
             """, logger: logger)
+        // Numbers retention removed are passed over (the fenced append never leaves a gap).
         var result: [(EventEnvelope, Data)] = []
-        var expected = after + 1
         for try await (seq, body) in rows.decode((Int64, ByteBuffer).self) {
             let bytes = Data(body.readableBytesView)
-            let envelope = try Self.decode(bytes, seq: UInt64(seq))
-            guard envelope.seq == expected else {
-                throw EventLogError("the log has a gap: event #\(envelope.seq) follows #\(expected - 1)")
-            }
-            expected += 1
-            result.append((envelope, bytes))
+            result.append((try Self.decode(bytes, seq: UInt64(seq)), bytes))
         }
         return result
     }
@@ -190,9 +198,7 @@ package final class PostgresDatabase: Sendable {
         var after = firstSeq > 0 ? firstSeq - 1 : 0
         while after < through {
             let page = try await events(after: after, through: through, limit: 5000)
-            guard let last = page.last else {
-                throw EventLogError("the log ends at #\(after), but its head says #\(through)")
-            }
+            guard let last = page.last else { return }  // the rest of the range was reclaimed
             for (envelope, bytes) in page {
                 guard try body(envelope, bytes) else { return }
             }
@@ -215,6 +221,51 @@ package final class PostgresDatabase: Sendable {
 }
 
 extension PostgresDatabase {
+    /// The ranges retention removed events from, in order.
+    package func reclaimedRanges() async throws -> [(first: UInt64, last: UInt64)] {
+        let rows = try await client.query("SELECT first, last FROM accord_reclaimed ORDER BY first", logger: logger)
+        var ranges: [(first: UInt64, last: UInt64)] = []
+        for try await (first, last) in rows.decode((Int64, Int64).self) { ranges.append((UInt64(first), UInt64(last))) }
+        return ranges
+    }
+
+    /// Removes these events, in one transaction that first takes the log's row (`FOR SHARE`, so a
+    /// takeover waits for it) and checks that `epoch` still leads, and records the range they lay
+    /// in. Throws `EventLogFenced` when another Scheduler leads.
+    package func reclaim(seqs: [UInt64], within range: ClosedRange<UInt64>, epoch: UInt64) async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            let rows = try await connection.query(
+                "SELECT epoch FROM accord_log WHERE id = 1 FOR SHARE", logger: logger)
+            for try await current in rows.decode(Int64.self) where UInt64(current) != epoch {
+                throw EventLogFenced("the log's epoch is \(current), not \(epoch): another Scheduler leads")
+            }
+            try await connection.query(
+                "DELETE FROM accord_events WHERE seq = ANY(\(seqs.map { Int64($0) }))", logger: logger)
+            try await connection.query(
+                """
+                INSERT INTO accord_reclaimed (first, last, removed)
+                VALUES (\(Int64(range.lowerBound)), \(Int64(range.upperBound)), \(seqs.count))
+                ON CONFLICT (first) DO UPDATE SET last = GREATEST(accord_reclaimed.last, EXCLUDED.last),
+                    removed = accord_reclaimed.removed + EXCLUDED.removed, reclaimed_at = now()
+                """, logger: logger)
+        }
+    }
+
+    /// Removes the archives last stored or used before `before` whose digest is not in `keeping`;
+    /// returns each one's digest and bytes (for an archive).
+    package func reclaimPayloads(before: Date, keeping: Set<String>) async throws -> [(String, [UInt8])] {
+        let rows = try await client.query(
+            """
+            DELETE FROM accord_payloads WHERE stored_at < \(before) AND digest <> ALL(\(Array(keeping)))
+            RETURNING digest, bytes
+            """, logger: logger)
+        var removed: [(String, [UInt8])] = []
+        for try await (digest, bytes) in rows.decode((String, ByteBuffer).self) {
+            removed.append((digest, Array(bytes.readableBytesView)))
+        }
+        return removed
+    }
+
     /// `accord log verify` on the database: every event from the first on, contiguous numbering
     /// up to the head `accord_log` records, every event decoding, epochs that never go back, and
     /// the status rules (`LogVerifier.Rules`).
@@ -229,6 +280,17 @@ extension PostgresDatabase {
         }
         var lastEpoch: Int64 = 0
         var after: UInt64 = 0
+        let reclaimed = try await reclaimedRanges()
+        /// Whether every number in first...last lies in a range retention recorded.
+        func wasReclaimed(_ first: UInt64, _ last: UInt64) -> Bool {
+            var next = first
+            for range in reclaimed where range.first <= next && range.last >= next {
+                next = range.last + 1
+                if next > last { return true }
+            }
+            return false
+        }
+        if !reclaimed.isEmpty { rules = LogVerifier.Rules(trimmed: true) }
         scanning: while after < head {
             let rows = try await client.query(
                 """
@@ -239,7 +301,7 @@ extension PostgresDatabase {
             for try await (seq, epoch, body) in rows.decode((Int64, Int64, ByteBuffer).self) {
                 count += 1
                 let seq = UInt64(seq)
-                guard seq == after + 1 else {
+                guard seq == after + 1 || wasReclaimed(after + 1, seq - 1) else {
                     fail(after + 1, "missing (the next event in the table is #\(seq))")
                     break scanning
                 }
@@ -267,7 +329,9 @@ extension PostgresDatabase {
                 }
             }
             if count == 0 {
-                fail(after + 1, "missing: the log's head is #\(head), the table ends at #\(after)")
+                if !wasReclaimed(after + 1, head) {
+                    fail(after + 1, "missing: the log's head is #\(head), the table ends at #\(after)")
+                }
                 break
             }
         }

@@ -304,3 +304,47 @@ package final class PostgresEventLog: EventLog, @unchecked Sendable {
         try? await lock.withLock({ writer })?.close()
     }
 }
+
+/// Retention on PostgreSQL: the history is read in pages of 5,000 from the first event, up to the
+/// first page that begins at or after the cutoff; each page's removals are one transaction that
+/// checks the epoch still leads and records the range (`accord_reclaimed`), so `accord log verify`
+/// tells the holes retention made from lost rows. Short transactions: appends go on between them.
+extension PostgresEventLog: RetainingLog {
+    private static let page = 5_000
+
+    package func scanReclaimable(before: Timestamp, _ body: (EventEnvelope) throws -> Void) async throws {
+        let head = durableHead
+        var after: UInt64 = 0
+        while after < head {
+            let page = try await database.events(after: after, through: head, limit: Self.page)
+            guard let first = page.first, let last = page.last, first.0.at < before else { return }
+            for (envelope, _) in page { try body(envelope) }
+            after = last.0.seq
+        }
+    }
+
+    package func reclaim(before: Timestamp, archive: EventArchive?, remove: @Sendable (EventEnvelope) -> Bool)
+        async throws -> ReclaimReport
+    {
+        var report = ReclaimReport()
+        let head = durableHead
+        let firstStream = try await database.events(after: 0, through: head, limit: 1).first?.0.instanceID
+        var after: UInt64 = 0
+        while after < head {
+            let page = try await database.events(after: after, through: head, limit: Self.page)
+            guard let first = page.first, let last = page.last, first.0.at < before else { break }
+            after = last.0.seq
+            let removed = page.filter { $0.0.instanceID != firstStream && remove($0.0) }
+            guard !removed.isEmpty else { continue }
+            if let archive, let path = try archive.write(removed.map { ($0.0.seq, $0.0.at, $0.1) }) {
+                report.archives.append(path)
+            }
+            try await database.reclaim(seqs: removed.map(\.0.seq), within: first.0.seq...last.0.seq, epoch: epoch)
+            report.events += removed.count
+            report.rewrites += 1
+            report.bytesBefore += UInt64(page.reduce(0) { $0 + $1.1.count })
+            report.bytesAfter += UInt64(page.reduce(0) { $0 + $1.1.count } - removed.reduce(0) { $0 + $1.1.count })
+        }
+        return report
+    }
+}

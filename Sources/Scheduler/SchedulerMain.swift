@@ -47,15 +47,9 @@ struct SchedulerMain: AsyncParsableCommand {
     @OptionGroup var transport: TransportOptions
 
     func validate() throws {
-        let store = try storeChoice()
-        if let retention {
-            guard DurationText.parse(retention) != nil else {
-                throw ValidationError("--retention: '\(retention)' is not a duration such as 30d, 12h, 90m or 45s")
-            }
-            if case .postgres = store {
-                throw ValidationError(
-                    "--retention: the PostgreSQL store does not reclaim history yet; use the file log")
-            }
+        _ = try storeChoice()
+        if let retention, DurationText.parse(retention) == nil {
+            throw ValidationError("--retention: '\(retention)' is not a duration such as 30d, 12h, 90m or 45s")
         }
         guard DurationText.parse(retentionEvery) != nil else {
             throw ValidationError("--retention-every: '\(retentionEvery)' is not a duration such as 1h or 10m")

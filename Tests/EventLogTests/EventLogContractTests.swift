@@ -22,9 +22,10 @@ final class LogUnderTest: @unchecked Sendable {
     // @unchecked: used from one test task at a time.
     let kind: LogKind
     private(set) var log: any EventLog
-    private let directory: String?
-    private let database: PostgresDatabase?
+    let directory: String?
+    let database: PostgresDatabase?
     private var leadership: Leadership?
+    var segmentBytes: UInt64 = 64 << 20
     private static let logger = Logger(label: "contract")
 
     private init(
@@ -38,14 +39,19 @@ final class LogUnderTest: @unchecked Sendable {
     }
 
     /// Runs `body` with a new, empty log of `kind`, and removes it afterwards.
-    static func with(_ kind: LogKind, fsync: Bool = false, _ body: (LogUnderTest) async throws -> Void) async throws {
+    static func with(
+        _ kind: LogKind, fsync: Bool = false, segmentBytes: UInt64 = 64 << 20,
+        _ body: (LogUnderTest) async throws -> Void
+    ) async throws {
         switch kind {
         case .file:
             let directory = temporaryDirectory("contract")
             defer { cleanUp(directory) }
             let under = LogUnderTest(
-                kind: kind, log: try FileEventLog(directory: directory, fsync: fsync), directory: directory,
+                kind: kind, log: try FileEventLog(directory: directory, segmentBytes: segmentBytes, fsync: fsync),
+                directory: directory,
                 database: nil, leadership: nil)
+            under.segmentBytes = segmentBytes
             try await body(under)
             await under.close()
         case .postgres:
@@ -71,7 +77,7 @@ final class LogUnderTest: @unchecked Sendable {
     func reopen() async throws {
         await close()
         if let directory {
-            log = try FileEventLog(directory: directory, fsync: false)
+            log = try FileEventLog(directory: directory, segmentBytes: segmentBytes, fsync: false)
         } else if let database {
             let next = try await Leadership.acquire(database, holder: "contract", logger: Self.logger) { _ in }
             leadership = next
@@ -204,5 +210,74 @@ func drafts(_ count: Int, _ id: InstanceID = InstanceID()) -> [EventEnvelope] {
             try await under.reopen()
             #expect(under.log.durableHead == 1)
         }
+    }
+}
+
+/// Retention's removal, the same on both logs.
+@Suite struct RetainingLogContractTests {
+    @Test(arguments: LogKind.available)
+    func aReclaimRemovesOldInstancesAndEveryReaderWalksAcrossTheHoles(_ kind: LogKind) async throws {
+        try await LogUnderTest.with(kind, segmentBytes: 2_000) { under in
+            var ids: [InstanceID] = []
+            for n in 0..<30 {
+                let id = InstanceID()
+                ids.append(id)
+                let at = 1_000 + Int64(n) * 10
+                try await under.log.append([
+                    event(id, created(id).event, at: at),
+                    event(
+                        id,
+                        .logAppended(LogAppended(lines: [LogLine(at: Timestamp(millis: at), level: .info, text: "n")])),
+                        at: at + 1),
+                    event(id, .instanceFinished(InstanceFinished(out: [:])), at: at + 2),
+                ]).durable()
+            }
+            let everything = try await Self.scan(under.log)
+            let expired = Set(ids.prefix(20))
+            let retaining = try #require(under.log as? any RetainingLog)
+            var looked: [UInt64] = []
+            try await retaining.scanReclaimable(before: Timestamp(millis: 1_150)) { looked.append($0.seq) }
+            // From the first event on; the file log stops at the first sealed segment not older than
+            // the cutoff and never reads the one being written (PostgreSQL reads pages of 5,000).
+            #expect(looked.first == 1)
+            #expect(kind == .postgres || looked.count < everything.count)
+            let report = try await retaining.reclaim(before: Timestamp(millis: 1_150), archive: nil) {
+                expired.contains($0.instanceID)
+            }
+            #expect(report.events > 0)
+            for reopened in [false, true] {
+                if reopened { try await under.reopen() }
+                let kept = try await Self.scan(under.log)
+                #expect(kept.count == everything.count - report.events)
+                // The first instance stays whole; what went is events of expired instances only.
+                #expect(kept.filter { $0.instanceID == ids[0] }.count == 3)
+                let gone = Set(everything.map(\.seq)).subtracting(kept.map(\.seq))
+                #expect(everything.filter { gone.contains($0.seq) }.allSatisfy { expired.contains($0.instanceID) })
+                // Paged reads walk across the holes and agree with the scan.
+                var paged: [UInt64] = []
+                var after: UInt64 = 0
+                while let last = try await under.log.read(after: after, limit: 7).last {
+                    paged += try await under.log.read(after: after, limit: 7).map(\.seq)
+                    after = last.seq
+                }
+                #expect(paged == kept.map(\.seq))
+                #expect(try await under.log.read(seqs: Array(gone)).isEmpty)
+            }
+            // The log verifies with its holes, and appends go on after them.
+            let verified =
+                if let database = under.database { try await database.verify() } else {
+                    try LogVerifier.verify(directory: try #require(under.directory))
+                }
+            #expect(verified.ok, "\(String(describing: verified.failure))")
+            let head = under.log.durableHead
+            try await under.log.append([event(InstanceID(), created(InstanceID()).event)]).durable()
+            #expect(under.log.durableHead == head + 1)
+        }
+    }
+
+    static func scan(_ log: any EventLog) async throws -> [EventEnvelope] {
+        var events: [EventEnvelope] = []
+        try await log.scan(from: 1) { events.append($0) }
+        return events
     }
 }

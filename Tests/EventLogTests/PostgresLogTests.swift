@@ -83,6 +83,30 @@ struct PostgresLogTests {
         }
     }
 
+    /// The standby above, when the leader's lease runs out while it stands by (a loaded machine
+    /// starved the leader's renewals in CI): the standby ends the leader's session and leads;
+    /// the old leader's release and everything after it still end.
+    @Test func aStandbyThatEndsAStalledLeaderLeadsAndEverythingStops() async throws {
+        try await TestDatabase.with { test in
+            let database = try await open(test)
+            let leader = try await Leadership.acquire(
+                database, holder: "leader", timing: .init(lease: .milliseconds(300), renewEvery: .seconds(30)),
+                logger: logger
+            ) { _ in }
+            let standby = Task {
+                try await Leadership.acquire(
+                    database, holder: "standby", timing: .init(lease: .seconds(2), renewEvery: .milliseconds(100)),
+                    logger: logger
+                ) { _ in }
+            }
+            let next = try await standby.value
+            #expect(next.epoch == leader.epoch + 1)
+            await leader.release()
+            await next.release()
+            await database.close()
+        }
+    }
+
     /// A leader that stops renewing (paused, cut off) loses the lead once its lease runs out: the
     /// standby ends its session, takes over, and the old one hears it lost.
     @Test func aLeaderWhoseLeaseRunsOutIsReplaced() async throws {

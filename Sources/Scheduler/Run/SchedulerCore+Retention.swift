@@ -27,7 +27,7 @@ extension SchedulerCore {
         let ticket = stage(Decision(events: [trim]))
         guard await durable(ticket), let trimSeq = ticket.envelopes.first?.seq else { return nil }
         let archive = config.retentionArchive
-        let payloads = payloads as? PayloadStore
+        let payloads = payloads
         let logger = logger
         // The scan and the rewrites read and write whole segments: not on the actor.
         let report = await Task.detached(priority: .utility) { () -> RetentionReport? in
@@ -62,7 +62,7 @@ extension SchedulerCore {
     /// the window): about one segment's worth, however long the history. An event of an instance
     /// not among them is one of an expired instance (or left by one an earlier pass removed).
     static func reclaim(
-        _ log: any RetainingLog, before: Timestamp, trimSeq: UInt64, archive: String?, payloads: PayloadStore?
+        _ log: any RetainingLog, before: Timestamp, trimSeq: UInt64, archive: String?, payloads: any PayloadStorage
     ) async throws -> RetentionReport {
         var staying: [InstanceID: String] = [:]
         var expired = 0
@@ -82,9 +82,15 @@ extension SchedulerCore {
         }
         // A payload goes when it is older than the window and no instance that stays names it;
         // newer ones are touched by every start that uses them.
-        let removed = try payloads?.removeUnused(
-            olderThan: before, keeping: Set(staying.values), archive: archive.map { $0 + "/payloads" })
-        return RetentionReport(instances: expired, log: report, payloads: removed ?? 0)
+        let keeping = Set(staying.values)
+        let into = archive.map { $0 + "/payloads" }
+        var removed = 0
+        if let files = payloads as? PayloadStore {
+            removed = try files.removeUnused(olderThan: before, keeping: keeping, archive: into)
+        } else if let database = payloads as? PostgresPayloads {
+            removed = try await database.removeUnused(olderThan: before, keeping: keeping, archive: into)
+        }
+        return RetentionReport(instances: expired, log: report, payloads: removed)
     }
 }
 
