@@ -212,6 +212,7 @@ let package = Package(
             dependencies: [
                 "Gateway", "Wire", "Model", "JSON", "ReadModels", "Archive", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ],

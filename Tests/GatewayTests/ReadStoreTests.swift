@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import JSON
 import Model
 import ReadModels
@@ -157,6 +158,107 @@ import Testing
         #expect(restarted.hotCount == live.count)
         try Self.expectSameAnswers(restarted, whole, logs)
         #expect(restarted.key(id: events.last!.instanceID)?.name == "ci")
+    }
+
+    /// Retention's `HistoryTrimmed` in the stream: the instances that ended before it go from
+    /// memory and from the store alike (whether written already or not), counts follow, and the
+    /// answers, before and after a restart, are the whole fold's (which forgets the same ones).
+    @Test(arguments: [4, 5] as [UInt64])
+    func aTrimmedHistoryAnswersAsTheWholeFold(seed: UInt64) async throws {
+        let directory = NSTemporaryDirectory() + "accord-readstore-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var events = Self.history(seed: seed, instances: 400)
+        for fraction in [3, 2] {
+            let at = events.count * (fraction - 1) / fraction
+            let trim = EventEnvelope(
+                instanceID: InstanceID(), at: events[at].at,
+                event: .historyTrimmed(
+                    HistoryTrimmed(before: Timestamp(millis: events[at].at.millis / 2), retentionMillis: 1)))
+            events.insert(trim, at: at)
+        }
+        for index in events.indices { events[index].seq = UInt64(index + 1) }
+        let (whole, logs) = Self.wholeFold(events)
+        let created = Set(events.filter(\.event.isCreation).map(\.instanceID))
+        #expect(whole.instances.count < created.count - 20, "the trims forgot too few to tell")
+
+        var rng = SplitMix(seed: seed)
+        do {
+            let projection = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
+            var index = 0
+            while index < events.count {
+                let size = Int(rng.next() % 40) + 1
+                #expect(projection.apply(Array(events[index..<min(events.count, index + size)])))
+                if rng.next() % 3 == 0 { await projection.flush() }
+                index += size
+            }
+            await projection.flush()
+            try Self.expectSameAnswers(projection, whole, logs)
+            for id in created.subtracting(whole.instances.keys) { #expect(projection.view(id) == nil) }
+        }
+        let restarted = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
+        try Self.expectSameAnswers(restarted, whole, logs)
+        for id in created.subtracting(whole.instances.keys) { #expect(restarted.view(id) == nil) }
+    }
+
+    /// A store written by the version before retention (format 1) is brought up in place: each
+    /// ended instance's end is read from its view, so a trim removes it like a new row.
+    @Test func aStoreOfTheFormerFormatIsMigratedAndTrimmed() async throws {
+        let directory = NSTemporaryDirectory() + "accord-readstore-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = directory + "/read-models.sqlite"
+        let (ended, live) = (InstanceID(), InstanceID())
+        /// The view the fold makes of an instance created (and, when `status` is terminal, ended) at `millis`.
+        @Sendable func view(_ id: InstanceID, _ status: InstanceStatus, at millis: Int64, seq: UInt64) -> InstanceView {
+            var fold = StatusProjection()
+            var created = created(id)
+            created.seq = seq
+            created.at = Timestamp(millis: millis)
+            fold.apply(created)
+            if status.isTerminal {
+                fold.apply(
+                    EventEnvelope(
+                        seq: seq + 100, instanceID: id, at: Timestamp(millis: millis),
+                        event: .instanceFinished(InstanceFinished(out: [:]))))
+            }
+            return fold.instances[id]!
+        }
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try await queue.write { db in
+                try db.execute(
+                    sql: """
+                        CREATE TABLE instances (seq INTEGER PRIMARY KEY, id BLOB NOT NULL UNIQUE, team TEXT,
+                            status TEXT NOT NULL, view BLOB NOT NULL, log BLOB NOT NULL);
+                        CREATE INDEX instances_team ON instances(team, seq);
+                        CREATE INDEX instances_status ON instances(status, seq);
+                        CREATE TABLE tags (tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tag, seq)) WITHOUT ROWID;
+                        CREATE TABLE key_events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
+                        CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB);
+                        INSERT INTO meta (key, value) VALUES ('version', '1'), ('head', '2');
+                        """)
+                for (id, status, millis, seq) in [
+                    (ended, InstanceStatus.finished, 1_000, 1), (live, .enqueued, 5_000, 2),
+                ] {
+                    try db.execute(
+                        sql: "INSERT INTO instances (seq, id, status, view, log) VALUES (?, ?, ?, ?, ?)",
+                        arguments: [
+                            seq, id.bytes, status.rawValue,
+                            try JSONEncoder().encode(view(id, status, at: Int64(millis), seq: UInt64(seq))), Data(),
+                        ])
+                    try db.execute(sql: "INSERT INTO tags (tag, seq) VALUES ('t', ?)", arguments: [seq])
+                }
+            }
+        }
+        let store = try ReadStore(path: path)
+        #expect(try store.instance(ended) != nil)
+        try await store.write(
+            ReadStore.Batch(
+                head: 3, previousHead: 2, instances: [], keyEvents: [], counts: [:], identity: nil,
+                trimmedBefore: Timestamp(millis: 2_000)))
+        #expect(try store.instance(ended) == nil)
+        #expect(try store.instance(live) != nil)
+        #expect(try store.list(ListFilter(), skipping: [], count: 10).map(\.id) == [live])
     }
 
     /// Events folded after the last write are folded again after a restart (the store is behind,
