@@ -6,8 +6,9 @@ import Testing
 extension DeploymentTests {
     /// Retention on the real binaries: instances that ended longer ago than the window leave every
     /// answer, the log (archived, verifiable) and the payload store; a live instance whose start is
-    /// as old is untouched and ends with its whole log; the read models rebuilt from the trimmed
-    /// log equal the Gateway's, and restarts change nothing.
+    /// as old is untouched; the read models rebuilt from the trimmed log equal the Gateway's, and
+    /// restarts change nothing. (The window is 3 s, so passes keep trimming while the test looks:
+    /// every check holds whatever a later pass removes, and the last ones run with retention off.)
     @Test func retentionForgetsOldInstancesAndKeepsLiveOnes() async throws {
         let deployment = try Deployment()
         defer { deployment.stop() }
@@ -16,31 +17,28 @@ extension DeploymentTests {
         ]
         try await deployment.startAll()
 
-        let oldPayload = ZipBuilder.payload("main:\n- log: \"old one\"\n")
         var old: [String] = []
-        for _ in 0..<8 { old.append(try await deployment.startInstance(oldPayload)) }
+        for _ in 0..<8 {
+            old.append(try await deployment.startInstance(ZipBuilder.payload("main:\n- log: \"old one\"\n")))
+        }
         for id in old { _ = try await deployment.waitTerminal(id) }
-        // Live through the whole window: started before the old ones are trimmed, ends after.
+        // Live through the whole test: started with the old ones, stopped at the end.
         let live = try await deployment.startInstance(
-            ZipBuilder.payload("main:\n- log: \"before\"\n- script: sh\n  body: sleep 6\n- log: \"after\"\n"))
+            ZipBuilder.payload("main:\n- log: \"before\"\n- script: sh\n  body: sleep 120\n- log: \"after\"\n"))
         try await deployment.waitForStatus(live, "RUNNING")
 
         // New instances meanwhile seal segments, so the old ones' can be rewritten.
         let recentPayload = ZipBuilder.payload("main:\n- log: \"recent\"\n")
-        var recent: [String] = []
-        let gone = try await eventually(within: .seconds(30), every: .milliseconds(200)) {
-            recent.append(try await deployment.startInstance(recentPayload))
+        let gone = try await eventually(within: .seconds(60), every: .milliseconds(200)) {
+            _ = try await deployment.startInstance(recentPayload)
             for id in old {
                 guard try await deployment.request("GET", "/api/v1/process/\(id)").0 == 404 else { return false }
             }
             return true
         }
         #expect(gone, "old instances still answer\n\(deployment.logTails())")
-        let status = try await deployment.waitTerminal(live)
-        #expect(status["status"] as? String == "FINISHED")
-        let liveLog = try await deployment.log(live)
-        #expect(liveLog.contains("before") && liveLog.contains("after"), "\(liveLog)")
-        for id in recent.suffix(3) { _ = try await deployment.waitTerminal(id) }
+        #expect(try await deployment.status(live)["status"] as? String == "RUNNING")
+        #expect(try await deployment.log(live).contains("before"))
         let listed = try await deployment.request("GET", "/api/v2/process?limit=1000")
         let listedIDs = Set(
             ((try? JSONSerialization.jsonObject(with: listed.1)) as? [[String: Any]] ?? []).compactMap {
@@ -49,7 +47,8 @@ extension DeploymentTests {
         #expect(listedIDs.isDisjoint(with: old))
         #expect(listedIDs.contains(live))
 
-        // The log verifies; what left it is in the archive, which verifies too; so did the payload.
+        // The log verifies; what left it is in the archive, which verifies too; so did the old
+        // payload, while the live instance's stays.
         let bin = deployment.bin
         let verified = try accord(["log", "verify", deployment.data], bin: bin)
         #expect(verified.status == 0, "\(verified)")
@@ -61,8 +60,21 @@ extension DeploymentTests {
         // the read models all the same; every other old one is in the archive.
         #expect(old.dropFirst().allSatisfy { exported.out.contains($0) }, "an old instance is missing from the archive")
         #expect(!exported.out.contains(old[0]))
-        let payloads = try FileManager.default.contentsOfDirectory(atPath: archive + "/payloads")
-        #expect(payloads.count == 1, "\(payloads)")
+        let oldDigest = try #require(Self.payloadDigest(of: old[1], in: exported.out))
+        let liveDigest = try #require(
+            Self.payloadDigest(of: live, in: try accord(["log", "export", deployment.data], bin: bin).out))
+        #expect(FileManager.default.fileExists(atPath: "\(archive)/payloads/\(oldDigest).zip"))
+        #expect(!FileManager.default.fileExists(atPath: "\(deployment.data)/payloads/\(oldDigest).zip"))
+        #expect(FileManager.default.fileExists(atPath: "\(deployment.data)/payloads/\(liveDigest).zip"))
+
+        // Retention off from here, so the history holds still for the comparisons.
+        deployment.kill("scheduler", signal: SIGTERM)
+        deployment.schedulerArguments = ["--segment-bytes", "4096"]
+        try deployment.start("scheduler")
+        try await deployment.waitUntilReady()
+        #expect(try await deployment.request("DELETE", "/api/v1/process/\(live)").0 == 204)
+        #expect(try await deployment.waitTerminal(live)["status"] as? String == "CANCELLED")
+        #expect(try await deployment.log(live).contains("before"))
 
         // The Gateway's read models equal the fold of the trimmed log.
         let env = ["ACCORD_API_KEY": deployment.key]
@@ -77,8 +89,19 @@ extension DeploymentTests {
         try deployment.start("gateway")
         try await deployment.waitUntilReady()
         #expect(try await deployment.request("GET", "/api/v1/process/\(old[0])").0 == 404)
-        #expect(try await deployment.status(live)["status"] as? String == "FINISHED")
+        #expect(try await deployment.status(live)["status"] as? String == "CANCELLED")
         let after = try await deployment.startInstance(recentPayload)
         #expect(try await deployment.waitTerminal(after)["status"] as? String == "FINISHED")
+    }
+
+    /// The payload digest of `id`'s `InstanceCreated` in `accord log export`'s JSON lines.
+    static func payloadDigest(of id: String, in export: String) -> String? {
+        for line in export.split(separator: "\n") where line.contains(id) && line.contains("InstanceCreated") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let data = object["data"] as? [String: Any], let payload = data["payload"] as? [String: Any]
+            else { continue }
+            return payload["digest"] as? String
+        }
+        return nil
     }
 }
