@@ -50,7 +50,9 @@ package final class Leadership: Sendable {
             ).decode(Bool.self).reduce(false) { $0 || $1 }
             if !acquired {
                 standingBy()
-                try await waitForLock(connection, database, timing: timing, logger: logger)
+                let own = try await connection.query("SELECT pg_backend_pid()", logger: logger).decode(Int32.self)
+                    .reduce(0) { $1 }
+                try await waitForLock(connection, own: own, database, timing: timing, logger: logger)
             }
             let lease = Self.seconds(timing.lease)
             let rows = try await connection.query(
@@ -73,7 +75,7 @@ package final class Leadership: Sendable {
 
     /// Blocks on the lock; meanwhile, ends the session of a leader whose lease ran out.
     private static func waitForLock(
-        _ connection: PostgresConnection, _ database: PostgresDatabase, timing: Timing, logger: Logger
+        _ connection: PostgresConnection, own: Int32, _ database: PostgresDatabase, timing: Timing, logger: Logger
     ) async throws {
         // The watcher is a task of its own, not a child: a child whose query does not end when
         // cancelled would hold the group, and this standby, open after it holds the lock.
@@ -82,7 +84,7 @@ package final class Leadership: Sendable {
                 try? await Task.sleep(for: timing.renewEvery)
                 if Task.isCancelled { return }
                 do {
-                    try await endExpiredLeader(database, logger: logger)
+                    try await endExpiredLeader(database, sparing: own, logger: logger)
                 } catch {
                     if Task.isCancelled { return }
                     logger.warning(
@@ -97,14 +99,18 @@ package final class Leadership: Sendable {
     }
 
     /// When the lease has run out, terminates the session that still holds the lock (the leader
-    /// is paused or unreachable; its writes are fenced by the epoch the next leader takes).
-    private static func endExpiredLeader(_ database: PostgresDatabase, logger: Logger) async throws {
+    /// is paused or unreachable; its writes are fenced by the epoch the next leader takes), never
+    /// `sparing`: this standby's own session, which may hold the lock by now, before it has
+    /// written its lease (the row still shows the old leader's, long expired). Without that, a
+    /// check that ran in that moment ended the new leader's own session (seen in the suite loop:
+    /// aLeaderWhoseLeaseRunsOutIsReplaced failed with a closed connection).
+    static func endExpiredLeader(_ database: PostgresDatabase, sparing: Int32, logger: Logger) async throws {
         let rows = try await database.client.query(
             """
             SELECT l.pid, a.leader FROM pg_locks l, accord_log a
             WHERE l.locktype = 'advisory' AND l.granted AND l.classid::int8 = 0 AND l.objid::int8 = \(Int64(lockKey))
                 AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                AND a.id = 1 AND a.lease_until < now()
+                AND a.id = 1 AND a.lease_until < now() AND l.pid <> \(sparing)
             """, logger: logger)
         for try await (pid, leader) in rows.decode((Int32, String?).self) {
             logger.warning(

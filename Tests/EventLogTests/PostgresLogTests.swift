@@ -107,6 +107,35 @@ struct PostgresLogTests {
         }
     }
 
+    /// A standby's check of the lease never ends its own session: granted the lock, it holds it
+    /// for a moment under the old leader's lease row, long expired, and a check that ran then
+    /// ended the new leader's own session. The same check does end any other holder.
+    @Test func aStandbyNeverEndsItsOwnSession() async throws {
+        try await TestDatabase.with { test in
+            let database = try await open(test)
+            let holder = try await Leadership.acquire(
+                database, holder: "new", timing: .init(lease: .milliseconds(1), renewEvery: .seconds(30)),
+                logger: logger
+            ) { _ in }
+            try await Task.sleep(for: .milliseconds(50))
+            // This database's lock only: the server holds every parallel test's.
+            let held = """
+                FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid::int8 = 0
+                    AND objid::int8 = \(Leadership.lockKey)
+                    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                """
+            let locks = "SELECT count(*) " + held
+            let pid = try await test.integer("SELECT pid " + held)
+            try await Leadership.endExpiredLeader(database, sparing: Int32(pid), logger: logger)
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await test.integer(locks) == 1, "the spared session was ended")
+            try await Leadership.endExpiredLeader(database, sparing: 0, logger: logger)
+            #expect(try await eventually(within: .seconds(10)) { try await test.integer(locks) == 0 })
+            await holder.release()
+            await database.close()
+        }
+    }
+
     /// A leader that stops renewing (paused, cut off) loses the lead once its lease runs out: the
     /// standby ends its session, takes over, and the old one hears it lost.
     @Test func aLeaderWhoseLeaseRunsOutIsReplaced() async throws {
