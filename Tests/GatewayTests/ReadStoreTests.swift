@@ -85,6 +85,19 @@ import Testing
         return (whole, logs)
     }
 
+    /// Applies `events` in batches of random sizes; some batches are written at once, others pile
+    /// up, so both kinds of state are read afterwards.
+    static func fold(_ events: [EventEnvelope], into projection: GatewayProjection, seed: UInt64) async {
+        var rng = SplitMix(seed: seed)
+        var index = 0
+        while index < events.count {
+            let size = Int(rng.next() % 40) + 1
+            #expect(projection.apply(Array(events[index..<min(events.count, index + size)])))
+            if rng.next() % 3 == 0 { await projection.flush() }
+            index += size
+        }
+    }
+
     static func body(_ value: some Encodable) -> String {
         String(decoding: ReadModelBodies.encode(value), as: UTF8.self)
     }
@@ -136,17 +149,9 @@ import Testing
         let live = Set(whole.instances.values.filter { !$0.status.isTerminal }.map(\.id))
         #expect(!live.isEmpty && live.count < whole.instances.count / 2)
 
-        var rng = SplitMix(seed: seed)
         do {
             let projection = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
-            var index = 0
-            while index < events.count {
-                let size = Int(rng.next() % 40) + 1
-                #expect(projection.apply(Array(events[index..<min(events.count, index + size)])))
-                // Some batches are written at once, others pile up: both kinds of state are read.
-                if rng.next() % 3 == 0 { await projection.flush() }
-                index += size
-            }
+            await Self.fold(events, into: projection, seed: seed)
             try Self.expectSameAnswers(projection, whole, logs)
             await projection.flush()
             #expect(projection.hotCount == live.count, "memory holds what is live, and only that")
@@ -181,16 +186,9 @@ import Testing
         let created = Set(events.filter(\.event.isCreation).map(\.instanceID))
         #expect(whole.instances.count < created.count - 20, "the trims forgot too few to tell")
 
-        var rng = SplitMix(seed: seed)
         do {
             let projection = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
-            var index = 0
-            while index < events.count {
-                let size = Int(rng.next() % 40) + 1
-                #expect(projection.apply(Array(events[index..<min(events.count, index + size)])))
-                if rng.next() % 3 == 0 { await projection.flush() }
-                index += size
-            }
+            await Self.fold(events, into: projection, seed: seed)
             await projection.flush()
             try Self.expectSameAnswers(projection, whole, logs)
             for id in created.subtracting(whole.instances.keys) { #expect(projection.view(id) == nil) }
