@@ -13,9 +13,10 @@ import Synchronization
 /// it, for as long as the connection lasts (seen in the rehearsal: every second start through a
 /// Gateway took 10 s and answered 503 after the leader's link was cut, until the connection died).
 ///
-/// A leader is left at once when its connection is gone, when another answers in its place, or
-/// after `patience` probes that it did not answer; while no peer leads, requests wait (within
-/// their own timeout) and are sent once one does.
+/// A leader is left at once when its connection is gone or another answers with a rank as high or
+/// higher; for a lower rank, or for no one, only after `patience` probes in a row that it did not
+/// answer (one slow answer on a busy host is not a new leader). While no peer leads, requests wait
+/// (within their own timeout) and are sent once one does.
 package final class LeaderLink: Sendable {
     package typealias Rank = @Sendable ([UInt8]) -> UInt64?
 
@@ -179,7 +180,19 @@ package final class LeaderLink: Sendable {
             guard !state.closed else { return [] }
             defer { state.waiters = [:] }
             let current = state.leader?.index
-            if let best = answers.max(by: { a, b in a.value != b.value ? a.value < b.value : b.key == current }) {
+            let best = answers.max(by: { a, b in a.value != b.value ? a.value < b.value : b.key == current })
+            if let best, let leader = state.leader, answers[leader.index] == nil, best.value < leader.rank,
+                sockets[leader.index].pipesAdded.live > 0
+            {
+                // The leader missed this probe (a slow answer, a busy host) and only lower ranks
+                // answered: ranks are epochs, so those are deposed leaders that have not noticed yet.
+                // They lead only once the leader has been silent for `patience` probes.
+                state.unanswered += 1
+                if state.unanswered >= patience {
+                    state.leader = (best.key, best.value)
+                    state.unanswered = 0
+                }
+            } else if let best {
                 state.leader = (best.key, best.value)
                 state.unanswered = 0
             } else if let current, sockets[current].pipesAdded.live == 0 {
