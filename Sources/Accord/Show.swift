@@ -104,6 +104,7 @@ enum Timeline {
                 if !e.arguments.isEmpty { parts.append("arguments \(compact(.object(e.arguments)))") }
                 if !e.tags.isEmpty { parts.append("tags \(e.tags.joined(separator: ","))") }
                 if let timeout = e.timeoutMillis { parts.append("timeout \(timeout) ms") }
+                if let timeout = e.handlerTimeoutMillis { parts.append("handler timeout \(timeout) ms") }
                 if let key = e.idempotencyKey { parts.append("Idempotency-Key \(key)") }
                 if let principal = e.principal { parts.append("started by \(starter(principal, keys))") }
                 if let team = e.team { parts.append("team \(team)") }
@@ -148,6 +149,16 @@ enum Timeline {
                 row("REVOKED", e.revokedBy.map { "by \(starter($0, keys))" } ?? "")
             case .historyTrimmed(let e):
                 row("TRIMMED", "instances that ended before \(e.before) forgotten")
+            case .handlersDeclared(let e):
+                row("  handlers", e.flows.joined(separator: ", "))
+            case .handlerAssigned(let e):
+                row("  handler", "\(e.flow) assigned to \(e.executorID) (attempt \(e.attempt))")
+            case .handlerStarted(let e):
+                row("  handler", "\(e.flow) running on \(e.executorID)")
+            case .handlerRequeued(let e):
+                row("  handler", "\(e.flow) requeued: \(e.reason)")
+            case .handlerEnded(let e):
+                row("  handler", e.error.map { "\(e.flow) failed: \($0)" } ?? "\(e.flow) finished")
             }
             if let new = envelope.event.status, status.map({ !$0.isTerminal }) ?? true { status = new }
         }

@@ -31,6 +31,18 @@ package enum Event: Sendable, Hashable {
     /// Retention: every instance that ended before `before` leaves the read models from here on,
     /// and its events may leave the log. Not about an instance: its envelope names the pass.
     case historyTrimmed(HistoryTrimmed)
+    /// The runner read the payload: its flows include these handlers (`onFailure`, `onCancel`,
+    /// `onTimeout`). Recorded once, and only for payloads that have any. Never changes the status.
+    case handlersDeclared(HandlersDeclared)
+    /// The instance ended and its handler flow was given to an executor. Never changes the status
+    /// (terminal is final): a handler runs after its instance, beside it.
+    case handlerAssigned(HandlerAssigned)
+    /// The executor started the handler's runner. From here on the handler is never run again.
+    case handlerStarted(HandlerStarted)
+    /// The handler waits for an executor again: the one it was given went away or did not start it.
+    case handlerRequeued(HandlerRequeued)
+    /// The handler ran to its end, failed, timed out, or was lost with its executor.
+    case handlerEnded(HandlerEnded)
 
     /// The stable type name written into the log.
     package var typeName: String {
@@ -48,6 +60,11 @@ package enum Event: Sendable, Hashable {
         case .apiKeyCreated: "ApiKeyCreated"
         case .apiKeyRevoked: "ApiKeyRevoked"
         case .historyTrimmed: "HistoryTrimmed"
+        case .handlersDeclared: "HandlersDeclared"
+        case .handlerAssigned: "HandlerAssigned"
+        case .handlerStarted: "HandlerStarted"
+        case .handlerRequeued: "HandlerRequeued"
+        case .handlerEnded: "HandlerEnded"
         }
     }
 
@@ -97,6 +114,15 @@ package enum Event: Sendable, Hashable {
         case .stepsRecorded: nil
         case .instanceRequeued: nil
         case .apiKeyCreated, .apiKeyRevoked, .historyTrimmed: nil
+        case .handlersDeclared, .handlerAssigned, .handlerStarted, .handlerRequeued, .handlerEnded: nil
+        }
+    }
+
+    /// Whether the event is about an instance's handler run (after the instance ended).
+    package var isHandlerRun: Bool {
+        switch self {
+        case .handlerAssigned, .handlerStarted, .handlerRequeued, .handlerEnded: true
+        default: false
         }
     }
 
@@ -116,6 +142,11 @@ package enum Event: Sendable, Hashable {
         case .apiKeyCreated(let e): "key '\(e.name)' created"
         case .apiKeyRevoked: "key revoked"
         case .historyTrimmed: "history trimmed"
+        case .handlersDeclared(let e): "handlers: " + e.flows.joined(separator: ", ")
+        case .handlerAssigned(let e): "\(e.flow) handler assigned to \(e.executorID)"
+        case .handlerStarted(let e): "\(e.flow) handler started on \(e.executorID)"
+        case .handlerRequeued(let e): "\(e.flow) handler: \(e.reason)"
+        case .handlerEnded(let e): e.error.map { "\(e.flow) handler failed: \($0)" } ?? "\(e.flow) handler finished"
         }
     }
 }
@@ -154,10 +185,14 @@ package struct InstanceCreated: Sendable, Hashable, Codable {
     /// The team it belongs to (its starter's); `nil` for one started by a configured admin key,
     /// or before keys had teams. Member keys of other teams never see it.
     package var team: String?
+    /// `_main.json`'s `handlerTimeout`, in milliseconds: how long a handler flow may run (absent:
+    /// `HandlerFlows.defaultTimeoutMillis`).
+    package var handlerTimeoutMillis: Int64?
 
     package init(
         entryPoint: String?, arguments: [String: JSONValue], timeoutMillis: Int64?, out: [String],
-        tags: [String], payload: PayloadRef, idempotencyKey: String?, principal: String?, team: String? = nil
+        tags: [String], payload: PayloadRef, idempotencyKey: String?, principal: String?, team: String? = nil,
+        handlerTimeoutMillis: Int64? = nil
     ) {
         self.entryPoint = entryPoint
         self.arguments = arguments
@@ -168,6 +203,7 @@ package struct InstanceCreated: Sendable, Hashable, Codable {
         self.idempotencyKey = idempotencyKey
         self.principal = principal
         self.team = team
+        self.handlerTimeoutMillis = handlerTimeoutMillis
     }
 
     /// What the `Idempotency-Key` is unique within: the team, else (a configured key, or an
@@ -245,10 +281,15 @@ package struct InstanceFailed: Sendable, Hashable, Codable {
     package var error: String
     /// The requested `out` variables as they stood.
     package var out: [String: JSONValue]
+    /// Every variable of the flow as it failed, `lastError` among them: what its `onFailure`
+    /// handler starts with. Only when the payload has one (and the variables fit
+    /// `HandlerFlows.maxVariablesBytes`).
+    package var variables: [String: JSONValue]?
 
-    package init(error: String, out: [String: JSONValue] = [:]) {
+    package init(error: String, out: [String: JSONValue] = [:], variables: [String: JSONValue]? = nil) {
         self.error = error
         self.out = out
+        self.variables = variables
     }
 }
 
@@ -319,6 +360,86 @@ package struct HistoryTrimmed: Sendable, Hashable, Codable {
     package init(before: Timestamp, retentionMillis: Int64) {
         self.before = before
         self.retentionMillis = retentionMillis
+    }
+}
+
+/// The handler flows a payload may define, and their limits.
+package enum HandlerFlows {
+    /// The handler for each way an instance can end, as the reference server names them.
+    package static func flow(for status: InstanceStatus) -> String? {
+        switch status {
+        case .failed: "onFailure"
+        case .cancelled: "onCancel"
+        case .timedOut: "onTimeout"
+        default: nil
+        }
+    }
+
+    package static let names: Set<String> = ["onFailure", "onCancel", "onTimeout"]
+    /// How long a handler may run unless `_main.json` says otherwise (`handlerTimeout`).
+    package static let defaultTimeoutMillis: Int64 = 10 * 60 * 1000
+    /// The most variables an `InstanceFailed` carries for its handler, as JSON text. Beyond it the
+    /// handler starts from the instance's arguments (and says so in the log).
+    package static let maxVariablesBytes = 256 << 10
+}
+
+/// `HandlersDeclared` v1.
+package struct HandlersDeclared: Sendable, Hashable, Codable {
+    /// The handler flows the payload defines, sorted.
+    package var flows: [String]
+
+    package init(flows: [String]) { self.flows = flows }
+}
+
+/// `HandlerAssigned` v1.
+package struct HandlerAssigned: Sendable, Hashable, Codable {
+    /// `onFailure`, `onCancel` or `onTimeout`.
+    package var flow: String
+    /// The executor that got it.
+    package var executorID: ExecutorID
+    /// 1 for the first dispatch of the handler.
+    package var attempt: Int
+
+    package init(flow: String, executorID: ExecutorID, attempt: Int) {
+        self.flow = flow
+        self.executorID = executorID
+        self.attempt = attempt
+    }
+}
+
+/// `HandlerStarted` v1.
+package struct HandlerStarted: Sendable, Hashable, Codable {
+    package var flow: String
+    /// The executor running it.
+    package var executorID: ExecutorID
+
+    package init(flow: String, executorID: ExecutorID) {
+        self.flow = flow
+        self.executorID = executorID
+    }
+}
+
+/// `HandlerRequeued` v1.
+package struct HandlerRequeued: Sendable, Hashable, Codable {
+    package var flow: String
+    /// Why it waits again.
+    package var reason: String
+
+    package init(flow: String, reason: String) {
+        self.flow = flow
+        self.reason = reason
+    }
+}
+
+/// `HandlerEnded` v1.
+package struct HandlerEnded: Sendable, Hashable, Codable {
+    package var flow: String
+    /// `nil`: it ran to its end; otherwise why it did not.
+    package var error: String?
+
+    package init(flow: String, error: String?) {
+        self.flow = flow
+        self.error = error
     }
 }
 

@@ -78,6 +78,11 @@ extension EventEnvelope: Codable {
         case ("ApiKeyCreated", 1): event = .apiKeyCreated(try c.decode(ApiKeyCreated.self, forKey: .data))
         case ("ApiKeyRevoked", 1): event = .apiKeyRevoked(try c.decode(ApiKeyRevoked.self, forKey: .data))
         case ("HistoryTrimmed", 1): event = .historyTrimmed(try c.decode(HistoryTrimmed.self, forKey: .data))
+        case ("HandlersDeclared", 1): event = .handlersDeclared(try c.decode(HandlersDeclared.self, forKey: .data))
+        case ("HandlerAssigned", 1): event = .handlerAssigned(try c.decode(HandlerAssigned.self, forKey: .data))
+        case ("HandlerStarted", 1): event = .handlerStarted(try c.decode(HandlerStarted.self, forKey: .data))
+        case ("HandlerRequeued", 1): event = .handlerRequeued(try c.decode(HandlerRequeued.self, forKey: .data))
+        case ("HandlerEnded", 1): event = .handlerEnded(try c.decode(HandlerEnded.self, forKey: .data))
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: c, debugDescription: "unknown event type \(type) version \(version)")
@@ -108,6 +113,11 @@ extension EventEnvelope: Codable {
         case .apiKeyCreated(let data): try c.encode(data, forKey: .data)
         case .apiKeyRevoked(let data): try c.encode(data, forKey: .data)
         case .historyTrimmed(let data): try c.encode(data, forKey: .data)
+        case .handlersDeclared(let data): try c.encode(data, forKey: .data)
+        case .handlerAssigned(let data): try c.encode(data, forKey: .data)
+        case .handlerStarted(let data): try c.encode(data, forKey: .data)
+        case .handlerRequeued(let data): try c.encode(data, forKey: .data)
+        case .handlerEnded(let data): try c.encode(data, forKey: .data)
         }
     }
 

@@ -129,6 +129,13 @@ package struct StatusProjection: Sendable {
         }
         guard envelope.event.isInstanceEvent, let current = instances[id]?.status else { return .none }
         instances[id]!.eventSeqs.append(envelope.seq)
+        switch envelope.event {
+        case .handlerStarted, .handlerEnded:
+            // A handler runs after its instance ended: the history says so, the status stays.
+            instances[id]!.history.append(HistoryEntry(status: current, at: envelope.at, reason: envelope.event.reason))
+            return .none
+        default: break
+        }
         guard let next = envelope.event.status, !current.isTerminal, next.rank > current.rank else { return .none }
         // In place: copying the view out and back would copy its history on every event.
         Self.advance(&instances[id]!, to: next, by: envelope)
@@ -149,7 +156,8 @@ package struct StatusProjection: Sendable {
             view.out = [:]
             view.error = e.error
         case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended, .stepsRecorded, .instanceRequeued,
-            .apiKeyCreated, .apiKeyRevoked, .historyTrimmed:
+            .apiKeyCreated, .apiKeyRevoked, .historyTrimmed, .handlersDeclared, .handlerAssigned, .handlerStarted,
+            .handlerRequeued, .handlerEnded:
             break
         }
     }

@@ -90,7 +90,11 @@ enum Runner {
             return (fail("\(error)", log: "flow definition error: \(error)"), false)
         }
         request.limits?.applyRlimits()
-        let entry = request.entryPoint ?? loader.entryPoint ?? "default"
+        // The instance's own run says which handlers its payload has, before anything else of the
+        // flow: the Scheduler must know them even if the run is then killed (cancelled, timed out).
+        let handlers = request.handler == nil ? HandlerFlows.names.filter { loader.flows[$0] != nil }.sorted() : []
+        if !handlers.isEmpty { send(.handlers(handlers)) }
+        let entry = request.handler ?? request.entryPoint ?? loader.entryPoint ?? "default"
         let interpreter = Interpreter(flows: loader.flows, variables: [:], workDir: request.workDir) { line in
             // Cut here already, so no message on the pipe to the executor is unbounded.
             var line = line
@@ -112,15 +116,24 @@ enum Runner {
             if steps.count >= 512 || lastFlush.duration(to: .now) > .milliseconds(100) { flushSteps() }
         }
         do {
-            try interpreter.prepareVariables(
-                arguments: request.arguments, defaults: loader.defaultArguments, instanceID: request.instanceID,
-                workDir: request.workDir)
+            if request.handler != nil {
+                interpreter.restoreVariables(
+                    request.arguments, instanceID: request.instanceID, workDir: request.workDir)
+            } else {
+                try interpreter.prepareVariables(
+                    arguments: request.arguments, defaults: loader.defaultArguments, instanceID: request.instanceID,
+                    workDir: request.workDir)
+            }
             try interpreter.run(entry: entry)
         } catch let failure as FlowFailure {
             var where_ = ""
             if let location = failure.location { where_ = "\(location): " }
             let step = failure.step.map { "step '\($0)' failed: " } ?? ""
-            return (fail(failure.message, log: "\(where_)\(step)\(failure.message)"), interpreter.startedProcesses)
+            var result = fail(failure.message, log: "\(where_)\(step)\(failure.message)")
+            if handlers.contains("onFailure") {
+                result.variables = handlerVariables(interpreter, failure, send: send)
+            }
+            return (result, interpreter.startedProcesses)
         } catch {
             return (fail("\(error)", log: "\(error)"), interpreter.startedProcesses)
         }
@@ -129,6 +142,27 @@ enum Runner {
         flushSteps()
         return (RunnerResult(error: nil, out: out), interpreter.startedProcesses)
     }
+}
+
+/// What the `onFailure` handler starts with: every variable as the flow failed, `lastError` set;
+/// nil (the handler then starts from the arguments) when they are too large to carry.
+private func handlerVariables(
+    _ interpreter: Interpreter, _ failure: FlowFailure, send: (RunnerMessage) -> Void
+) -> [String: JSONValue]? {
+    var variables = interpreter.variablesJSON
+    variables["lastError"] = failure.lastErrorJSON
+    let size = (try? EventCodec.makeEncoder().encode(variables).count) ?? Int.max
+    guard size <= HandlerFlows.maxVariablesBytes else {
+        send(
+            .log(
+                LogLine(
+                    at: .now(), level: .warn,
+                    text:
+                        "the variables (\(size) bytes) are too large for onFailure, which starts from the arguments instead (at most \(HandlerFlows.maxVariablesBytes) bytes)"
+                )))
+        return nil
+    }
+    return variables
 }
 
 /// The runner's stdin: requests, read by a thread of their own so that the end of the stream (the

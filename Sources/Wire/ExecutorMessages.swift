@@ -31,8 +31,11 @@ package enum ReportKind: Sendable, Codable, Hashable {
     case steps(records: [StepRecord])
     /// The flow ran to its end.
     case finished(out: [String: JSONValue])
-    /// The flow failed, or could not start.
-    case failed(error: String, out: [String: JSONValue])
+    /// The flow failed, or could not start. `variables`: every variable as it failed, for the
+    /// payload's `onFailure` handler (only when it has one).
+    case failed(error: String, out: [String: JSONValue], variables: [String: JSONValue]? = nil)
+    /// The payload defines these handler flows (sent once, before anything else of the flow).
+    case handlers(flows: [String])
 }
 
 /// One report, numbered per executor boot so the Scheduler applies each once.
@@ -45,12 +48,15 @@ package struct Report: Sendable, Codable, Hashable {
     package var kind: ReportKind
     /// When the executor saw it.
     package var at: Timestamp
+    /// The handler flow whose run this is about; `nil`: the instance's own run.
+    package var handler: String?
 
-    package init(seq: UInt64, instanceID: InstanceID, kind: ReportKind, at: Timestamp) {
+    package init(seq: UInt64, instanceID: InstanceID, kind: ReportKind, at: Timestamp, handler: String? = nil) {
         self.seq = seq
         self.instanceID = instanceID
         self.kind = kind
         self.at = at
+        self.handler = handler
     }
 }
 
@@ -90,24 +96,39 @@ package struct Dispatch: Sendable, Codable, Hashable {
     package var arguments: [String: JSONValue]
     /// `_main.json`'s `out`.
     package var out: [String]
+    /// Set for a handler's run: the handler flow (then also the entry point), which starts with
+    /// `arguments` as its variables.
+    package var handler: String?
 
     package init(
-        instanceID: InstanceID, attempt: Int, entryPoint: String?, arguments: [String: JSONValue], out: [String]
+        instanceID: InstanceID, attempt: Int, entryPoint: String?, arguments: [String: JSONValue], out: [String],
+        handler: String? = nil
     ) {
         self.instanceID = instanceID
         self.attempt = attempt
         self.entryPoint = entryPoint
         self.arguments = arguments
         self.out = out
+        self.handler = handler
     }
+}
+
+/// One of the runs an instance can have on an executor: its own, or a handler's after it ended.
+package enum InstanceRun: Sendable, Codable, Hashable {
+    case own
+    case handler(String)
+
+    /// The run a dispatch (or a report) with this `handler` is about.
+    package init(handler: String?) { self = handler.map(InstanceRun.handler) ?? .own }
 }
 
 /// Scheduler → Executor, over req/rep (the executor listens).
 package enum ExecutorCommand: Sendable, Codable {
     /// Run this instance.
     case dispatch(Dispatch)
-    /// Kill this instance's runner and everything it started.
-    case cancel(instanceID: InstanceID)
+    /// Kill this instance's runner and everything it started: `only` that run (a stop that arrives
+    /// after its run ended must not kill the next one, say the instance's handler), or any run.
+    case cancel(instanceID: InstanceID, only: InstanceRun? = nil)
 }
 
 /// Executor → Scheduler replies to commands.
@@ -141,6 +162,7 @@ extension ExecutorCommand: FastWireEncodable {
                 guard $0.field("arguments", object: dispatch.arguments) else { return false }
                 $0.field("attempt", Int64(dispatch.attempt))
                 $0.field("entryPoint", dispatch.entryPoint)
+                $0.field("handler", dispatch.handler)
                 $0.field("instanceID", dispatch.instanceID.description)
                 $0.field("out", strings: dispatch.out)
                 return true
@@ -156,10 +178,12 @@ extension ExecutorCommand: FastWireDecodable {
             let d = fields["_0"]?.objectValue, let arguments = d["arguments"]?.objectValue?.jsonObject,
             let attempt = d["attempt"]?.int, let out = d["out"]?.strings,
             let id = d["instanceID"]?.stringValue.flatMap(InstanceID.init),
-            let entryPoint = d.optional("entryPoint", \.stringValue)
+            let entryPoint = d.optional("entryPoint", \.stringValue), let handler = d.optional("handler", \.stringValue)
         else { return nil }
         return .dispatch(
-            Dispatch(instanceID: id, attempt: attempt, entryPoint: entryPoint, arguments: arguments, out: out))
+            Dispatch(
+                instanceID: id, attempt: attempt, entryPoint: entryPoint, arguments: arguments, out: out,
+                handler: handler))
     }
 }
 
@@ -185,6 +209,7 @@ package enum ReportsCodec {
     /// The members of one `Report`.
     private static func report(_ report: Report, _ out: inout JSONWriter) -> Bool {
         out.field("at", report.at.millis)
+        out.field("handler", report.handler)
         out.field("instanceID", report.instanceID.description)
         let kind = out.nested("kind") {
             switch report.kind {
@@ -204,10 +229,17 @@ package enum ReportsCodec {
                 }
             case .finished(let values):
                 return $0.nested("finished") { $0.field("out", object: values) }
-            case .failed(let error, let values):
+            case .failed(let error, let values, let variables):
                 return $0.nested("failed") {
                     $0.field("error", error)
-                    return $0.field("out", object: values)
+                    guard $0.field("out", object: values) else { return false }
+                    if let variables { return $0.field("variables", object: variables) }
+                    return true
+                }
+            case .handlers(let flows):
+                $0.nested("handlers") {
+                    $0.field("flows", strings: flows)
+                    return true
                 }
             }
             return true
@@ -230,6 +262,7 @@ extension ReportsCodec {
             reports.reserveCapacity(items.count)
             for item in items {
                 guard let r = item.objectValue, let at = r["at"]?.int64, let seq = r["seq"]?.uint64,
+                    let handler = r.optional("handler", \.stringValue),
                     let id = r["instanceID"]?.stringValue.flatMap(InstanceID.init),
                     let kindObject = r["kind"]?.objectValue, kindObject.pairs.count == 1,
                     let fields = kindObject.pairs[0].value.objectValue
@@ -248,13 +281,18 @@ extension ReportsCodec {
                     guard let values = fields["out"]?.objectValue?.jsonObject else { return nil }
                     kind = .finished(out: values)
                 case "failed":
-                    guard let error = fields["error"]?.stringValue, let values = fields["out"]?.objectValue?.jsonObject
+                    guard let error = fields["error"]?.stringValue, let values = fields["out"]?.objectValue?.jsonObject,
+                        let variables = fields.optional("variables", { $0.objectValue?.jsonObject })
                     else { return nil }
-                    kind = .failed(error: error, out: values)
+                    kind = .failed(error: error, out: values, variables: variables)
+                case "handlers":
+                    guard let flows = fields["flows"]?.strings else { return nil }
+                    kind = .handlers(flows: flows)
                 default:
                     return nil
                 }
-                reports.append(Report(seq: seq, instanceID: id, kind: kind, at: Timestamp(millis: at)))
+                reports.append(
+                    Report(seq: seq, instanceID: id, kind: kind, at: Timestamp(millis: at), handler: handler))
             }
             return .reports(executorID: ExecutorID(executor), reports: reports)
         }

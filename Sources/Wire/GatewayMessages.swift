@@ -22,10 +22,13 @@ package struct StartInstance: Sendable, Codable, Hashable {
     package var principal: String?
     /// The starter's team: the instance's (scopes the idempotency key).
     package var team: String?
+    /// `_main.json`'s `handlerTimeout`, in milliseconds.
+    package var handlerTimeoutMillis: Int64?
 
     package init(
         requestID: RequestID, entryPoint: String?, arguments: [String: JSONValue], timeoutMillis: Int64?,
-        out: [String], tags: [String], idempotencyKey: String?, principal: String?, team: String? = nil
+        out: [String], tags: [String], idempotencyKey: String?, principal: String?, team: String? = nil,
+        handlerTimeoutMillis: Int64? = nil
     ) {
         self.requestID = requestID
         self.entryPoint = entryPoint
@@ -36,6 +39,7 @@ package struct StartInstance: Sendable, Codable, Hashable {
         self.idempotencyKey = idempotencyKey
         self.principal = principal
         self.team = team
+        self.handlerTimeoutMillis = handlerTimeoutMillis
     }
 }
 
@@ -214,6 +218,7 @@ extension SchedulerRequest: FastWireEncodable {
     private func members(of start: StartInstance, _ out: inout JSONWriter) -> Bool {
         guard out.field("arguments", object: start.arguments) else { return false }
         out.field("entryPoint", start.entryPoint)
+        out.field("handlerTimeoutMillis", start.handlerTimeoutMillis)
         out.field("idempotencyKey", start.idempotencyKey)
         out.field("out", strings: start.out)
         out.field("principal", start.principal)
@@ -233,12 +238,14 @@ extension SchedulerRequest: FastWireDecodable {
             let requestID = s["requestID"]?.stringValue, let entryPoint = s.optional("entryPoint", \.stringValue),
             let key = s.optional("idempotencyKey", \.stringValue),
             let principal = s.optional("principal", \.stringValue), let team = s.optional("team", \.stringValue),
-            let timeout = s.optional("timeoutMillis", \.int64)
+            let timeout = s.optional("timeoutMillis", \.int64),
+            let handlerTimeout = s.optional("handlerTimeoutMillis", \.int64)
         else { return nil }
         return .start(
             StartInstance(
                 requestID: RequestID(requestID), entryPoint: entryPoint, arguments: arguments, timeoutMillis: timeout,
-                out: out, tags: tags, idempotencyKey: key, principal: principal, team: team))
+                out: out, tags: tags, idempotencyKey: key, principal: principal, team: team,
+                handlerTimeoutMillis: handlerTimeout))
     }
 }
 

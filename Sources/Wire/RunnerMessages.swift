@@ -18,10 +18,12 @@ package struct RunnerRequest: Codable, Sendable {
     /// Limits for reading the payload (the executor's `ZipLimits`).
     package var maxEntries: Int
     package var maxUnpackedBytes: Int
+    /// Set for a handler's run: the handler flow, which starts with `arguments` as its variables.
+    package var handler: String?
 
     package init(
         instanceID: InstanceID, entryPoint: String?, arguments: [String: JSONValue], out: [String], workDir: String,
-        limits: InstanceLimits?, maxEntries: Int, maxUnpackedBytes: Int
+        limits: InstanceLimits?, maxEntries: Int, maxUnpackedBytes: Int, handler: String? = nil
     ) {
         self.instanceID = instanceID
         self.entryPoint = entryPoint
@@ -31,6 +33,7 @@ package struct RunnerRequest: Codable, Sendable {
         self.limits = limits
         self.maxEntries = maxEntries
         self.maxUnpackedBytes = maxUnpackedBytes
+        self.handler = handler
     }
 }
 
@@ -43,6 +46,7 @@ extension RunnerRequest {
         let written = out.object {
             guard $0.field("arguments", object: arguments) else { return false }
             $0.field("entryPoint", entryPoint)
+            $0.field("handler", handler)
             $0.field("instanceID", instanceID.description)
             if let limits {
                 $0.nested("limits") {
@@ -73,7 +77,8 @@ extension RunnerRequest {
                 let entryPoint = r.optional("entryPoint", \.stringValue),
                 let id = r["instanceID"]?.stringValue.flatMap(InstanceID.init),
                 let maxEntries = r["maxEntries"]?.int, let maxUnpacked = r["maxUnpackedBytes"]?.int,
-                let out = r["out"]?.strings, let workDir = r["workDir"]?.stringValue
+                let out = r["out"]?.strings, let workDir = r["workDir"]?.stringValue,
+                let handler = r.optional("handler", \.stringValue)
             else { return nil }
             var limits: InstanceLimits?
             if let raw = r["limits"], !raw.isNull {
@@ -84,7 +89,7 @@ extension RunnerRequest {
             }
             return RunnerRequest(
                 instanceID: id, entryPoint: entryPoint, arguments: arguments, out: out, workDir: workDir,
-                limits: limits, maxEntries: maxEntries, maxUnpackedBytes: maxUnpacked)
+                limits: limits, maxEntries: maxEntries, maxUnpackedBytes: maxUnpacked, handler: handler)
         }
     }
 }
@@ -146,6 +151,8 @@ package enum RunnerMessage: Codable, Sendable {
     case begin(InstanceID)
     case log(LogLine)
     case steps([StepRecord])
+    /// The payload defines these handler flows (an instance's own run only).
+    case handlers([String])
     case result(RunnerResult)
 }
 
@@ -172,12 +179,18 @@ extension RunnerMessage {
                 $0.array(records) { $0.stepRecord($1) }
                 return true
             }
+        case .handlers(let flows):
+            written = out.unlabeledCase("handlers") {
+                $0.array(flows) { $0.string($1) }
+                return true
+            }
         case .result(let result):
             written = out.unlabeledCase("result") {
                 $0.object {
                     $0.field("error", result.error)
                     guard $0.field("out", object: result.out) else { return false }
                     $0.field("reusable", result.reusable)
+                    if let variables = result.variables { return $0.field("variables", object: variables) }
                     return true
                 }
             }
@@ -201,11 +214,13 @@ extension RunnerMessage {
             case "begin": return value.stringValue.flatMap(InstanceID.init).map(RunnerMessage.begin)
             case "log": return FastEventDecoder.logLine(value).map(RunnerMessage.log)
             case "steps": return FastEventDecoder.stepRecords(value).map(RunnerMessage.steps)
+            case "handlers": return value.strings.map(RunnerMessage.handlers)
             case "result":
                 guard let result = value.objectValue, let error = result.optional("error", \.stringValue),
-                    let out = result["out"]?.objectValue?.jsonObject, let reusable = result["reusable"]?.boolValue
+                    let out = result["out"]?.objectValue?.jsonObject, let reusable = result["reusable"]?.boolValue,
+                    let variables = result.optional("variables", { $0.objectValue?.jsonObject })
                 else { return nil }
-                return .result(RunnerResult(error: error, out: out, reusable: reusable))
+                return .result(RunnerResult(error: error, out: out, reusable: reusable, variables: variables))
             default: return nil
             }
         }
@@ -221,11 +236,16 @@ package struct RunnerResult: Codable, Sendable {
     /// The runner waits for another instance (it started no process and has served fewer than its
     /// share); otherwise it exits after this message.
     package var reusable = false
+    /// Every variable as the flow failed, for its `onFailure` handler (only when it has one).
+    package var variables: [String: JSONValue]?
 
-    package init(error: String?, out: [String: JSONValue], reusable: Bool = false) {
+    package init(
+        error: String?, out: [String: JSONValue], reusable: Bool = false, variables: [String: JSONValue]? = nil
+    ) {
         self.error = error
         self.out = out
         self.reusable = reusable
+        self.variables = variables
     }
 }
 

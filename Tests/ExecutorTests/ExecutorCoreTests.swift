@@ -47,6 +47,29 @@ import Wire
         #expect(await reported(core, id), "the dispatch after the cancel never ran")
     }
 
+    /// A handler's dispatch can arrive before the stop of the instance's own run (they travel
+    /// apart): the own run is killed and the handler's starts after it; the stop that arrives
+    /// late is for a run that has ended and spares the handler's.
+    @Test func aHandlerDispatchReplacesTheOwnRunAndALateStopSparesIt() async throws {
+        let (core, root) = try makeCore(runner: "exec sleep 60")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let payload = ZipBuilder.payload("main:\n- log: x\n")
+        let id = InstanceID()
+        #expect(await core.handle(dispatch(id), payload: payload) == .accepted)
+        #expect(await core.currentRun(id) == .own)
+        let handler = ExecutorCommand.dispatch(
+            Dispatch(instanceID: id, attempt: 1, entryPoint: "onFailure", arguments: [:], out: [], handler: "onFailure")
+        )
+        #expect(await core.handle(handler, payload: payload) == .accepted)
+        #expect(await eventually { await core.currentRun(id) == .handler("onFailure") })
+        #expect(await core.handle(.cancel(instanceID: id, only: .own), payload: []) == .accepted)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await core.currentRun(id) == .handler("onFailure"), "the late stop killed the handler's run")
+        #expect(await core.handle(.cancel(instanceID: id, only: .handler("onFailure")), payload: []) == .accepted)
+        #expect(await eventually { await core.currentRun(id) == nil })
+        await core.killAll()
+    }
+
     @Test func capacityIsEnforced() async throws {
         // A runner that takes its instance and never ends: both slots stay busy.
         let (core, root) = try makeCore(runner: "exec sleep 60")

@@ -144,7 +144,7 @@ import Wire
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
         let cancel = Decide.decide(.cancel(id, RequestID("x")), state: state, now: now)
         #expect(cancel.events.map(\.event.status) == [.cancelled])
-        #expect(cancel.actions == [.replyCancelled(.cancelled), .killOnExecutor(id, executor)])
+        #expect(cancel.actions == [.replyCancelled(.cancelled), .killOnExecutor(id, executor, only: .own)])
         given([cancel], to: &state)
         let again = Decide.decide(.cancel(id, RequestID("y")), state: state, now: now)
         #expect(again.events.isEmpty)
@@ -215,7 +215,7 @@ import Wire
         let decision = Decide.decide(
             .report(stranger, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)
         #expect(decision.events.isEmpty)
-        #expect(decision.actions == [.killOnExecutor(id, stranger)])
+        #expect(decision.actions == [.killOnExecutor(id, stranger, only: .own)])
     }
 
     @Test func timeoutAndExecutorLossFailOnlyWhatIsStillRunning() {
@@ -237,7 +237,7 @@ import Wire
         }
         let timeout = Decide.decide(.timeOut(id), state: state, now: now)
         #expect(timeout.events.last?.event.status == .timedOut)
-        #expect(timeout.actions == [.killOnExecutor(id, executor)])
+        #expect(timeout.actions == [.killOnExecutor(id, executor, only: .own)])
         given([timeout], to: &state)
         #expect(Decide.decide(.timeOut(id), state: state, now: now).events.isEmpty)
     }
@@ -250,7 +250,7 @@ import Wire
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
         let first = Decide.decide(.startingExpired(id, attempt: 1, maxAttempts: 2), state: state, now: now)
         #expect(first.events.map(\.event.typeName) == ["InstanceRequeued"])
-        #expect(first.actions == [.killOnExecutor(id, executor)])
+        #expect(first.actions == [.killOnExecutor(id, executor, only: .own)])
         given([first], to: &state)
         #expect(state.queue.contains(id) && state.instances[id]?.executor == nil)
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)

@@ -86,5 +86,39 @@ package func trimEvent() -> EventEnvelope {
             HistoryTrimmed(before: Timestamp(millis: 1_761_788_000_500), retentionMillis: 2_592_000_000)))
 }
 
+/// One example of every handler event: a payload's declaration, then its `onFailure` run.
+package func everyHandlerEvent(_ id: InstanceID = fixedID) -> [EventEnvelope] {
+    [
+        event(id, .handlersDeclared(HandlersDeclared(flows: ["onCancel", "onFailure"])), at: 1_764_380_000_600),
+        event(
+            id, .handlerAssigned(HandlerAssigned(flow: "onFailure", executorID: fixedExecutor, attempt: 1)),
+            at: 1_764_380_000_700),
+        event(id, .handlerRequeued(HandlerRequeued(flow: "onFailure", reason: "executor lost")), at: 1_764_380_000_800),
+        event(id, .handlerStarted(HandlerStarted(flow: "onFailure", executorID: fixedExecutor)), at: 1_764_380_000_900),
+        event(id, .handlerEnded(HandlerEnded(flow: "onFailure", error: "boom again")), at: 1_764_380_001_000),
+    ]
+}
+
+/// Events with the optional fields added since their type's version 1 (absent in older logs).
+package func eventsWithLaterFields(_ id: InstanceID = fixedID) -> [EventEnvelope] {
+    var withHandlerTimeout = created(id)
+    if case .instanceCreated(var e) = withHandlerTimeout.event {
+        e.handlerTimeoutMillis = 600_000
+        withHandlerTimeout.event = .instanceCreated(e)
+    }
+    return [
+        withHandlerTimeout,
+        event(
+            id,
+            .instanceFailed(
+                InstanceFailed(
+                    error: "boom", out: ["result": .int(1)],
+                    variables: ["color": .string("blue"), "lastError": .object(["message": .string("boom")])]))),
+        event(id, .handlerEnded(HandlerEnded(flow: "onCancel", error: nil))),
+    ]
+}
+
 /// Every event type and version written today: the instance fixtures, the key ones, a trim.
-package func everyEventType() -> [EventEnvelope] { everyEvent() + everyKeyEvent() + [trimEvent()] }
+package func everyEventType() -> [EventEnvelope] {
+    everyEvent() + everyKeyEvent() + [trimEvent()] + everyHandlerEvent()
+}

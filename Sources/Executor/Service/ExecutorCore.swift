@@ -11,6 +11,7 @@ enum RunnerEvent: Sendable {
     case started
     case log([LogLine])
     case steps([StepRecord])
+    case handlers([String])
     case end(RunnerOutcome)
 }
 
@@ -30,6 +31,8 @@ actor ExecutorCore {
     /// Per-instance control groups, when the system lets this executor make them.
     private let groups: InstanceGroups?
     private var running: [InstanceID: RunnerProcess] = [:]
+    /// Which run of each instance in `running` it is (its own, or a handler's).
+    private var runs: [InstanceID: InstanceRun] = [:]
     /// Runners waiting for an instance, the most recently used last (taken first).
     private var idle: [(runner: RunnerProcess, since: ContinuousClock.Instant)] = []
     /// Whether a trim of runners idle beyond `warmRunners` is scheduled.
@@ -92,11 +95,17 @@ actor ExecutorCore {
         switch command {
         case .dispatch(let dispatch):
             let id = dispatch.instanceID
-            if running[id] != nil, cancelled.contains(id) {
+            if let current = running[id] {
+                // Another run of the instance than the one here (its handler, after it ended): the
+                // Scheduler has moved on, so this one is killed (its own stop may still be on its
+                // way) and the new run starts once it has ended. The same run again is a repeat.
+                guard cancelled.contains(id) || runs[id] != InstanceRun(handler: dispatch.handler) else {
+                    return .accepted
+                }
+                if cancelled.insert(id).inserted { current.kill(id) }
                 relaunch[id] = (dispatch, payload)
                 return .accepted
             }
-            if running[id] != nil { return .accepted }
             // Count as the Scheduler does: a cancelled instance frees its slot at once, even while
             // its runner is still being killed; otherwise a refusal here and a retry there could spin.
             let busy = running.keys.filter { !cancelled.contains($0) }.count
@@ -110,10 +119,11 @@ actor ExecutorCore {
             // race with.
             launch(dispatch, payload: payload)
             return .accepted
-        case .cancel(let id):
+        case .cancel(let id, let only):
             // Only what this executor has can be cancelled; remembering anything else would
-            // swallow a later dispatch of that instance.
-            guard running[id] != nil else { return .accepted }
+            // swallow a later dispatch of that instance. A stop for a run that has ended since
+            // leaves the run that followed it alone.
+            guard running[id] != nil, only == nil || only == runs[id] else { return .accepted }
             cancelled.insert(id)
             if let runner = running[id] {
                 runner.kill(id)
@@ -122,6 +132,9 @@ actor ExecutorCore {
             return .accepted
         }
     }
+
+    /// The run of `id` under way here, if any.
+    func currentRun(_ id: InstanceID) -> InstanceRun? { runs[id] }
 
     /// Starts runners until `warmRunners` are waiting (at start, and whenever runners have exited).
     /// A runner that cannot start is logged and not retried here: the next dispatch starts one of
@@ -198,7 +211,8 @@ actor ExecutorCore {
         RunnerRequest(
             instanceID: dispatch.instanceID, entryPoint: dispatch.entryPoint, arguments: dispatch.arguments,
             out: dispatch.out, workDir: instanceDir(dispatch.instanceID, on: runner) + "/work", limits: config.limits,
-            maxEntries: config.zipLimits.maxEntries, maxUnpackedBytes: config.zipLimits.maxUnpackedBytes)
+            maxEntries: config.zipLimits.maxEntries, maxUnpackedBytes: config.zipLimits.maxUnpackedBytes,
+            handler: dispatch.handler)
     }
 
     private func instanceDir(_ id: InstanceID, on runner: RunnerProcess?) -> String {
@@ -219,7 +233,7 @@ actor ExecutorCore {
             onEnd: {
                 sink.yield(.end($0))
                 sink.finish()
-            })
+            }, onHandlers: { sink.yield(.handlers($0)) })
         var runner: RunnerProcess?
         var warm = false
         if !fresh {
@@ -253,19 +267,24 @@ actor ExecutorCore {
                 sink.finish()
             }
         }
-        if let runner { running[id] = runner }
+        if let runner {
+            running[id] = runner
+            runs[id] = InstanceRun(handler: dispatch.handler)
+        }
         let (chosen, isWarm) = (runner, warm)
         let reporter = self.reporter
         let maxLogBytes = config.maxLogBytes
+        let handler = dispatch.handler
         Task {
             var budget = LogBudget(maxBytes: maxLogBytes)
             for await event in events {
                 switch event {
-                case .started: await reporter.report(id, .started)
+                case .started: await reporter.report(id, .started, handler: handler)
                 case .log(let lines):
                     let kept = budget.admit(lines)
-                    if !kept.isEmpty { await reporter.report(id, .log(lines: kept)) }
-                case .steps(let records): await reporter.report(id, .steps(records: records))
+                    if !kept.isEmpty { await reporter.report(id, .log(lines: kept), handler: handler) }
+                case .steps(let records): await reporter.report(id, .steps(records: records), handler: handler)
+                case .handlers(let flows): await reporter.report(id, .handlers(flows: flows), handler: handler)
                 case .end(let outcome):
                     await self.ended(dispatch, payload, outcome, runner: chosen, warm: isWarm)
                 }
@@ -279,6 +298,7 @@ actor ExecutorCore {
         let id = dispatch.instanceID
         let instanceDir = instanceDir(id, on: runner)
         running.removeValue(forKey: id)
+        runs.removeValue(forKey: id)
         let result: RunnerResult?
         let status: Int32
         switch outcome {
@@ -303,16 +323,18 @@ actor ExecutorCore {
             return
         }
         defer { cleanUp(id, instanceDir) }
+        let handler = dispatch.handler
         if let result {
             if let error = result.error {
-                await reporter.report(id, .failed(error: error, out: result.out))
+                await reporter.report(
+                    id, .failed(error: error, out: result.out, variables: result.variables), handler: handler)
             } else {
-                await reporter.report(id, .finished(out: result.out))
+                await reporter.report(id, .finished(out: result.out), handler: handler)
             }
         } else {
-            let reason = "the runner ended without a result (exit status \(status))"
-            await reporter.report(id, .log(lines: [LogLine(at: .now(), level: .error, text: reason)]))
-            await reporter.report(id, .failed(error: reason, out: [:]))
+            let reason = "the runner ended without a result (\(RunnerProcess.describe(status: status)))"
+            await reporter.report(id, .log(lines: [LogLine(at: .now(), level: .error, text: reason)]), handler: handler)
+            await reporter.report(id, .failed(error: reason, out: [:]), handler: handler)
         }
     }
 

@@ -33,12 +33,15 @@ actor Reporter {
     /// Instances with reports not yet acknowledged: the Scheduler must not give up on them.
     var unacknowledgedInstances: Set<InstanceID> { Set((inFlight + pending).map(\.instanceID)) }
 
-    func report(_ instanceID: InstanceID, _ kind: ReportKind) {
-        if var last = pending.last, last.instanceID == instanceID, let merged = Reporter.merge(last.kind, kind) {
+    /// `handler`: the handler flow whose run this is about (nil: the instance's own run).
+    func report(_ instanceID: InstanceID, _ kind: ReportKind, handler: String? = nil) {
+        if var last = pending.last, last.instanceID == instanceID, last.handler == handler,
+            let merged = Reporter.merge(last.kind, kind)
+        {
             last.kind = merged
             pending[pending.count - 1] = last
         } else {
-            pending.append(Report(seq: nextSeq, instanceID: instanceID, kind: kind, at: .now()))
+            pending.append(Report(seq: nextSeq, instanceID: instanceID, kind: kind, at: .now(), handler: handler))
             nextSeq += 1
         }
         kick()

@@ -29,6 +29,8 @@ final class RunnerProcess: Sendable {
         let onLog: @Sendable ([LogLine]) -> Void
         let onSteps: @Sendable ([StepRecord]) -> Void
         let onEnd: @Sendable (RunnerOutcome) -> Void
+        /// The payload's handler flows, as the runner read them (before any line of the flow).
+        var onHandlers: @Sendable ([String]) -> Void = { _ in }
     }
 
     private struct State {
@@ -158,9 +160,10 @@ final class RunnerProcess: Sendable {
     }
 
     private func consume(_ bytes: ByteBuffer, stdout: Bool) {
-        let (assignment, lines, steps, handedBack) = state.withLock {
-            state -> (Assignment?, [LogLine], [StepRecord], RunnerResult?) in
+        let (assignment, handlers, lines, steps, handedBack) = state.withLock {
+            state -> (Assignment?, [String]?, [LogLine], [StepRecord], RunnerResult?) in
             let assignment = state.assignment
+            var handlers: [String]?
             var out: [LogLine] = []
             var steps: [StepRecord] = []
             var handedBack: RunnerResult?
@@ -178,6 +181,7 @@ final class RunnerProcess: Sendable {
                         }
                     case .log(let logLine): out.append(logLine)
                     case .steps(let records): steps += records
+                    case .handlers(let flows): handlers = flows
                     case .result(let outcome) where outcome.reusable && state.exitStatus == nil:
                         // The runner waits for its next instance: this one has ended.
                         handedBack = outcome
@@ -199,9 +203,10 @@ final class RunnerProcess: Sendable {
                 }
                 state.stderrBuffer.removeSubrange(..<start)
             }
-            return (assignment, out, steps, handedBack)
+            return (assignment, handlers, out, steps, handedBack)
         }
         guard let assignment else { return }
+        if let handlers { assignment.onHandlers(handlers) }
         if !lines.isEmpty { assignment.onLog(lines) }
         if !steps.isEmpty { assignment.onSteps(steps) }
         if let handedBack { assignment.onEnd(.handedBack(handedBack)) }
@@ -217,6 +222,17 @@ final class RunnerProcess: Sendable {
             assignment.onLog([LogLine(at: .now(), level: .error, text: String(decoding: leftover, as: UTF8.self))])
         }
         finishIfDone()
+    }
+
+    /// A wait status in words: "killed by signal 9" rather than the raw number (a sandboxed
+    /// runner's bubblewrap exits with 128 + the signal that killed the runner inside it).
+    static func describe(status: Int32) -> String {
+        guard status >= 0 else { return "it did not start" }
+        let signal = status & 0x7F
+        if signal != 0 && signal != 0x7F { return "killed by signal \(signal)" }
+        let code = (status >> 8) & 0xFF
+        if code > 128 && code < 128 + 65 { return "exit status \(code): killed by signal \(code - 128)" }
+        return "exit status \(code)"
     }
 
     private func exited(_ status: Int32) {

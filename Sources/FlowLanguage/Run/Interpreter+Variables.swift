@@ -27,3 +27,24 @@ extension Interpreter {
         }
     }
 }
+
+extension Interpreter {
+    /// A handler's run: the variables its instance ended with, as they were (nothing in them is
+    /// resolved again), with this run's own id variables and working folder.
+    package func restoreVariables(_ values: [String: JSONValue], instanceID: InstanceID, workDir: String) {
+        for key in values.keys.sorted() { scope.values[key] = Value(json: values[key]!) }
+        let id = Value.string(instanceID.description)
+        scope.values["txId"] = id
+        scope.values["instanceId"] = id
+        scope.values["workDir"] = .string(workDir)
+        scope.values["__attr_localPath"] = .string(workDir)
+    }
+
+    /// Every variable of the flow's outermost scope, as JSON: what a handler starts with.
+    package var variablesJSON: [String: JSONValue] { scope.values.mapValues(\.json) }
+}
+
+extension FlowFailure {
+    /// `lastError` as flows see it, as JSON.
+    package var lastErrorJSON: JSONValue { asValue.json }
+}

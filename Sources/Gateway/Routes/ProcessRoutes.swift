@@ -105,7 +105,8 @@ struct ProcessRoutes: Sendable {
         let command = StartInstance(
             requestID: .random(), entryPoint: parsed.entryPoint, arguments: parsed.arguments,
             timeoutMillis: parsed.timeoutMillis, out: parsed.out, tags: parsed.tags, idempotencyKey: idempotencyKey,
-            principal: context.caller.principal, team: context.caller.team)
+            principal: context.caller.principal, team: context.caller.team,
+            handlerTimeoutMillis: parsed.handlerTimeoutMillis)
         switch try await ask(.start(command), attachment: body) {
         case .started(let id, _, let seq):
             await readYourWrite(seq)

@@ -16,6 +16,8 @@ struct StartRequestParser {
         var timeoutMillis: Int64?
         var out: [String]
         var tags: [String]
+        /// `handlerTimeout`: how long an `onFailure`/`onCancel`/`onTimeout` flow may run.
+        var handlerTimeoutMillis: Int64? = nil
     }
 
     /// A ZIP body: the archive checked whole, then its `_main.json`.
@@ -104,6 +106,9 @@ struct StartRequestParser {
         if let timeout = main["timeout"] {
             parsed.timeoutMillis = try StartRequestParser.timeout(timeout, source: source)
         }
+        if let timeout = main["handlerTimeout"] {
+            parsed.handlerTimeoutMillis = try StartRequestParser.timeout(timeout, source: source, key: "handlerTimeout")
+        }
         parsed.out = try strings(main["out"], "out", source: source)
         parsed.tags = try strings(main["tags"], "tags", source: source)
         return parsed
@@ -125,9 +130,9 @@ struct StartRequestParser {
 
     /// `timeout`: seconds as a number (or, as a form value sends it, as text), or an ISO-8601
     /// duration such as `PT30S` or `PT1H2M3.5S`.
-    static func timeout(_ value: JSONValue, source: String = "_main.json") throws -> Int64? {
+    static func timeout(_ value: JSONValue, source: String = "_main.json", key: String = "timeout") throws -> Int64? {
         let bad = APIError(
-            .badRequest, "\(source)'s timeout must be a number of seconds or an ISO-8601 duration such as PT30S")
+            .badRequest, "\(source)'s \(key) must be a number of seconds or an ISO-8601 duration such as PT30S")
         switch value {
         case .null: return nil
         case .int(let seconds) where seconds > 0: return seconds * 1000

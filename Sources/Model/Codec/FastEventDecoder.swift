@@ -93,6 +93,7 @@ package enum FastEventDecoder {
                 let digest = payload["digest"]?.stringValue, let size = payload["size"]?.int,
                 let entryPoint = d.optional("entryPoint", \.stringValue),
                 let timeout = d.optional("timeoutMillis", \.int64),
+                let handlerTimeout = d.optional("handlerTimeoutMillis", \.int64),
                 let key = d.optional("idempotencyKey", \.stringValue),
                 let principal = d.optional("principal", \.stringValue), let team = d.optional("team", \.stringValue)
             else { return nil }
@@ -100,7 +101,7 @@ package enum FastEventDecoder {
                 InstanceCreated(
                     entryPoint: entryPoint, arguments: arguments, timeoutMillis: timeout, out: out, tags: tags,
                     payload: PayloadRef(digest: digest, size: size), idempotencyKey: key, principal: principal,
-                    team: team))
+                    team: team, handlerTimeoutMillis: handlerTimeout))
         case ("InstanceAssigned", 1):
             guard let executor = d["executorID"]?.stringValue, let attempt = d["attempt"]?.int else { return nil }
             return .instanceAssigned(InstanceAssigned(executorID: ExecutorID(executor), attempt: attempt))
@@ -114,8 +115,10 @@ package enum FastEventDecoder {
             guard let out = d["out"]?.objectValue?.jsonObject else { return nil }
             return .instanceFinished(InstanceFinished(out: out))
         case ("InstanceFailed", 1):
-            guard let error = d["error"]?.stringValue, let out = d["out"]?.objectValue?.jsonObject else { return nil }
-            return .instanceFailed(InstanceFailed(error: error, out: out))
+            guard let error = d["error"]?.stringValue, let out = d["out"]?.objectValue?.jsonObject,
+                let variables = d.optional("variables", { $0.objectValue?.jsonObject })
+            else { return nil }
+            return .instanceFailed(InstanceFailed(error: error, out: out, variables: variables))
         case ("InstanceCancelled", 1):
             guard let reason = d["reason"]?.stringValue else { return nil }
             return .instanceCancelled(InstanceCancelled(reason: reason))
@@ -140,6 +143,23 @@ package enum FastEventDecoder {
         case ("HistoryTrimmed", 1):
             guard let before = d["before"]?.int64, let retention = d["retentionMillis"]?.int64 else { return nil }
             return .historyTrimmed(HistoryTrimmed(before: Timestamp(millis: before), retentionMillis: retention))
+        case ("HandlersDeclared", 1):
+            guard let flows = d["flows"]?.strings else { return nil }
+            return .handlersDeclared(HandlersDeclared(flows: flows))
+        case ("HandlerAssigned", 1):
+            guard let flow = d["flow"]?.stringValue, let executor = d["executorID"]?.stringValue,
+                let attempt = d["attempt"]?.int
+            else { return nil }
+            return .handlerAssigned(HandlerAssigned(flow: flow, executorID: ExecutorID(executor), attempt: attempt))
+        case ("HandlerStarted", 1):
+            guard let flow = d["flow"]?.stringValue, let executor = d["executorID"]?.stringValue else { return nil }
+            return .handlerStarted(HandlerStarted(flow: flow, executorID: ExecutorID(executor)))
+        case ("HandlerRequeued", 1):
+            guard let flow = d["flow"]?.stringValue, let reason = d["reason"]?.stringValue else { return nil }
+            return .handlerRequeued(HandlerRequeued(flow: flow, reason: reason))
+        case ("HandlerEnded", 1):
+            guard let flow = d["flow"]?.stringValue, let error = d.optional("error", \.stringValue) else { return nil }
+            return .handlerEnded(HandlerEnded(flow: flow, error: error))
         default:
             return nil  // older versions go through `JSONDecoder` and their upcasters
         }

@@ -42,6 +42,7 @@ package enum FastEventEncoder {
         case .instanceCreated(let e):
             guard out.field("arguments", object: e.arguments) else { return false }
             out.field("entryPoint", e.entryPoint)
+            out.field("handlerTimeoutMillis", e.handlerTimeoutMillis)
             out.field("idempotencyKey", e.idempotencyKey)
             out.field("out", strings: e.out)
             out.nested("payload") {
@@ -65,7 +66,8 @@ package enum FastEventEncoder {
             return out.field("out", object: e.out)
         case .instanceFailed(let e):
             out.field("error", e.error)
-            return out.field("out", object: e.out)
+            guard out.field("out", object: e.out) else { return false }
+            if let variables = e.variables { return out.field("variables", object: variables) }
         case .instanceCancelled(let e):
             out.field("reason", e.reason)
         case .instanceTimedOut(let e):
@@ -86,6 +88,21 @@ package enum FastEventEncoder {
         case .historyTrimmed(let e):
             out.field("before", e.before.millis)
             out.field("retentionMillis", e.retentionMillis)
+        case .handlersDeclared(let e):
+            out.field("flows", strings: e.flows)
+        case .handlerAssigned(let e):
+            out.field("attempt", Int64(e.attempt))
+            out.field("executorID", e.executorID.rawValue)
+            out.field("flow", e.flow)
+        case .handlerStarted(let e):
+            out.field("executorID", e.executorID.rawValue)
+            out.field("flow", e.flow)
+        case .handlerRequeued(let e):
+            out.field("flow", e.flow)
+            out.field("reason", e.reason)
+        case .handlerEnded(let e):
+            out.field("error", e.error)
+            out.field("flow", e.flow)
         }
         return true
     }

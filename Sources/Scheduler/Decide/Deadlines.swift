@@ -16,10 +16,14 @@ struct Deadlines {
         case starting(attempt: Int)
         /// The instance has run past its `timeoutMillis`.
         case timeout
+        /// Dispatch `attempt` of the instance's handler has not started: dispatched again or given up.
+        case handlerStarting(attempt: Int)
+        /// The instance's handler has run past its `handlerTimeoutMillis`.
+        case handlerTimeout
     }
 
-    /// The three slots of an instance; a new deadline in a slot replaces the old one.
-    private enum Slot: Hashable { case enqueued, starting, running }
+    /// The slots of an instance (and of its handler run); a new deadline in a slot replaces the old one.
+    private enum Slot: Hashable { case enqueued, starting, running, handlerStarting, handlerRunning }
 
     private struct Key: Hashable {
         var id: InstanceID
@@ -60,6 +64,13 @@ struct Deadlines {
             }
         }
         for id in state.queue.waiting { set(id, .enqueuedWarning, at: now + limits.enqueuedWarning) }
+        for (id, handler) in state.handlers {
+            switch handler.status {
+            case .starting: set(id, .handlerStarting(attempt: handler.attempt), at: now + limits.starting)
+            case .running: armHandlerTimeout(id, handler, now: now, wallNow: wallNow)
+            default: break
+            }
+        }
     }
 
     var count: Int { live.count }
@@ -84,11 +95,23 @@ struct Deadlines {
 
     /// The deadlines `envelope` arms or clears; `tracked` is its instance after the event applied.
     mutating func follow(
-        _ envelope: EventEnvelope, tracked: TrackedInstance?, now: ContinuousClock.Instant = .now,
-        wallNow: Timestamp = .now()
+        _ envelope: EventEnvelope, tracked: TrackedInstance?, handler: TrackedHandler? = nil,
+        now: ContinuousClock.Instant = .now, wallNow: Timestamp = .now()
     ) {
         let id = envelope.instanceID
         switch envelope.event {
+        case .handlerAssigned(let assigned):
+            guard let handler, handler.status == .starting else { return }
+            set(id, .handlerStarting(attempt: assigned.attempt), at: now + limits.starting)
+        case .handlerStarted:
+            guard let handler, handler.status == .running else { return }
+            clear(Key(id: id, slot: .handlerStarting))
+            armHandlerTimeout(id, handler, now: now, wallNow: wallNow)
+        case .handlerRequeued, .handlerEnded:
+            clear(Key(id: id, slot: .handlerStarting))
+            if case .handlerEnded = envelope.event { clear(Key(id: id, slot: .handlerRunning)) }
+        case .handlersDeclared:
+            break
         case .instanceCreated, .instanceRequeued:
             guard let tracked, !tracked.status.isTerminal else { return }
             clear(Key(id: id, slot: .starting))
@@ -118,11 +141,22 @@ struct Deadlines {
         set(id, .timeout, at: now + .milliseconds(remaining))
     }
 
+    private mutating func armHandlerTimeout(
+        _ id: InstanceID, _ handler: TrackedHandler, now: ContinuousClock.Instant, wallNow: Timestamp
+    ) {
+        let limit = handler.created.handlerTimeoutMillis ?? HandlerFlows.defaultTimeoutMillis
+        let since = handler.runningSince ?? wallNow
+        let remaining = max(0, since.millis + limit - wallNow.millis)
+        set(id, .handlerTimeout, at: now + .milliseconds(remaining))
+    }
+
     private static func slot(of kind: Kind) -> Slot {
         switch kind {
         case .enqueuedWarning: .enqueued
         case .starting: .starting
         case .timeout: .running
+        case .handlerStarting: .handlerStarting
+        case .handlerTimeout: .handlerRunning
         }
     }
 

@@ -24,6 +24,12 @@ enum SchedulerCommand: Sendable {
     case createKey(CreateKey)
     /// Revoke an API key.
     case revokeKey(KeyID, RequestID, by: String?)
+    /// Give a waiting handler run to an executor.
+    case assignHandler(InstanceID, ExecutorID)
+    /// Dispatch `attempt` of a handler did not start within the starting deadline.
+    case handlerStartingExpired(InstanceID, attempt: Int, maxAttempts: Int)
+    /// A handler ran past its `handlerTimeout`.
+    case handlerTimeOut(InstanceID)
 }
 
 /// What a decision asks the owner to do besides appending its events.
@@ -32,10 +38,13 @@ enum SchedulerAction: Sendable, Equatable {
     case replyStarted(InstanceID, created: Bool)
     /// Answer a stop.
     case replyCancelled(CancelOutcome)
-    /// Tell the executor to kill the instance (after the events are durable).
-    case killOnExecutor(InstanceID, ExecutorID)
+    /// Tell the executor to kill the instance's run (`only` that one; nil: any) after the events
+    /// are durable.
+    case killOnExecutor(InstanceID, ExecutorID, only: InstanceRun? = nil)
     /// Send the instance to the executor (after the events are durable).
     case dispatch(InstanceID, ExecutorID, attempt: Int)
+    /// Send the instance's handler run to the executor (after the events are durable).
+    case dispatchHandler(InstanceID, ExecutorID, attempt: Int)
     /// Answer a key command.
     case replyKey(KeyOutcome)
 }
@@ -78,7 +87,7 @@ enum Decide {
             let created = InstanceCreated(
                 entryPoint: start.entryPoint, arguments: start.arguments, timeoutMillis: start.timeoutMillis,
                 out: start.out, tags: start.tags, payload: payload, idempotencyKey: start.idempotencyKey,
-                principal: start.principal, team: start.team)
+                principal: start.principal, team: start.team, handlerTimeoutMillis: start.handlerTimeoutMillis)
             decision.events = [
                 EventEnvelope(instanceID: newID, at: now, requestID: start.requestID, event: .instanceCreated(created))
             ]
@@ -95,7 +104,7 @@ enum Decide {
                     event: .instanceCancelled(InstanceCancelled(reason: "stopped by a client")))
             ]
             decision.actions = [.replyCancelled(.cancelled)]
-            if let executor = tracked.executor { decision.actions.append(.killOnExecutor(id, executor)) }
+            if let executor = tracked.executor { decision.actions.append(.killOnExecutor(id, executor, only: .own)) }
 
         case .assign(let id, let executor):
             guard let tracked = state.instances[id], tracked.status.rank <= InstanceStatus.starting.rank else {
@@ -109,6 +118,10 @@ enum Decide {
             ]
             decision.actions = [.dispatch(id, executor, attempt: attempt)]
 
+        case .report(let executor, let report) where report.handler != nil:
+            guard (state.reportsApplied[executor] ?? 0) < report.seq else { return decision }
+            return decideHandlerReport(executor, report, state: state, now: now)
+
         case .report(let executor, let report):
             guard (state.reportsApplied[executor] ?? 0) < report.seq, let tracked = state.instances[report.instanceID]
             else { return decision }
@@ -118,7 +131,7 @@ enum Decide {
                 // A report for an instance this executor no longer owns: ignored, and whatever
                 // still runs there is killed.
                 if tracked.executor != executor || tracked.status.isTerminal {
-                    if case .started = report.kind { decision.actions = [.killOnExecutor(id, executor)] }
+                    if case .started = report.kind { decision.actions = [.killOnExecutor(id, executor, only: .own)] }
                 }
                 return decision
             }
@@ -133,8 +146,11 @@ enum Decide {
                 event = .stepsRecorded(StepsRecorded(steps: records))
             case .finished(let out):
                 event = .instanceFinished(InstanceFinished(out: out))
-            case .failed(let error, let out):
-                event = .instanceFailed(InstanceFailed(error: error, out: out))
+            case .failed(let error, let out, let variables):
+                event = .instanceFailed(InstanceFailed(error: error, out: out, variables: variables))
+            case .handlers(let flows):
+                guard tracked.handlers.isEmpty, !flows.isEmpty else { return decision }
+                event = .handlersDeclared(HandlersDeclared(flows: flows))
             }
             decision.events = [EventEnvelope(instanceID: id, at: now, origin: origin, event: event)]
 
@@ -148,13 +164,13 @@ enum Decide {
                     event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
                 EventEnvelope(instanceID: id, at: now, event: .instanceTimedOut(InstanceTimedOut(error: message))),
             ]
-            if let executor = tracked.executor { decision.actions = [.killOnExecutor(id, executor)] }
+            if let executor = tracked.executor { decision.actions = [.killOnExecutor(id, executor, only: .own)] }
 
         case .startingExpired(let id, let attempt, let maxAttempts):
             guard let tracked = state.instances[id], tracked.status == .starting, tracked.attempt == attempt else {
                 return decision
             }
-            if let executor = tracked.executor { decision.actions.append(.killOnExecutor(id, executor)) }
+            if let executor = tracked.executor { decision.actions.append(.killOnExecutor(id, executor, only: .own)) }
             guard attempt >= maxAttempts else {
                 let reason = "dispatch \(attempt) did not start within the starting deadline"
                 decision.events = [
@@ -168,6 +184,14 @@ enum Decide {
                     instanceID: id, at: now,
                     event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
                 EventEnvelope(instanceID: id, at: now, event: .instanceFailed(InstanceFailed(error: message))),
+            ]
+
+        case .requeue(let id, let reason) where state.instances[id] == nil:
+            guard let handler = state.handlers[id], handler.status == .starting else { return decision }
+            decision.events = [
+                EventEnvelope(
+                    instanceID: id, at: now,
+                    event: .handlerRequeued(HandlerRequeued(flow: handler.flow, reason: reason)))
             ]
 
         case .requeue(let id, let reason):
@@ -208,6 +232,60 @@ enum Decide {
             ]
             decision.actions = [.replyKey(.revoked)]
 
+        case .executorLost(let id, let executor, let reason) where state.instances[id] == nil:
+            // A handler run: started, it is never run again (at most once); not started, it waits again.
+            guard let handler = state.handlers[id], handler.executor == executor else { return decision }
+            let message = "executor lost: \(reason)"
+            let event: Event =
+                handler.status == .running
+                ? .handlerEnded(HandlerEnded(flow: handler.flow, error: message))
+                : .handlerRequeued(HandlerRequeued(flow: handler.flow, reason: message))
+            decision.events = [EventEnvelope(instanceID: id, at: now, event: event)]
+
+        case .assignHandler(let id, let executor):
+            guard let handler = state.handlers[id], handler.status == .enqueued else { return decision }
+            let attempt = handler.attempt + 1
+            decision.events = [
+                EventEnvelope(
+                    instanceID: id, at: now,
+                    event: .handlerAssigned(HandlerAssigned(flow: handler.flow, executorID: executor, attempt: attempt))
+                )
+            ]
+            decision.actions = [.dispatchHandler(id, executor, attempt: attempt)]
+
+        case .handlerStartingExpired(let id, let attempt, let maxAttempts):
+            guard let handler = state.handlers[id], handler.status == .starting, handler.attempt == attempt else {
+                return decision
+            }
+            if let executor = handler.executor {
+                decision.actions.append(.killOnExecutor(id, executor, only: .handler(handler.flow)))
+            }
+            let event: Event =
+                attempt >= maxAttempts
+                ? .handlerEnded(
+                    HandlerEnded(
+                        flow: handler.flow, error: "the handler did not start after \(attempt) dispatches to executors")
+                )
+                : .handlerRequeued(
+                    HandlerRequeued(
+                        flow: handler.flow, reason: "dispatch \(attempt) did not start within the starting deadline"))
+            decision.events = [EventEnvelope(instanceID: id, at: now, event: event)]
+
+        case .handlerTimeOut(let id):
+            guard let handler = state.handlers[id], handler.status == .running else { return decision }
+            let limit = handler.created.handlerTimeoutMillis ?? HandlerFlows.defaultTimeoutMillis
+            let message = "the \(handler.flow) handler ran longer than its timeout (\(limit) ms) and was stopped"
+            decision.events = [
+                EventEnvelope(
+                    instanceID: id, at: now,
+                    event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
+                EventEnvelope(
+                    instanceID: id, at: now, event: .handlerEnded(HandlerEnded(flow: handler.flow, error: message))),
+            ]
+            if let executor = handler.executor {
+                decision.actions = [.killOnExecutor(id, executor, only: .handler(handler.flow))]
+            }
+
         case .executorLost(let id, let executor, let reason):
             guard let tracked = state.instances[id], tracked.executor == executor, tracked.status == .running else {
                 return decision
@@ -220,6 +298,35 @@ enum Decide {
                 EventEnvelope(instanceID: id, at: now, event: .instanceFailed(InstanceFailed(error: message))),
             ]
         }
+        return decision
+    }
+
+    /// A report about a handler's run: applied only while this executor runs that handler.
+    private static func decideHandlerReport(
+        _ executor: ExecutorID, _ report: Report, state: SchedulerState, now: Timestamp
+    ) -> Decision {
+        var decision = Decision()
+        let id = report.instanceID
+        guard let handler = state.handlers[id], handler.executor == executor, handler.flow == report.handler else {
+            // Whatever still runs there for a handler that moved on or ended is killed.
+            if case .started = report.kind {
+                decision.actions = [.killOnExecutor(id, executor, only: InstanceRun(handler: report.handler))]
+            }
+            return decision
+        }
+        let origin = ReportOrigin(executor: executor, seq: report.seq)
+        let event: Event
+        switch report.kind {
+        case .started:
+            guard handler.status == .starting else { return decision }
+            event = .handlerStarted(HandlerStarted(flow: handler.flow, executorID: executor))
+        case .log(let lines): event = .logAppended(LogAppended(lines: lines))
+        case .steps(let records): event = .stepsRecorded(StepsRecorded(steps: records))
+        case .finished: event = .handlerEnded(HandlerEnded(flow: handler.flow, error: nil))
+        case .failed(let error, _, _): event = .handlerEnded(HandlerEnded(flow: handler.flow, error: error))
+        case .handlers: return decision
+        }
+        decision.events = [EventEnvelope(instanceID: id, at: now, origin: origin, event: event)]
         return decision
     }
 }

@@ -1,4 +1,5 @@
 import EventLog
+import JSON
 import Model
 import Wire
 
@@ -11,6 +12,24 @@ struct TrackedInstance: Sendable, Equatable, Codable {
     var createdSeq: UInt64 = 0
     var executor: ExecutorID?
     var attempt: Int
+    var runningSince: Timestamp?
+    /// The handler flows its payload defines (`HandlersDeclared`).
+    var handlers: [String] = []
+}
+
+/// A handler flow owed to an instance that ended (`onFailure`, `onCancel`, `onTimeout`):
+/// dispatched as an instance is, and started at most once.
+struct TrackedHandler: Sendable, Equatable, Codable {
+    var flow: String
+    /// What the instance's start asked for (its payload, its team).
+    var created: InstanceCreated
+    /// What the handler starts with: the instance's variables as it failed (or its arguments),
+    /// `lastError` set.
+    var variables: [String: JSONValue]
+    /// `enqueued` (waiting for an executor), `starting` or `running`.
+    var status: InstanceStatus = .enqueued
+    var executor: ExecutorID?
+    var attempt = 0
     var runningSince: Timestamp?
 }
 
@@ -36,8 +55,12 @@ struct SchedulerState: Sendable, Codable, Equatable {
     var queue = DispatchQueueState()
     /// The highest report applied per executor boot.
     var reportsApplied: [ExecutorID: UInt64] = [:]
-    /// Instances assigned to each executor that are not terminal.
+    /// Instances assigned to each executor that are not terminal, and handlers assigned to it.
     var assigned: [ExecutorID: Set<InstanceID>] = [:]
+    /// Handler runs owed or under way, by their instance (which has ended).
+    var handlers: [InstanceID: TrackedHandler] = [:]
+    /// Handler runs waiting for an executor, oldest first.
+    var handlerQueue = DispatchQueueState()
     /// The last sequence number applied.
     var head: UInt64 = 0
 
@@ -103,9 +126,52 @@ struct SchedulerState: Sendable, Codable, Equatable {
             guard let tracked = instances.removeValue(forKey: id) else { return }
             if let executor = tracked.executor { assigned[executor]?.remove(id) }
             queue.remove(id)
+            if let status = envelope.event.status, let flow = HandlerFlows.flow(for: status),
+                tracked.handlers.contains(flow), let created = tracked.created
+            {
+                handlers[id] = TrackedHandler(
+                    flow: flow, created: created, variables: Self.handlerVariables(envelope.event, created))
+                handlerQueue.push(id)
+            }
+        case .handlersDeclared(let declared):
+            instances[id]?.handlers = declared.flows
+        case .handlerAssigned(let assignedEvent):
+            guard var handler = handlers[id], handler.status.rank <= InstanceStatus.starting.rank else { return }
+            if let previous = handler.executor { assigned[previous]?.remove(id) }
+            handler.status = .starting
+            handler.executor = assignedEvent.executorID
+            handler.attempt = assignedEvent.attempt
+            handlers[id] = handler
+            assigned[assignedEvent.executorID, default: []].insert(id)
+            handlerQueue.remove(id)
+        case .handlerStarted:
+            guard var handler = handlers[id], handler.status == .starting else { return }
+            handler.status = .running
+            handler.runningSince = envelope.at
+            handlers[id] = handler
+        case .handlerRequeued:
+            guard var handler = handlers[id], handler.status == .starting else { return }
+            if let executor = handler.executor { assigned[executor]?.remove(id) }
+            handler.status = .enqueued
+            handler.executor = nil
+            handlers[id] = handler
+            handlerQueue.push(id)
+        case .handlerEnded:
+            guard let handler = handlers.removeValue(forKey: id) else { return }
+            if let executor = handler.executor { assigned[executor]?.remove(id) }
+            handlerQueue.remove(id)
         case .apiKeyCreated, .apiKeyRevoked, .historyTrimmed:
             break
         }
+    }
+
+    /// What a handler starts with: the variables the runner recorded as the flow failed, else
+    /// the instance's arguments; `lastError` holds why it ended.
+    static func handlerVariables(_ event: Event, _ created: InstanceCreated) -> [String: JSONValue] {
+        if case .instanceFailed(let failed) = event, let variables = failed.variables { return variables }
+        var variables = created.arguments
+        variables["lastError"] = .object(["message": .string(event.reason)])
+        return variables
     }
 
     private mutating func applyKey(_ envelope: EventEnvelope) {

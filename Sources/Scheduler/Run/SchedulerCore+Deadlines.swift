@@ -37,6 +37,10 @@ extension SchedulerCore {
             case .enqueuedWarning: enqueuedTooLong(id, after: config.enqueuedWarning)
             case .starting(let attempt): await startingExpired(id, attempt: attempt)
             case .timeout: await fireTimeout(id)
+            case .handlerStarting(let attempt):
+                await decideAndPerform(
+                    .handlerStartingExpired(id, attempt: attempt, maxAttempts: config.maxDispatchAttempts))
+            case .handlerTimeout: await decideAndPerform(.handlerTimeOut(id))
             }
         }
         rearmTimer()
@@ -56,8 +60,11 @@ extension SchedulerCore {
         pumpDispatch()
     }
 
-    func fireTimeout(_ id: InstanceID) async {
-        let decision = Decide.decide(.timeOut(id), state: state, now: .now())
+    func fireTimeout(_ id: InstanceID) async { await decideAndPerform(.timeOut(id)) }
+
+    /// Decides `command`, records its events, then performs its actions and dispatches what waits.
+    func decideAndPerform(_ command: SchedulerCommand) async {
+        let decision = Decide.decide(command, state: state, now: .now())
         guard await commit(decision) else { return }
         decision.actions.forEach(perform)
         pumpDispatch()

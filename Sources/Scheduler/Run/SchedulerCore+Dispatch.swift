@@ -10,11 +10,19 @@ extension SchedulerCore {
     /// Gives waiting instances to executors with free capacity, least loaded first.
     func pumpDispatch() {
         guard log.failed == nil, !recovering else { return }
-        while state.queue.count > 0 {
+        // Handlers first: their instances have ended, and a handler is short.
+        while state.handlerQueue.count > 0 || state.queue.count > 0 {
             let candidates = executors.values.filter { $0.socket != nil && load(of: $0.id) < $0.capacity }
             guard let executor = candidates.min(by: { load(of: $0.id) < load(of: $1.id) }) else { return }
-            guard let id = state.queue.pop() else { return }
-            let decision = Decide.decide(.assign(id, executor.id), state: state, now: .now())
+            let command: SchedulerCommand
+            if let id = state.handlerQueue.pop() {
+                command = .assignHandler(id, executor.id)
+            } else if let id = state.queue.pop() {
+                command = .assign(id, executor.id)
+            } else {
+                return
+            }
+            let decision = Decide.decide(command, state: state, now: .now())
             guard !decision.events.isEmpty else { continue }
             let ticket = stage(decision)
             Task {
@@ -42,26 +50,22 @@ extension SchedulerCore {
                 Dispatch(
                     instanceID: id, attempt: attempt, entryPoint: created.entryPoint, arguments: created.arguments,
                     out: created.out))
-            let timeout = config.executorRequestTimeout
-            Task {
-                do {
-                    let payload = try await self.payloads.get(created.payload)
-                    let reply = try await socket.request(
-                        try WireFrame.encode(command, attachment: payload), timeout: timeout)
-                    let (answer, _) = try WireFrame.decode(ExecutorCommandReply.self, from: reply)
-                    if case .refused(let reason) = answer { self.dispatchRefused(id, executor, reason: reason) }
-                } catch {
-                    self.dispatchRefused(id, executor, reason: "\(error)")
-                }
-            }
-        case .killOnExecutor(let id, let executor):
+            send(command, payload: created.payload, to: socket, for: id, executor)
+        case .dispatchHandler(let id, let executor, let attempt):
+            guard let handler = state.handlers[id], let socket = executors[executor]?.socket else { return }
+            let command = ExecutorCommand.dispatch(
+                Dispatch(
+                    instanceID: id, attempt: attempt, entryPoint: handler.flow, arguments: handler.variables, out: [],
+                    handler: handler.flow))
+            send(command, payload: handler.created.payload, to: socket, for: id, executor)
+        case .killOnExecutor(let id, let executor, let only):
             guard let socket = executors[executor]?.socket else { return }
             let timeout = config.executorRequestTimeout
             let logger = logger
             Task {
                 do {
                     _ = try await socket.request(
-                        try WireFrame.encode(ExecutorCommand.cancel(instanceID: id)), timeout: timeout)
+                        try WireFrame.encode(ExecutorCommand.cancel(instanceID: id, only: only)), timeout: timeout)
                 } catch {
                     logger.warning(
                         "could not tell an executor to stop an instance",
@@ -71,10 +75,29 @@ extension SchedulerCore {
         }
     }
 
-    func dispatchRefused(_ id: InstanceID, _ executor: ExecutorID, reason: String) {
-        guard let tracked = state.instances[id], tracked.executor == executor, tracked.status == .starting else {
-            return
+    /// Sends a dispatch with its payload; a refusal or a failure to deliver puts it back in its queue.
+    private func send(
+        _ command: ExecutorCommand, payload ref: PayloadRef, to socket: NNGSocket, for id: InstanceID,
+        _ executor: ExecutorID
+    ) {
+        let timeout = config.executorRequestTimeout
+        Task {
+            do {
+                let payload = try await self.payloads.get(ref)
+                let reply = try await socket.request(
+                    try WireFrame.encode(command, attachment: payload), timeout: timeout)
+                let (answer, _) = try WireFrame.decode(ExecutorCommandReply.self, from: reply)
+                if case .refused(let reason) = answer { self.dispatchRefused(id, executor, reason: reason) }
+            } catch {
+                self.dispatchRefused(id, executor, reason: "\(error)")
+            }
         }
+    }
+
+    func dispatchRefused(_ id: InstanceID, _ executor: ExecutorID, reason: String) {
+        let owner =
+            state.instances[id].map { ($0.executor, $0.status) } ?? state.handlers[id].map { ($0.executor, $0.status) }
+        guard let (assignee, status) = owner, assignee == executor, status == .starting else { return }
         logger.warning(
             "dispatch failed; the instance waits for another executor",
             metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "reason": "\(reason)"])

@@ -77,17 +77,17 @@ extension SchedulerCore {
 
         let running = Set(registration.running)
         for instance in state.assigned[id] ?? [] where !running.contains(instance) {
-            guard let tracked = state.instances[instance] else { continue }
-            if tracked.status == .starting {
+            guard let status = state.instances[instance]?.status ?? state.handlers[instance]?.status else { continue }
+            if status == .starting {
                 requeue(instance, reason: "the executor registered again without it")
-            } else if tracked.status == .running {
+            } else if status == .running {
                 let decision = Decide.decide(
                     .executorLost(instance, id, reason: "the executor no longer runs it"), state: state, now: .now())
                 Task { await self.commit(decision) }
             }
         }
-        for instance in running
-        where state.instances[instance]?.executor != id || state.instances[instance]?.status.isTerminal == true {
+        for instance in running where (state.instances[instance]?.executor ?? state.handlers[instance]?.executor) != id
+        {
             perform(.killOnExecutor(instance, id))
         }
         pumpDispatch()
@@ -118,8 +118,8 @@ extension SchedulerCore {
         executors.removeValue(forKey: executor)?.close()
         logger.warning("executor lost", metadata: ["executor.id": "\(executor)", "reason": "\(reason)"])
         for id in state.assigned[executor] ?? [] {
-            guard let tracked = state.instances[id] else { continue }
-            if tracked.status == .starting {
+            guard let status = state.instances[id]?.status ?? state.handlers[id]?.status else { continue }
+            if status == .starting {
                 requeue(id, reason: "executor lost: \(reason)")
             } else {
                 let decision = Decide.decide(.executorLost(id, executor, reason: reason), state: state, now: .now())

@@ -20,7 +20,8 @@ extension SchedulerCore {
         let ticket = log.append(decision.events)
         for envelope in ticket.envelopes {
             state.apply(envelope)
-            deadlines.follow(envelope, tracked: state.instances[envelope.instanceID])
+            deadlines.follow(
+                envelope, tracked: state.instances[envelope.instanceID], handler: state.handlers[envelope.instanceID])
         }
         rearmTimer()
         if state.head >= snapshotSeq + config.snapshotEvery { takeSnapshot() }
