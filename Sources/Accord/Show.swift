@@ -159,6 +159,8 @@ enum Timeline {
                 row("  handler", "\(e.flow) requeued: \(e.reason)")
             case .handlerEnded(let e):
                 row("  handler", e.error.map { "\(e.flow) failed: \($0)" } ?? "\(e.flow) finished")
+            case .attachmentsStored(let e):
+                row("  attached", e.files.map { "\($0.name) (\($0.size) bytes)" }.joined(separator: ", "))
             }
             if let new = envelope.event.status, status.map({ !$0.isTerminal }) ?? true { status = new }
         }

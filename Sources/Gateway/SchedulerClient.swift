@@ -13,6 +13,12 @@ struct SchedulerClient: SchedulerLink {
         let reply = try await socket.request(frame, timeout: timeout)
         return try WireFrame.decode(SchedulerReply.self, from: reply).message
     }
+
+    func fetch(_ request: SchedulerRequest) async throws -> (SchedulerReply, [UInt8]) {
+        let reply = try await socket.request(try WireFrame.encode(request), timeout: timeout)
+        let (message, attachment) = try WireFrame.decode(SchedulerReply.self, from: reply)
+        return (message, Array(attachment))
+    }
 }
 
 /// Committed events from the Scheduler's pub/sub socket. A message that does not decode is

@@ -43,6 +43,9 @@ package enum Event: Sendable, Hashable {
     case handlerRequeued(HandlerRequeued)
     /// The handler ran to its end, failed, timed out, or was lost with its executor.
     case handlerEnded(HandlerEnded)
+    /// The files the instance left under `_attachments/` in its working folder, kept as one
+    /// archive in the payload store. Never changes the status.
+    case attachmentsStored(AttachmentsStored)
 
     /// The stable type name written into the log.
     package var typeName: String {
@@ -65,6 +68,7 @@ package enum Event: Sendable, Hashable {
         case .handlerStarted: "HandlerStarted"
         case .handlerRequeued: "HandlerRequeued"
         case .handlerEnded: "HandlerEnded"
+        case .attachmentsStored: "AttachmentsStored"
         }
     }
 
@@ -115,6 +119,7 @@ package enum Event: Sendable, Hashable {
         case .instanceRequeued: nil
         case .apiKeyCreated, .apiKeyRevoked, .historyTrimmed: nil
         case .handlersDeclared, .handlerAssigned, .handlerStarted, .handlerRequeued, .handlerEnded: nil
+        case .attachmentsStored: nil
         }
     }
 
@@ -147,6 +152,7 @@ package enum Event: Sendable, Hashable {
         case .handlerStarted(let e): "\(e.flow) handler started on \(e.executorID)"
         case .handlerRequeued(let e): "\(e.flow) handler: \(e.reason)"
         case .handlerEnded(let e): e.error.map { "\(e.flow) handler failed: \($0)" } ?? "\(e.flow) handler finished"
+        case .attachmentsStored(let e): "\(e.files.count) attachments"
         }
     }
 }
@@ -440,6 +446,32 @@ package struct HandlerEnded: Sendable, Hashable, Codable {
     package init(flow: String, error: String?) {
         self.flow = flow
         self.error = error
+    }
+}
+
+/// One file of an instance's attachments.
+package struct AttachmentFile: Sendable, Hashable, Codable {
+    /// Its path under `_attachments/` (`report.txt`, `logs/run.log`).
+    package var name: String
+    /// Its size in bytes.
+    package var size: Int
+
+    package init(name: String, size: Int) {
+        self.name = name
+        self.size = size
+    }
+}
+
+/// `AttachmentsStored` v1.
+package struct AttachmentsStored: Sendable, Hashable, Codable {
+    /// The ZIP of the files, in the payload store (and so under retention with the payloads).
+    package var archive: PayloadRef
+    /// What it holds, sorted by name.
+    package var files: [AttachmentFile]
+
+    package init(archive: PayloadRef, files: [AttachmentFile]) {
+        self.archive = archive
+        self.files = files
     }
 }
 

@@ -83,6 +83,8 @@ extension EventEnvelope: Codable {
         case ("HandlerStarted", 1): event = .handlerStarted(try c.decode(HandlerStarted.self, forKey: .data))
         case ("HandlerRequeued", 1): event = .handlerRequeued(try c.decode(HandlerRequeued.self, forKey: .data))
         case ("HandlerEnded", 1): event = .handlerEnded(try c.decode(HandlerEnded.self, forKey: .data))
+        case ("AttachmentsStored", 1):
+            event = .attachmentsStored(try c.decode(AttachmentsStored.self, forKey: .data))
         default:
             throw DecodingError.dataCorruptedError(
                 forKey: .type, in: c, debugDescription: "unknown event type \(type) version \(version)")
@@ -118,6 +120,7 @@ extension EventEnvelope: Codable {
         case .handlerStarted(let data): try c.encode(data, forKey: .data)
         case .handlerRequeued(let data): try c.encode(data, forKey: .data)
         case .handlerEnded(let data): try c.encode(data, forKey: .data)
+        case .attachmentsStored(let data): try c.encode(data, forKey: .data)
         }
     }
 

@@ -33,6 +33,8 @@ package struct InstanceView: Sendable, Hashable, Codable {
     package var history: [HistoryEntry]
     /// The sequence numbers of all its events (status changes, log lines, steps), for `/events`.
     package var eventSeqs: [UInt64] = []
+    /// The files it left under `_attachments/`, once it has ended (`AttachmentsStored`).
+    package var attachments: AttachmentsStored? = nil
 
     /// The sequence number of its `InstanceCreated`: listings are newest first by it.
     package var createdSeq: UInt64 { eventSeqs.first ?? 0 }
@@ -130,6 +132,9 @@ package struct StatusProjection: Sendable {
         guard envelope.event.isInstanceEvent, let current = instances[id]?.status else { return .none }
         instances[id]!.eventSeqs.append(envelope.seq)
         switch envelope.event {
+        case .attachmentsStored(let stored):
+            instances[id]!.attachments = stored
+            return .none
         case .handlerStarted, .handlerEnded:
             // A handler runs after its instance ended: the history says so, the status stays.
             instances[id]!.history.append(HistoryEntry(status: current, at: envelope.at, reason: envelope.event.reason))
@@ -157,7 +162,7 @@ package struct StatusProjection: Sendable {
             view.error = e.error
         case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended, .stepsRecorded, .instanceRequeued,
             .apiKeyCreated, .apiKeyRevoked, .historyTrimmed, .handlersDeclared, .handlerAssigned, .handlerStarted,
-            .handlerRequeued, .handlerEnded:
+            .handlerRequeued, .handlerEnded, .attachmentsStored:
             break
         }
     }

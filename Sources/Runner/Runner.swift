@@ -42,6 +42,14 @@ enum Runner {
             }
             send(.begin(request.instanceID))
             let (result, startedProcesses) = run(request, payload: payload, loaders: &loaders, send: send)
+            // What the instance's own run left for whoever started it, before its result.
+            if request.handler == nil, let maxBytes = request.maxAttachmentBytes {
+                switch Attachments.collect(workDir: request.workDir, maxBytes: maxBytes, maxFiles: request.maxEntries) {
+                case .none: break
+                case .archive(let bytes, _): send(.attachments(Data(bytes).base64EncodedString()))
+                case .refused(let reason): send(.log(LogLine(at: .now(), level: .warn, text: "attachments: \(reason)")))
+                }
+            }
             var outcome = result
             outcome.reusable = !startedProcesses && served < maxInstances
             send(.result(outcome))

@@ -115,6 +115,13 @@ struct SchedulerService: Service {
                 reply = .someEvents(events: try await log.read(seqs: wanted))
             case .ping:
                 reply = .pong(head: log.durableHead, epoch: log.epoch)
+            case .fetchBlob(let digest):
+                // Only a digest the store could have written: nothing else reaches the store.
+                guard digest.count == 64, digest.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+                    throw WireError("not a SHA-256 digest: \(digest.prefix(80))")
+                }
+                let bytes = try? await core.payloads.get(PayloadRef(digest: digest, size: 0))
+                return (try? WireFrame.encode(SchedulerReply.blob(found: bytes != nil), attachment: bytes ?? [])) ?? []
             case .stats:
                 let appends = log.appendStats
                 let load = await core.load()
@@ -135,8 +142,8 @@ struct SchedulerService: Service {
     private func handleExecutor(_ bytes: [UInt8]) async -> [UInt8] {
         let reply: ExecutorReply
         do {
-            let (request, _) = try WireFrame.decode(ExecutorRequest.self, from: bytes)
-            reply = await core.executorRequest(request)
+            let (request, attachment) = try WireFrame.decode(ExecutorRequest.self, from: bytes)
+            reply = await core.executorRequest(request, attachment: attachment)
         } catch {
             logger.warning("bad executor message", metadata: ["error": "\(error)"])
             reply = .unavailable(message: "\(error)")

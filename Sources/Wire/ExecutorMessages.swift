@@ -36,6 +36,9 @@ package enum ReportKind: Sendable, Codable, Hashable {
     case failed(error: String, out: [String: JSONValue], variables: [String: JSONValue]? = nil)
     /// The payload defines these handler flows (sent once, before anything else of the flow).
     case handlers(flows: [String])
+    /// The files the run left under `_attachments/`, stored (`ExecutorRequest.storeBlob`) before
+    /// this report, which comes before the run's end.
+    case attachments(archive: PayloadRef, files: [AttachmentFile])
 }
 
 /// One report, numbered per executor boot so the Scheduler applies each once.
@@ -50,13 +53,20 @@ package struct Report: Sendable, Codable, Hashable {
     package var at: Timestamp
     /// The handler flow whose run this is about; `nil`: the instance's own run.
     package var handler: String?
+    /// The dispatch attempt of that run: a report of an earlier attempt (an executor that came
+    /// back on the same address ran a dispatch meant for its previous boot) is not the current run's.
+    package var attempt: Int?
 
-    package init(seq: UInt64, instanceID: InstanceID, kind: ReportKind, at: Timestamp, handler: String? = nil) {
+    package init(
+        seq: UInt64, instanceID: InstanceID, kind: ReportKind, at: Timestamp, handler: String? = nil,
+        attempt: Int? = nil
+    ) {
         self.seq = seq
         self.instanceID = instanceID
         self.kind = kind
         self.at = at
         self.handler = handler
+        self.attempt = attempt
     }
 }
 
@@ -70,6 +80,8 @@ package enum ExecutorRequest: Sendable, Codable {
     case reports(executorID: ExecutorID, reports: [Report])
     /// Who answers: the executor's link, given every Scheduler, sends to the one that leads.
     case ping
+    /// Store the frame's attachment (an archive of an instance's files) in the payload store.
+    case storeBlob(executorID: ExecutorID)
 }
 
 /// Scheduler → Executor replies.
@@ -82,6 +94,8 @@ package enum ExecutorReply: Sendable, Codable {
     case unavailable(message: String)
     /// The answer to `ping`: the epoch this Scheduler leads in (0 on the file log).
     case pong(epoch: UInt64)
+    /// The answer to `storeBlob`: where the bytes are kept, durably.
+    case stored(PayloadRef)
 }
 
 /// What an executor needs to run an instance; the ZIP travels as the frame's attachment.
@@ -126,9 +140,10 @@ package enum InstanceRun: Sendable, Codable, Hashable {
 package enum ExecutorCommand: Sendable, Codable {
     /// Run this instance.
     case dispatch(Dispatch)
-    /// Kill this instance's runner and everything it started: `only` that run (a stop that arrives
-    /// after its run ended must not kill the next one, say the instance's handler), or any run.
-    case cancel(instanceID: InstanceID, only: InstanceRun? = nil)
+    /// Kill this instance's runner and everything it started: `only` that run, and only a dispatch
+    /// attempt up to `upTo` (a stop that arrives after its run ended must not kill the next one,
+    /// the instance's handler or its next attempt); nil: any.
+    case cancel(instanceID: InstanceID, only: InstanceRun? = nil, upTo: Int? = nil)
 }
 
 /// Executor → Scheduler replies to commands.
@@ -209,6 +224,7 @@ package enum ReportsCodec {
     /// The members of one `Report`.
     private static func report(_ report: Report, _ out: inout JSONWriter) -> Bool {
         out.field("at", report.at.millis)
+        out.field("attempt", report.attempt.map(Int64.init))
         out.field("handler", report.handler)
         out.field("instanceID", report.instanceID.description)
         let kind = out.nested("kind") {
@@ -241,6 +257,23 @@ package enum ReportsCodec {
                     $0.field("flows", strings: flows)
                     return true
                 }
+            case .attachments(let archive, let files):
+                $0.nested("attachments") {
+                    $0.nested("archive") {
+                        $0.field("digest", archive.digest)
+                        $0.field("size", Int64(archive.size))
+                        return true
+                    }
+                    $0.key("files")
+                    $0.array(files) { writer, file in
+                        _ = writer.object {
+                            $0.field("name", file.name)
+                            $0.field("size", Int64(file.size))
+                            return true
+                        }
+                    }
+                    return true
+                }
             }
             return true
         }
@@ -262,7 +295,7 @@ extension ReportsCodec {
             reports.reserveCapacity(items.count)
             for item in items {
                 guard let r = item.objectValue, let at = r["at"]?.int64, let seq = r["seq"]?.uint64,
-                    let handler = r.optional("handler", \.stringValue),
+                    let handler = r.optional("handler", \.stringValue), let attempt = r.optional("attempt", \.int),
                     let id = r["instanceID"]?.stringValue.flatMap(InstanceID.init),
                     let kindObject = r["kind"]?.objectValue, kindObject.pairs.count == 1,
                     let fields = kindObject.pairs[0].value.objectValue
@@ -288,11 +321,25 @@ extension ReportsCodec {
                 case "handlers":
                     guard let flows = fields["flows"]?.strings else { return nil }
                     kind = .handlers(flows: flows)
+                case "attachments":
+                    guard let archive = fields["archive"]?.objectValue, let digest = archive["digest"]?.stringValue,
+                        let size = archive["size"]?.int, case .array(let items)? = fields["files"]
+                    else { return nil }
+                    var files: [AttachmentFile] = []
+                    for item in items {
+                        guard let file = item.objectValue, let name = file["name"]?.stringValue,
+                            let bytes = file["size"]?.int
+                        else { return nil }
+                        files.append(AttachmentFile(name: name, size: bytes))
+                    }
+                    kind = .attachments(archive: PayloadRef(digest: digest, size: size), files: files)
                 default:
                     return nil
                 }
                 reports.append(
-                    Report(seq: seq, instanceID: id, kind: kind, at: Timestamp(millis: at), handler: handler))
+                    Report(
+                        seq: seq, instanceID: id, kind: kind, at: Timestamp(millis: at), handler: handler,
+                        attempt: attempt))
             }
             return .reports(executorID: ExecutorID(executor), reports: reports)
         }

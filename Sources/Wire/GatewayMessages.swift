@@ -88,6 +88,8 @@ package enum SchedulerRequest: Sendable, Codable {
     case ping
     /// Counters for `/metrics`.
     case stats
+    /// A stored archive (an instance's attachments), by its digest; the reply's attachment.
+    case fetchBlob(digest: String)
 }
 
 /// What the Scheduler reports for `/metrics`.
@@ -152,6 +154,8 @@ package enum SchedulerReply: Sendable, Codable {
     case unavailable(message: String)
     /// The request itself was wrong.
     case rejected(message: String)
+    /// The answer to `fetchBlob`: the bytes are the frame's attachment (none when not `found`).
+    case blob(found: Bool)
 }
 
 /// Scheduler → every Gateway, over pub/sub: events just made durable, in order, and the durable

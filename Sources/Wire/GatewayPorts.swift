@@ -6,11 +6,19 @@ package protocol SchedulerLink: Sendable {
     ///
     /// - Throws: when no reply came in time (the Gateway answers 503; nothing was recorded by it).
     func send(_ request: SchedulerRequest, attachment: [UInt8]) async throws -> SchedulerReply
+
+    /// Sends `request` and returns the reply with the bytes it carries (`fetchBlob`).
+    func fetch(_ request: SchedulerRequest) async throws -> (SchedulerReply, [UInt8])
 }
 
 extension SchedulerLink {
     package func send(_ request: SchedulerRequest) async throws -> SchedulerReply {
         try await send(request, attachment: [])
+    }
+
+    /// A link whose replies carry no bytes.
+    package func fetch(_ request: SchedulerRequest) async throws -> (SchedulerReply, [UInt8]) {
+        (try await send(request, attachment: []), [])
     }
 }
 

@@ -20,10 +20,13 @@ package struct RunnerRequest: Codable, Sendable {
     package var maxUnpackedBytes: Int
     /// Set for a handler's run: the handler flow, which starts with `arguments` as its variables.
     package var handler: String?
+    /// The most the files under `_attachments/` may hold together (the instance's log limit).
+    package var maxAttachmentBytes: Int?
 
     package init(
         instanceID: InstanceID, entryPoint: String?, arguments: [String: JSONValue], out: [String], workDir: String,
-        limits: InstanceLimits?, maxEntries: Int, maxUnpackedBytes: Int, handler: String? = nil
+        limits: InstanceLimits?, maxEntries: Int, maxUnpackedBytes: Int, handler: String? = nil,
+        maxAttachmentBytes: Int? = nil
     ) {
         self.instanceID = instanceID
         self.entryPoint = entryPoint
@@ -34,6 +37,7 @@ package struct RunnerRequest: Codable, Sendable {
         self.maxEntries = maxEntries
         self.maxUnpackedBytes = maxUnpackedBytes
         self.handler = handler
+        self.maxAttachmentBytes = maxAttachmentBytes
     }
 }
 
@@ -56,6 +60,7 @@ extension RunnerRequest {
                     return true
                 }
             }
+            $0.field("maxAttachmentBytes", maxAttachmentBytes.map(Int64.init))
             $0.field("maxEntries", Int64(maxEntries))
             $0.field("maxUnpackedBytes", Int64(maxUnpackedBytes))
             $0.field("out", strings: self.out)
@@ -78,7 +83,8 @@ extension RunnerRequest {
                 let id = r["instanceID"]?.stringValue.flatMap(InstanceID.init),
                 let maxEntries = r["maxEntries"]?.int, let maxUnpacked = r["maxUnpackedBytes"]?.int,
                 let out = r["out"]?.strings, let workDir = r["workDir"]?.stringValue,
-                let handler = r.optional("handler", \.stringValue)
+                let handler = r.optional("handler", \.stringValue),
+                let maxAttachmentBytes = r.optional("maxAttachmentBytes", \.int)
             else { return nil }
             var limits: InstanceLimits?
             if let raw = r["limits"], !raw.isNull {
@@ -89,7 +95,8 @@ extension RunnerRequest {
             }
             return RunnerRequest(
                 instanceID: id, entryPoint: entryPoint, arguments: arguments, out: out, workDir: workDir,
-                limits: limits, maxEntries: maxEntries, maxUnpackedBytes: maxUnpacked, handler: handler)
+                limits: limits, maxEntries: maxEntries, maxUnpackedBytes: maxUnpacked, handler: handler,
+                maxAttachmentBytes: maxAttachmentBytes)
         }
     }
 }
@@ -153,6 +160,8 @@ package enum RunnerMessage: Codable, Sendable {
     case steps([StepRecord])
     /// The payload defines these handler flows (an instance's own run only).
     case handlers([String])
+    /// The ZIP of the files the run left under `_attachments/`, base64 (before the result).
+    case attachments(String)
     case result(RunnerResult)
 }
 
@@ -177,6 +186,11 @@ extension RunnerMessage {
         case .steps(let records):
             written = out.unlabeledCase("steps") {
                 $0.array(records) { $0.stepRecord($1) }
+                return true
+            }
+        case .attachments(let base64):
+            written = out.unlabeledCase("attachments") {
+                $0.string(base64)
                 return true
             }
         case .handlers(let flows):
@@ -215,6 +229,7 @@ extension RunnerMessage {
             case "log": return FastEventDecoder.logLine(value).map(RunnerMessage.log)
             case "steps": return FastEventDecoder.stepRecords(value).map(RunnerMessage.steps)
             case "handlers": return value.strings.map(RunnerMessage.handlers)
+            case "attachments": return value.stringValue.map(RunnerMessage.attachments)
             case "result":
                 guard let result = value.objectValue, let error = result.optional("error", \.stringValue),
                     let out = result["out"]?.objectValue?.jsonObject, let reusable = result["reusable"]?.boolValue,

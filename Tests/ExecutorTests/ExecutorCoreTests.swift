@@ -70,6 +70,29 @@ import Wire
         await core.killAll()
     }
 
+    /// A later attempt of the run here (this boot ran the dispatch meant for its predecessor on
+    /// the same address) replaces it; a stop of the earlier attempt that arrives after spares it.
+    @Test func aLaterAttemptReplacesTheRunAndAStaleStopSparesIt() async throws {
+        let (core, root) = try makeCore(runner: "exec sleep 60")
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let payload = ZipBuilder.payload("main:\n- log: x\n")
+        let id = InstanceID()
+        #expect(await core.handle(dispatch(id), payload: payload) == .accepted)
+        let started = await core.runnersStarted
+        #expect(await core.handle(dispatch(id), payload: payload) == .accepted, "a repeat")
+        #expect(await core.runnersStarted == started, "a repeat of the same attempt started a run")
+        let second = ExecutorCommand.dispatch(
+            Dispatch(instanceID: id, attempt: 2, entryPoint: "main", arguments: [:], out: []))
+        #expect(await core.handle(second, payload: payload) == .accepted)
+        #expect(await eventually { await core.runnersStarted > started })
+        #expect(await core.handle(.cancel(instanceID: id, only: .own, upTo: 1), payload: []) == .accepted)
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await core.currentRun(id) == .own, "the stale stop killed attempt 2")
+        #expect(await core.handle(.cancel(instanceID: id, only: .own, upTo: 2), payload: []) == .accepted)
+        #expect(await eventually { await core.currentRun(id) == nil })
+        await core.killAll()
+    }
+
     @Test func capacityIsEnforced() async throws {
         // A runner that takes its instance and never ends: both slots stay busy.
         let (core, root) = try makeCore(runner: "exec sleep 60")

@@ -28,8 +28,9 @@ import Testing
         // The console's pages are for browsers, not part of the API.
         let served = Set(
             router.routes.map { route -> String in
+                // A catch-all (`**`, an attachment's path with its slashes) is one path parameter there.
                 let path = route.path.description.split(separator: "/").map {
-                    $0.hasPrefix(":") ? "{\($0.dropFirst())}" : String($0)
+                    $0.hasPrefix(":") ? "{\($0.dropFirst())}" : $0 == "**" ? "{name}" : String($0)
                 }.joined(separator: "/")
                 return "\(route.method.rawValue.lowercased()) /\(path)"
             }

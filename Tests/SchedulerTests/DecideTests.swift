@@ -144,7 +144,7 @@ import Wire
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
         let cancel = Decide.decide(.cancel(id, RequestID("x")), state: state, now: now)
         #expect(cancel.events.map(\.event.status) == [.cancelled])
-        #expect(cancel.actions == [.replyCancelled(.cancelled), .killOnExecutor(id, executor, only: .own)])
+        #expect(cancel.actions == [.replyCancelled(.cancelled), .killOnExecutor(id, executor, only: .own, upTo: 1)])
         given([cancel], to: &state)
         let again = Decide.decide(.cancel(id, RequestID("y")), state: state, now: now)
         #expect(again.events.isEmpty)
@@ -215,7 +215,32 @@ import Wire
         let decision = Decide.decide(
             .report(stranger, Report(seq: 1, instanceID: id, kind: .started, at: now)), state: state, now: now)
         #expect(decision.events.isEmpty)
-        #expect(decision.actions == [.killOnExecutor(id, stranger, only: .own)])
+        #expect(decision.actions == [.killOnExecutor(id, stranger, only: .own, upTo: 1)])
+    }
+
+    /// An executor that came back on its predecessor's address ran the dispatch meant for that
+    /// boot (attempt 1); the instance was then dispatched to it again (attempt 2). The first run's
+    /// reports are not the instance's: its start is ignored and only attempt 1 is killed there.
+    @Test func reportsOfAnEarlierAttemptAreIgnoredAndOnlyThatAttemptIsKilled() {
+        var state = SchedulerState()
+        let id = started(&state)
+        given([Decide.decide(.assign(id, ExecutorID("e/0")), state: state, now: now)], to: &state)
+        given([Decide.decide(.requeue(id, reason: "executor lost"), state: state, now: now)], to: &state)
+        given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
+        #expect(state.instances[id]?.attempt == 2)
+        let stale = Decide.decide(
+            .report(executor, Report(seq: 1, instanceID: id, kind: .started, at: now, attempt: 1)), state: state,
+            now: now)
+        #expect(stale.events.isEmpty)
+        #expect(stale.actions == [.killOnExecutor(id, executor, only: .own, upTo: 1)])
+        let staleEnd = Decide.decide(
+            .report(executor, Report(seq: 2, instanceID: id, kind: .finished(out: [:]), at: now, attempt: 1)),
+            state: state, now: now)
+        #expect(staleEnd.events.isEmpty && staleEnd.actions.isEmpty)
+        let current = Decide.decide(
+            .report(executor, Report(seq: 3, instanceID: id, kind: .started, at: now, attempt: 2)), state: state,
+            now: now)
+        #expect(current.events.first?.event.status == .running)
     }
 
     @Test func timeoutAndExecutorLossFailOnlyWhatIsStillRunning() {
@@ -237,7 +262,7 @@ import Wire
         }
         let timeout = Decide.decide(.timeOut(id), state: state, now: now)
         #expect(timeout.events.last?.event.status == .timedOut)
-        #expect(timeout.actions == [.killOnExecutor(id, executor, only: .own)])
+        #expect(timeout.actions == [.killOnExecutor(id, executor, only: .own, upTo: 1)])
         given([timeout], to: &state)
         #expect(Decide.decide(.timeOut(id), state: state, now: now).events.isEmpty)
     }
@@ -250,7 +275,7 @@ import Wire
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)
         let first = Decide.decide(.startingExpired(id, attempt: 1, maxAttempts: 2), state: state, now: now)
         #expect(first.events.map(\.event.typeName) == ["InstanceRequeued"])
-        #expect(first.actions == [.killOnExecutor(id, executor, only: .own)])
+        #expect(first.actions == [.killOnExecutor(id, executor, only: .own, upTo: 1)])
         given([first], to: &state)
         #expect(state.queue.contains(id) && state.instances[id]?.executor == nil)
         given([Decide.decide(.assign(id, executor), state: state, now: now)], to: &state)

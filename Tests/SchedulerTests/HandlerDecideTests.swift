@@ -100,7 +100,7 @@ import Wire
         var state = SchedulerState()
         let id = running(&state, handlers: ["onCancel"])
         let cancel = Decide.decide(.cancel(id, RequestID("stop")), state: state, now: now)
-        #expect(cancel.actions.contains(.killOnExecutor(id, executor, only: .own)))
+        #expect(cancel.actions.contains(.killOnExecutor(id, executor, only: .own, upTo: 1)))
         given(cancel, to: &state)
         let handler = state.handlers[id]
         #expect(handler?.flow == "onCancel")
@@ -143,7 +143,7 @@ import Wire
         given(
             Decide.decide(report(id, .started, handler: "onFailure", from: other), state: state, now: now), to: &state)
         let timedOut = Decide.decide(.handlerTimeOut(id), state: state, now: now)
-        #expect(timedOut.actions == [.killOnExecutor(id, other, only: .handler("onFailure"))])
+        #expect(timedOut.actions == [.killOnExecutor(id, other, only: .handler("onFailure"), upTo: 1)])
         guard case .handlerEnded(let ended)? = timedOut.events.last?.event else {
             Issue.record("no HandlerEnded: \(timedOut.events)")
             return

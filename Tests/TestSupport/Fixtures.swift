@@ -118,7 +118,18 @@ package func eventsWithLaterFields(_ id: InstanceID = fixedID) -> [EventEnvelope
     ]
 }
 
+/// The files an instance left under `_attachments/`.
+package func attachmentsEvent(_ id: InstanceID = fixedID) -> EventEnvelope {
+    event(
+        id,
+        .attachmentsStored(
+            AttachmentsStored(
+                archive: PayloadRef(digest: String(repeating: "ef", count: 32), size: 321),
+                files: [AttachmentFile(name: "report.txt", size: 12), AttachmentFile(name: "sub/data.json", size: 7)])),
+        at: 1_764_380_001_100)
+}
+
 /// Every event type and version written today: the instance fixtures, the key ones, a trim.
 package func everyEventType() -> [EventEnvelope] {
-    everyEvent() + everyKeyEvent() + [trimEvent()] + everyHandlerEvent()
+    everyEvent() + everyKeyEvent() + [trimEvent()] + everyHandlerEvent() + [attachmentsEvent()]
 }

@@ -95,6 +95,8 @@ package actor InMemoryScheduler: SchedulerLink {
                     event: .apiKeyCreated(create.key)))
             publish([envelope])
             return .keyCreated(seq: envelope.seq)
+        case .fetchBlob:
+            return .blob(found: false)
         case .revokeKey(let requestID, let id, let by):
             guard let key = apiKeys[id], !key.revoked else { return .keyUnknown }
             apiKeys[id]?.revoked = true

@@ -30,6 +30,9 @@ import Testing
                     RunnerResult(
                         error: n % 2 == 0 ? nil : random.text(), out: random.object(extra: ["Key"]),
                         reusable: n % 3 == 0)),
+                .result(RunnerResult(error: random.text(), out: [:], variables: random.object())),
+                .handlers(["onCancel", random.text()]),
+                .attachments(Data(Array(random.text().utf8)).base64EncodedString()),
             ]
             for message in messages {
                 let line = Array(try encoder.encode(message))

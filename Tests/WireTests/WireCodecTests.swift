@@ -25,10 +25,16 @@ import Testing
                 ]),
                 .finished(out: random.object()),
                 .failed(error: random.text(), out: random.object(extra: ["Key"])),
+                .failed(error: random.text(), out: random.object(), variables: random.object()),
+                .handlers(flows: [random.text(), "onFailure"]),
+                .attachments(
+                    archive: PayloadRef(digest: random.text(), size: n),
+                    files: [AttachmentFile(name: random.text(), size: n), AttachmentFile(name: "b/c", size: 0)]),
             ]
             let reports = kinds.enumerated().map { index, kind in
                 Report(
-                    seq: UInt64(n * 10 + index), instanceID: InstanceID(), kind: kind, at: Timestamp(millis: Int64(n)))
+                    seq: UInt64(n * 10 + index), instanceID: InstanceID(), kind: kind, at: Timestamp(millis: Int64(n)),
+                    handler: index % 3 == 0 ? random.text() : nil)
             }
             let executor = ExecutorID("executor-\(random.text())/1")
             let header = try #require(ReportsCodec.reportsHeader(executorID: executor, reports: reports))

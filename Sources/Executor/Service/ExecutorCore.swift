@@ -12,6 +12,7 @@ enum RunnerEvent: Sendable {
     case log([LogLine])
     case steps([StepRecord])
     case handlers([String])
+    case attachments([UInt8])
     case end(RunnerOutcome)
 }
 
@@ -31,8 +32,8 @@ actor ExecutorCore {
     /// Per-instance control groups, when the system lets this executor make them.
     private let groups: InstanceGroups?
     private var running: [InstanceID: RunnerProcess] = [:]
-    /// Which run of each instance in `running` it is (its own, or a handler's).
-    private var runs: [InstanceID: InstanceRun] = [:]
+    /// Which run of each instance in `running` it is (its own, or a handler's), and its attempt.
+    private var runs: [InstanceID: (run: InstanceRun, attempt: Int)] = [:]
     /// Runners waiting for an instance, the most recently used last (taken first).
     private var idle: [(runner: RunnerProcess, since: ContinuousClock.Instant)] = []
     /// Whether a trim of runners idle beyond `warmRunners` is scheduled.
@@ -96,11 +97,14 @@ actor ExecutorCore {
         case .dispatch(let dispatch):
             let id = dispatch.instanceID
             if let current = running[id] {
-                // Another run of the instance than the one here (its handler, after it ended): the
-                // Scheduler has moved on, so this one is killed (its own stop may still be on its
-                // way) and the new run starts once it has ended. The same run again is a repeat.
-                guard cancelled.contains(id) || runs[id] != InstanceRun(handler: dispatch.handler) else {
-                    return .accepted
+                // Another run of the instance than the one here (its handler, after it ended; a
+                // later attempt, after this executor ran a dispatch meant for its previous boot on
+                // the same address): the Scheduler has moved on, so this one is killed (its own stop
+                // may still be on its way) and the new run starts once it has ended. The same run
+                // again is a repeat; an earlier attempt, stale.
+                let run = InstanceRun(handler: dispatch.handler)
+                if let here = runs[id], here.run == run, !cancelled.contains(id) {
+                    guard dispatch.attempt > here.attempt else { return .accepted }
                 }
                 if cancelled.insert(id).inserted { current.kill(id) }
                 relaunch[id] = (dispatch, payload)
@@ -119,11 +123,17 @@ actor ExecutorCore {
             // race with.
             launch(dispatch, payload: payload)
             return .accepted
-        case .cancel(let id, let only):
+        case .cancel(let id, let only, let upTo):
             // Only what this executor has can be cancelled; remembering anything else would
             // swallow a later dispatch of that instance. A stop for a run that has ended since
-            // leaves the run that followed it alone.
-            guard running[id] != nil, only == nil || only == runs[id] else { return .accepted }
+            // leaves the run that followed it alone, started or waiting to start.
+            func targets(_ run: InstanceRun, _ attempt: Int) -> Bool {
+                (only == nil || only == run) && (upTo.map { attempt <= $0 } ?? true)
+            }
+            if let (waiting, _) = relaunch[id], targets(InstanceRun(handler: waiting.handler), waiting.attempt) {
+                relaunch[id] = nil
+            }
+            guard running[id] != nil, let here = runs[id], targets(here.run, here.attempt) else { return .accepted }
             cancelled.insert(id)
             if let runner = running[id] {
                 runner.kill(id)
@@ -134,7 +144,7 @@ actor ExecutorCore {
     }
 
     /// The run of `id` under way here, if any.
-    func currentRun(_ id: InstanceID) -> InstanceRun? { runs[id] }
+    func currentRun(_ id: InstanceID) -> InstanceRun? { runs[id]?.run }
 
     /// Starts runners until `warmRunners` are waiting (at start, and whenever runners have exited).
     /// A runner that cannot start is logged and not retried here: the next dispatch starts one of
@@ -212,7 +222,7 @@ actor ExecutorCore {
             instanceID: dispatch.instanceID, entryPoint: dispatch.entryPoint, arguments: dispatch.arguments,
             out: dispatch.out, workDir: instanceDir(dispatch.instanceID, on: runner) + "/work", limits: config.limits,
             maxEntries: config.zipLimits.maxEntries, maxUnpackedBytes: config.zipLimits.maxUnpackedBytes,
-            handler: dispatch.handler)
+            handler: dispatch.handler, maxAttachmentBytes: config.maxLogBytes)
     }
 
     private func instanceDir(_ id: InstanceID, on runner: RunnerProcess?) -> String {
@@ -233,7 +243,7 @@ actor ExecutorCore {
             onEnd: {
                 sink.yield(.end($0))
                 sink.finish()
-            }, onHandlers: { sink.yield(.handlers($0)) })
+            }, onHandlers: { sink.yield(.handlers($0)) }, onAttachments: { sink.yield(.attachments($0)) })
         var runner: RunnerProcess?
         var warm = false
         if !fresh {
@@ -269,31 +279,38 @@ actor ExecutorCore {
         }
         if let runner {
             running[id] = runner
-            runs[id] = InstanceRun(handler: dispatch.handler)
+            runs[id] = (InstanceRun(handler: dispatch.handler), dispatch.attempt)
         }
         let (chosen, isWarm) = (runner, warm)
         let reporter = self.reporter
         let maxLogBytes = config.maxLogBytes
-        let handler = dispatch.handler
+        let (handler, attempt) = (dispatch.handler, dispatch.attempt)
         Task {
             var budget = LogBudget(maxBytes: maxLogBytes)
+            var attachments: [UInt8]?
             for await event in events {
                 switch event {
-                case .started: await reporter.report(id, .started, handler: handler)
+                case .started: await reporter.report(id, .started, handler: handler, attempt: attempt)
                 case .log(let lines):
                     let kept = budget.admit(lines)
-                    if !kept.isEmpty { await reporter.report(id, .log(lines: kept), handler: handler) }
-                case .steps(let records): await reporter.report(id, .steps(records: records), handler: handler)
-                case .handlers(let flows): await reporter.report(id, .handlers(flows: flows), handler: handler)
+                    if !kept.isEmpty {
+                        await reporter.report(id, .log(lines: kept), handler: handler, attempt: attempt)
+                    }
+                case .steps(let records):
+                    await reporter.report(id, .steps(records: records), handler: handler, attempt: attempt)
+                case .handlers(let flows):
+                    await reporter.report(id, .handlers(flows: flows), handler: handler, attempt: attempt)
+                case .attachments(let bytes): attachments = bytes
                 case .end(let outcome):
-                    await self.ended(dispatch, payload, outcome, runner: chosen, warm: isWarm)
+                    await self.ended(dispatch, payload, outcome, runner: chosen, warm: isWarm, attachments: attachments)
                 }
             }
         }
     }
 
     private func ended(
-        _ dispatch: Dispatch, _ payload: [UInt8], _ outcome: RunnerOutcome, runner: RunnerProcess?, warm: Bool
+        _ dispatch: Dispatch, _ payload: [UInt8], _ outcome: RunnerOutcome, runner: RunnerProcess?, warm: Bool,
+        attachments: [UInt8]? = nil
     ) async {
         let id = dispatch.instanceID
         let instanceDir = instanceDir(id, on: runner)
@@ -323,19 +340,47 @@ actor ExecutorCore {
             return
         }
         defer { cleanUp(id, instanceDir) }
-        let handler = dispatch.handler
+        let (handler, attempt) = (dispatch.handler, dispatch.attempt)
+        if result != nil, handler == nil, let attachments { await store(attachments, of: id, attempt: attempt) }
         if let result {
             if let error = result.error {
                 await reporter.report(
-                    id, .failed(error: error, out: result.out, variables: result.variables), handler: handler)
+                    id, .failed(error: error, out: result.out, variables: result.variables), handler: handler,
+                    attempt: attempt)
             } else {
-                await reporter.report(id, .finished(out: result.out), handler: handler)
+                await reporter.report(id, .finished(out: result.out), handler: handler, attempt: attempt)
             }
         } else {
             let reason = "the runner ended without a result (\(RunnerProcess.describe(status: status)))"
-            await reporter.report(id, .log(lines: [LogLine(at: .now(), level: .error, text: reason)]), handler: handler)
-            await reporter.report(id, .failed(error: reason, out: [:]), handler: handler)
+            await reporter.report(
+                id, .log(lines: [LogLine(at: .now(), level: .error, text: reason)]), handler: handler, attempt: attempt)
+            await reporter.report(id, .failed(error: reason, out: [:]), handler: handler, attempt: attempt)
         }
+    }
+
+    /// Stores the archive of the files a run left under `_attachments/` and reports it, before the
+    /// run's end. The runner wrote it (user code ran there): it is read with the limits of a
+    /// payload, and one that does not open is dropped, with a line in the log.
+    private func store(_ archive: [UInt8], of id: InstanceID, attempt: Int) async {
+        let files: [AttachmentFile]
+        do {
+            let zip = try ZipArchive(
+                bytes: archive,
+                limits: ZipLimits(maxEntries: config.zipLimits.maxEntries, maxUnpackedBytes: config.maxLogBytes))
+            try zip.verifyAll()
+            files = zip.entries.map { AttachmentFile(name: $0.path, size: Int($0.declaredSize)) }
+        } catch {
+            let line = "attachments: the runner's archive was refused (\(error)); none were kept"
+            await reporter.report(id, .log(lines: [LogLine(at: .now(), level: .warn, text: line)]), attempt: attempt)
+            return
+        }
+        guard let ref = await reporter.storeBlob(archive) else {
+            let line = "attachments: the Scheduler could not store them; none were kept"
+            logger.error("attachments not stored", metadata: ["instance.id": "\(id)"])
+            await reporter.report(id, .log(lines: [LogLine(at: .now(), level: .warn, text: line)]), attempt: attempt)
+            return
+        }
+        await reporter.report(id, .attachments(archive: ref, files: files), attempt: attempt)
     }
 
     private func cleanUp(_ id: InstanceID, _ instanceDir: String) {

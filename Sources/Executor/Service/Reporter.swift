@@ -33,15 +33,17 @@ actor Reporter {
     /// Instances with reports not yet acknowledged: the Scheduler must not give up on them.
     var unacknowledgedInstances: Set<InstanceID> { Set((inFlight + pending).map(\.instanceID)) }
 
-    /// `handler`: the handler flow whose run this is about (nil: the instance's own run).
-    func report(_ instanceID: InstanceID, _ kind: ReportKind, handler: String? = nil) {
-        if var last = pending.last, last.instanceID == instanceID, last.handler == handler,
+    /// `handler` and `attempt`: the run this is about (its dispatch's).
+    func report(_ instanceID: InstanceID, _ kind: ReportKind, handler: String? = nil, attempt: Int? = nil) {
+        if var last = pending.last, last.instanceID == instanceID, last.handler == handler, last.attempt == attempt,
             let merged = Reporter.merge(last.kind, kind)
         {
             last.kind = merged
             pending[pending.count - 1] = last
         } else {
-            pending.append(Report(seq: nextSeq, instanceID: instanceID, kind: kind, at: .now(), handler: handler))
+            pending.append(
+                Report(
+                    seq: nextSeq, instanceID: instanceID, kind: kind, at: .now(), handler: handler, attempt: attempt))
             nextSeq += 1
         }
         kick()
@@ -170,7 +172,7 @@ actor Reporter {
                     registered = false
                     pending = inFlight + pending
                     inFlight = []
-                case .pong:
+                case .pong, .stored:
                     // Not an answer to reports (a Scheduler of another version?): send them again.
                     pending = inFlight + pending
                     inFlight = []
@@ -191,6 +193,28 @@ actor Reporter {
             }
         }
         sending = false
+    }
+
+    /// Stores `bytes` (an archive of an instance's files) with the Scheduler's payloads; nil when
+    /// that did not succeed within `limit` (or the link closed).
+    func storeBlob(_ bytes: [UInt8], within limit: Duration = .seconds(60)) async -> PayloadRef? {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if !registered { await register() }
+            do {
+                let frame = try WireFrame.encode(ExecutorRequest.storeBlob(executorID: executorID), attachment: bytes)
+                let reply = try await socket.request(frame, timeout: .seconds(10))
+                switch try WireFrame.decode(ExecutorReply.self, from: reply).message {
+                case .stored(let ref): return ref
+                case .unknownExecutor: registered = false
+                default: break
+                }
+            } catch {
+                if (error as? NNGError)?.isClosed == true { return nil }
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return nil
     }
 
     private func send(_ request: ExecutorRequest) async throws(NNGError) -> ExecutorReply {

@@ -31,6 +31,8 @@ final class RunnerProcess: Sendable {
         let onEnd: @Sendable (RunnerOutcome) -> Void
         /// The payload's handler flows, as the runner read them (before any line of the flow).
         var onHandlers: @Sendable ([String]) -> Void = { _ in }
+        /// The ZIP of the files the run left under `_attachments/` (before its end).
+        var onAttachments: @Sendable ([UInt8]) -> Void = { _ in }
     }
 
     private struct State {
@@ -160,10 +162,11 @@ final class RunnerProcess: Sendable {
     }
 
     private func consume(_ bytes: ByteBuffer, stdout: Bool) {
-        let (assignment, handlers, lines, steps, handedBack) = state.withLock {
-            state -> (Assignment?, [String]?, [LogLine], [StepRecord], RunnerResult?) in
+        let (assignment, handlers, attachments, lines, steps, handedBack) = state.withLock {
+            state -> (Assignment?, [String]?, [UInt8]?, [LogLine], [StepRecord], RunnerResult?) in
             let assignment = state.assignment
             var handlers: [String]?
+            var attachments: [UInt8]?
             var out: [LogLine] = []
             var steps: [StepRecord] = []
             var handedBack: RunnerResult?
@@ -182,6 +185,7 @@ final class RunnerProcess: Sendable {
                     case .log(let logLine): out.append(logLine)
                     case .steps(let records): steps += records
                     case .handlers(let flows): handlers = flows
+                    case .attachments(let base64): attachments = Data(base64Encoded: base64).map(Array.init)
                     case .result(let outcome) where outcome.reusable && state.exitStatus == nil:
                         // The runner waits for its next instance: this one has ended.
                         handedBack = outcome
@@ -203,10 +207,11 @@ final class RunnerProcess: Sendable {
                 }
                 state.stderrBuffer.removeSubrange(..<start)
             }
-            return (assignment, handlers, out, steps, handedBack)
+            return (assignment, handlers, attachments, out, steps, handedBack)
         }
         guard let assignment else { return }
         if let handlers { assignment.onHandlers(handlers) }
+        if let attachments { assignment.onAttachments(attachments) }
         if !lines.isEmpty { assignment.onLog(lines) }
         if !steps.isEmpty { assignment.onSteps(steps) }
         if let handedBack { assignment.onEnd(.handedBack(handedBack)) }

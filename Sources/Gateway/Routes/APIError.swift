@@ -67,6 +67,15 @@ extension SchedulerLink {
             throw APIError(.serviceUnavailable, unanswered)
         }
     }
+
+    /// `fetch`, with a missing answer as 503.
+    func fetchOr503(_ request: SchedulerRequest) async throws -> (SchedulerReply, [UInt8]) {
+        do {
+            return try await fetch(request)
+        } catch {
+            throw APIError(.serviceUnavailable, "the scheduler did not answer in time; retry later")
+        }
+    }
 }
 
 extension Request {

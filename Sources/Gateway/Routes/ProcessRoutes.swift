@@ -1,3 +1,4 @@
+import Archive
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -23,6 +24,8 @@ struct ProcessRoutes: Sendable {
         api.get("v1/process/:id/log") { request, context in try await log(request, context) }
         api.get("v1/process/:id/history") { _, context in try await history(context) }
         api.get("v1/process/:id/events") { request, context in try await events(request, context) }
+        api.get("v1/process/:id/attachment") { _, context in try await attachments(context) }
+        api.get("v1/process/:id/attachment/**") { _, context in try await attachment(context) }
         api.get("v2/process") { request, context in try await list(request, context) }
         api.get("v1/events") { request, context in try await allEvents(request, context) }
     }
@@ -270,6 +273,46 @@ struct ProcessRoutes: Sendable {
     private func history(_ context: AccordRequestContext) async throws -> Response {
         let view = try await existing(context)
         return JSONBody.response(.ok, ReadModelBodies.history(view))
+    }
+
+    /// `GET .../attachment`: the names of the files the instance left under `_attachments/`, as the
+    /// reference server lists them (empty until it has ended, or when it left none).
+    private func attachments(_ context: AccordRequestContext) async throws -> Response {
+        let view = try await existing(context)
+        return JSONBody.response(.ok, view.attachments?.files.map(\.name) ?? [])
+    }
+
+    /// `GET .../attachment/{name}`: one of them, as bytes; read from the archive the Scheduler keeps
+    /// with the payloads.
+    private func attachment(_ context: AccordRequestContext) async throws -> Response {
+        let view = try await existing(context)
+        let name = context.parameters.getCatchAll().joined(separator: "/")
+        guard !name.isEmpty, !name.hasSuffix("/") else {
+            throw APIError(.badRequest, "an attachment's name is a file's path under _attachments/ (got '\(name)')")
+        }
+        guard let stored = view.attachments, stored.files.contains(where: { $0.name == name }) else {
+            throw APIError(.notFound, "process instance \(view.id) has no attachment '\(name)'")
+        }
+        let (reply, bytes) = try await client.fetchOr503(.fetchBlob(digest: stored.archive.digest))
+        guard case .blob(found: true) = reply else {
+            throw APIError(.notFound, "the attachments of \(view.id) are no longer kept (retention removed them)")
+        }
+        let contents: [UInt8]
+        do {
+            let unpacked = stored.files.reduce(0) { $0 + $1.size }
+            let archive = try ZipArchive(
+                bytes: bytes, limits: ZipLimits(maxEntries: stored.files.count, maxUnpackedBytes: unpacked))
+            guard let entry = archive.entry(name) else { throw ZipError.corrupt("no entry \(name)") }
+            contents = try archive.contents(of: entry)
+        } catch {
+            throw APIError(.internalServerError, "the attachments of \(view.id) cannot be read: \(error)")
+        }
+        var headers: HTTPFields = [.contentType: "application/octet-stream"]
+        let file = name.split(separator: "/").last.map(String.init) ?? name
+        if file.allSatisfy({ $0.isASCII && $0 != "\"" && $0 != "\\" && !$0.isNewline }) {
+            headers[.contentDisposition] = "attachment; filename=\"\(file)\""
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: contents)))
     }
 
     private func events(_ request: Request, _ context: AccordRequestContext) async throws -> Response {

@@ -160,6 +160,17 @@ package enum FastEventDecoder {
         case ("HandlerEnded", 1):
             guard let flow = d["flow"]?.stringValue, let error = d.optional("error", \.stringValue) else { return nil }
             return .handlerEnded(HandlerEnded(flow: flow, error: error))
+        case ("AttachmentsStored", 1):
+            guard let archive = d["archive"]?.objectValue, let digest = archive["digest"]?.stringValue,
+                let size = archive["size"]?.int, case .array(let items)? = d["files"]
+            else { return nil }
+            var files: [AttachmentFile] = []
+            for item in items {
+                guard let file = item.objectValue, let name = file["name"]?.stringValue, let bytes = file["size"]?.int
+                else { return nil }
+                files.append(AttachmentFile(name: name, size: bytes))
+            }
+            return .attachmentsStored(AttachmentsStored(archive: PayloadRef(digest: digest, size: size), files: files))
         default:
             return nil  // older versions go through `JSONDecoder` and their upcasters
         }

@@ -103,6 +103,20 @@ package enum FastEventEncoder {
         case .handlerEnded(let e):
             out.field("error", e.error)
             out.field("flow", e.flow)
+        case .attachmentsStored(let e):
+            out.nested("archive") {
+                $0.field("digest", e.archive.digest)
+                $0.field("size", Int64(e.archive.size))
+                return true
+            }
+            out.key("files")
+            out.array(e.files) { writer, file in
+                _ = writer.object {
+                    $0.field("name", file.name)
+                    $0.field("size", Int64(file.size))
+                    return true
+                }
+            }
         }
         return true
     }

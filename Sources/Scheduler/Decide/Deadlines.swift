@@ -110,7 +110,7 @@ struct Deadlines {
         case .handlerRequeued, .handlerEnded:
             clear(Key(id: id, slot: .handlerStarting))
             if case .handlerEnded = envelope.event { clear(Key(id: id, slot: .handlerRunning)) }
-        case .handlersDeclared:
+        case .handlersDeclared, .attachmentsStored:
             break
         case .instanceCreated, .instanceRequeued:
             guard let tracked, !tracked.status.isTerminal else { return }

@@ -38,9 +38,9 @@ enum SchedulerAction: Sendable, Equatable {
     case replyStarted(InstanceID, created: Bool)
     /// Answer a stop.
     case replyCancelled(CancelOutcome)
-    /// Tell the executor to kill the instance's run (`only` that one; nil: any) after the events
-    /// are durable.
-    case killOnExecutor(InstanceID, ExecutorID, only: InstanceRun? = nil)
+    /// Tell the executor to kill the instance's run (`only` that one, `upTo` that dispatch attempt;
+    /// nil: any) after the events are durable.
+    case killOnExecutor(InstanceID, ExecutorID, only: InstanceRun? = nil, upTo: Int? = nil)
     /// Send the instance to the executor (after the events are durable).
     case dispatch(InstanceID, ExecutorID, attempt: Int)
     /// Send the instance's handler run to the executor (after the events are durable).
@@ -104,7 +104,9 @@ enum Decide {
                     event: .instanceCancelled(InstanceCancelled(reason: "stopped by a client")))
             ]
             decision.actions = [.replyCancelled(.cancelled)]
-            if let executor = tracked.executor { decision.actions.append(.killOnExecutor(id, executor, only: .own)) }
+            if let executor = tracked.executor {
+                decision.actions.append(.killOnExecutor(id, executor, only: .own, upTo: tracked.attempt))
+            }
 
         case .assign(let id, let executor):
             guard let tracked = state.instances[id], tracked.status.rank <= InstanceStatus.starting.rank else {
@@ -127,11 +129,16 @@ enum Decide {
             else { return decision }
             let origin = ReportOrigin(executor: executor, seq: report.seq)
             let id = report.instanceID
-            guard tracked.executor == executor, !tracked.status.isTerminal else {
-                // A report for an instance this executor no longer owns: ignored, and whatever
-                // still runs there is killed.
-                if tracked.executor != executor || tracked.status.isTerminal {
-                    if case .started = report.kind { decision.actions = [.killOnExecutor(id, executor, only: .own)] }
+            guard tracked.executor == executor, !tracked.status.isTerminal,
+                report.attempt.map({ $0 == tracked.attempt }) ?? true
+            else {
+                // A report for an instance this executor no longer owns, or of an earlier dispatch
+                // of it (a boot on the same address ran the one meant for its predecessor): ignored,
+                // and that run is killed where it still runs (a later attempt there is spared).
+                if case .started = report.kind {
+                    decision.actions = [
+                        .killOnExecutor(id, executor, only: .own, upTo: report.attempt ?? tracked.attempt)
+                    ]
                 }
                 return decision
             }
@@ -151,6 +158,8 @@ enum Decide {
             case .handlers(let flows):
                 guard tracked.handlers.isEmpty, !flows.isEmpty else { return decision }
                 event = .handlersDeclared(HandlersDeclared(flows: flows))
+            case .attachments(let archive, let files):
+                event = .attachmentsStored(AttachmentsStored(archive: archive, files: files))
             }
             decision.events = [EventEnvelope(instanceID: id, at: now, origin: origin, event: event)]
 
@@ -164,13 +173,17 @@ enum Decide {
                     event: .logAppended(LogAppended(lines: [LogLine(at: now, level: .error, text: message)]))),
                 EventEnvelope(instanceID: id, at: now, event: .instanceTimedOut(InstanceTimedOut(error: message))),
             ]
-            if let executor = tracked.executor { decision.actions = [.killOnExecutor(id, executor, only: .own)] }
+            if let executor = tracked.executor {
+                decision.actions = [.killOnExecutor(id, executor, only: .own, upTo: tracked.attempt)]
+            }
 
         case .startingExpired(let id, let attempt, let maxAttempts):
             guard let tracked = state.instances[id], tracked.status == .starting, tracked.attempt == attempt else {
                 return decision
             }
-            if let executor = tracked.executor { decision.actions.append(.killOnExecutor(id, executor, only: .own)) }
+            if let executor = tracked.executor {
+                decision.actions.append(.killOnExecutor(id, executor, only: .own, upTo: tracked.attempt))
+            }
             guard attempt >= maxAttempts else {
                 let reason = "dispatch \(attempt) did not start within the starting deadline"
                 decision.events = [
@@ -258,7 +271,8 @@ enum Decide {
                 return decision
             }
             if let executor = handler.executor {
-                decision.actions.append(.killOnExecutor(id, executor, only: .handler(handler.flow)))
+                decision.actions.append(
+                    .killOnExecutor(id, executor, only: .handler(handler.flow), upTo: handler.attempt))
             }
             let event: Event =
                 attempt >= maxAttempts
@@ -283,7 +297,7 @@ enum Decide {
                     instanceID: id, at: now, event: .handlerEnded(HandlerEnded(flow: handler.flow, error: message))),
             ]
             if let executor = handler.executor {
-                decision.actions = [.killOnExecutor(id, executor, only: .handler(handler.flow))]
+                decision.actions = [.killOnExecutor(id, executor, only: .handler(handler.flow), upTo: handler.attempt)]
             }
 
         case .executorLost(let id, let executor, let reason):
@@ -307,10 +321,14 @@ enum Decide {
     ) -> Decision {
         var decision = Decision()
         let id = report.instanceID
-        guard let handler = state.handlers[id], handler.executor == executor, handler.flow == report.handler else {
+        guard let handler = state.handlers[id], handler.executor == executor, handler.flow == report.handler,
+            report.attempt.map({ $0 == handler.attempt }) ?? true
+        else {
             // Whatever still runs there for a handler that moved on or ended is killed.
             if case .started = report.kind {
-                decision.actions = [.killOnExecutor(id, executor, only: InstanceRun(handler: report.handler))]
+                decision.actions = [
+                    .killOnExecutor(id, executor, only: InstanceRun(handler: report.handler), upTo: report.attempt)
+                ]
             }
             return decision
         }
@@ -324,7 +342,7 @@ enum Decide {
         case .steps(let records): event = .stepsRecorded(StepsRecorded(steps: records))
         case .finished: event = .handlerEnded(HandlerEnded(flow: handler.flow, error: nil))
         case .failed(let error, _, _): event = .handlerEnded(HandlerEnded(flow: handler.flow, error: error))
-        case .handlers: return decision
+        case .handlers, .attachments: return decision
         }
         decision.events = [EventEnvelope(instanceID: id, at: now, origin: origin, event: event)]
         return decision

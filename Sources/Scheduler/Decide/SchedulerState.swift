@@ -160,7 +160,7 @@ struct SchedulerState: Sendable, Codable, Equatable {
             guard let handler = handlers.removeValue(forKey: id) else { return }
             if let executor = handler.executor { assigned[executor]?.remove(id) }
             handlerQueue.remove(id)
-        case .apiKeyCreated, .apiKeyRevoked, .historyTrimmed:
+        case .apiKeyCreated, .apiKeyRevoked, .historyTrimmed, .attachmentsStored:
             break
         }
     }

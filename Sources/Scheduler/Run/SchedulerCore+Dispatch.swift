@@ -58,14 +58,15 @@ extension SchedulerCore {
                     instanceID: id, attempt: attempt, entryPoint: handler.flow, arguments: handler.variables, out: [],
                     handler: handler.flow))
             send(command, payload: handler.created.payload, to: socket, for: id, executor)
-        case .killOnExecutor(let id, let executor, let only):
+        case .killOnExecutor(let id, let executor, let only, let upTo):
             guard let socket = executors[executor]?.socket else { return }
             let timeout = config.executorRequestTimeout
             let logger = logger
             Task {
                 do {
                     _ = try await socket.request(
-                        try WireFrame.encode(ExecutorCommand.cancel(instanceID: id, only: only)), timeout: timeout)
+                        try WireFrame.encode(ExecutorCommand.cancel(instanceID: id, only: only, upTo: upTo)),
+                        timeout: timeout)
                 } catch {
                     logger.warning(
                         "could not tell an executor to stop an instance",

@@ -7,8 +7,17 @@ import Wire
 
 /// The executor link: registration, heartbeats and liveness, reports.
 extension SchedulerCore {
-    func executorRequest(_ request: ExecutorRequest) async -> ExecutorReply {
+    func executorRequest(_ request: ExecutorRequest, attachment: ArraySlice<UInt8> = []) async -> ExecutorReply {
         switch request {
+        case .storeBlob(let executorID):
+            guard let session = executors[executorID], session.address != nil else { return .unknownExecutor }
+            session.lastSeen = .now
+            do {
+                return .stored(try await payloads.put(Array(attachment)))
+            } catch {
+                logger.error("could not store an instance's files", metadata: ["error": "\(error)"])
+                return .unavailable(message: "the server could not store the files")
+            }
         case .register(let registration):
             register(registration)
             return .ack(upTo: state.reportsApplied[registration.executorID] ?? 0)
@@ -88,7 +97,10 @@ extension SchedulerCore {
         }
         for instance in running where (state.instances[instance]?.executor ?? state.handlers[instance]?.executor) != id
         {
-            perform(.killOnExecutor(instance, id))
+            // Runs of earlier attempts only: a later one may be on its way to this executor.
+            perform(
+                .killOnExecutor(
+                    instance, id, upTo: state.instances[instance]?.attempt ?? state.handlers[instance]?.attempt))
         }
         pumpDispatch()
     }
