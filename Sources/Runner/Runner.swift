@@ -142,6 +142,10 @@ enum Runner {
                 result.variables = handlerVariables(interpreter, failure, send: send)
             }
             return (result, interpreter.startedProcesses)
+        } catch Unwind.suspend(let continuation) {
+            // The Scheduler cannot hold a suspended instance yet: say so plainly.
+            let reason = "'suspend: \(continuation.event)' is not supported by this server yet"
+            return (fail(reason, log: reason), interpreter.startedProcesses)
         } catch {
             return (fail("\(error)", log: "\(error)"), interpreter.startedProcesses)
         }

@@ -47,6 +47,8 @@ package indirect enum StepKind: Sendable {
     case fail(Value)
     case task(String, input: Value?, out: String?)
     case script(language: String, body: String?, path: String?)
+    /// `suspend: event`: stop, durably, until the instance is resumed with that event.
+    case suspend(Value)
 
     var keyword: String {
         switch self {
@@ -63,6 +65,7 @@ package indirect enum StepKind: Sendable {
         case .fail: "throw"
         case .task(let name, _, _): name
         case .script: "script"
+        case .suspend: "suspend"
         }
     }
 }

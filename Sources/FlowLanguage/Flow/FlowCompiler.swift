@@ -208,6 +208,13 @@ package enum FlowCompiler {
         } else if fields["exit"] != nil {
             try allow("exit", [])
             kind = .exitProcess
+        } else if let node = fields["suspend"] {
+            try allow("suspend", [])
+            guard !isNull(node) else {
+                throw FlowDefinitionError(
+                    location: node.location, reason: "'suspend' needs the name of the event to wait for")
+            }
+            kind = .suspend(try value(node))
         } else if let node = fields["task"] {
             try allow("task", ["in", "out"])
             kind = .task(

@@ -44,4 +44,6 @@ package enum Unwind: Error {
     case returnFromFlow
     /// `exit`: the whole process ends successfully.
     case exitProcess
+    /// `suspend`: the flow stops here, to go on from the next step when its event comes.
+    case suspend(Continuation)
 }

@@ -20,6 +20,8 @@ package final class Interpreter: EvaluationContext {
     package var startedProcesses = false
     /// Makes and fills the working folder; run once, before the first step that needs files.
     package var prepareWorkDir: (() throws -> Void)?
+    /// Why the flow cannot suspend now, if it cannot (a process it started still runs).
+    package var suspendRefusal: (() -> String?)?
     private var currentFlow = ""
     private var templates: [String: Template] = [:]
     private var depth = 0
@@ -33,15 +35,48 @@ package final class Interpreter: EvaluationContext {
         self.scope = Scope(variables)
     }
 
-    /// Runs `entry` to its end. Throws `FlowFailure` when it fails.
-    package func run(entry: String) throws {
+    /// Runs `entry` to its end. Throws `FlowFailure` when it fails, `Unwind.suspend` with where it
+    /// stands when it suspends. With `resuming`, goes on from the step after that suspend (the
+    /// variables are the caller's to restore first).
+    package func run(entry: String, resuming: Continuation? = nil) throws {
         do {
-            try callFlow(named: entry, at: nil)
+            if let resuming {
+                try callFlow(named: resuming.entry, at: nil, resume: resuming.frames[...])
+            } else {
+                try callFlow(named: entry, at: nil)
+            }
         } catch Unwind.exitProcess {
             return
         } catch Unwind.returnFromFlow {
             return
+        } catch Unwind.suspend(var continuation) {
+            continuation.entry = resuming?.entry ?? entry
+            continuation.variables = variablesJSON
+            throw Unwind.suspend(continuation)
+        } catch let mismatch as ContinuationMismatch {
+            throw FlowFailure(message: "the instance cannot be resumed: \(mismatch.description)", step: "resume")
         }
+    }
+
+    /// Runs `body`; a suspension inside it gets `frame` in front of its path.
+    @inline(__always)
+    func within<T>(_ frame: @autoclosure () -> Continuation.Frame, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch Unwind.suspend(var continuation) {
+            continuation.frames.insert(frame(), at: 0)
+            throw Unwind.suspend(continuation)
+        }
+    }
+
+    /// The next frame of a resume path, which must be the kind `read` accepts.
+    func pop<T>(_ path: inout ArraySlice<Continuation.Frame>, _ what: String, _ read: (Continuation.Frame) -> T?) throws
+        -> T
+    {
+        guard let frame = path.popFirst(), let value = read(frame) else {
+            throw ContinuationMismatch(description: "expected \(what) in the suspended position")
+        }
+        return value
     }
 
     /// Makes the working folder ready (once) for a step that reads or runs files in it.
@@ -117,7 +152,9 @@ package final class Interpreter: EvaluationContext {
 
     // MARK: - Flows and steps
 
-    func callFlow(named name: String, at location: SourceLocation?) throws {
+    func callFlow(named name: String, at location: SourceLocation?, resume: ArraySlice<Continuation.Frame>? = nil)
+        throws
+    {
         guard let flow = flows[name] else {
             let known = flows.keys.sorted().prefix(20).joined(separator: ", ")
             throw FlowFailure(
@@ -138,24 +175,48 @@ package final class Interpreter: EvaluationContext {
                 location: location, step: "call")
         }
         do {
-            try execute(flow.steps)
+            try execute(flow.steps, resume: resume)
         } catch Unwind.returnFromFlow {
             return
         }
     }
 
-    func execute(_ steps: [Step]) throws {
-        for step in steps { try executeWithRetry(step) }
+    /// Runs `steps`; with `resume`, from the step its first frame names (inside it when more frames
+    /// follow, after it when that step is the suspend itself).
+    func execute(_ steps: [Step], resume: ArraySlice<Continuation.Frame>? = nil) throws {
+        var start = 0
+        if var path = resume {
+            let index = try pop(&path, "a step") { if case .step(let i) = $0 { i } else { nil } }
+            guard steps.indices.contains(index) else {
+                throw ContinuationMismatch(
+                    description: "step \(index + 1) is not in the flow (was the payload changed?)")
+            }
+            if !path.isEmpty { try within(.step(index)) { try executeWithRetry(steps[index], resume: path) } }
+            start = index + 1
+        }
+        for index in steps.indices.dropFirst(start) {
+            try within(.step(index)) { try executeWithRetry(steps[index]) }
+        }
     }
 
-    private func executeWithRetry(_ step: Step) throws {
-        guard let retry = step.retry else { return try executeLocated(step) }
+    private func executeWithRetry(_ step: Step, resume: ArraySlice<Continuation.Frame>? = nil) throws {
+        var path = resume
+        guard let retry = step.retry else { return try executeLocated(step, resume: path) }
         let times = Int(try number(resolve(retry.times), "retry.times"))
         var delay = try number(resolve(retry.delayMillis), "retry.delay")
         var attempt = 0
+        if path != nil {
+            (attempt, delay) = try pop(&path!, "a retry") {
+                if case .retry(let a, let d) = $0 { (a, d) } else { nil }
+            }
+        }
         while true {
             do {
-                return try executeLocated(step)
+                defer { path = nil }
+                let (current, next) = (attempt, delay)
+                return try within(.retry(attempt: current, delayMillis: next)) {
+                    try executeLocated(step, resume: path)
+                }
             } catch let failure as FlowFailure {
                 guard attempt < times else { throw failure }
                 attempt += 1
@@ -177,8 +238,8 @@ package final class Interpreter: EvaluationContext {
     }
 
     /// Runs one step; any error that is not already a located `FlowFailure` gets this step's place.
-    private func executeLocated(_ step: Step) throws {
-        guard let onStep else { return try executeLocatedUnrecorded(step) }
+    private func executeLocated(_ step: Step, resume: ArraySlice<Continuation.Frame>? = nil) throws {
+        guard let onStep else { return try executeLocatedUnrecorded(step, resume: resume) }
         let startedAt = Timestamp.now()
         let started = ContinuousClock.now
         var outcome = StepOutcome.ok
@@ -192,7 +253,7 @@ package final class Interpreter: EvaluationContext {
                     outcome: outcome))
         }
         do {
-            try executeLocatedUnrecorded(step)
+            try executeLocatedUnrecorded(step, resume: resume)
         } catch let unwind as Unwind {
             throw unwind
         } catch {
@@ -201,9 +262,9 @@ package final class Interpreter: EvaluationContext {
         }
     }
 
-    private func executeLocatedUnrecorded(_ step: Step) throws {
+    private func executeLocatedUnrecorded(_ step: Step, resume: ArraySlice<Continuation.Frame>?) throws {
         do {
-            try executeStep(step)
+            try executeStep(step, resume: resume)
         } catch var failure as FlowFailure {
             if failure.location == nil {
                 failure.location = step.location
@@ -215,56 +276,97 @@ package final class Interpreter: EvaluationContext {
         }
     }
 
-    private func executeStep(_ step: Step) throws {
+    private func executeStep(_ step: Step, resume: ArraySlice<Continuation.Frame>?) throws {
+        var path = resume
         switch step.kind {
         case .expr(let template, let out, let error):
-            try handling(error) {
+            try handling(error, resume: path) { _ in
                 let value = try template.evaluate(self)
                 if let out { assign(out, value) }
             }
         case .log(let value):
             log(.info, try resolve(value).interpolated)
         case .call(let target, let input, let out, let withItems, let error):
-            try handling(error) {
-                if let withItems {
+            try handling(error, resume: path) { resume in
+                var path = resume
+                guard let withItems else {
+                    return try call(target, input: input, out: out, item: nil, at: step.location, resume: path)
+                }
+                var list: [Value]
+                var first = 0
+                if path != nil {
+                    let (index, items) = try pop(&path!, "an item") {
+                        if case .item(let i, let items) = $0 { (i, items) } else { nil }
+                    }
+                    (list, first) = (items.map(Value.init(json:)), index)
+                } else {
                     let items = try resolve(withItems)
-                    let list: [Value]
                     switch items {
                     case .list(let values): list = values
                     // As the original server did: a map runs once per entry, `item.key` and `item.value`.
                     case .map(let map): list = map.keys.map { .map(["key": .string($0), "value": map[$0]!]) }
                     default: throw FlowFailure(message: "'withItems' must be a list or a map, got a \(items.typeName)")
                     }
-                    for item in list { try call(target, input: input, out: out, item: item, at: step.location) }
-                } else {
-                    try call(target, input: input, out: out, item: nil, at: step.location)
+                }
+                for index in list.indices.dropFirst(first) {
+                    let resumeHere = index == first ? path : nil
+                    try within(.item(index: index, items: list.map(\.json))) {
+                        try call(
+                            target, input: input, out: out, item: list[index], at: step.location, resume: resumeHere)
+                    }
                 }
             }
         case .ifThen(let condition, let then, let otherwise):
-            try execute(Evaluator.truthy(try resolve(condition)) ? then : otherwise)
+            if path != nil {
+                let branch = try pop(&path!, "an if branch") { if case .branch(let b) = $0 { b } else { nil } }
+                return try within(.branch(branch)) { try execute(branch == "then" ? then : otherwise, resume: path) }
+            }
+            let taken = Evaluator.truthy(try resolve(condition))
+            try within(.branch(taken ? "then" : "else")) { try execute(taken ? then : otherwise) }
         case .switchConditions(let branches):
-            for branch in branches where Evaluator.truthy(try resolve(branch.condition)) {
-                try execute(branch.steps)
+            if path != nil {
+                let branch = try pop(&path!, "a switch case") { if case .branch(let b) = $0 { b } else { nil } }
+                guard let index = Int(branch.dropFirst(5)), branch.hasPrefix("case:"), branches.indices.contains(index)
+                else { throw ContinuationMismatch(description: "no switch case '\(branch)'") }
+                return try within(.branch(branch)) { try execute(branches[index].steps, resume: path) }
+            }
+            for (index, branch) in branches.enumerated() where Evaluator.truthy(try resolve(branch.condition)) {
+                try within(.branch("case:\(index)")) { try execute(branch.steps) }
                 return
             }
         case .switchValue(let value, let cases, let otherwise):
+            if path != nil {
+                let branch = try pop(&path!, "a switch case") { if case .branch(let b) = $0 { b } else { nil } }
+                if branch == "default", let otherwise {
+                    return try within(.branch(branch)) { try execute(otherwise, resume: path) }
+                }
+                guard let index = Int(branch.dropFirst(5)), branch.hasPrefix("case:"), cases.indices.contains(index)
+                else { throw ContinuationMismatch(description: "no switch case '\(branch)'") }
+                return try within(.branch(branch)) { try execute(cases[index].steps, resume: path) }
+            }
             let key = try resolve(value).interpolated
-            if let match = cases.first(where: { $0.key == key }) {
-                try execute(match.steps)
+            if let index = cases.firstIndex(where: { $0.key == key }) {
+                try within(.branch("case:\(index)")) { try execute(cases[index].steps) }
             } else if let otherwise {
-                try execute(otherwise)
+                try within(.branch("default")) { try execute(otherwise) }
             }
         case .group(let steps, let error):
-            try handling(error) { try execute(steps) }
+            try handling(error, resume: path) { try execute(steps, resume: $0) }
         case .subprocess(let steps, let handlers):
             do {
-                try execute(steps)
+                try execute(steps, resume: path)
             } catch let failure as FlowFailure {
                 guard let handler = handlers.first(where: { $0.ref == nil || $0.ref == failure.errorRef }) else {
                     throw failure
                 }
                 scope.values["lastError"] = failure.asValue
-                try call(handler.call, input: handler.input, out: [], item: nil, at: step.location)
+                do {
+                    try call(handler.call, input: handler.input, out: [], item: nil, at: step.location)
+                } catch Unwind.suspend {
+                    throw FlowFailure(
+                        message: "a flow cannot suspend inside a subprocess error handler (it ends the group's failure)"
+                    )
+                }
                 throw failure
             }
         case .set(let assignments):
@@ -281,38 +383,82 @@ package final class Interpreter: EvaluationContext {
             if let out { assign(out, result) }
         case .script(let language, let body, let path):
             try ScriptRunner.run(language: language, body: body, path: path, in: self)
+        case .suspend(let value):
+            let event = try resolve(value).interpolated
+            guard !event.isEmpty else { throw FlowFailure(message: "'suspend' needs a non-empty event name") }
+            if let refusal = suspendRefusal?() { throw FlowFailure(message: "cannot suspend: \(refusal)") }
+            throw Unwind.suspend(Continuation(event: event, frames: [], variables: [:], entry: ""))
         }
     }
 
     /// Runs `body`; with an `error` block, a failure runs the block (with `lastError` set) and
-    /// execution continues after the step.
-    private func handling(_ errorSteps: [Step]?, _ body: () throws -> Void) throws {
-        guard let errorSteps else { return try body() }
+    /// execution continues after the step. Resuming (`resume`), the first frame says which of the
+    /// two was suspended; the rest of the path is left in `resume` for `body`.
+    private func handling(
+        _ errorSteps: [Step]?, resume: ArraySlice<Continuation.Frame>?,
+        _ body: (ArraySlice<Continuation.Frame>?) throws -> Void
+    ) throws {
+        guard let errorSteps else { return try body(resume) }
+        var path = resume
+        var inBody = true
+        if path != nil {
+            let branch = try pop(&path!, "a step or its error block") { if case .branch(let b) = $0 { b } else { nil } }
+            inBody = branch == "steps"
+        }
+        if !inBody {
+            let rest = path
+            return try within(.branch("error")) { try execute(errorSteps, resume: rest) }
+        }
         do {
-            try body()
+            let rest = path
+            try within(.branch("steps")) { try body(rest) }
         } catch let failure as FlowFailure {
             scope.values["lastError"] = failure.asValue
-            try execute(errorSteps)
+            try within(.branch("error")) { try execute(errorSteps) }
         } catch let error as ExpressionError {
             scope.values["lastError"] = FlowFailure(message: error.description).asValue
-            try execute(errorSteps)
+            try within(.branch("error")) { try execute(errorSteps) }
         }
     }
 
-    private func call(_ target: Value, input: Value?, out: [String], item: Value?, at location: SourceLocation) throws {
-        let name = try resolve(target).interpolated
+    private func call(
+        _ target: Value, input: Value?, out: [String], item: Value?, at location: SourceLocation,
+        resume: ArraySlice<Continuation.Frame>? = nil
+    ) throws {
         let caller = scope
         if let item { caller.values["item"] = item }
-        guard let input else { return try callFlow(named: name, at: location) }
-        let resolved = try resolve(input)
-        guard case .map(let values) = resolved else {
-            throw FlowFailure(message: "'in' must be a mapping of names to values, got a \(resolved.typeName)")
+        var path = resume
+        let name: String
+        let callee: Scope?
+        if path != nil {
+            // Resuming: the flow and the callee's variables as they were, not evaluated again.
+            let (flow, saved) = try pop(&path!, "a call") {
+                if case .call(let flow, let scope) = $0 { (flow, scope) } else { nil }
+            }
+            name = flow
+            callee = saved.map { Scope($0.mapValues(Value.init(json:))) }
+        } else {
+            name = try resolve(target).interpolated
+            if let input {
+                let resolved = try resolve(input)
+                guard case .map(let values) = resolved else {
+                    throw FlowFailure(message: "'in' must be a mapping of names to values, got a \(resolved.typeName)")
+                }
+                let made = Scope(caller.values)
+                for key in values.keys { made.values[key] = values[key] }
+                callee = made
+            } else {
+                callee = nil
+            }
         }
-        let callee = Scope(caller.values)
-        for key in values.keys { callee.values[key] = values[key] }
+        guard let callee else {
+            return try within(.call(flow: name, scope: nil)) { try callFlow(named: name, at: location, resume: path) }
+        }
         scope = callee
         defer { scope = caller }
-        try callFlow(named: name, at: location)
+        try within(.call(flow: name, scope: callee.values.mapValues(\.json))) {
+            try callFlow(named: name, at: location, resume: path)
+        }
         for name in out { caller.values[name] = callee.values[name] ?? .null }
     }
 }
