@@ -159,10 +159,16 @@ enum Timeline {
                 row("  handler", "\(e.flow) requeued: \(e.reason)")
             case .handlerEnded(let e):
                 row("  handler", e.error.map { "\(e.flow) failed: \($0)" } ?? "\(e.flow) finished")
+            case .instanceSuspended(let e):
+                row("SUSPENDED", "until '\(e.event)'")
+            case .instanceResumed(let e):
+                row(
+                    "RESUMING",
+                    "by '\(e.event)'" + (e.variables.isEmpty ? "" : ", set \(compact(.object(e.variables)))"))
             case .attachmentsStored(let e):
                 row("  attached", e.files.map { "\($0.name) (\($0.size) bytes)" }.joined(separator: ", "))
             }
-            if let new = envelope.event.status, status.map({ !$0.isTerminal }) ?? true { status = new }
+            if let new = envelope.event.status, status.map({ $0.canMove(to: new) }) ?? true { status = new }
         }
         let isKey = events.first?.event.isKeyEvent ?? false
         var header = isKey ? "API key \(id)" : "instance \(id): \(status?.rawValue ?? "?")"

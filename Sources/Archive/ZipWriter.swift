@@ -35,16 +35,21 @@ package struct ZipWriter {
 
     /// Every regular file under `directory` (symbolic links and hidden version-control folders
     /// skipped), with paths relative to it.
-    package mutating func addDirectory(_ directory: String, skipping skipped: Set<String> = []) throws {
+    package mutating func addDirectory(
+        _ directory: String, skipping skipped: Set<String> = [], maxBytes: Int = .max
+    ) throws {
         let root = URL(fileURLWithPath: directory).standardizedFileURL.path
         guard let walker = FileManager.default.enumerator(atPath: root) else {
             throw ZipWriterError("cannot read \(directory)")
         }
         var files: [String] = []
+        var total = 0
         while let relative = walker.nextObject() as? String {
             if relative.hasPrefix(".git/") || relative == ".git" || skipped.contains(relative) { continue }
             var info = stat()
             guard lstat(root + "/" + relative, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            total += Int(info.st_size)
+            guard total <= maxBytes else { throw ZipWriterError("\(directory) holds more than \(maxBytes) bytes") }
             files.append(relative)
         }
         for relative in files.sorted() {

@@ -108,7 +108,13 @@ package enum LogVerifier {
                 if old.isTerminal {
                     return "\(envelope.event.typeName) for \(id) after its terminal \(old.rawValue)"
                 }
-                if new.rank < old.rank { return "\(id) moves back from \(old.rawValue) to \(new.rawValue)" }
+                // A resumed instance's assignment leaves it RESUMING.
+                if old == .resuming && new == .starting { return nil }
+                if new != old && !old.canMove(to: new) {
+                    return new.rank < old.rank
+                        ? "\(id) moves back from \(old.rawValue) to \(new.rawValue)"
+                        : "\(id) moves from \(old.rawValue) to \(new.rawValue), which no instance does"
+                }
             } else if trimmed {
                 return nil
             } else {

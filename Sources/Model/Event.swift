@@ -46,6 +46,10 @@ package enum Event: Sendable, Hashable {
     /// The files the instance left under `_attachments/` in its working folder, kept as one
     /// archive in the payload store. Never changes the status.
     case attachmentsStored(AttachmentsStored)
+    /// The flow stopped at `- suspend: event`; where it stands is stored. Status `SUSPENDED`.
+    case instanceSuspended(InstanceSuspended)
+    /// A client resumed it with its event. Status `RESUMING` (an executor is owed).
+    case instanceResumed(InstanceResumed)
 
     /// The stable type name written into the log.
     package var typeName: String {
@@ -69,6 +73,8 @@ package enum Event: Sendable, Hashable {
         case .handlerRequeued: "HandlerRequeued"
         case .handlerEnded: "HandlerEnded"
         case .attachmentsStored: "AttachmentsStored"
+        case .instanceSuspended: "InstanceSuspended"
+        case .instanceResumed: "InstanceResumed"
         }
     }
 
@@ -120,6 +126,8 @@ package enum Event: Sendable, Hashable {
         case .apiKeyCreated, .apiKeyRevoked, .historyTrimmed: nil
         case .handlersDeclared, .handlerAssigned, .handlerStarted, .handlerRequeued, .handlerEnded: nil
         case .attachmentsStored: nil
+        case .instanceSuspended: .suspended
+        case .instanceResumed: .resuming
         }
     }
 
@@ -153,6 +161,8 @@ package enum Event: Sendable, Hashable {
         case .handlerRequeued(let e): "\(e.flow) handler: \(e.reason)"
         case .handlerEnded(let e): e.error.map { "\(e.flow) handler failed: \($0)" } ?? "\(e.flow) handler finished"
         case .attachmentsStored(let e): "\(e.files.count) attachments"
+        case .instanceSuspended(let e): "suspended until '\(e.event)'"
+        case .instanceResumed(let e): "resumed by '\(e.event)'"
         }
     }
 }
@@ -446,6 +456,32 @@ package struct HandlerEnded: Sendable, Hashable, Codable {
     package init(flow: String, error: String?) {
         self.flow = flow
         self.error = error
+    }
+}
+
+/// `InstanceSuspended` v1.
+package struct InstanceSuspended: Sendable, Hashable, Codable {
+    /// The event a resume must name.
+    package var event: String
+    /// Where the flow stands and its working folder, one archive in the payload store.
+    package var state: PayloadRef
+
+    package init(event: String, state: PayloadRef) {
+        self.event = event
+        self.state = state
+    }
+}
+
+/// `InstanceResumed` v1.
+package struct InstanceResumed: Sendable, Hashable, Codable {
+    /// The event it was resumed with.
+    package var event: String
+    /// The variables the resume set (its JSON body).
+    package var variables: [String: JSONValue]
+
+    package init(event: String, variables: [String: JSONValue]) {
+        self.event = event
+        self.variables = variables
     }
 }
 

@@ -83,6 +83,9 @@ extension EventEnvelope: Codable {
         case ("HandlerStarted", 1): event = .handlerStarted(try c.decode(HandlerStarted.self, forKey: .data))
         case ("HandlerRequeued", 1): event = .handlerRequeued(try c.decode(HandlerRequeued.self, forKey: .data))
         case ("HandlerEnded", 1): event = .handlerEnded(try c.decode(HandlerEnded.self, forKey: .data))
+        case ("InstanceSuspended", 1):
+            event = .instanceSuspended(try c.decode(InstanceSuspended.self, forKey: .data))
+        case ("InstanceResumed", 1): event = .instanceResumed(try c.decode(InstanceResumed.self, forKey: .data))
         case ("AttachmentsStored", 1):
             event = .attachmentsStored(try c.decode(AttachmentsStored.self, forKey: .data))
         default:
@@ -121,6 +124,8 @@ extension EventEnvelope: Codable {
         case .handlerRequeued(let data): try c.encode(data, forKey: .data)
         case .handlerEnded(let data): try c.encode(data, forKey: .data)
         case .attachmentsStored(let data): try c.encode(data, forKey: .data)
+        case .instanceSuspended(let data): try c.encode(data, forKey: .data)
+        case .instanceResumed(let data): try c.encode(data, forKey: .data)
         }
     }
 

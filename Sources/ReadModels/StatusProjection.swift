@@ -66,7 +66,8 @@ package enum ProjectionChange: Sendable, Equatable {
 /// The status read model: a fold of the event log into one `InstanceView` per instance.
 ///
 /// `apply` cannot fail and is idempotent: an event at or below the head is a duplicate and changes
-/// nothing; a terminal status absorbs every later event; statuses only move forward.
+/// nothing; a terminal status absorbs every later event; statuses only move forward
+/// (`InstanceStatus.canMove(to:)`: a resumed instance's assignment leaves it RESUMING).
 ///
 /// Whole, it holds every instance (the tooling's rebuild). A Gateway keeps only its hot part here,
 /// the live instances and those not yet written to its store (`keepsOrder: false`, `evict`,
@@ -141,7 +142,7 @@ package struct StatusProjection: Sendable {
             return .none
         default: break
         }
-        guard let next = envelope.event.status, !current.isTerminal, next.rank > current.rank else { return .none }
+        guard let next = envelope.event.status, current.canMove(to: next) else { return .none }
         // In place: copying the view out and back would copy its history on every event.
         Self.advance(&instances[id]!, to: next, by: envelope)
         return next.isTerminal ? .terminal(id) : .progressed(id)
@@ -162,7 +163,7 @@ package struct StatusProjection: Sendable {
             view.error = e.error
         case .instanceCreated, .instanceAssigned, .instanceStarted, .logAppended, .stepsRecorded, .instanceRequeued,
             .apiKeyCreated, .apiKeyRevoked, .historyTrimmed, .handlersDeclared, .handlerAssigned, .handlerStarted,
-            .handlerRequeued, .handlerEnded, .attachmentsStored:
+            .handlerRequeued, .handlerEnded, .attachmentsStored, .instanceSuspended, .instanceResumed:
             break
         }
     }

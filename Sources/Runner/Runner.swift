@@ -41,9 +41,15 @@ enum Runner {
                 return 1
             }
             send(.begin(request.instanceID))
-            let (result, startedProcesses) = run(request, payload: payload, loaders: &loaders, send: send)
-            // What the instance's own run left for whoever started it, before its result.
-            if request.handler == nil, let maxBytes = request.maxAttachmentBytes {
+            // A resumed run's attachment is its payload, then its suspended state.
+            let split = request.resume.map { min(max($0.payloadBytes, 0), payload.count) } ?? payload.count
+            let (result, startedProcesses) = run(
+                request, payload: Array(payload[..<split]),
+                state: request.resume == nil ? nil : Array(payload[split...]),
+                loaders: &loaders, send: send)
+            // What the instance's own run left for whoever started it, before its result (a flow
+            // that suspended has not ended: its files stay in its state).
+            if request.handler == nil, result.suspended == nil, let maxBytes = request.maxAttachmentBytes {
                 switch Attachments.collect(workDir: request.workDir, maxBytes: maxBytes, maxFiles: request.maxEntries) {
                 case .none: break
                 case .archive(let bytes, _): send(.attachments(Data(bytes).base64EncodedString()))
@@ -59,7 +65,7 @@ enum Runner {
 
     /// Runs one instance; says how it ended and whether any step started a process.
     static func run(
-        _ request: RunnerRequest, payload: [UInt8], loaders: inout LoaderCache,
+        _ request: RunnerRequest, payload: [UInt8], state: [UInt8]? = nil, loaders: inout LoaderCache,
         send: @escaping (RunnerMessage) -> Void
     ) -> (RunnerResult, Bool) {
         // Steps go out in batches (by count or age, checked as steps complete): a long flow of
@@ -119,20 +125,53 @@ enum Runner {
                 throw FlowFailure(message: "the payload could not be unpacked into the working folder: \(error)")
             }
         }
+        interpreter.suspendRefusal = { Suspension.liveProcess() }
+        var resuming: Continuation?
+        var stateHadWork = false
+        if let state {
+            do {
+                let limits = ZipLimits(maxEntries: request.maxEntries, maxUnpackedBytes: request.maxUnpackedBytes)
+                let (continuation, work) = try Suspension.read(state, limits: limits)
+                resuming = continuation
+                if let work {
+                    stateHadWork = true
+                    // The working folder as it was when the flow suspended (it holds the payload's files).
+                    interpreter.prepareWorkDir = {
+                        do {
+                            try FileManager.default.createDirectory(
+                                atPath: request.workDir, withIntermediateDirectories: true)
+                            try work.extract(to: request.workDir)
+                        } catch {
+                            throw FlowFailure(message: "the suspended working folder could not be restored: \(error)")
+                        }
+                    }
+                }
+            } catch {
+                let reason = "the instance cannot be resumed: its suspended state does not read (\(error))"
+                return (fail(reason, log: reason), false)
+            }
+        }
         interpreter.onStep = { record in
             steps.append(record)
             if steps.count >= 512 || lastFlush.duration(to: .now) > .milliseconds(100) { flushSteps() }
         }
         do {
-            if request.handler != nil {
-                interpreter.restoreVariables(
-                    request.arguments, instanceID: request.instanceID, workDir: request.workDir)
+            if let resuming {
+                // The variables as they were, and what the resume set over them.
+                let variables = resuming.variables.merging(request.resume?.variables ?? [:]) { $1 }
+                interpreter.restoreVariables(variables, instanceID: request.instanceID, workDir: request.workDir)
+                try interpreter.run(entry: entry, resuming: resuming)
             } else {
-                try interpreter.prepareVariables(
-                    arguments: request.arguments, defaults: loader.defaultArguments, instanceID: request.instanceID,
-                    workDir: request.workDir)
+                if request.handler != nil {
+                    interpreter.restoreVariables(
+                        request.arguments, instanceID: request.instanceID, workDir: request.workDir)
+                } else {
+                    try interpreter.prepareVariables(
+                        arguments: request.arguments, defaults: loader.defaultArguments,
+                        instanceID: request.instanceID, workDir: request.workDir)
+                }
+                try interpreter.run(entry: entry)
             }
-            try interpreter.run(entry: entry)
         } catch let failure as FlowFailure {
             var where_ = ""
             if let location = failure.location { where_ = "\(location): " }
@@ -143,9 +182,20 @@ enum Runner {
             }
             return (result, interpreter.startedProcesses)
         } catch Unwind.suspend(let continuation) {
-            // The Scheduler cannot hold a suspended instance yet: say so plainly.
-            let reason = "'suspend: \(continuation.event)' is not supported by this server yet"
-            return (fail(reason, log: reason), interpreter.startedProcesses)
+            // Where it stands, and its working folder if it has one (restored first if it came
+            // with the state and no step has needed it since): the state a resume starts from.
+            do {
+                if stateHadWork { try interpreter.ensureWorkDir() }
+                let bytes = try Suspension.archive(
+                    continuation, workDir: interpreter.prepareWorkDir == nil ? request.workDir : nil,
+                    maxBytes: request.maxUnpackedBytes)
+                flushSteps()
+                send(.state(Data(bytes).base64EncodedString()))
+                return (RunnerResult(error: nil, out: [:], suspended: continuation.event), interpreter.startedProcesses)
+            } catch {
+                let reason = "\(error)"
+                return (fail(reason, log: reason), interpreter.startedProcesses)
+            }
         } catch {
             return (fail("\(error)", log: "\(error)"), interpreter.startedProcesses)
         }

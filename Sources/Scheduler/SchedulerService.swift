@@ -115,6 +115,8 @@ struct SchedulerService: Service {
                 reply = .someEvents(events: try await log.read(seqs: wanted))
             case .ping:
                 reply = .pong(head: log.durableHead, epoch: log.epoch)
+            case .resume(let requestID, let instanceID, let event, let variables):
+                reply = await core.resume(instanceID, event: event, variables: variables, request: requestID)
             case .fetchBlob(let digest):
                 // Only a digest the store could have written: nothing else reaches the store.
                 guard digest.count == 64, digest.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {

@@ -39,6 +39,8 @@ package enum ReportKind: Sendable, Codable, Hashable {
     /// The files the run left under `_attachments/`, stored (`ExecutorRequest.storeBlob`) before
     /// this report, which comes before the run's end.
     case attachments(archive: PayloadRef, files: [AttachmentFile])
+    /// The flow stopped at `- suspend: event`; where it stands was stored (`storeBlob`) as `state`.
+    case suspended(event: String, state: PayloadRef)
 }
 
 /// One report, numbered per executor boot so the Scheduler applies each once.
@@ -98,6 +100,23 @@ package enum ExecutorReply: Sendable, Codable {
     case stored(PayloadRef)
 }
 
+/// A resumed instance's run: the payload is followed, in the attachment, by the state its suspend
+/// stored (where the flow stands, its working folder).
+package struct Resumption: Sendable, Codable, Hashable {
+    /// The event it was resumed with.
+    package var event: String
+    /// The variables the resume set.
+    package var variables: [String: JSONValue]
+    /// How many bytes of the attachment are the payload; the rest is the state.
+    package var payloadBytes: Int
+
+    package init(event: String, variables: [String: JSONValue], payloadBytes: Int) {
+        self.event = event
+        self.variables = variables
+        self.payloadBytes = payloadBytes
+    }
+}
+
 /// What an executor needs to run an instance; the ZIP travels as the frame's attachment.
 package struct Dispatch: Sendable, Codable, Hashable {
     /// The instance.
@@ -113,10 +132,12 @@ package struct Dispatch: Sendable, Codable, Hashable {
     /// Set for a handler's run: the handler flow (then also the entry point), which starts with
     /// `arguments` as its variables.
     package var handler: String?
+    /// Set for a resumed instance's run.
+    package var resume: Resumption?
 
     package init(
         instanceID: InstanceID, attempt: Int, entryPoint: String?, arguments: [String: JSONValue], out: [String],
-        handler: String? = nil
+        handler: String? = nil, resume: Resumption? = nil
     ) {
         self.instanceID = instanceID
         self.attempt = attempt
@@ -124,6 +145,7 @@ package struct Dispatch: Sendable, Codable, Hashable {
         self.arguments = arguments
         self.out = out
         self.handler = handler
+        self.resume = resume
     }
 }
 
@@ -170,7 +192,8 @@ extension ExecutorRequest: FastWireDecodable {
 extension ExecutorCommand: FastWireEncodable {
     /// `dispatch`, sent once per instance.
     package var fastHeader: [UInt8]? {
-        guard case .dispatch(let dispatch) = self else { return nil }
+        // A resumed run's dispatch is rare: `Codable` writes it.
+        guard case .dispatch(let dispatch) = self, dispatch.resume == nil else { return nil }
         var out = JSONWriter()
         let written = out.unlabeledCase("dispatch") {
             $0.object {
@@ -190,7 +213,8 @@ extension ExecutorCommand: FastWireEncodable {
 extension ExecutorCommand: FastWireDecodable {
     package static func fastDecode(_ header: ArraySlice<UInt8>) -> ExecutorCommand? {
         guard let (name, fields) = WireFrame.enumCase(header), name == "dispatch",
-            let d = fields["_0"]?.objectValue, let arguments = d["arguments"]?.objectValue?.jsonObject,
+            let d = fields["_0"]?.objectValue, d["resume"] == nil,
+            let arguments = d["arguments"]?.objectValue?.jsonObject,
             let attempt = d["attempt"]?.int, let out = d["out"]?.strings,
             let id = d["instanceID"]?.stringValue.flatMap(InstanceID.init),
             let entryPoint = d.optional("entryPoint", \.stringValue), let handler = d.optional("handler", \.stringValue)
@@ -257,6 +281,16 @@ package enum ReportsCodec {
                     $0.field("flows", strings: flows)
                     return true
                 }
+            case .suspended(let event, let state):
+                $0.nested("suspended") {
+                    $0.field("event", event)
+                    $0.nested("state") {
+                        $0.field("digest", state.digest)
+                        $0.field("size", Int64(state.size))
+                        return true
+                    }
+                    return true
+                }
             case .attachments(let archive, let files):
                 $0.nested("attachments") {
                     $0.nested("archive") {
@@ -321,6 +355,11 @@ extension ReportsCodec {
                 case "handlers":
                     guard let flows = fields["flows"]?.strings else { return nil }
                     kind = .handlers(flows: flows)
+                case "suspended":
+                    guard let event = fields["event"]?.stringValue, let state = fields["state"]?.objectValue,
+                        let digest = state["digest"]?.stringValue, let size = state["size"]?.int
+                    else { return nil }
+                    kind = .suspended(event: event, state: PayloadRef(digest: digest, size: size))
                 case "attachments":
                     guard let archive = fields["archive"]?.objectValue, let digest = archive["digest"]?.stringValue,
                         let size = archive["size"]?.int, case .array(let items)? = fields["files"]

@@ -90,6 +90,8 @@ package enum SchedulerRequest: Sendable, Codable {
     case stats
     /// A stored archive (an instance's attachments), by its digest; the reply's attachment.
     case fetchBlob(digest: String)
+    /// Resume a suspended instance with its event, setting `variables`.
+    case resume(requestID: RequestID, instanceID: InstanceID, event: String, variables: [String: JSONValue])
 }
 
 /// What the Scheduler reports for `/metrics`.
@@ -156,6 +158,8 @@ package enum SchedulerReply: Sendable, Codable {
     case rejected(message: String)
     /// The answer to `fetchBlob`: the bytes are the frame's attachment (none when not `found`).
     case blob(found: Bool)
+    /// The resume is durable (`seq`: its event).
+    case resumed(seq: UInt64)
 }
 
 /// Scheduler → every Gateway, over pub/sub: events just made durable, in order, and the durable

@@ -22,11 +22,13 @@ package struct RunnerRequest: Codable, Sendable {
     package var handler: String?
     /// The most the files under `_attachments/` may hold together (the instance's log limit).
     package var maxAttachmentBytes: Int?
+    /// Set for a resumed instance: the attachment is the payload followed by its suspended state.
+    package var resume: Resumption?
 
     package init(
         instanceID: InstanceID, entryPoint: String?, arguments: [String: JSONValue], out: [String], workDir: String,
         limits: InstanceLimits?, maxEntries: Int, maxUnpackedBytes: Int, handler: String? = nil,
-        maxAttachmentBytes: Int? = nil
+        maxAttachmentBytes: Int? = nil, resume: Resumption? = nil
     ) {
         self.instanceID = instanceID
         self.entryPoint = entryPoint
@@ -38,6 +40,7 @@ package struct RunnerRequest: Codable, Sendable {
         self.maxUnpackedBytes = maxUnpackedBytes
         self.handler = handler
         self.maxAttachmentBytes = maxAttachmentBytes
+        self.resume = resume
     }
 }
 
@@ -46,6 +49,7 @@ extension RunnerRequest {
     /// `JSONDecoder` reading it was half of a runner's CPU for a trivial instance), or nil where
     /// only `JSONEncoder` can promise the bytes (a floating-point number).
     package var fastJSON: [UInt8]? {
+        guard resume == nil else { return nil }
         var out = JSONWriter()
         let written = out.object {
             guard $0.field("arguments", object: arguments) else { return false }
@@ -77,7 +81,7 @@ extension RunnerRequest {
 
     package static func fastDecode(_ json: ArraySlice<UInt8>) -> RunnerRequest? {
         json.withUnsafeBytes { raw -> RunnerRequest? in
-            guard case .object(let r)? = JSONNode.parse(raw),
+            guard case .object(let r)? = JSONNode.parse(raw), r["resume"] == nil,
                 let arguments = r["arguments"]?.objectValue?.jsonObject,
                 let entryPoint = r.optional("entryPoint", \.stringValue),
                 let id = r["instanceID"]?.stringValue.flatMap(InstanceID.init),
@@ -162,6 +166,8 @@ package enum RunnerMessage: Codable, Sendable {
     case handlers([String])
     /// The ZIP of the files the run left under `_attachments/`, base64 (before the result).
     case attachments(String)
+    /// The ZIP of where a suspended flow stands and its working folder, base64 (before the result).
+    case state(String)
     case result(RunnerResult)
 }
 
@@ -193,6 +199,11 @@ extension RunnerMessage {
                 $0.string(base64)
                 return true
             }
+        case .state(let base64):
+            written = out.unlabeledCase("state") {
+                $0.string(base64)
+                return true
+            }
         case .handlers(let flows):
             written = out.unlabeledCase("handlers") {
                 $0.array(flows) { $0.string($1) }
@@ -204,6 +215,7 @@ extension RunnerMessage {
                     $0.field("error", result.error)
                     guard $0.field("out", object: result.out) else { return false }
                     $0.field("reusable", result.reusable)
+                    $0.field("suspended", result.suspended)
                     if let variables = result.variables { return $0.field("variables", object: variables) }
                     return true
                 }
@@ -230,12 +242,16 @@ extension RunnerMessage {
             case "steps": return FastEventDecoder.stepRecords(value).map(RunnerMessage.steps)
             case "handlers": return value.strings.map(RunnerMessage.handlers)
             case "attachments": return value.stringValue.map(RunnerMessage.attachments)
+            case "state": return value.stringValue.map(RunnerMessage.state)
             case "result":
                 guard let result = value.objectValue, let error = result.optional("error", \.stringValue),
                     let out = result["out"]?.objectValue?.jsonObject, let reusable = result["reusable"]?.boolValue,
-                    let variables = result.optional("variables", { $0.objectValue?.jsonObject })
+                    let variables = result.optional("variables", { $0.objectValue?.jsonObject }),
+                    let suspended = result.optional("suspended", \.stringValue)
                 else { return nil }
-                return .result(RunnerResult(error: error, out: out, reusable: reusable, variables: variables))
+                return .result(
+                    RunnerResult(
+                        error: error, out: out, reusable: reusable, variables: variables, suspended: suspended))
             default: return nil
             }
         }
@@ -253,14 +269,18 @@ package struct RunnerResult: Codable, Sendable {
     package var reusable = false
     /// Every variable as the flow failed, for its `onFailure` handler (only when it has one).
     package var variables: [String: JSONValue]?
+    /// The flow suspended until this event (its state went out just before, `RunnerMessage.state`).
+    package var suspended: String?
 
     package init(
-        error: String?, out: [String: JSONValue], reusable: Bool = false, variables: [String: JSONValue]? = nil
+        error: String?, out: [String: JSONValue], reusable: Bool = false, variables: [String: JSONValue]? = nil,
+        suspended: String? = nil
     ) {
         self.error = error
         self.out = out
         self.reusable = reusable
         self.variables = variables
+        self.suspended = suspended
     }
 }
 

@@ -40,6 +40,12 @@ import Wire
         (#"{"entryPoint": 3}"#, "no entryPoint"),
         (#"{"entryPoint": "main", "arguments": []}"#, "arguments must be"),
         (#"{"entryPoint": "main", "timeout": "soon"}"#, "timeout"),
+        // Numbers past any clock: refused, never an overflow (one crashed the Gateway in CI).
+        (#"{"entryPoint": "main", "timeout": 9223372036854775807}"#, "timeout"),
+        (#"{"entryPoint": "main", "timeout": 1e300}"#, "timeout"),
+        (#"{"entryPoint": "main", "timeout": "P99999999999999999999D"}"#, "timeout"),
+        (#"{"entryPoint": "main", "handlerTimeout": 9223372036854775807}"#, "handlerTimeout"),
+        (#"{"entryPoint": "main", "handlerTimeout": 1e-9}"#, "handlerTimeout"),
         (#"{"entryPoint": "main", "out": "x"}"#, "out"),
         ("{\"entryPoint\": \"main\"", "not valid JSON"),
     ])

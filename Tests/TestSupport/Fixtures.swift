@@ -129,7 +129,22 @@ package func attachmentsEvent(_ id: InstanceID = fixedID) -> EventEnvelope {
         at: 1_764_380_001_100)
 }
 
+/// A suspension and its resume.
+package func suspendEvents(_ id: InstanceID = fixedID) -> [EventEnvelope] {
+    [
+        event(
+            id,
+            .instanceSuspended(
+                InstanceSuspended(
+                    event: "approval", state: PayloadRef(digest: String(repeating: "cd", count: 32), size: 77))),
+            at: 1_764_380_001_200),
+        event(
+            id, .instanceResumed(InstanceResumed(event: "approval", variables: ["approved": .bool(true)])),
+            at: 1_764_380_001_300),
+    ]
+}
+
 /// Every event type and version written today: the instance fixtures, the key ones, a trim.
 package func everyEventType() -> [EventEnvelope] {
-    everyEvent() + everyKeyEvent() + [trimEvent()] + everyHandlerEvent() + [attachmentsEvent()]
+    everyEvent() + everyKeyEvent() + [trimEvent()] + everyHandlerEvent() + [attachmentsEvent()] + suspendEvents()
 }

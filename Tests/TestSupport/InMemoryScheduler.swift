@@ -97,6 +97,8 @@ package actor InMemoryScheduler: SchedulerLink {
             return .keyCreated(seq: envelope.seq)
         case .fetchBlob:
             return .blob(found: false)
+        case .resume:
+            return .conflict(message: "nothing is suspended here")
         case .revokeKey(let requestID, let id, let by):
             guard let key = apiKeys[id], !key.revoked else { return .keyUnknown }
             apiKeys[id]?.revoked = true

@@ -33,6 +33,8 @@ import Testing
                 .result(RunnerResult(error: random.text(), out: [:], variables: random.object())),
                 .handlers(["onCancel", random.text()]),
                 .attachments(Data(Array(random.text().utf8)).base64EncodedString()),
+                .state(Data(Array(random.text().utf8)).base64EncodedString()),
+                .result(RunnerResult(error: nil, out: [:], suspended: random.text())),
             ]
             for message in messages {
                 let line = Array(try encoder.encode(message))

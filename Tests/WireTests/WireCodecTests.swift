@@ -27,6 +27,7 @@ import Testing
                 .failed(error: random.text(), out: random.object(extra: ["Key"])),
                 .failed(error: random.text(), out: random.object(), variables: random.object()),
                 .handlers(flows: [random.text(), "onFailure"]),
+                .suspended(event: random.text(), state: PayloadRef(digest: random.text(), size: n)),
                 .attachments(
                     archive: PayloadRef(digest: random.text(), size: n),
                     files: [AttachmentFile(name: random.text(), size: n), AttachmentFile(name: "b/c", size: 0)]),

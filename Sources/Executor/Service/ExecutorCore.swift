@@ -13,6 +13,7 @@ enum RunnerEvent: Sendable {
     case steps([StepRecord])
     case handlers([String])
     case attachments([UInt8])
+    case state([UInt8])
     case end(RunnerOutcome)
 }
 
@@ -222,7 +223,7 @@ actor ExecutorCore {
             instanceID: dispatch.instanceID, entryPoint: dispatch.entryPoint, arguments: dispatch.arguments,
             out: dispatch.out, workDir: instanceDir(dispatch.instanceID, on: runner) + "/work", limits: config.limits,
             maxEntries: config.zipLimits.maxEntries, maxUnpackedBytes: config.zipLimits.maxUnpackedBytes,
-            handler: dispatch.handler, maxAttachmentBytes: config.maxLogBytes)
+            handler: dispatch.handler, maxAttachmentBytes: config.maxLogBytes, resume: dispatch.resume)
     }
 
     private func instanceDir(_ id: InstanceID, on runner: RunnerProcess?) -> String {
@@ -243,7 +244,8 @@ actor ExecutorCore {
             onEnd: {
                 sink.yield(.end($0))
                 sink.finish()
-            }, onHandlers: { sink.yield(.handlers($0)) }, onAttachments: { sink.yield(.attachments($0)) })
+            }, onHandlers: { sink.yield(.handlers($0)) }, onAttachments: { sink.yield(.attachments($0)) },
+            onState: { sink.yield(.state($0)) })
         var runner: RunnerProcess?
         var warm = false
         if !fresh {
@@ -288,6 +290,7 @@ actor ExecutorCore {
         Task {
             var budget = LogBudget(maxBytes: maxLogBytes)
             var attachments: [UInt8]?
+            var suspendedState: [UInt8]?
             for await event in events {
                 switch event {
                 case .started: await reporter.report(id, .started, handler: handler, attempt: attempt)
@@ -301,8 +304,11 @@ actor ExecutorCore {
                 case .handlers(let flows):
                     await reporter.report(id, .handlers(flows: flows), handler: handler, attempt: attempt)
                 case .attachments(let bytes): attachments = bytes
+                case .state(let bytes): suspendedState = bytes
                 case .end(let outcome):
-                    await self.ended(dispatch, payload, outcome, runner: chosen, warm: isWarm, attachments: attachments)
+                    await self.ended(
+                        dispatch, payload, outcome, runner: chosen, warm: isWarm, attachments: attachments,
+                        state: suspendedState)
                 }
             }
         }
@@ -310,7 +316,7 @@ actor ExecutorCore {
 
     private func ended(
         _ dispatch: Dispatch, _ payload: [UInt8], _ outcome: RunnerOutcome, runner: RunnerProcess?, warm: Bool,
-        attachments: [UInt8]? = nil
+        attachments: [UInt8]? = nil, state: [UInt8]? = nil
     ) async {
         let id = dispatch.instanceID
         let instanceDir = instanceDir(id, on: runner)
@@ -342,7 +348,17 @@ actor ExecutorCore {
         defer { cleanUp(id, instanceDir) }
         let (handler, attempt) = (dispatch.handler, dispatch.attempt)
         if result != nil, handler == nil, let attachments { await store(attachments, of: id, attempt: attempt) }
-        if let result {
+        if let result, let event = result.suspended {
+            // Where the flow stands, kept with the payloads before the Scheduler hears of it.
+            if let state, let ref = await reporter.storeBlob(state) {
+                await reporter.report(id, .suspended(event: event, state: ref), attempt: attempt)
+            } else {
+                let reason = "the flow suspended, but its state could not be kept"
+                await reporter.report(
+                    id, .log(lines: [LogLine(at: .now(), level: .error, text: reason)]), attempt: attempt)
+                await reporter.report(id, .failed(error: reason, out: [:]), attempt: attempt)
+            }
+        } else if let result {
             if let error = result.error {
                 await reporter.report(
                     id, .failed(error: error, out: result.out, variables: result.variables), handler: handler,

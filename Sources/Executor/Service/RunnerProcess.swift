@@ -33,6 +33,8 @@ final class RunnerProcess: Sendable {
         var onHandlers: @Sendable ([String]) -> Void = { _ in }
         /// The ZIP of the files the run left under `_attachments/` (before its end).
         var onAttachments: @Sendable ([UInt8]) -> Void = { _ in }
+        /// The state of a flow that suspended (before its end).
+        var onState: @Sendable ([UInt8]) -> Void = { _ in }
     }
 
     private struct State {
@@ -162,11 +164,14 @@ final class RunnerProcess: Sendable {
     }
 
     private func consume(_ bytes: ByteBuffer, stdout: Bool) {
-        let (assignment, handlers, attachments, lines, steps, handedBack) = state.withLock {
-            state -> (Assignment?, [String]?, [UInt8]?, [LogLine], [StepRecord], RunnerResult?) in
+        let (assignment, handlers, blobs, lines, steps, handedBack) = state.withLock {
+            state -> (
+                Assignment?, [String]?, (attachments: [UInt8]?, state: [UInt8]?), [LogLine], [StepRecord], RunnerResult?
+            ) in
             let assignment = state.assignment
             var handlers: [String]?
             var attachments: [UInt8]?
+            var suspended: [UInt8]?
             var out: [LogLine] = []
             var steps: [StepRecord] = []
             var handedBack: RunnerResult?
@@ -186,6 +191,7 @@ final class RunnerProcess: Sendable {
                     case .steps(let records): steps += records
                     case .handlers(let flows): handlers = flows
                     case .attachments(let base64): attachments = Data(base64Encoded: base64).map(Array.init)
+                    case .state(let base64): suspended = Data(base64Encoded: base64).map(Array.init)
                     case .result(let outcome) where outcome.reusable && state.exitStatus == nil:
                         // The runner waits for its next instance: this one has ended.
                         handedBack = outcome
@@ -207,11 +213,12 @@ final class RunnerProcess: Sendable {
                 }
                 state.stderrBuffer.removeSubrange(..<start)
             }
-            return (assignment, handlers, attachments, out, steps, handedBack)
+            return (assignment, handlers, (attachments, suspended), out, steps, handedBack)
         }
         guard let assignment else { return }
         if let handlers { assignment.onHandlers(handlers) }
-        if let attachments { assignment.onAttachments(attachments) }
+        if let attachments = blobs.attachments { assignment.onAttachments(attachments) }
+        if let suspended = blobs.state { assignment.onState(suspended) }
         if !lines.isEmpty { assignment.onLog(lines) }
         if !steps.isEmpty { assignment.onSteps(steps) }
         if let handedBack { assignment.onEnd(.handedBack(handedBack)) }

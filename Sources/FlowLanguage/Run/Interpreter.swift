@@ -80,7 +80,7 @@ package final class Interpreter: EvaluationContext {
     }
 
     /// Makes the working folder ready (once) for a step that reads or runs files in it.
-    func ensureWorkDir() throws {
+    package func ensureWorkDir() throws {
         guard let prepare = prepareWorkDir else { return }
         prepareWorkDir = nil
         try prepare()

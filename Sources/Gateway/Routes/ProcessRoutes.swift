@@ -24,6 +24,7 @@ struct ProcessRoutes: Sendable {
         api.get("v1/process/:id/log") { request, context in try await log(request, context) }
         api.get("v1/process/:id/history") { _, context in try await history(context) }
         api.get("v1/process/:id/events") { request, context in try await events(request, context) }
+        api.post("v1/process/:id/resume/:eventName") { request, context in try await resume(request, context) }
         api.get("v1/process/:id/attachment") { _, context in try await attachments(context) }
         api.get("v1/process/:id/attachment/**") { _, context in try await attachment(context) }
         api.get("v2/process") { request, context in try await list(request, context) }
@@ -273,6 +274,55 @@ struct ProcessRoutes: Sendable {
     private func history(_ context: AccordRequestContext) async throws -> Response {
         let view = try await existing(context)
         return JSONBody.response(.ok, ReadModelBodies.history(view))
+    }
+
+    /// `POST .../resume/{eventName}`: resumes a SUSPENDED instance waiting for that event. The body,
+    /// if any, is a JSON object of variables to set (under `saveAs` when that is given, as the
+    /// reference server nests it). Another event, or an instance not suspended, is 409.
+    private func resume(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
+        let view = try await existing(context)
+        let event = context.parameters.get("eventName") ?? ""
+        guard !event.isEmpty, event.utf8.count <= 256 else {
+            throw APIError(.badRequest, "the event name must be 1 to 256 characters")
+        }
+        if let type = request.mediaType, type != "application/json" {
+            throw APIError(.unsupportedMediaType, "send the variables as application/json, not \(type)")
+        }
+        var request = request
+        let body = Array(try await request.collectBody(upTo: 1 << 20).readableBytesView)
+        var variables: [String: JSONValue] = [:]
+        if !body.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            guard let value = try? JSONDecoder().decode(JSONValue.self, from: Data(body)),
+                let object = value.objectValue
+            else {
+                throw APIError(
+                    .badRequest, #"the body must be a JSON object of variables to set, such as {"approved": true}"#)
+            }
+            variables = object
+        }
+        if let saveAs = request.uri.queryParameters["saveAs"].map(String.init), !saveAs.isEmpty {
+            guard !saveAs.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) else {
+                throw APIError(.badRequest, "saveAs must be a variable name or a dotted path such as form.data")
+            }
+            var nested = JSONValue.object(variables)
+            for part in saveAs.split(separator: ".").reversed() { nested = .object([String(part): nested]) }
+            variables = nested.objectValue ?? [:]
+        }
+        guard !view.status.isTerminal else {
+            throw APIError(
+                .conflict, "process instance \(view.id) is \(view.status.rawValue): there is nothing to resume")
+        }
+        switch try await ask(.resume(requestID: .random(), instanceID: view.id, event: event, variables: variables)) {
+        case .resumed(let seq):
+            await readYourWrite(seq)
+            return JSONBody.response(.ok, ["ok": JSONBodyValue.bool(true)])
+        case .conflict(let message):
+            throw APIError(.conflict, "process instance \(view.id) cannot be resumed with '\(event)': \(message)")
+        case .unavailable(let message):
+            throw APIError(.serviceUnavailable, "\(message); nothing was recorded, retry")
+        default:
+            throw APIError(.internalServerError, "the scheduler answered a resume unexpectedly")
+        }
     }
 
     /// `GET .../attachment`: the names of the files the instance left under `_attachments/`, as the

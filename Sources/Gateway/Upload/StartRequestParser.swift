@@ -132,22 +132,32 @@ struct StartRequestParser {
     /// duration such as `PT30S` or `PT1H2M3.5S`.
     static func timeout(_ value: JSONValue, source: String = "_main.json", key: String = "timeout") throws -> Int64? {
         let bad = APIError(
-            .badRequest, "\(source)'s \(key) must be a number of seconds or an ISO-8601 duration such as PT30S")
+            .badRequest,
+            "\(source)'s \(key) must be a number of seconds or an ISO-8601 duration such as PT30S (1 ms to 10 years)")
+        // At least a millisecond, at most ten years: a number past any clock is refused here, never
+        // overflowed into (a huge one trapped the Gateway).
+        func bounded(_ millis: Double) throws -> Int64 {
+            guard millis.isFinite, millis >= 1, millis <= Double(maxTimeoutMillis) else { throw bad }
+            return Int64(millis.rounded())
+        }
         switch value {
         case .null: return nil
-        case .int(let seconds) where seconds > 0: return seconds * 1000
-        case .double(let seconds) where seconds > 0: return Int64(seconds * 1000)
+        case .int(let seconds): return try bounded(Double(seconds) * 1000)
+        case .double(let seconds): return try bounded(seconds * 1000)
         case .string(let text) where !text.isEmpty && text.allSatisfy(\.isASCII) && text.allSatisfy(\.isNumber):
-            guard let seconds = Int64(text), seconds > 0, seconds < Int64.max / 1000 else { throw bad }
-            return seconds * 1000
+            guard let seconds = Int64(text) else { throw bad }
+            return try bounded(Double(seconds) * 1000)
         case .string(let text):
-            guard let millis = isoDurationMillis(text), millis > 0 else { throw bad }
-            return millis
+            guard let millis = isoDurationMillis(text) else { throw bad }
+            return try bounded(millis)
         default: throw bad
         }
     }
 
-    static func isoDurationMillis(_ text: String) -> Int64? {
+    /// Ten years, in milliseconds: the longest timeout taken.
+    static let maxTimeoutMillis: Int64 = 10 * 366 * 86_400 * 1000
+
+    static func isoDurationMillis(_ text: String) -> Double? {
         var rest = Substring(text.uppercased())
         guard rest.hasPrefix("P") else { return nil }
         rest = rest.dropFirst()
@@ -176,6 +186,6 @@ struct StartRequestParser {
             }
         }
         guard number.isEmpty, sawUnit else { return nil }
-        return Int64((total * 1000).rounded())
+        return total * 1000
     }
 }

@@ -160,6 +160,16 @@ package enum FastEventDecoder {
         case ("HandlerEnded", 1):
             guard let flow = d["flow"]?.stringValue, let error = d.optional("error", \.stringValue) else { return nil }
             return .handlerEnded(HandlerEnded(flow: flow, error: error))
+        case ("InstanceSuspended", 1):
+            guard let event = d["event"]?.stringValue, let state = d["state"]?.objectValue,
+                let digest = state["digest"]?.stringValue, let size = state["size"]?.int
+            else { return nil }
+            return .instanceSuspended(InstanceSuspended(event: event, state: PayloadRef(digest: digest, size: size)))
+        case ("InstanceResumed", 1):
+            guard let event = d["event"]?.stringValue, let variables = d["variables"]?.objectValue?.jsonObject else {
+                return nil
+            }
+            return .instanceResumed(InstanceResumed(event: event, variables: variables))
         case ("AttachmentsStored", 1):
             guard let archive = d["archive"]?.objectValue, let digest = archive["digest"]?.stringValue,
                 let size = archive["size"]?.int, case .array(let items)? = d["files"]

@@ -103,6 +103,16 @@ package enum FastEventEncoder {
         case .handlerEnded(let e):
             out.field("error", e.error)
             out.field("flow", e.flow)
+        case .instanceSuspended(let e):
+            out.field("event", e.event)
+            out.nested("state") {
+                $0.field("digest", e.state.digest)
+                $0.field("size", Int64(e.state.size))
+                return true
+            }
+        case .instanceResumed(let e):
+            out.field("event", e.event)
+            return out.field("variables", object: e.variables)
         case .attachmentsStored(let e):
             out.nested("archive") {
                 $0.field("digest", e.archive.digest)

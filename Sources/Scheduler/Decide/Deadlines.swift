@@ -59,6 +59,8 @@ struct Deadlines {
         for (id, tracked) in state.instances {
             switch tracked.status {
             case .starting: set(id, .starting(attempt: tracked.attempt), at: now + limits.starting)
+            case .resuming where tracked.executor != nil:
+                set(id, .starting(attempt: tracked.attempt), at: now + limits.starting)
             case .running: armTimeout(id, tracked, now: now, wallNow: wallNow)
             default: break
             }
@@ -112,18 +114,21 @@ struct Deadlines {
             if case .handlerEnded = envelope.event { clear(Key(id: id, slot: .handlerRunning)) }
         case .handlersDeclared, .attachmentsStored:
             break
-        case .instanceCreated, .instanceRequeued:
+        case .instanceCreated, .instanceRequeued, .instanceResumed:
             guard let tracked, !tracked.status.isTerminal else { return }
             clear(Key(id: id, slot: .starting))
             set(id, .enqueuedWarning, at: now + limits.enqueuedWarning)
         case .instanceAssigned(let assigned):
-            guard let tracked, tracked.status == .starting else { return }
+            guard let tracked, tracked.status == .starting || tracked.status == .resuming else { return }
             clear(Key(id: id, slot: .enqueued))
             set(id, .starting(attempt: assigned.attempt), at: now + limits.starting)
         case .instanceStarted:
             guard let tracked, tracked.status == .running else { return }
             clear(Key(id: id, slot: .starting))
             armTimeout(id, tracked, now: now, wallNow: wallNow)
+        case .instanceSuspended:
+            // Suspended time does not count against the timeout; a resume arms what is left.
+            for slot in [Slot.starting, .running] { clear(Key(id: id, slot: slot)) }
         case .instanceFinished, .instanceFailed, .instanceCancelled, .instanceTimedOut:
             for slot in [Slot.enqueued, .starting, .running] { clear(Key(id: id, slot: slot)) }
         case .logAppended, .stepsRecorded, .apiKeyCreated, .apiKeyRevoked, .historyTrimmed:
@@ -135,9 +140,10 @@ struct Deadlines {
         _ id: InstanceID, _ tracked: TrackedInstance, now: ContinuousClock.Instant, wallNow: Timestamp
     ) {
         guard let limit = tracked.created?.timeoutMillis else { return }
-        // The limit counts from the moment it started running, as the log recorded it.
+        // The limit counts running time: from the moment it started running, as the log recorded
+        // it, after what it ran before a suspend.
         let since = tracked.runningSince ?? wallNow
-        let remaining = max(0, since.millis + limit - wallNow.millis)
+        let remaining = max(0, since.millis + limit - tracked.ranMillis - wallNow.millis)
         set(id, .timeout, at: now + .milliseconds(remaining))
     }
 

@@ -1,4 +1,5 @@
 import EventLog
+import JSON
 import Model
 import Wire
 
@@ -30,6 +31,15 @@ enum SchedulerCommand: Sendable {
     case handlerStartingExpired(InstanceID, attempt: Int, maxAttempts: Int)
     /// A handler ran past its `handlerTimeout`.
     case handlerTimeOut(InstanceID)
+    /// A client resumes a suspended instance with its event.
+    case resume(InstanceID, event: String, variables: [String: JSONValue], RequestID)
+}
+
+/// How a resume ended.
+enum ResumeOutcome: Sendable, Equatable {
+    case resumed
+    /// Not suspended (running, resuming already, or ended), or waiting for another event: why.
+    case refused(String)
 }
 
 /// What a decision asks the owner to do besides appending its events.
@@ -47,6 +57,8 @@ enum SchedulerAction: Sendable, Equatable {
     case dispatchHandler(InstanceID, ExecutorID, attempt: Int)
     /// Answer a key command.
     case replyKey(KeyOutcome)
+    /// Answer a resume.
+    case replyResumed(ResumeOutcome)
 }
 
 /// How a key command ended.
@@ -109,9 +121,7 @@ enum Decide {
             }
 
         case .assign(let id, let executor):
-            guard let tracked = state.instances[id], tracked.status.rank <= InstanceStatus.starting.rank else {
-                return decision
-            }
+            guard let tracked = state.instances[id], tracked.status.awaitsExecutor else { return decision }
             let attempt = tracked.attempt + 1
             decision.events = [
                 EventEnvelope(
@@ -145,7 +155,7 @@ enum Decide {
             let event: Event
             switch report.kind {
             case .started:
-                guard tracked.status == .starting else { return decision }
+                guard tracked.status == .starting || tracked.status == .resuming else { return decision }
                 event = .instanceStarted(InstanceStarted(executorID: executor))
             case .log(let lines):
                 event = .logAppended(LogAppended(lines: lines))
@@ -160,6 +170,9 @@ enum Decide {
                 event = .handlersDeclared(HandlersDeclared(flows: flows))
             case .attachments(let archive, let files):
                 event = .attachmentsStored(AttachmentsStored(archive: archive, files: files))
+            case .suspended(let suspendEvent, let stateRef):
+                guard tracked.status == .running else { return decision }
+                event = .instanceSuspended(InstanceSuspended(event: suspendEvent, state: stateRef))
             }
             decision.events = [EventEnvelope(instanceID: id, at: now, origin: origin, event: event)]
 
@@ -178,9 +191,9 @@ enum Decide {
             }
 
         case .startingExpired(let id, let attempt, let maxAttempts):
-            guard let tracked = state.instances[id], tracked.status == .starting, tracked.attempt == attempt else {
-                return decision
-            }
+            guard let tracked = state.instances[id], tracked.status == .starting || tracked.status == .resuming,
+                tracked.executor != nil, tracked.attempt == attempt
+            else { return decision }
             if let executor = tracked.executor {
                 decision.actions.append(.killOnExecutor(id, executor, only: .own, upTo: tracked.attempt))
             }
@@ -208,9 +221,9 @@ enum Decide {
             ]
 
         case .requeue(let id, let reason):
-            guard let tracked = state.instances[id], tracked.status == .starting, !state.queue.contains(id) else {
-                return decision
-            }
+            guard let tracked = state.instances[id], tracked.status == .starting || tracked.status == .resuming,
+                !state.queue.contains(id)
+            else { return decision }
             decision.events = [
                 EventEnvelope(instanceID: id, at: now, event: .instanceRequeued(InstanceRequeued(reason: reason)))
             ]
@@ -254,6 +267,30 @@ enum Decide {
                 ? .handlerEnded(HandlerEnded(flow: handler.flow, error: message))
                 : .handlerRequeued(HandlerRequeued(flow: handler.flow, reason: message))
             decision.events = [EventEnvelope(instanceID: id, at: now, event: event)]
+
+        case .resume(let id, let resumeEvent, let variables, let request):
+            guard let tracked = state.instances[id] else {
+                decision.actions = [.replyResumed(.refused("the instance has ended"))]
+                return decision
+            }
+            guard tracked.status == .suspended, let suspended = tracked.suspended else {
+                decision.actions = [
+                    .replyResumed(.refused("the instance is \(tracked.status.rawValue), not SUSPENDED"))
+                ]
+                return decision
+            }
+            guard suspended.event == resumeEvent else {
+                decision.actions = [
+                    .replyResumed(.refused("the instance waits for '\(suspended.event)', not '\(resumeEvent)'"))
+                ]
+                return decision
+            }
+            decision.events = [
+                EventEnvelope(
+                    instanceID: id, at: now, requestID: request,
+                    event: .instanceResumed(InstanceResumed(event: resumeEvent, variables: variables)))
+            ]
+            decision.actions = [.replyResumed(.resumed)]
 
         case .assignHandler(let id, let executor):
             guard let handler = state.handlers[id], handler.status == .enqueued else { return decision }
@@ -343,6 +380,8 @@ enum Decide {
         case .finished: event = .handlerEnded(HandlerEnded(flow: handler.flow, error: nil))
         case .failed(let error, _, _): event = .handlerEnded(HandlerEnded(flow: handler.flow, error: error))
         case .handlers, .attachments: return decision
+        case .suspended:
+            event = .handlerEnded(HandlerEnded(flow: handler.flow, error: "a handler flow cannot suspend"))
         }
         decision.events = [EventEnvelope(instanceID: id, at: now, origin: origin, event: event)]
         return decision

@@ -15,6 +15,12 @@ struct TrackedInstance: Sendable, Equatable, Codable {
     var runningSince: Timestamp?
     /// The handler flows its payload defines (`HandlersDeclared`).
     var handlers: [String] = []
+    /// Where it stands while suspended, resuming or restarting from a suspend (until RUNNING).
+    var suspended: InstanceSuspended?
+    /// The resume that woke it (its variables go to the run that goes on).
+    var resumed: InstanceResumed?
+    /// Time spent RUNNING before its last suspend, in milliseconds (its timeout counts running time).
+    var ranMillis: Int64 = 0
 }
 
 /// A handler flow owed to an instance that ended (`onFailure`, `onCancel`, `onTimeout`):
@@ -102,23 +108,41 @@ struct SchedulerState: Sendable, Codable, Equatable {
             }
             queue.push(id)
         case .instanceAssigned(let assignedEvent):
-            guard var tracked = instances[id], !tracked.status.isTerminal else { return }
+            guard var tracked = instances[id], tracked.status.awaitsExecutor else { return }
             if let previous = tracked.executor { assigned[previous]?.remove(id) }
-            tracked.status = .starting
+            // A resumed instance stays RESUMING until it runs again.
+            if tracked.status != .resuming { tracked.status = .starting }
             tracked.executor = assignedEvent.executorID
             tracked.attempt = assignedEvent.attempt
             instances[id] = tracked
             assigned[assignedEvent.executorID, default: []].insert(id)
             queue.remove(id)
         case .instanceStarted:
-            guard var tracked = instances[id], tracked.status.rank < InstanceStatus.running.rank else { return }
+            guard var tracked = instances[id], tracked.status.awaitsExecutor else { return }
             tracked.status = .running
             tracked.runningSince = envelope.at
+            tracked.suspended = nil
+            tracked.resumed = nil
             instances[id] = tracked
+        case .instanceSuspended(let suspendedEvent):
+            guard var tracked = instances[id], tracked.status == .running else { return }
+            if let executor = tracked.executor { assigned[executor]?.remove(id) }
+            tracked.status = .suspended
+            tracked.executor = nil
+            tracked.ranMillis += max(0, envelope.at.millis - (tracked.runningSince ?? envelope.at).millis)
+            tracked.runningSince = nil
+            tracked.suspended = suspendedEvent
+            instances[id] = tracked
+        case .instanceResumed(let resumedEvent):
+            guard var tracked = instances[id], tracked.status == .suspended else { return }
+            tracked.status = .resuming
+            tracked.resumed = resumedEvent
+            instances[id] = tracked
+            queue.push(id)
         case .logAppended, .stepsRecorded:
             break
         case .instanceRequeued:
-            guard let tracked = instances[id], tracked.status.rank <= InstanceStatus.starting.rank else { return }
+            guard let tracked = instances[id], tracked.status.awaitsExecutor else { return }
             if let executor = tracked.executor { assigned[executor]?.remove(id) }
             instances[id]?.executor = nil
             queue.push(id)

@@ -1,5 +1,6 @@
 import EventLog
 import Foundation
+import JSON
 import Logging
 import Model
 import Transport
@@ -73,6 +74,29 @@ extension SchedulerCore {
         }
         if outcome == .cancelled { pumpDispatch() }
         return .cancelled(outcome, seq: seq)
+    }
+
+    /// A resume: decided, appended and answered once durable; the instance then waits for an
+    /// executor as RESUMING.
+    func resume(_ id: InstanceID, event: String, variables: [String: JSONValue], request: RequestID) async
+        -> SchedulerReply
+    {
+        if let failure = log.failed { return Self.logUnavailable(failure) }
+        let decision = Decide.decide(
+            .resume(id, event: event, variables: variables, request), state: state, now: .now())
+        for case .replyResumed(let outcome) in decision.actions {
+            guard case .resumed = outcome else {
+                if case .refused(let why) = outcome { return .conflict(message: why) }
+                break
+            }
+            let ticket = stage(decision)
+            pumpDispatch()
+            guard await durable(ticket) else {
+                return .unavailable(message: "the event log could not record the resume")
+            }
+            return .resumed(seq: ticket.envelopes.last?.seq ?? 0)
+        }
+        return .unavailable(message: "the resume was not decided")
     }
 
     /// Creating and revoking API keys: decided, appended, and answered once durable.

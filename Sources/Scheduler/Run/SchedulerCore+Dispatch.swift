@@ -38,19 +38,32 @@ extension SchedulerCore {
 
     func perform(_ action: SchedulerAction) {
         switch action {
-        case .replyStarted, .replyCancelled, .replyKey:
+        case .replyStarted, .replyCancelled, .replyKey, .replyResumed:
             break
         case .dispatch(let id, let executor, let attempt):
-            guard let created = state.instances[id]?.created, let session = executors[executor],
+            guard let tracked = state.instances[id], let created = tracked.created, let session = executors[executor],
                 let socket = session.socket
             else {
                 return
             }
-            let command = ExecutorCommand.dispatch(
-                Dispatch(
-                    instanceID: id, attempt: attempt, entryPoint: created.entryPoint, arguments: created.arguments,
-                    out: created.out))
-            send(command, payload: created.payload, to: socket, for: id, executor)
+            let dispatch = Dispatch(
+                instanceID: id, attempt: attempt, entryPoint: created.entryPoint, arguments: created.arguments,
+                out: created.out)
+            guard tracked.status == .resuming, let suspended = tracked.suspended else {
+                return send(.dispatch(dispatch), payload: created.payload, to: socket, for: id, executor)
+            }
+            // A resumed run: the payload, then the state its suspend stored.
+            let resumed = tracked.resumed
+            let payloads = payloads
+            send(to: socket, for: id, executor) {
+                let payload = try await payloads.get(created.payload)
+                let stateBytes = try await payloads.get(suspended.state)
+                var dispatch = dispatch
+                dispatch.resume = Resumption(
+                    event: resumed?.event ?? suspended.event, variables: resumed?.variables ?? [:],
+                    payloadBytes: payload.count)
+                return try WireFrame.encode(ExecutorCommand.dispatch(dispatch), attachment: payload + stateBytes)
+            }
         case .dispatchHandler(let id, let executor, let attempt):
             guard let handler = state.handlers[id], let socket = executors[executor]?.socket else { return }
             let command = ExecutorCommand.dispatch(
@@ -81,12 +94,21 @@ extension SchedulerCore {
         _ command: ExecutorCommand, payload ref: PayloadRef, to socket: NNGSocket, for id: InstanceID,
         _ executor: ExecutorID
     ) {
+        let payloads = payloads
+        send(to: socket, for: id, executor) {
+            try WireFrame.encode(command, attachment: try await payloads.get(ref))
+        }
+    }
+
+    /// Sends the dispatch `frame` makes; a refusal or a failure to deliver puts it back in its queue.
+    private func send(
+        to socket: NNGSocket, for id: InstanceID, _ executor: ExecutorID,
+        _ frame: @escaping @Sendable () async throws -> [UInt8]
+    ) {
         let timeout = config.executorRequestTimeout
         Task {
             do {
-                let payload = try await self.payloads.get(ref)
-                let reply = try await socket.request(
-                    try WireFrame.encode(command, attachment: payload), timeout: timeout)
+                let reply = try await socket.request(try await frame(), timeout: timeout)
                 let (answer, _) = try WireFrame.decode(ExecutorCommandReply.self, from: reply)
                 if case .refused(let reason) = answer { self.dispatchRefused(id, executor, reason: reason) }
             } catch {
@@ -98,7 +120,9 @@ extension SchedulerCore {
     func dispatchRefused(_ id: InstanceID, _ executor: ExecutorID, reason: String) {
         let owner =
             state.instances[id].map { ($0.executor, $0.status) } ?? state.handlers[id].map { ($0.executor, $0.status) }
-        guard let (assignee, status) = owner, assignee == executor, status == .starting else { return }
+        guard let (assignee, status) = owner, assignee == executor, status == .starting || status == .resuming else {
+            return
+        }
         logger.warning(
             "dispatch failed; the instance waits for another executor",
             metadata: ["instance.id": "\(id)", "executor.id": "\(executor)", "reason": "\(reason)"])

@@ -87,7 +87,7 @@ extension SchedulerCore {
         let running = Set(registration.running)
         for instance in state.assigned[id] ?? [] where !running.contains(instance) {
             guard let status = state.instances[instance]?.status ?? state.handlers[instance]?.status else { continue }
-            if status == .starting {
+            if status == .starting || status == .resuming {
                 requeue(instance, reason: "the executor registered again without it")
             } else if status == .running {
                 let decision = Decide.decide(
@@ -131,7 +131,7 @@ extension SchedulerCore {
         logger.warning("executor lost", metadata: ["executor.id": "\(executor)", "reason": "\(reason)"])
         for id in state.assigned[executor] ?? [] {
             guard let status = state.instances[id]?.status ?? state.handlers[id]?.status else { continue }
-            if status == .starting {
+            if status == .starting || status == .resuming {
                 requeue(id, reason: "executor lost: \(reason)")
             } else {
                 let decision = Decide.decide(.executorLost(id, executor, reason: reason), state: state, now: .now())

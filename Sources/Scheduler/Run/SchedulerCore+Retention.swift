@@ -29,11 +29,20 @@ extension SchedulerCore {
         let archive = config.retentionArchive
         let payloads = payloads
         let logger = logger
+        // What live instances and owed handlers still need, whatever its age: their payloads, and
+        // the state a suspended instance resumes from (stored when it suspended, maybe long ago).
+        var live = Set<String>()
+        for tracked in state.instances.values {
+            if let payload = tracked.created?.payload.digest { live.insert(payload) }
+            if let suspended = tracked.suspended?.state.digest { live.insert(suspended) }
+        }
+        for handler in state.handlers.values { live.insert(handler.created.payload.digest) }
+        let needed = live
         // The scan and the rewrites read and write whole segments: not on the actor.
         let report = await Task.detached(priority: .utility) { () -> RetentionReport? in
             do {
                 return try await Self.reclaim(
-                    log, before: before, trimSeq: trimSeq, archive: archive, payloads: payloads)
+                    log, before: before, trimSeq: trimSeq, archive: archive, payloads: payloads, needed: needed)
             } catch {
                 logger.error("retention could not reclaim the history this time", metadata: ["error": "\(error)"])
                 return nil
@@ -62,7 +71,8 @@ extension SchedulerCore {
     /// the window): about one segment's worth, however long the history. An event of an instance
     /// not among them is one of an expired instance (or left by one an earlier pass removed).
     static func reclaim(
-        _ log: any RetainingLog, before: Timestamp, trimSeq: UInt64, archive: String?, payloads: any PayloadStorage
+        _ log: any RetainingLog, before: Timestamp, trimSeq: UInt64, archive: String?, payloads: any PayloadStorage,
+        needed: Set<String> = []
     ) async throws -> RetentionReport {
         var staying: [InstanceID: String] = [:]
         var expired = 0
@@ -82,7 +92,7 @@ extension SchedulerCore {
         }
         // A payload goes when it is older than the window and no instance that stays names it;
         // newer ones are touched by every start that uses them.
-        let keeping = Set(staying.values)
+        let keeping = Set(staying.values).union(needed)
         let into = archive.map { $0 + "/payloads" }
         var removed = 0
         if let files = payloads as? PayloadStore {
