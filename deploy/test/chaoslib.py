@@ -16,11 +16,21 @@ from collections import Counter, defaultdict
 import requests
 
 TERMINAL = {"FINISHED", "FAILED", "CANCELLED", "TIMED_OUT"}
-RANK = {"NEW": 0, "ENQUEUED": 1, "STARTING": 2, "RUNNING": 3, "SUSPENDED": 3,
-        "FINISHED": 4, "FAILED": 4, "CANCELLED": 4, "TIMED_OUT": 4}
 EVENT_STATUS = {"InstanceCreated": "ENQUEUED", "InstanceAssigned": "STARTING", "InstanceStarted": "RUNNING",
                 "InstanceFinished": "FINISHED", "InstanceFailed": "FAILED", "InstanceCancelled": "CANCELLED",
-                "InstanceTimedOut": "TIMED_OUT"}
+                "InstanceTimedOut": "TIMED_OUT", "InstanceSuspended": "SUSPENDED", "InstanceResumed": "RESUMING"}
+# The moves a status may make besides into a terminal one (InstanceStatus.canMove): forward, and
+# the one way back, RUNNING -> SUSPENDED -> RESUMING -> RUNNING.
+MOVES = {"ENQUEUED": {"STARTING", "RUNNING"}, "STARTING": {"RUNNING"}, "RUNNING": {"SUSPENDED"},
+         "SUSPENDED": {"RESUMING"}, "RESUMING": {"RUNNING"}}
+
+
+def can_move(old, new):
+    return old not in TERMINAL and (new in TERMINAL or new in MOVES.get(old, ()))
+
+
+def follows_the_lifecycle(statuses):
+    return all(can_move(a, b) for a, b in zip(statuses, statuses[1:]))
 
 # Flows by kind: (flow YAML, extra _main.json fields, stop after (min, max) seconds or None).
 KINDS = {
@@ -30,6 +40,9 @@ KINDS = {
     "failing": ('main:\n- log: about to fail\n- throw: "planned failure"\n', {}, None),
     "stopped": ("main:\n- script: sh\n  body: sleep 30\n", {}, (0.3, 3.0)),
     "timed_out": ("main:\n- sleep: 30000\n", {"timeout": 1}, None),
+    # Suspends; its worker resumes it once it is SUSPENDED (and it then ends FINISHED).
+    "suspended": ('main:\n- script: sh\n  body: echo kept > note.txt\n- suspend: go\n'
+                  '- script: sh\n  body: cat note.txt\n- log: "resumed ${answer}"\n', {}, None),
     # Tries to escape its sandbox: read the keys, remove the data folder, kill every process it can.
     # Guarded: it does anything only where it is not root and is in a PID namespace of its own, so a
     # missing sandbox cannot harm the machine (it says UNGUARDED instead, and that is a violation).
@@ -111,6 +124,8 @@ class Load:
             if stop_after:
                 time.sleep(rng.uniform(*stop_after))
                 self.stop(iid, n)
+            if kind == "suspended":
+                self.resume(iid, n)
 
     def retrying(self, what, request, ok, first):
         """Calls `request(attempt)` until `ok(response)` (returns it), a status other than 503 (a
@@ -149,6 +164,33 @@ class Load:
             if retries:
                 self.counts["retried starts"] += 1
         return iid
+
+    def resume(self, iid, n):
+        """Waits until the instance is SUSPENDED, then resumes it, retried like everything else; an
+        instance that ended first (its executor lost while it ran) has nothing to resume."""
+        while not self.hard_stop:
+            try:
+                r = self.client.call("GET", f"/api/v1/process/{iid}", attempt=n)
+                status = r.json().get("status") if r.status_code == 200 else None
+            except (requests.RequestException, ValueError):
+                status = None
+            if status in TERMINAL or status == "RESUMING":
+                return
+            if status == "SUSPENDED":
+                try:
+                    r = self.client.call("POST", f"/api/v1/process/{iid}/resume/go", attempt=n,
+                                         json={"answer": 42})
+                    if r.status_code == 200:
+                        with self.lock:
+                            self.counts["resumes"] += 1
+                        return
+                    if r.status_code not in (409, 503):
+                        with self.lock:
+                            self.violations.append(f"resume {iid}: unexpected {r.status_code} {r.text[:200]}")
+                        return
+                except requests.RequestException:
+                    pass
+            time.sleep(0.2)
 
     def stop(self, iid, n):
         r, _ = self.retrying(
@@ -208,8 +250,10 @@ def fold_events(events):
             problems.append(f"seq {event['seq']}: {kind} for {iid} after its terminal {seen_terminal[iid]}")
         elif old is None and kind != "InstanceCreated":
             problems.append(f"seq {event['seq']}: {kind} for {iid} before it was created")
-        elif old is not None and RANK[new] < RANK[old]:
-            problems.append(f"seq {event['seq']}: {iid} moved back from {old} to {new}")
+        elif old == "RESUMING" and new == "STARTING":
+            continue  # a resumed instance's assignment: it stays RESUMING
+        elif old is not None and new != old and not can_move(old, new):
+            problems.append(f"seq {event['seq']}: {iid} moved from {old} to {new}")
         else:
             status[iid] = new
             if new in TERMINAL:
@@ -241,10 +285,14 @@ def check_outcome(client, load, instances):
     for n, i in enumerate(instances):
         history = client.call("GET", f"/api/v1/process/{i['instanceId']}/history", attempt=n).json()
         statuses = [h["status"] for h in history]
-        ranks = [RANK.get(s, -1) for s in statuses]
-        if ranks != sorted(ranks) or sum(s in TERMINAL for s in statuses) > 1 or \
+        if not follows_the_lifecycle(statuses) or sum(s in TERMINAL for s in statuses) > 1 or \
                 (statuses and statuses[-1] not in TERMINAL and i["status"] in TERMINAL):
             violations.append(f"{i['instanceId']}: history does not only move forward: {statuses}")
+        if "suspended" in i.get("tags", []) and i["status"] == "FINISHED":
+            # Resumed on whichever executor, with its working folder and the resume's variables.
+            log = client.call("GET", f"/api/v1/process/{i['instanceId']}/log", attempt=n).text
+            if "kept" not in log or "resumed 42" not in log:
+                violations.append(f"{i['instanceId']} (suspended): resumed without its folder or variables: {log[-300:]}")
         if "escape" in i.get("tags", []):
             log = client.call("GET", f"/api/v1/process/{i['instanceId']}/log", attempt=n).text
             violations += [f"{i['instanceId']} (escape): {mark} in its log" for mark in LEAK_MARKS if mark in log]
@@ -267,7 +315,8 @@ def print_report(load, served, events, kills, violations):
                         ("never acknowledged (run ended)", len(load.unacked)),
                         ("requests refused or cut off", load.counts["requests refused or cut off"]),
                         ("starts acknowledged after a retry", load.counts["retried starts"]),
-                        ("stops", load.counts["stops"]), ("events in the log", events)]:
+                        ("stops", load.counts["stops"]), ("resumes", load.counts["resumes"]),
+                        ("events in the log", events)]:
         print(f"  {name:36} {value}")
     print("  faults                               " + ", ".join(f"{n} {c}" for n, c in kills.items())
           + f" (total {sum(kills.values())})")
