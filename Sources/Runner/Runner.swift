@@ -125,7 +125,11 @@ enum Runner {
                 throw FlowFailure(message: "the payload could not be unpacked into the working folder: \(error)")
             }
         }
-        interpreter.suspendRefusal = { Suspension.liveProcess() }
+        let isHandler = request.handler != nil
+        interpreter.suspendRefusal = {
+            // A handler runs after its instance ended: there is nothing left to resume.
+            isHandler ? "a handler flow runs after its instance ended and cannot wait" : Suspension.liveProcess()
+        }
         var resuming: Continuation?
         var stateHadWork = false
         if let state {

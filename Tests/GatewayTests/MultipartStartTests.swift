@@ -160,6 +160,21 @@ struct FormBody {
         #expect(throws: APIError.self) {
             try MultipartStart.parts(ByteBuffer(string: unnamed), boundary: FormBody.boundary, maxParts: 100)
         }
+        // What schemathesis sent that crashed the Gateway: a part of bytes with no headers at all.
+        let boundary = "1b35495958edbf84dcd5d5ce07bd65d5"
+        let headerless: [UInt8] =
+            Array("--\(boundary)\r\n".utf8) + [0xF2, 0x84, 0xA7, 0x95, 0xF1, 0xAA, 0x9B, 0x9C, 0x26]
+            + Array("--\(boundary)--\r\n".utf8)
+        #expect(throws: APIError.self) {
+            try MultipartStart.parts(ByteBuffer(bytes: headerless), boundary: boundary, maxParts: 100)
+        }
+        // And any bytes at all where the headers go: a 4xx or parts, never a trap.
+        var random = SplitMix(seed: 1_203)
+        for _ in 0..<2_000 {
+            let noise = (0..<Int(random.next() % 40)).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            let body = Array("--\(boundary)\r\n".utf8) + noise + Array("\r\n\r\nx\r\n--\(boundary)--\r\n".utf8)
+            _ = try? MultipartStart.parts(ByteBuffer(bytes: body), boundary: boundary, maxParts: 100)
+        }
         var many = FormBody()
         for n in 0..<5 { many.value("v\(n)", "x") }
         #expect(throws: APIError.self) {

@@ -206,6 +206,19 @@ import Testing
         #expect(occurrences("handler began", in: log) == 1 && log.contains("handler done"), "\(log)")
     }
 
+    /// A handler runs after its instance ended: it cannot suspend.
+    @Test func aHandlerCannotSuspend() async throws {
+        let deployment = try Deployment()
+        defer { deployment.stop() }
+        try await deployment.startAll()
+        let flow = "main:\n- throw: boom\nonFailure:\n- suspend: later\n"
+        let id = try await deployment.startInstance(ZipBuilder.payload(flow))
+        _ = try await deployment.waitTerminal(id)
+        let end = try await handlerEnd(deployment, id)
+        #expect(end.contains("onFailure handler failed: cannot suspend: a handler flow"), "\(end)")
+        #expect(try await deployment.status(id)["status"] as? String == "FAILED")
+    }
+
     /// A bad `handlerTimeout` is a precise 400, and nothing is started.
     @Test func aBadHandlerTimeoutIsRefused() async throws {
         let deployment = try Deployment()

@@ -77,6 +77,7 @@ struct MultipartStart {
                 refusal = APIError(.badRequest, "a part of the multipart body is malformed")
             }
         }
+        try checkHeaderNames(body, boundary: boundary)
         do {
             try parser.execute(body)
         } catch {
@@ -88,6 +89,36 @@ struct MultipartStart {
             throw APIError(.badRequest, "the multipart body has no parts; send -F archive=@payload.zip")
         }
         return parts
+    }
+
+    /// multipart-kit 4.7.1 indexes a table of 128 entries with each byte of a part's header names:
+    /// one of 128 or more trapped and brought the Gateway down (schemathesis found it). Every header
+    /// name is checked to be ASCII first; a line that is not a header at all is left to the parser.
+    static func checkHeaderNames(_ body: ByteBuffer, boundary: String) throws {
+        let bytes = body.readableBytesView
+        let delimiter = Array(("--" + boundary).utf8)
+        guard let first = delimiter.first else { return }
+        var index = bytes.startIndex
+        while let start = bytes[index...].firstIndex(of: first) {
+            index = start + 1
+            guard bytes.endIndex - start >= delimiter.count + 2,
+                bytes[start..<(start + delimiter.count)].elementsEqual(delimiter)
+            else { continue }
+            var line = start + delimiter.count
+            guard bytes[line] == 0x0D, bytes[line + 1] == 0x0A else { continue }
+            line += 2
+            // The part's header lines, up to the empty one.
+            while line < bytes.endIndex {
+                let end = bytes[line...].firstIndex(of: 0x0D) ?? bytes.endIndex
+                if end == line { break }
+                let name = bytes[line..<end].prefix { $0 != UInt8(ascii: ":") }
+                if name.contains(where: { $0 >= 0x80 }) {
+                    throw APIError(.badRequest, "a part of the multipart body has a header name that is not ASCII")
+                }
+                line = end + 2
+            }
+            index = max(index, min(line, bytes.endIndex))
+        }
     }
 
     private static func part(headers: [(String, String)], body: [UInt8]) throws -> Part {
