@@ -23,11 +23,15 @@ extension DeploymentTests {
         return children
     }
 
-    /// Waits until the executor has exactly `count` runners and returns them.
+    /// Waits until the executor has exactly `count` runners and returns them: up to 15 s, past the
+    /// 10 s an idle runner beyond `--warm-runners` lives (`ExecutorCore.idleRunnerLifetime`). A
+    /// waiting runner killed just as it was handed an instance leaves one such runner behind: the
+    /// instance's fresh one, kept idle once it ends, beside the replacement (seen in the suite
+    /// loop: two runners after 5 s).
     private func settledRunners(_ deployment: Deployment, count: Int, excluding old: Set<Int32> = []) async throws
         -> Set<Int32>
     {
-        for _ in 0..<200 {
+        for _ in 0..<600 {
             let current = runners(deployment)
             if current.count == count, current.isDisjoint(with: old) { return current }
             try await Task.sleep(for: .milliseconds(25))
