@@ -361,17 +361,10 @@ extension ReportsCodec {
                     else { return nil }
                     kind = .suspended(event: event, state: PayloadRef(digest: digest, size: size))
                 case "attachments":
-                    guard let archive = fields["archive"]?.objectValue, let digest = archive["digest"]?.stringValue,
-                        let size = archive["size"]?.int, case .array(let items)? = fields["files"]
+                    guard let archive = fields["archive"].flatMap(FastEventDecoder.payloadRef),
+                        let files = fields["files"].flatMap(FastEventDecoder.attachmentFiles)
                     else { return nil }
-                    var files: [AttachmentFile] = []
-                    for item in items {
-                        guard let file = item.objectValue, let name = file["name"]?.stringValue,
-                            let bytes = file["size"]?.int
-                        else { return nil }
-                        files.append(AttachmentFile(name: name, size: bytes))
-                    }
-                    kind = .attachments(archive: PayloadRef(digest: digest, size: size), files: files)
+                    kind = .attachments(archive: archive, files: files)
                 default:
                     return nil
                 }

@@ -65,6 +65,25 @@ package enum FastEventDecoder {
         return LogLine(at: Timestamp(millis: at), level: level, text: text)
     }
 
+    /// A `PayloadRef` as `Codable` writes it.
+    package static func payloadRef(_ node: JSONNode) -> PayloadRef? {
+        guard let ref = node.objectValue, let digest = ref["digest"]?.stringValue, let size = ref["size"]?.int
+        else { return nil }
+        return PayloadRef(digest: digest, size: size)
+    }
+
+    /// `[AttachmentFile]` as `Codable` writes it.
+    package static func attachmentFiles(_ node: JSONNode) -> [AttachmentFile]? {
+        guard case .array(let items) = node else { return nil }
+        var files: [AttachmentFile] = []
+        for item in items {
+            guard let file = item.objectValue, let name = file["name"]?.stringValue, let size = file["size"]?.int
+            else { return nil }
+            files.append(AttachmentFile(name: name, size: size))
+        }
+        return files
+    }
+
     /// `[StepRecord]` as `Codable` writes it.
     package static func stepRecords(_ node: JSONNode) -> [StepRecord]? {
         guard case .array(let items) = node else { return nil }
@@ -171,16 +190,9 @@ package enum FastEventDecoder {
             }
             return .instanceResumed(InstanceResumed(event: event, variables: variables))
         case ("AttachmentsStored", 1):
-            guard let archive = d["archive"]?.objectValue, let digest = archive["digest"]?.stringValue,
-                let size = archive["size"]?.int, case .array(let items)? = d["files"]
+            guard let archive = d["archive"].flatMap(payloadRef), let files = d["files"].flatMap(attachmentFiles)
             else { return nil }
-            var files: [AttachmentFile] = []
-            for item in items {
-                guard let file = item.objectValue, let name = file["name"]?.stringValue, let bytes = file["size"]?.int
-                else { return nil }
-                files.append(AttachmentFile(name: name, size: bytes))
-            }
-            return .attachmentsStored(AttachmentsStored(archive: PayloadRef(digest: digest, size: size), files: files))
+            return .attachmentsStored(AttachmentsStored(archive: archive, files: files))
         default:
             return nil  // older versions go through `JSONDecoder` and their upcasters
         }
