@@ -204,11 +204,16 @@ package struct InstanceCreated: Sendable, Hashable, Codable {
     /// `_main.json`'s `handlerTimeout`, in milliseconds: how long a handler flow may run (absent:
     /// `HandlerFlows.defaultTimeoutMillis`).
     package var handlerTimeoutMillis: Int64?
+    /// The instance whose flow started this one (`- task: concord`), if any: it runs the same
+    /// payload, for the same team.
+    package var parentInstanceId: InstanceID?
+    /// Set when the parent waits for this child (`sync: true`): the parent resumes with its outcome.
+    package var parentWaits: Bool?
 
     package init(
         entryPoint: String?, arguments: [String: JSONValue], timeoutMillis: Int64?, out: [String],
         tags: [String], payload: PayloadRef, idempotencyKey: String?, principal: String?, team: String? = nil,
-        handlerTimeoutMillis: Int64? = nil
+        handlerTimeoutMillis: Int64? = nil, parentInstanceId: InstanceID? = nil, parentWaits: Bool? = nil
     ) {
         self.entryPoint = entryPoint
         self.arguments = arguments
@@ -220,6 +225,8 @@ package struct InstanceCreated: Sendable, Hashable, Codable {
         self.principal = principal
         self.team = team
         self.handlerTimeoutMillis = handlerTimeoutMillis
+        self.parentInstanceId = parentInstanceId
+        self.parentWaits = parentWaits
     }
 
     /// What the `Idempotency-Key` is unique within: the team, else (a configured key, or an
@@ -478,10 +485,13 @@ package struct InstanceResumed: Sendable, Hashable, Codable {
     package var event: String
     /// The variables the resume set (its JSON body).
     package var variables: [String: JSONValue]
+    /// Set when the Scheduler resumed it because the child it waited for ended: how that ended.
+    package var child: ChildOutcome?
 
-    package init(event: String, variables: [String: JSONValue]) {
+    package init(event: String, variables: [String: JSONValue], child: ChildOutcome? = nil) {
         self.event = event
         self.variables = variables
+        self.child = child
     }
 }
 

@@ -44,6 +44,7 @@ package enum ReadModelBodies {
         ]
         if view.status.isTerminal { body["out"] = .json(.object(view.out ?? [:])) }
         if let error = view.error { body["error"] = .string(error) }
+        if let parent = view.parentInstanceId { body["parentInstanceId"] = .string(parent.description) }
         return body
     }
 

@@ -35,6 +35,8 @@ package struct InstanceView: Sendable, Hashable, Codable {
     package var eventSeqs: [UInt64] = []
     /// The files it left under `_attachments/`, once it has ended (`AttachmentsStored`).
     package var attachments: AttachmentsStored? = nil
+    /// The instance whose flow started it (`- task: concord`).
+    package var parentInstanceId: InstanceID? = nil
 
     /// The sequence number of its `InstanceCreated`: listings are newest first by it.
     package var createdSeq: UInt64 { eventSeqs.first ?? 0 }
@@ -122,7 +124,7 @@ package struct StatusProjection: Sendable {
                 id: id, status: .enqueued, createdAt: envelope.at, lastChangeAt: envelope.at, tags: created.tags,
                 team: created.team, out: nil, error: nil,
                 history: [HistoryEntry(status: .enqueued, at: envelope.at, reason: envelope.event.reason)],
-                eventSeqs: [envelope.seq])
+                eventSeqs: [envelope.seq], parentInstanceId: created.parentInstanceId)
             if keepsOrder { order.append(id) }
             return .progressed(id)
         }
@@ -193,15 +195,21 @@ package struct ListFilter: Sendable, Hashable {
     package var status: InstanceStatus?
     package var tag: String?
     package var visible: Visibility
+    /// Only the children of this instance.
+    package var parent: InstanceID?
 
-    package init(status: InstanceStatus? = nil, tag: String? = nil, visible: Visibility = .all) {
+    package init(
+        status: InstanceStatus? = nil, tag: String? = nil, visible: Visibility = .all, parent: InstanceID? = nil
+    ) {
         self.status = status
         self.tag = tag
         self.visible = visible
+        self.parent = parent
     }
 
     package func matches(_ view: InstanceView) -> Bool {
         guard visible.sees(view) else { return false }
+        if let parent, view.parentInstanceId != parent { return false }
         if let status, view.status != status { return false }
         if let tag, !view.tags.contains(tag) { return false }
         return true

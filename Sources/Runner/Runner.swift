@@ -46,7 +46,7 @@ enum Runner {
             let (result, startedProcesses) = run(
                 request, payload: Array(payload[..<split]),
                 state: request.resume == nil ? nil : Array(payload[split...]),
-                loaders: &loaders, send: send)
+                loaders: &loaders, send: send, reply: { requests.next().json })
             // What the instance's own run left for whoever started it, before its result (a flow
             // that suspended has not ended: its files stay in its state).
             if request.handler == nil, result.suspended == nil, let maxBytes = request.maxAttachmentBytes {
@@ -66,7 +66,7 @@ enum Runner {
     /// Runs one instance; says how it ended and whether any step started a process.
     static func run(
         _ request: RunnerRequest, payload: [UInt8], state: [UInt8]? = nil, loaders: inout LoaderCache,
-        send: @escaping (RunnerMessage) -> Void
+        send: @escaping (RunnerMessage) -> Void, reply: (() -> [UInt8])? = nil
     ) -> (RunnerResult, Bool) {
         // Steps go out in batches (by count or age, checked as steps complete): a long flow of
         // trivial steps costs a few messages, not one per step.
@@ -130,6 +130,22 @@ enum Runner {
             // A handler runs after its instance ended: there is nothing left to resume.
             isHandler ? "a handler flow runs after its instance ended and cannot wait" : Suspension.liveProcess()
         }
+        if let reply, !isHandler {
+            interpreter.startChild = { start in
+                var start = start
+                // A fork starts from the instance's own arguments, with the step's over them.
+                if start.fork { start.arguments = request.arguments.merging(start.arguments) { $1 } }
+                flushSteps()
+                send(.startChild(start))
+                switch RunnerReply.decode(reply()) {
+                case .childStarted(let id)?: return id
+                case .childRefused(let reason)?:
+                    throw FlowFailure(message: "task 'concord': the child was not started: \(reason)")
+                case nil: throw FlowFailure(message: "task 'concord': the executor's answer did not read")
+                }
+            }
+        }
+        interpreter.resumedChild = request.resume?.child
         var resuming: Continuation?
         var stateHadWork = false
         if let state {

@@ -102,6 +102,8 @@ struct SchedulerService: Service {
                 reply = await core.start(start, payload: Array(attachment))
             case .cancel(let requestID, let instanceID):
                 reply = await core.cancel(instanceID, request: requestID)
+            case .cancelCascade(let requestID, let instanceID):
+                reply = await core.cancel(instanceID, request: requestID, cascade: true)
             case .createKey(let create):
                 reply = await core.key(.createKey(create))
             case .revokeKey(let requestID, let keyID, let by):

@@ -84,6 +84,9 @@ package enum ExecutorRequest: Sendable, Codable {
     case ping
     /// Store the frame's attachment (an archive of an instance's files) in the payload store.
     case storeBlob(executorID: ExecutorID)
+    /// The flow of `parent` (dispatch `attempt`, running here) starts a child instance; a repeat
+    /// with the same `requestID` is answered with the same child.
+    case startChild(executorID: ExecutorID, parent: InstanceID, attempt: Int, requestID: RequestID, ChildStart)
 }
 
 /// Scheduler → Executor replies.
@@ -98,6 +101,10 @@ package enum ExecutorReply: Sendable, Codable {
     case pong(epoch: UInt64)
     /// The answer to `storeBlob`: where the bytes are kept, durably.
     case stored(PayloadRef)
+    /// The answer to `startChild`: the child is recorded, durably.
+    case childStarted(InstanceID)
+    /// The answer to `startChild`: not started, and why (the parent no longer runs there, too deep).
+    case childRefused(reason: String)
 }
 
 /// A resumed instance's run: the payload is followed, in the attachment, by the state its suspend
@@ -109,11 +116,14 @@ package struct Resumption: Sendable, Codable, Hashable {
     package var variables: [String: JSONValue]
     /// How many bytes of the attachment are the payload; the rest is the state.
     package var payloadBytes: Int
+    /// Set when it resumes because the child it waited for ended.
+    package var child: ChildOutcome?
 
-    package init(event: String, variables: [String: JSONValue], payloadBytes: Int) {
+    package init(event: String, variables: [String: JSONValue], payloadBytes: Int, child: ChildOutcome? = nil) {
         self.event = event
         self.variables = variables
         self.payloadBytes = payloadBytes
+        self.child = child
     }
 }
 

@@ -74,6 +74,8 @@ package enum SchedulerRequest: Sendable, Codable {
     case start(StartInstance)
     /// Stop an instance.
     case cancel(requestID: RequestID, instanceID: InstanceID)
+    /// Stop an instance and every live instance it started, down every generation.
+    case cancelCascade(requestID: RequestID, instanceID: InstanceID)
     /// Durable events after a sequence number, for a gateway catching up.
     case catchUp(after: UInt64, limit: Int)
     /// The committed events with these sequence numbers (one instance's, as the Gateway's read

@@ -110,7 +110,14 @@ extension RunnerRequest {
 /// an nng message, has no boundaries of its own.
 package enum RunnerFrame {
     package static func encode(_ request: RunnerRequest, payload: [UInt8]) throws -> [UInt8] {
-        let header = try request.fastJSON ?? Array(EventCodec.makeEncoder().encode(request))
+        try frame(header: request.fastJSON ?? Array(EventCodec.makeEncoder().encode(request)), attachment: payload)
+    }
+
+    package static func encode(_ reply: RunnerReply) throws -> [UInt8] {
+        try frame(header: Array(EventCodec.makeEncoder().encode(reply)), attachment: [])
+    }
+
+    private static func frame(header: [UInt8], attachment payload: [UInt8]) throws -> [UInt8] {
         let frame = WireFrame.frame(header: header, attachment: payload)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(4 + frame.count)
@@ -168,7 +175,22 @@ package enum RunnerMessage: Codable, Sendable {
     case attachments(String)
     /// The ZIP of where a suspended flow stands and its working folder, base64 (before the result).
     case state(String)
+    /// Start a child instance; the runner waits for the `RunnerReply` on its stdin.
+    case startChild(ChildStart)
     case result(RunnerResult)
+}
+
+/// The executor's answer to a runner's `startChild`: a `RunnerFrame` on the runner's stdin whose
+/// header is this (and whose attachment is empty), the only frame that comes during a run.
+package enum RunnerReply: Sendable, Codable, Equatable {
+    /// The child is recorded (durably) with this id.
+    case childStarted(InstanceID)
+    /// It was not started, and why.
+    case childRefused(String)
+
+    package static func decode(_ json: [UInt8]) -> RunnerReply? {
+        try? JSONDecoder().decode(RunnerReply.self, from: Data(json))
+    }
 }
 
 extension RunnerMessage {
@@ -204,6 +226,9 @@ extension RunnerMessage {
                 $0.string(base64)
                 return true
             }
+        case .startChild:
+            // Rare: `JSONEncoder` writes it.
+            return nil
         case .handlers(let flows):
             written = out.unlabeledCase("handlers") {
                 $0.array(flows) { $0.string($1) }

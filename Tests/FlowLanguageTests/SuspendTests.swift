@@ -125,9 +125,9 @@ import Testing
             - suspend: e
             - throw: boom
             """)
-        var (log, suspended) = try runUntilSuspended(flows)
-        #expect(log == ["enter"])
-        (log, suspended) = try runUntilSuspended(flows, resuming: try #require(suspended))
+        let first = try runUntilSuspended(flows)
+        #expect(first.log == ["enter"])
+        let (log, suspended) = try runUntilSuspended(flows, resuming: try #require(first.suspended) as Continuation)
         #expect(log.last == "enter" && log.count == 2, "\(log)")
         let last = try #require(suspended)
         #expect {

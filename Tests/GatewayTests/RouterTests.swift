@@ -218,6 +218,70 @@ import Wire
         }
     }
 
+    /// `/subprocess` lists a parent's children (newest first, with `parentInstanceId`); a cascade
+    /// stop ends the parent and every generation below it; unknown ids are 404.
+    @Test func childrenAreListedAndStoppedWithTheirParent() async throws {
+        try await withGateway { client, scheduler in
+            let parent = try await start(client)
+            let first = await scheduler.startChild(of: parent)
+            let second = await scheduler.startChild(of: parent, tags: ["b"])
+            let grandchild = await scheduler.startChild(of: first)
+            func children(_ id: InstanceID, _ query: String = "") async throws -> [String] {
+                try await client.execute(uri: "/api/v1/process/\(id)/subprocess\(query)", method: .get, headers: auth) {
+                    #expect($0.status == .ok)
+                    guard case .array(let items) = try JSONDecoder().decode(JSONValue.self, from: Data(buffer: $0.body))
+                    else { return [] }
+                    return items.compactMap {
+                        guard case .object(let o) = $0, case .string(let id)? = o["instanceId"] else { return nil }
+                        #expect(o["parentInstanceId"] != nil)
+                        return id
+                    }
+                }
+            }
+            // Published, not yet applied: once the last is seen, all are (in order).
+            for _ in 0..<200 {
+                let seen = try await client.execute(
+                    uri: "/api/v1/process/\(grandchild)", method: .get, headers: auth
+                ) { $0.status == .ok }
+                if seen { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(try await children(parent) == [second.description, first.description])
+            #expect(try await children(parent, "?limit=1&offset=1") == [first.description])
+            #expect(try await children(parent, "?tags=b") == [second.description])
+            #expect(try await children(first) == [grandchild.description])
+            #expect(try await children(grandchild).isEmpty)
+            try await client.execute(uri: "/api/v1/process/\(first)", method: .get, headers: auth) {
+                let field = try json($0)["parentInstanceId"]
+                #expect(field == .string(parent.description))
+            }
+            for bad in ["/api/v1/process/\(InstanceID())/subprocess", "/api/v1/process/nope/subprocess"] {
+                try await client.execute(uri: bad, method: .get, headers: auth) { #expect($0.status == .notFound) }
+            }
+            try await client.execute(uri: "/api/v1/process/\(parent)/subprocess?limit=0", method: .get, headers: auth) {
+                #expect($0.status == .badRequest)
+            }
+
+            try await client.execute(uri: "/api/v1/process/\(parent)/cascade", method: .delete, headers: auth) {
+                #expect($0.status == .noContent)
+            }
+            for id in [parent, first, second, grandchild] {
+                try await client.execute(uri: "/api/v1/process/\(id)", method: .get, headers: auth) {
+                    let field = try json($0)["status"]
+                    #expect(field == .string("CANCELLED"), "\(id)")
+                }
+            }
+            let head = await scheduler.head
+            try await client.execute(uri: "/api/v1/process/\(parent)/cascade", method: .delete, headers: auth) {
+                #expect($0.status == .noContent)
+            }
+            #expect(await scheduler.head == head, "already stopped: nothing changes")
+            try await client.execute(uri: "/api/v1/process/\(InstanceID())/cascade", method: .delete, headers: auth) {
+                #expect($0.status == .notFound)
+            }
+        }
+    }
+
     @Test func logRangesAre206AndOutOfRangeIs416() async throws {
         try await withGateway { client, scheduler in
             let id = try await start(client)

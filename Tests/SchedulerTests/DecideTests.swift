@@ -20,12 +20,7 @@ import Wire
 
     /// Applies a decision's events with sequence numbers, as the core does.
     func given(_ decisions: [Decision], to state: inout SchedulerState) {
-        for decision in decisions {
-            for var e in decision.events {
-                e.seq = state.head + 1
-                state.apply(e)
-            }
-        }
+        for decision in decisions { SchedulerTests.given(decision, to: &state) }
     }
 
     func started(_ state: inout SchedulerState, key: String? = nil, request: String = "r1") -> InstanceID {

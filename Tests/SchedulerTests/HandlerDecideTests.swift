@@ -15,13 +15,6 @@ import Wire
     var reportSeq: UInt64 = 0
 
     /// Applies a decision's events with sequence numbers, as the core does.
-    func given(_ decision: Decision, to state: inout SchedulerState) {
-        for var e in decision.events {
-            e.seq = state.head + 1
-            state.apply(e)
-        }
-    }
-
     mutating func report(
         _ id: InstanceID, _ kind: ReportKind, handler: String? = nil, from executor: ExecutorID? = nil
     ) -> SchedulerCommand {

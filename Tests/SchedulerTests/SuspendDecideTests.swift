@@ -12,13 +12,6 @@ import Wire
     let executor = ExecutorID("e/1")
     let state = PayloadRef(digest: "ab", size: 9)
 
-    func given(_ decision: Decision, to state: inout SchedulerState) {
-        for var e in decision.events {
-            e.seq = state.head + 1
-            state.apply(e)
-        }
-    }
-
     func report(_ id: InstanceID, _ kind: ReportKind, seq: UInt64, attempt: Int = 1) -> SchedulerCommand {
         .report(executor, Report(seq: seq, instanceID: id, kind: kind, at: now, attempt: attempt))
     }

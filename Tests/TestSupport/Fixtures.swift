@@ -106,8 +106,28 @@ package func eventsWithLaterFields(_ id: InstanceID = fixedID) -> [EventEnvelope
         e.handlerTimeoutMillis = 600_000
         withHandlerTimeout.event = .instanceCreated(e)
     }
+    var child = created(InstanceID(UUID(uuidString: "00000000-0000-4000-8000-0000000000c1")!))
+    if case .instanceCreated(var e) = child.event {
+        e.parentInstanceId = id
+        e.parentWaits = true
+        child.event = .instanceCreated(e)
+    }
     return [
         withHandlerTimeout,
+        child,
+        event(
+            id,
+            .instanceResumed(
+                InstanceResumed(
+                    event: ChildStart.waitEvent(for: child.instanceID), variables: [:],
+                    child: ChildOutcome(
+                        id: child.instanceID, status: .failed, out: ["x": .array([.int(1)])], error: "boom")))),
+        event(
+            id,
+            .instanceResumed(
+                InstanceResumed(
+                    event: ChildStart.waitEvent(for: child.instanceID), variables: [:],
+                    child: ChildOutcome(id: child.instanceID, status: .finished, out: [:], error: nil)))),
         event(
             id,
             .instanceFailed(

@@ -39,6 +39,21 @@ package actor InMemoryScheduler: SchedulerLink {
         return head
     }
 
+    /// A child of `parent` (as its flow's `- task: concord` starts one): a new instance naming it.
+    package func startChild(of parent: InstanceID, tags: [String] = []) -> InstanceID {
+        let id = InstanceID()
+        record(
+            id,
+            [
+                .instanceCreated(
+                    InstanceCreated(
+                        entryPoint: "child", arguments: [:], timeoutMillis: nil, out: [], tags: tags,
+                        payload: PayloadRef(digest: "memory", size: 0), idempotencyKey: nil, principal: nil,
+                        parentInstanceId: parent))
+            ])
+        return id
+    }
+
     /// Runs `id` to the end: assigned, started, the given log lines, finished with `out`.
     package func finish(_ id: InstanceID, log lines: [String] = [], out: [String: JSONValue] = [:]) {
         let executor = ExecutorID("memory/1")
@@ -84,6 +99,28 @@ package actor InMemoryScheduler: SchedulerLink {
                     event: .instanceCancelled(InstanceCancelled(reason: "stopped by a client"))))
             publish([envelope])
             return .cancelled(.cancelled, seq: envelope.seq)
+        case .cancelCascade(let requestID, let root):
+            // As the real one: the root and every live instance below it, down every generation.
+            var family: [InstanceID] = [root]
+            for envelope in log {
+                guard case .instanceCreated(let created) = envelope.event, let parent = created.parentInstanceId,
+                    family.contains(parent)
+                else { continue }
+                family.append(envelope.instanceID)
+            }
+            var last: UInt64?
+            for id in family {
+                guard let status = statuses[id], !status.isTerminal else { continue }
+                let envelope = append(
+                    EventEnvelope(
+                        instanceID: id, at: .now(), requestID: id == root ? requestID : nil,
+                        event: .instanceCancelled(
+                            InstanceCancelled(
+                                reason: id == root ? "stopped by a client" : "stopped with its parent \(root)"))))
+                publish([envelope])
+                last = envelope.seq
+            }
+            return .cancelled(last == nil ? .notLive : .cancelled, seq: last ?? head)
         case .createKey(let create):
             if apiKeys.values.contains(where: { !$0.revoked && $0.name == create.key.name }) {
                 return .conflict(message: "an API key with that name exists already")

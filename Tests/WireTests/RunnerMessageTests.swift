@@ -57,6 +57,29 @@ import Testing
         #expect(RunnerMessage.decode(Array("not json".utf8)[...]) == nil)
     }
 
+    /// A child's start goes out as a line (through `Codable`), and its answer comes back as a frame
+    /// on the runner's stdin, which the same reader as requests splits.
+    @Test func aChildsStartAndItsAnswerTravel() throws {
+        let start = ChildStart(
+            entryPoint: "child", arguments: ["n": .int(1), "s": .string("x\ny")], out: ["a"], tags: ["t"], sync: true,
+            fork: true)
+        let line = Array(try EventCodec.makeEncoder().encode(RunnerMessage.startChild(start)))
+        #expect(RunnerMessage.startChild(start).fastEncoded == nil)
+        guard case .startChild(let read)? = RunnerMessage.decode(line[...]) else {
+            Issue.record("\(String(decoding: line, as: UTF8.self))")
+            return
+        }
+        #expect(read == start)
+        let id = InstanceID()
+        for reply in [RunnerReply.childStarted(id), .childRefused("the instance no longer runs there")] {
+            var reader = RunnerFrame.Reader()
+            try RunnerFrame.encode(reply).withUnsafeBytes { reader.append($0) }
+            let frame = try #require(try reader.next())
+            #expect(RunnerReply.decode(Array(frame.json)) == reply && frame.payload.isEmpty)
+        }
+        #expect(RunnerReply.decode(Array("{}".utf8)) == nil)
+    }
+
     @Test func requestsAreWrittenAndReadLikeCodable() throws {
         var random = RandomJSON(seed: 31)
         let encoder = EventCodec.makeEncoder()

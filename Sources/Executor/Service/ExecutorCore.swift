@@ -14,6 +14,7 @@ enum RunnerEvent: Sendable {
     case handlers([String])
     case attachments([UInt8])
     case state([UInt8])
+    case startChild(ChildStart)
     case end(RunnerOutcome)
 }
 
@@ -245,7 +246,7 @@ actor ExecutorCore {
                 sink.yield(.end($0))
                 sink.finish()
             }, onHandlers: { sink.yield(.handlers($0)) }, onAttachments: { sink.yield(.attachments($0)) },
-            onState: { sink.yield(.state($0)) })
+            onState: { sink.yield(.state($0)) }, onStartChild: { sink.yield(.startChild($0)) })
         var runner: RunnerProcess?
         var warm = false
         if !fresh {
@@ -305,6 +306,13 @@ actor ExecutorCore {
                     await reporter.report(id, .handlers(flows: flows), handler: handler, attempt: attempt)
                 case .attachments(let bytes): attachments = bytes
                 case .state(let bytes): suspendedState = bytes
+                case .startChild(let start):
+                    // In order: the lines the flow wrote before it are reported first.
+                    let reply =
+                        handler == nil
+                        ? await reporter.startChild(start, parent: id, attempt: attempt)
+                        : .childRefused("a handler flow cannot start child processes")
+                    chosen?.reply(reply)
                 case .end(let outcome):
                     await self.ended(
                         dispatch, payload, outcome, runner: chosen, warm: isWarm, attachments: attachments,

@@ -172,7 +172,7 @@ actor Reporter {
                     registered = false
                     pending = inFlight + pending
                     inFlight = []
-                case .pong, .stored:
+                case .pong, .stored, .childStarted, .childRefused:
                     // Not an answer to reports (a Scheduler of another version?): send them again.
                     pending = inFlight + pending
                     inFlight = []
@@ -215,6 +215,33 @@ actor Reporter {
             try? await Task.sleep(for: .milliseconds(200))
         }
         return nil
+    }
+
+    /// Asks the Scheduler to start a child of `parent` (run here in dispatch `attempt`); a repeat
+    /// after a lost reply carries the same request id, so it names the same child. Refused when
+    /// the Scheduler cannot be reached within `limit`.
+    func startChild(
+        _ start: ChildStart, parent: InstanceID, attempt: Int, within limit: Duration = .seconds(60)
+    ) async -> RunnerReply {
+        let request = RequestID.random()
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if !registered { await register() }
+            do {
+                let reply = try await send(
+                    .startChild(executorID: executorID, parent: parent, attempt: attempt, requestID: request, start))
+                switch reply {
+                case .childStarted(let id): return .childStarted(id)
+                case .childRefused(let reason): return .childRefused(reason)
+                case .unknownExecutor: registered = false
+                default: break
+                }
+            } catch {
+                if error.isClosed { return .childRefused("the executor is shutting down") }
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return .childRefused("the Scheduler could not be reached within \(limit)")
     }
 
     private func send(_ request: ExecutorRequest) async throws(NNGError) -> ExecutorReply {

@@ -35,6 +35,8 @@ final class RunnerProcess: Sendable {
         var onAttachments: @Sendable ([UInt8]) -> Void = { _ in }
         /// The state of a flow that suspended (before its end).
         var onState: @Sendable ([UInt8]) -> Void = { _ in }
+        /// The flow starts a child instance; the runner waits for `reply`.
+        var onStartChild: @Sendable (ChildStart) -> Void = { _ in }
     }
 
     private struct State {
@@ -148,6 +150,14 @@ final class RunnerProcess: Sendable {
         return true
     }
 
+    /// Answers the runner's `startChild` on its stdin.
+    func reply(_ reply: RunnerReply) {
+        guard let frame = try? RunnerFrame.encode(reply) else { return }
+        input.whenSuccess { channel in
+            channel.writeAndFlush(channel.allocator.buffer(bytes: frame), promise: nil)
+        }
+    }
+
     /// Whether it ever began an instance.
     var hasRun: Bool { state.withLock { $0.hasRun } }
 
@@ -164,11 +174,14 @@ final class RunnerProcess: Sendable {
     }
 
     private func consume(_ bytes: ByteBuffer, stdout: Bool) {
-        let (assignment, handlers, blobs, lines, steps, handedBack) = state.withLock {
+        let (assignment, handlers, blobs, lines, steps, handedBack, child) = state.withLock {
             state -> (
-                Assignment?, [String]?, (attachments: [UInt8]?, state: [UInt8]?), [LogLine], [StepRecord], RunnerResult?
+                Assignment?, [String]?, (attachments: [UInt8]?, state: [UInt8]?), [LogLine], [StepRecord],
+                RunnerResult?,
+                ChildStart?
             ) in
             let assignment = state.assignment
+            var child: ChildStart?
             var handlers: [String]?
             var attachments: [UInt8]?
             var suspended: [UInt8]?
@@ -192,6 +205,8 @@ final class RunnerProcess: Sendable {
                     case .handlers(let flows): handlers = flows
                     case .attachments(let base64): attachments = Data(base64Encoded: base64).map(Array.init)
                     case .state(let base64): suspended = Data(base64Encoded: base64).map(Array.init)
+                    // The runner waits for the answer: nothing follows it in this read.
+                    case .startChild(let start): child = start
                     case .result(let outcome) where outcome.reusable && state.exitStatus == nil:
                         // The runner waits for its next instance: this one has ended.
                         handedBack = outcome
@@ -213,7 +228,7 @@ final class RunnerProcess: Sendable {
                 }
                 state.stderrBuffer.removeSubrange(..<start)
             }
-            return (assignment, handlers, (attachments, suspended), out, steps, handedBack)
+            return (assignment, handlers, (attachments, suspended), out, steps, handedBack, child)
         }
         guard let assignment else { return }
         if let handlers { assignment.onHandlers(handlers) }
@@ -221,6 +236,7 @@ final class RunnerProcess: Sendable {
         if let suspended = blobs.state { assignment.onState(suspended) }
         if !lines.isEmpty { assignment.onLog(lines) }
         if !steps.isEmpty { assignment.onSteps(steps) }
+        if let child { assignment.onStartChild(child) }
         if let handedBack { assignment.onEnd(.handedBack(handedBack)) }
     }
 

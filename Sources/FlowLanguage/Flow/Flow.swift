@@ -22,6 +22,13 @@ package struct Step: Sendable {
 
     /// How the step is named in logs and errors: its `name`, else its kind.
     var displayName: String { label ?? kind.keyword }
+
+    /// A step that a suspension ended at and that does its last part when the flow resumes (a
+    /// `concord` task waiting for its child); every other step is done once the flow suspended.
+    var completesOnResume: Bool {
+        if case .task("concord", _, _) = kind { return true }
+        return false
+    }
 }
 
 /// An `errors:` handler of a `subprocess` group.

@@ -22,6 +22,11 @@ package final class Interpreter: EvaluationContext {
     package var prepareWorkDir: (() throws -> Void)?
     /// Why the flow cannot suspend now, if it cannot (a process it started still runs).
     package var suspendRefusal: (() -> String?)?
+    /// Starts a child instance (`- task: concord`) and answers its id once it is recorded; nil
+    /// where none can be started.
+    package var startChild: ((ChildStart) throws -> InstanceID)?
+    /// How the child the flow waited for ended, when it resumes because of that.
+    package var resumedChild: ChildOutcome?
     private var currentFlow = ""
     private var templates: [String: Template] = [:]
     private var depth = 0
@@ -191,7 +196,10 @@ package final class Interpreter: EvaluationContext {
                 throw ContinuationMismatch(
                     description: "step \(index + 1) is not in the flow (was the payload changed?)")
             }
-            if !path.isEmpty { try within(.step(index)) { try executeWithRetry(steps[index], resume: path) } }
+            // Inside the step; or at the step itself when it completes on resume (a child waited for).
+            if !path.isEmpty || steps[index].completesOnResume {
+                try within(.step(index)) { try executeWithRetry(steps[index], resume: path) }
+            }
             start = index + 1
         }
         for index in steps.indices.dropFirst(start) {
@@ -378,12 +386,21 @@ package final class Interpreter: EvaluationContext {
         case .fail(let value):
             let code = try resolve(value).interpolated
             throw FlowFailure(message: code, errorRef: code, location: step.location, step: step.displayName)
+        case .task("concord", let input, let out):
+            // Resumed at this step (an empty path): the child it waited for has ended.
+            let parameters = try input.map(resolve)
+            let result =
+                path != nil
+                ? try ConcordTask.complete(parameters, in: self) : try ConcordTask.run(parameters, in: self)
+            if let out { assign(out, result) }
         case .task(let name, let input, let out):
             let result = try BuiltinTasks.runStep(name, input: try input.map(resolve), in: self)
             if let out { assign(out, result) }
         case .script(let language, let body, let path):
             try ScriptRunner.run(language: language, body: body, path: path, in: self)
         case .suspend(let value):
+            // Resumed at this very step (inside a retry): it is done.
+            if path != nil { return }
             let event = try resolve(value).interpolated
             guard !event.isEmpty else { throw FlowFailure(message: "'suspend' needs a non-empty event name") }
             if let refusal = suspendRefusal?() { throw FlowFailure(message: "cannot suspend: \(refusal)") }

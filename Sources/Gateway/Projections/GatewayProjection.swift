@@ -377,10 +377,10 @@ final class GatewayProjection: Sendable {
 
     /// Newest first: the hot instances that match, merged with the store's (an id in memory is
     /// newer there than in the store, so the store's copy is skipped).
-    func list(status: InstanceStatus?, tag: String?, visible: Visibility, limit: Int, offset: Int) throws
-        -> [InstanceView]
-    {
-        let filter = ListFilter(status: status, tag: tag, visible: visible)
+    func list(
+        status: InstanceStatus?, tag: String?, visible: Visibility, parent: InstanceID? = nil, limit: Int, offset: Int
+    ) throws -> [InstanceView] {
+        let filter = ListFilter(status: status, tag: tag, visible: visible, parent: parent)
         let wanted = offset + limit
         let (hot, hotIDs) = state.withLock { state in
             (state.projection.instances.values.filter(filter.matches), Set(state.projection.instances.keys))

@@ -13,8 +13,9 @@ import Support
 /// store always equals the fold of the log up to its head. Nothing here is precious: a store
 /// that is missing, of another format, or of another log is emptied and folded again.
 final class ReadStore: Sendable {
-    /// 1: instances, tags, key events, meta. 2: when each instance ended (retention).
-    static let formatVersion = 2
+    /// 1: instances, tags, key events, meta. 2: when each instance ended (retention). 3: each
+    /// instance's parent (`/subprocess`).
+    static let formatVersion = 3
 
     let path: String
     private let pool: DatabasePool
@@ -70,6 +71,13 @@ final class ReadStore: Sendable {
             return try Int.fetchOne(db, sql: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'version'")
         }
         if version == formatVersion { return pool }
+        if version == 2 {
+            // In place: no instance had a parent before.
+            try pool.write { db in
+                try db.execute(sql: Self.addParent + "UPDATE meta SET value = '3' WHERE key = 'version';")
+            }
+            return pool
+        }
         if version == 1 {
             // In place: when each ended instance ended is in its view already.
             let terminal = InstanceStatus.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(
@@ -81,8 +89,7 @@ final class ReadStore: Sendable {
                         UPDATE instances SET ended = json_extract(CAST(view AS TEXT), '$.lastChangeAt')
                             WHERE status IN (\(terminal));
                         CREATE INDEX instances_ended ON instances(ended) WHERE ended IS NOT NULL;
-                        UPDATE meta SET value = '\(formatVersion)' WHERE key = 'version';
-                        """)
+                        """ + Self.addParent + "UPDATE meta SET value = '\(formatVersion)' WHERE key = 'version';")
             }
             return pool
         }
@@ -106,11 +113,18 @@ final class ReadStore: Sendable {
                     CREATE TABLE tags (tag TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (tag, seq)) WITHOUT ROWID;
                     CREATE TABLE key_events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
                     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB);
-                    """)
+                    """ + Self.addParent)
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('version', ?)", arguments: ["\(formatVersion)"])
         }
         return pool
     }
+
+    /// Format 3's column: the parent of a child instance, listed by it.
+    private static let addParent = """
+        ALTER TABLE instances ADD COLUMN parent BLOB;
+        CREATE INDEX instances_parent ON instances(parent, seq) WHERE parent IS NOT NULL;
+
+        """
 
     /// The head, the live instances and the keys, as the last batch left them.
     func load() throws -> Loaded {
@@ -156,7 +170,7 @@ final class ReadStore: Sendable {
         var rows:
             [(
                 seq: Int64, id: Data, team: String?, status: String, view: Data, log: Data, tags: [String],
-                ended: Int64?
+                ended: Int64?, parent: Data?
             )] = []
         rows.reserveCapacity(batch.instances.count)
         for stored in batch.instances {
@@ -165,7 +179,7 @@ final class ReadStore: Sendable {
                 (
                     Int64(view.createdSeq), view.id.bytes, view.team, view.status.rawValue, try encoder.encode(view),
                     LogChunk.encode(stored.chunks), view.createdSeq > batch.previousHead ? view.tags : [],
-                    view.status.isTerminal ? view.lastChangeAt.millis : nil
+                    view.status.isTerminal ? view.lastChangeAt.millis : nil, view.parentInstanceId?.bytes
                 ))
         }
         let keyEvents = try batch.keyEvents.map { (Int64($0.seq), try EventCodec.encode($0)) }
@@ -176,13 +190,15 @@ final class ReadStore: Sendable {
         return try await pool.write { db -> [InstanceStatus: Int]? in
             let upsert = try db.cachedStatement(
                 sql: """
-                    INSERT INTO instances (seq, id, team, status, view, log, ended) VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO instances (seq, id, team, status, view, log, ended, parent)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (seq) DO UPDATE SET
                         status = excluded.status, view = excluded.view, log = excluded.log, ended = excluded.ended
                     """)
             let tag = try db.cachedStatement(sql: "INSERT OR IGNORE INTO tags (tag, seq) VALUES (?, ?)")
             for row in written {
-                try upsert.execute(arguments: [row.seq, row.id, row.team, row.status, row.view, row.log, row.ended])
+                try upsert.execute(
+                    arguments: [row.seq, row.id, row.team, row.status, row.view, row.log, row.ended, row.parent])
                 for name in row.tags { try tag.execute(arguments: [name, row.seq]) }
             }
             let key = try db.cachedStatement(sql: "INSERT OR IGNORE INTO key_events (seq, body) VALUES (?, ?)")
@@ -236,6 +252,10 @@ final class ReadStore: Sendable {
         if let status = filter.status {
             conditions.append("i.status = ?")
             arguments.append(status.rawValue)
+        }
+        if let parent = filter.parent {
+            conditions.append("i.parent = ?")
+            arguments.append(parent.bytes)
         }
         if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
         sql += " ORDER BY i.seq DESC"

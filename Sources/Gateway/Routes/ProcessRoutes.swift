@@ -19,6 +19,8 @@ struct ProcessRoutes: Sendable {
         api.post("v1/process") { request, context in try await start(request, context) }
         api.get("v1/process/:id") { _, context in try await status(context) }
         api.delete("v1/process/:id") { _, context in try await stop(context) }
+        api.delete("v1/process/:id/cascade") { _, context in try await stop(context, cascade: true) }
+        api.get("v1/process/:id/subprocess") { request, context in try await children(request, context) }
         api.get("v1/process/:id/wait") { request, context in try await wait(request, context) }
         api.get("v1/process/:id/waitForCompletion") { request, context in try await wait(request, context) }
         api.get("v1/process/:id/log") { request, context in try await log(request, context) }
@@ -181,10 +183,15 @@ struct ProcessRoutes: Sendable {
         return JSONBody.response(.requestTimeout, body)
     }
 
-    private func stop(_ context: AccordRequestContext) async throws -> Response {
+    /// `DELETE .../{id}`, and with `cascade` (`DELETE .../{id}/cascade`) every live instance it
+    /// started too, down every generation (the Scheduler finds them: it knows every live child).
+    private func stop(_ context: AccordRequestContext, cascade: Bool = false) async throws -> Response {
         let id = try await visibleID(context)
         try await awaitReady()
-        switch try await ask(.cancel(requestID: .random(), instanceID: id)) {
+        let request: SchedulerRequest =
+            cascade
+            ? .cancelCascade(requestID: .random(), instanceID: id) : .cancel(requestID: .random(), instanceID: id)
+        switch try await ask(request) {
         case .cancelled(.notLive, let seq):
             // Ended or never started: the Scheduler forgets ended instances, this read model does not.
             // Once it has applied everything up to the answer, it knows any instance that was started.
@@ -386,7 +393,16 @@ struct ProcessRoutes: Sendable {
         return JSONBody.response(.ok, items)
     }
 
-    private func list(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
+    /// `GET .../{id}/subprocess`: the instances it started, newest first (as a listing, all of
+    /// them up to `limit`, default and most 1000).
+    private func children(_ request: Request, _ context: AccordRequestContext) async throws -> Response {
+        let parent = try await existing(context)
+        return try await list(request, context, parent: parent.id)
+    }
+
+    private func list(_ request: Request, _ context: AccordRequestContext, parent: InstanceID? = nil) async throws
+        -> Response
+    {
         let query = request.uri.queryParameters
         var status: InstanceStatus?
         if let raw = query["status"].map(String.init), !raw.isEmpty {
@@ -397,7 +413,7 @@ struct ProcessRoutes: Sendable {
             }
             status = parsed
         }
-        let limit = try Self.limit(query, default: 30)
+        let limit = try Self.limit(query, default: parent == nil ? 30 : 1000)
         let offset =
             try query["offset"].map { raw -> Int in
                 guard let value = Int(String(raw)), value >= 0 else {
@@ -405,10 +421,11 @@ struct ProcessRoutes: Sendable {
                 }
                 return value
             } ?? 0
-        let tag = query["tag"].map(String.init).flatMap { $0.isEmpty ? nil : $0 }
+        // `tags`: the reference server's name for it on `/subprocess`.
+        let tag = (query["tag"] ?? query["tags"]).map(String.init).flatMap { $0.isEmpty ? nil : $0 }
         try await awaitReady()
         let views = try projection.list(
-            status: status, tag: tag, visible: context.caller.visibility, limit: limit, offset: offset)
+            status: status, tag: tag, visible: context.caller.visibility, parent: parent, limit: limit, offset: offset)
         return JSONBody.response(.ok, ReadModelBodies.listing(views))
     }
 

@@ -66,6 +66,14 @@ package enum FastEventDecoder {
     }
 
     /// A `PayloadRef` as `Codable` writes it.
+    static func childOutcome(_ node: JSONNode) -> ChildOutcome? {
+        guard let c = node.objectValue, let id = c["id"]?.stringValue.flatMap(InstanceID.init),
+            let status = c["status"]?.stringValue.flatMap(InstanceStatus.init(rawValue:)),
+            let out = c["out"]?.objectValue?.jsonObject, let error = c.optional("error", \.stringValue)
+        else { return nil }
+        return ChildOutcome(id: id, status: status, out: out, error: error)
+    }
+
     package static func payloadRef(_ node: JSONNode) -> PayloadRef? {
         guard let ref = node.objectValue, let digest = ref["digest"]?.stringValue, let size = ref["size"]?.int
         else { return nil }
@@ -114,13 +122,16 @@ package enum FastEventDecoder {
                 let timeout = d.optional("timeoutMillis", \.int64),
                 let handlerTimeout = d.optional("handlerTimeoutMillis", \.int64),
                 let key = d.optional("idempotencyKey", \.stringValue),
-                let principal = d.optional("principal", \.stringValue), let team = d.optional("team", \.stringValue)
+                let principal = d.optional("principal", \.stringValue), let team = d.optional("team", \.stringValue),
+                let parent = d.optional("parentInstanceId", { $0.stringValue.flatMap(InstanceID.init) }),
+                let parentWaits = d.optional("parentWaits", \.boolValue)
             else { return nil }
             return .instanceCreated(
                 InstanceCreated(
                     entryPoint: entryPoint, arguments: arguments, timeoutMillis: timeout, out: out, tags: tags,
                     payload: PayloadRef(digest: digest, size: size), idempotencyKey: key, principal: principal,
-                    team: team, handlerTimeoutMillis: handlerTimeout))
+                    team: team, handlerTimeoutMillis: handlerTimeout, parentInstanceId: parent,
+                    parentWaits: parentWaits))
         case ("InstanceAssigned", 1):
             guard let executor = d["executorID"]?.stringValue, let attempt = d["attempt"]?.int else { return nil }
             return .instanceAssigned(InstanceAssigned(executorID: ExecutorID(executor), attempt: attempt))
@@ -185,10 +196,10 @@ package enum FastEventDecoder {
             else { return nil }
             return .instanceSuspended(InstanceSuspended(event: event, state: PayloadRef(digest: digest, size: size)))
         case ("InstanceResumed", 1):
-            guard let event = d["event"]?.stringValue, let variables = d["variables"]?.objectValue?.jsonObject else {
-                return nil
-            }
-            return .instanceResumed(InstanceResumed(event: event, variables: variables))
+            guard let event = d["event"]?.stringValue, let variables = d["variables"]?.objectValue?.jsonObject,
+                let child = d.optional("child", childOutcome)
+            else { return nil }
+            return .instanceResumed(InstanceResumed(event: event, variables: variables, child: child))
         case ("AttachmentsStored", 1):
             guard let archive = d["archive"].flatMap(payloadRef), let files = d["files"].flatMap(attachmentFiles)
             else { return nil }

@@ -45,6 +45,8 @@ package enum FastEventEncoder {
             out.field("handlerTimeoutMillis", e.handlerTimeoutMillis)
             out.field("idempotencyKey", e.idempotencyKey)
             out.field("out", strings: e.out)
+            out.field("parentInstanceId", e.parentInstanceId?.description)
+            if let waits = e.parentWaits { out.field("parentWaits", waits) }
             out.nested("payload") {
                 $0.field("digest", e.payload.digest)
                 $0.field("size", Int64(e.payload.size))
@@ -111,6 +113,16 @@ package enum FastEventEncoder {
                 return true
             }
         case .instanceResumed(let e):
+            if let child = e.child {
+                let written = out.nested("child") {
+                    $0.field("error", child.error)
+                    $0.field("id", child.id.description)
+                    guard $0.field("out", object: child.out) else { return false }
+                    $0.field("status", child.status.rawValue)
+                    return true
+                }
+                guard written else { return false }
+            }
             out.field("event", e.event)
             return out.field("variables", object: e.variables)
         case .attachmentsStored(let e):

@@ -7,8 +7,13 @@ import Wire
 enum SchedulerCommand: Sendable {
     /// Start a new instance whose payload is already stored.
     case start(StartInstance, payload: PayloadRef, newID: InstanceID)
-    /// Stop an instance.
-    case cancel(InstanceID, RequestID)
+    /// Stop an instance (`cascade`: and every live instance it started, down every generation).
+    case cancel(InstanceID, RequestID, cascade: Bool = false)
+    /// The flow of `parent`, run by `executor` in dispatch `attempt`, starts a child instance.
+    case startChild(
+        parent: InstanceID, executor: ExecutorID, attempt: Int, RequestID, ChildStart, newID: InstanceID)
+    /// The child a suspended instance waits for has ended: resume it with the child's outcome.
+    case resumeForChild(InstanceID)
     /// Give a waiting instance to an executor.
     case assign(InstanceID, ExecutorID)
     /// Record an executor's report.
@@ -59,6 +64,13 @@ enum SchedulerAction: Sendable, Equatable {
     case replyKey(KeyOutcome)
     /// Answer a resume.
     case replyResumed(ResumeOutcome)
+    /// Answer a child's start: its id (`created == false`: a repeat of the request), or why not.
+    case replyChild(Result<InstanceID, ChildRefusal>, created: Bool)
+}
+
+/// Why a child instance was not started.
+struct ChildRefusal: Error, Sendable, Equatable {
+    var reason: String
 }
 
 /// How a key command ended.
@@ -105,20 +117,59 @@ enum Decide {
             ]
             decision.actions = [.replyStarted(newID, created: true)]
 
-        case .cancel(let id, let request):
-            guard let tracked = state.instances[id], !tracked.status.isTerminal else {
-                decision.actions = [.replyCancelled(.notLive)]
+        case .cancel(let id, let request, let cascade):
+            let family = cascade ? [id] + state.liveDescendants(of: id) : [id]
+            for member in family {
+                guard let tracked = state.instances[member], !tracked.status.isTerminal else { continue }
+                let reason = member == id ? "stopped by a client" : "stopped with its parent \(id)"
+                decision.events.append(
+                    EventEnvelope(
+                        instanceID: member, at: now, requestID: member == id ? request : nil,
+                        event: .instanceCancelled(InstanceCancelled(reason: reason))))
+                if let executor = tracked.executor {
+                    decision.actions.append(.killOnExecutor(member, executor, only: .own, upTo: tracked.attempt))
+                }
+            }
+            decision.actions.insert(.replyCancelled(decision.events.isEmpty ? .notLive : .cancelled), at: 0)
+
+        case .startChild(let parent, let executor, let attempt, let request, let start, let newID):
+            if let existing = state.requests[request] {
+                decision.actions = [.replyChild(.success(existing), created: false)]
                 return decision
             }
+            guard let tracked = state.instances[parent], let created = tracked.created, tracked.executor == executor,
+                tracked.attempt == attempt, tracked.status.awaitsExecutor || tracked.status == .running
+            else {
+                decision.actions = [
+                    .replyChild(.failure(ChildRefusal(reason: "the instance no longer runs there")), created: false)
+                ]
+                return decision
+            }
+            guard tracked.ancestors.count + 1 < ChildStart.maxGenerations else {
+                let reason = "child processes nest at most \(ChildStart.maxGenerations) generations deep"
+                decision.actions = [.replyChild(.failure(ChildRefusal(reason: reason)), created: false)]
+                return decision
+            }
+            let child = InstanceCreated(
+                entryPoint: start.entryPoint, arguments: start.arguments, timeoutMillis: nil, out: start.out,
+                tags: start.tags, payload: created.payload, idempotencyKey: nil, principal: created.principal,
+                team: created.team, handlerTimeoutMillis: created.handlerTimeoutMillis, parentInstanceId: parent,
+                parentWaits: start.sync ? true : nil)
+            decision.events = [
+                EventEnvelope(instanceID: newID, at: now, requestID: request, event: .instanceCreated(child))
+            ]
+            decision.actions = [.replyChild(.success(newID), created: true)]
+
+        case .resumeForChild(let id):
+            guard let tracked = state.instances[id], tracked.status == .suspended,
+                let event = tracked.suspended?.event, let child = SchedulerState.awaitedChild(event),
+                let outcome = tracked.childOutcomes[child]
+            else { return decision }
             decision.events = [
                 EventEnvelope(
-                    instanceID: id, at: now, requestID: request,
-                    event: .instanceCancelled(InstanceCancelled(reason: "stopped by a client")))
+                    instanceID: id, at: now,
+                    event: .instanceResumed(InstanceResumed(event: event, variables: [:], child: outcome)))
             ]
-            decision.actions = [.replyCancelled(.cancelled)]
-            if let executor = tracked.executor {
-                decision.actions.append(.killOnExecutor(id, executor, only: .own, upTo: tracked.attempt))
-            }
 
         case .assign(let id, let executor):
             guard let tracked = state.instances[id], tracked.status.awaitsExecutor else { return decision }
@@ -276,6 +327,13 @@ enum Decide {
             guard tracked.status == .suspended, let suspended = tracked.suspended else {
                 decision.actions = [
                     .replyResumed(.refused("the instance is \(tracked.status.rawValue), not SUSPENDED"))
+                ]
+                return decision
+            }
+            if let child = SchedulerState.awaitedChild(suspended.event) {
+                decision.actions = [
+                    .replyResumed(
+                        .refused("the instance waits for its child process \(child) to end, not for a resume"))
                 ]
                 return decision
             }

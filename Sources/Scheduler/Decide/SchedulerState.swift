@@ -21,6 +21,10 @@ struct TrackedInstance: Sendable, Equatable, Codable {
     var resumed: InstanceResumed?
     /// Time spent RUNNING before its last suspend, in milliseconds (its timeout counts running time).
     var ranMillis: Int64 = 0
+    /// Its parent, the parent's parent, ... (nearest last), for a stop of a whole family.
+    var ancestors: [InstanceID] = []
+    /// How the children it waits for ended, while it has not resumed with them.
+    var childOutcomes: [InstanceID: ChildOutcome] = [:]
 }
 
 /// A handler flow owed to an instance that ended (`onFailure`, `onCancel`, `onTimeout`):
@@ -67,6 +71,9 @@ struct SchedulerState: Sendable, Codable, Equatable {
     var handlers: [InstanceID: TrackedHandler] = [:]
     /// Handler runs waiting for an executor, oldest first.
     var handlerQueue = DispatchQueueState()
+    /// Suspended instances whose awaited child has ended: a resume with its outcome is owed
+    /// (`Decide`'s `resumeForChild`, which the owner issues for each).
+    var childResumes: Set<InstanceID> = []
     /// The last sequence number applied.
     var head: UInt64 = 0
 
@@ -90,8 +97,12 @@ struct SchedulerState: Sendable, Codable, Equatable {
         switch envelope.event {
         case .instanceCreated(let created):
             guard instances[id] == nil else { return }
-            instances[id] = TrackedInstance(
+            var tracked = TrackedInstance(
                 status: .enqueued, created: created, createdSeq: envelope.seq, executor: nil, attempt: 0)
+            if let parent = created.parentInstanceId {
+                tracked.ancestors = (instances[parent]?.ancestors ?? []) + [parent]
+            }
+            instances[id] = tracked
             if let key = created.idempotencyKey {
                 idempotency[
                     InstanceCreated.idempotencyScope(principal: created.principal, team: created.team, key: key)] =
@@ -133,11 +144,17 @@ struct SchedulerState: Sendable, Codable, Equatable {
             tracked.runningSince = nil
             tracked.suspended = suspendedEvent
             instances[id] = tracked
+            // The child it waits for may have ended already.
+            if let child = Self.awaitedChild(suspendedEvent.event), tracked.childOutcomes[child] != nil {
+                childResumes.insert(id)
+            }
         case .instanceResumed(let resumedEvent):
             guard var tracked = instances[id], tracked.status == .suspended else { return }
             tracked.status = .resuming
             tracked.resumed = resumedEvent
+            if let child = resumedEvent.child { tracked.childOutcomes[child.id] = nil }
             instances[id] = tracked
+            childResumes.remove(id)
             queue.push(id)
         case .logAppended, .stepsRecorded:
             break
@@ -150,6 +167,16 @@ struct SchedulerState: Sendable, Codable, Equatable {
             guard let tracked = instances.removeValue(forKey: id) else { return }
             if let executor = tracked.executor { assigned[executor]?.remove(id) }
             queue.remove(id)
+            childResumes.remove(id)
+            if tracked.created?.parentWaits == true, let parent = tracked.created?.parentInstanceId,
+                var waiting = instances[parent], let outcome = ChildOutcome(id: id, ending: envelope.event)
+            {
+                waiting.childOutcomes[id] = outcome
+                instances[parent] = waiting
+                if waiting.status == .suspended, waiting.suspended.map({ Self.awaitedChild($0.event) == id }) == true {
+                    childResumes.insert(parent)
+                }
+            }
             if let status = envelope.event.status, let flow = HandlerFlows.flow(for: status),
                 tracked.handlers.contains(flow), let created = tracked.created
             {
@@ -187,6 +214,18 @@ struct SchedulerState: Sendable, Codable, Equatable {
         case .apiKeyCreated, .apiKeyRevoked, .historyTrimmed, .attachmentsStored:
             break
         }
+    }
+
+    /// The child a suspend event waits for (`ChildStart.waitEvent`), if it is one.
+    static func awaitedChild(_ event: String) -> InstanceID? {
+        guard event.hasPrefix(ChildStart.waitEventPrefix) else { return nil }
+        return InstanceID(String(event.dropFirst(ChildStart.waitEventPrefix.count)))
+    }
+
+    /// The live instances `root` started, and theirs, down every generation, oldest first.
+    func liveDescendants(of root: InstanceID) -> [InstanceID] {
+        instances.filter { $0.value.ancestors.contains(root) }.sorted { $0.value.createdSeq < $1.value.createdSeq }
+            .map(\.key)
     }
 
     /// What a handler starts with: the variables the runner recorded as the flow failed, else

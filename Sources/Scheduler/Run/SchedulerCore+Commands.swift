@@ -52,9 +52,9 @@ extension SchedulerCore {
         return .started(instanceID: id, created: false, seq: seq)
     }
 
-    func cancel(_ id: InstanceID, request: RequestID) async -> SchedulerReply {
+    func cancel(_ id: InstanceID, request: RequestID, cascade: Bool = false) async -> SchedulerReply {
         if let failure = log.failed { return Self.logUnavailable(failure) }
-        let decision = Decide.decide(.cancel(id, request), state: state, now: .now())
+        let decision = Decide.decide(.cancel(id, request, cascade: cascade), state: state, now: .now())
         var seq = state.head
         if !decision.events.isEmpty {
             let ticket = stage(decision)
@@ -97,6 +97,57 @@ extension SchedulerCore {
             return .resumed(seq: ticket.envelopes.last?.seq ?? 0)
         }
         return .unavailable(message: "the resume was not decided")
+    }
+
+    /// A flow starts a child instance: decided (a repeat of the request names the same child),
+    /// appended and answered once durable.
+    func startChild(
+        parent: InstanceID, executor: ExecutorID, attempt: Int, request: RequestID, _ start: ChildStart
+    ) async -> ExecutorReply {
+        if let failure = log.failed { return .unavailable(message: "the event log cannot be written: \(failure)") }
+        guard !recovering else { return .unavailable(message: "the event log is being recovered") }
+        let decision = Decide.decide(
+            .startChild(parent: parent, executor: executor, attempt: attempt, request, start, newID: InstanceID()),
+            state: state, now: .now())
+        for case .replyChild(let outcome, let created) in decision.actions {
+            switch outcome {
+            case .failure(let refusal): return .childRefused(reason: refusal.reason)
+            case .success(let id) where !created:
+                guard case .started = await answerExisting(id) else {
+                    return .unavailable(message: "the event log could not record the child")
+                }
+                return .childStarted(id)
+            case .success(let id):
+                let ticket = stage(decision)
+                pumpDispatch()
+                guard await durable(ticket) else {
+                    return .unavailable(message: "the event log could not record the child")
+                }
+                return .childStarted(id)
+            }
+        }
+        return .unavailable(message: "the child's start was not decided")
+    }
+
+    /// Resumes every suspended instance whose awaited child has ended (`SchedulerState.childResumes`,
+    /// owed by the fold: after a restart too). Durable with the next fsync, like a dispatch; lost
+    /// in a crash before it, it is owed again by the rebuilt state.
+    func resumeParents() {
+        guard !resumingParents, log.failed == nil, !recovering, !state.childResumes.isEmpty else { return }
+        resumingParents = true
+        defer { resumingParents = false }
+        var progressed = true
+        while progressed {
+            progressed = false
+            for id in state.childResumes.sorted() {
+                let decision = Decide.decide(.resumeForChild(id), state: state, now: .now())
+                guard !decision.events.isEmpty else { continue }
+                let ticket = stage(decision)
+                progressed = true
+                Task { await self.durable(ticket) }
+            }
+        }
+        pumpDispatch()
     }
 
     /// Creating and revoking API keys: decided, appended, and answered once durable.

@@ -38,7 +38,7 @@ extension SchedulerCore {
 
     func perform(_ action: SchedulerAction) {
         switch action {
-        case .replyStarted, .replyCancelled, .replyKey, .replyResumed:
+        case .replyStarted, .replyCancelled, .replyKey, .replyResumed, .replyChild:
             break
         case .dispatch(let id, let executor, let attempt):
             guard let tracked = state.instances[id], let created = tracked.created, let session = executors[executor],
@@ -61,7 +61,7 @@ extension SchedulerCore {
                 var dispatch = dispatch
                 dispatch.resume = Resumption(
                     event: resumed?.event ?? suspended.event, variables: resumed?.variables ?? [:],
-                    payloadBytes: payload.count)
+                    payloadBytes: payload.count, child: resumed?.child)
                 return try WireFrame.encode(ExecutorCommand.dispatch(dispatch), attachment: payload + stateBytes)
             }
         case .dispatchHandler(let id, let executor, let attempt):

@@ -18,6 +18,11 @@ extension SchedulerCore {
                 logger.error("could not store an instance's files", metadata: ["error": "\(error)"])
                 return .unavailable(message: "the server could not store the files")
             }
+        case .startChild(let executorID, let parent, let attempt, let requestID, let start):
+            guard let session = executors[executorID], session.address != nil else { return .unknownExecutor }
+            session.lastSeen = .now
+            return await startChild(
+                parent: parent, executor: executorID, attempt: attempt, request: requestID, start)
         case .register(let registration):
             register(registration)
             return .ack(upTo: state.reportsApplied[registration.executorID] ?? 0)

@@ -25,6 +25,7 @@ extension SchedulerCore {
         }
         rearmTimer()
         if state.head >= snapshotSeq + config.snapshotEvery { takeSnapshot() }
+        if !state.childResumes.isEmpty { resumeParents() }
         return ticket
     }
 

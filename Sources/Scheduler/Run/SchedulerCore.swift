@@ -29,6 +29,8 @@ actor SchedulerCore {
     var recovering = false
     /// Queued instances already reported as waiting too long.
     var overdue: Set<InstanceID> = []
+    /// `resumeParents` is under way (it stages, and staging calls it).
+    var resumingParents = false
 
     let snapshots: SnapshotStore?
     /// The sequence number of the last snapshot taken (or loaded).
@@ -77,6 +79,7 @@ actor SchedulerCore {
     func resume() {
         deadlines = Deadlines(state: state, limits: Self.deadlineLimits(config))
         rearmTimer()
+        resumeParents()
         for (executor, ids) in state.assigned where !ids.isEmpty && executors[executor] == nil {
             let session = ExecutorSession(id: executor, address: nil, capacity: 0, socket: nil)
             executors[executor] = session

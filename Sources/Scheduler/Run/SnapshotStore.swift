@@ -13,7 +13,8 @@ import Wire
 /// unreadable, of another version, or ahead of the log is ignored and the log replayed in full.
 struct SchedulerSnapshot: Codable {
     /// 2: the state holds API keys. 3: only live instances, no per-instance event numbers.
-    static let currentVersion = 4
+    /// 4: handlers, suspensions. 5: children (ancestors, awaited outcomes, owed resumes).
+    static let currentVersion = 5
     var version = SchedulerSnapshot.currentVersion
     var seq: UInt64
     var state: SchedulerState
