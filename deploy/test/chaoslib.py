@@ -43,6 +43,10 @@ KINDS = {
     # Suspends; its worker resumes it once it is SUSPENDED (and it then ends FINISHED).
     "suspended": ('main:\n- script: sh\n  body: echo kept > note.txt\n- suspend: go\n'
                   '- script: sh\n  body: cat note.txt\n- log: "resumed ${answer}"\n', {}, None),
+    # Starts a child and waits for it suspended; the Scheduler resumes it with the child's outVars.
+    "parent": ('main:\n- task: concord\n  in: {action: start, entryPoint: child, sync: true, outVars: [answer]}\n'
+               '  out: job\n- log: "child answered ${job.answer}"\n'
+               'child:\n- script: sh\n  body: sleep 1\n- set: {answer: 42}\n', {}, None),
     # Tries to escape its sandbox: read the keys, remove the data folder, kill every process it can.
     # Guarded: it does anything only where it is not root and is in a PID namespace of its own, so a
     # missing sandbox cannot harm the machine (it says UNGUARDED instead, and that is a violation).
@@ -293,6 +297,10 @@ def check_outcome(client, load, instances):
             log = client.call("GET", f"/api/v1/process/{i['instanceId']}/log", attempt=n).text
             if "kept" not in log or "resumed 42" not in log:
                 violations.append(f"{i['instanceId']} (suspended): resumed without its folder or variables: {log[-300:]}")
+        if "parent" in i.get("tags", []) and i["status"] == "FINISHED":
+            log = client.call("GET", f"/api/v1/process/{i['instanceId']}/log", attempt=n).text
+            if "child answered 42" not in log:
+                violations.append(f"{i['instanceId']} (parent): went on without its child's out: {log[-300:]}")
         if "escape" in i.get("tags", []):
             log = client.call("GET", f"/api/v1/process/{i['instanceId']}/log", attempt=n).text
             violations += [f"{i['instanceId']} (escape): {mark} in its log" for mark in LEAK_MARKS if mark in log]
