@@ -161,8 +161,15 @@ package enum Event: Sendable, Hashable {
         case .handlerRequeued(let e): "\(e.flow) handler: \(e.reason)"
         case .handlerEnded(let e): e.error.map { "\(e.flow) handler failed: \($0)" } ?? "\(e.flow) handler finished"
         case .attachmentsStored(let e): "\(e.files.count) attachments"
+        case .instanceSuspended(let e) where e.event.hasPrefix(ChildStart.waitEventPrefix):
+            "waiting for its child process \(e.event.dropFirst(ChildStart.waitEventPrefix.count))"
         case .instanceSuspended(let e): "suspended until '\(e.event)'"
-        case .instanceResumed(let e): "resumed by '\(e.event)'"
+        case .instanceResumed(let e):
+            if let child = e.child {
+                "its child process \(child.id) ended \(child.status.rawValue)"
+            } else {
+                "resumed by '\(e.event)'"
+            }
         }
     }
 }

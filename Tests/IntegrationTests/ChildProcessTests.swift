@@ -64,10 +64,14 @@ import Testing
 
         // The parent waited suspended, and the Scheduler resumed it when the child ended.
         let (_, historyData) = try await deployment.request("GET", "/api/v1/process/\(id)/history")
-        let history = (json(historyData) as? [[String: Any]] ?? []).compactMap { $0["status"] as? String }
+        let entries = json(historyData) as? [[String: Any]] ?? []
+        let history = entries.compactMap { $0["status"] as? String }
         #expect(
             history == ["ENQUEUED", "STARTING", "RUNNING", "SUSPENDED", "RESUMING", "RUNNING", "FINISHED"],
             "\(history)")
+        let reasons = entries.compactMap { $0["reason"] as? String }
+        #expect(reasons.contains("waiting for its child process \(childID)"), "\(reasons)")
+        #expect(reasons.contains("its child process \(childID) ended FINISHED"), "\(reasons)")
         // A child has no children; an unknown instance has no listing.
         #expect(try await children(deployment, childID).isEmpty)
         let (unknown, _) = try await deployment.request("GET", "/api/v1/process/\(UUID())/subprocess")
