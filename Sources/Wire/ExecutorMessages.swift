@@ -294,20 +294,12 @@ package enum ReportsCodec {
             case .suspended(let event, let state):
                 $0.nested("suspended") {
                     $0.field("event", event)
-                    $0.nested("state") {
-                        $0.field("digest", state.digest)
-                        $0.field("size", Int64(state.size))
-                        return true
-                    }
+                    $0.field("state", state)
                     return true
                 }
             case .attachments(let archive, let files):
                 $0.nested("attachments") {
-                    $0.nested("archive") {
-                        $0.field("digest", archive.digest)
-                        $0.field("size", Int64(archive.size))
-                        return true
-                    }
+                    $0.field("archive", archive)
                     $0.key("files")
                     $0.array(files) { writer, file in
                         _ = writer.object {
@@ -366,10 +358,10 @@ extension ReportsCodec {
                     guard let flows = fields["flows"]?.strings else { return nil }
                     kind = .handlers(flows: flows)
                 case "suspended":
-                    guard let event = fields["event"]?.stringValue, let state = fields["state"]?.objectValue,
-                        let digest = state["digest"]?.stringValue, let size = state["size"]?.int
+                    guard let event = fields["event"]?.stringValue,
+                        let state = fields["state"].flatMap(FastEventDecoder.payloadRef)
                     else { return nil }
-                    kind = .suspended(event: event, state: PayloadRef(digest: digest, size: size))
+                    kind = .suspended(event: event, state: state)
                 case "attachments":
                     guard let archive = fields["archive"].flatMap(FastEventDecoder.payloadRef),
                         let files = fields["files"].flatMap(FastEventDecoder.attachmentFiles)

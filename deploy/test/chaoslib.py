@@ -171,10 +171,14 @@ class Load:
 
     def resume(self, iid, n):
         """Waits until the instance is SUSPENDED, then resumes it, retried like everything else; an
-        instance that ended first (its executor lost while it ran) has nothing to resume."""
+        instance that ended first (its executor lost while it ran) has nothing to resume. Each poll
+        asks the next Gateway, as a client would: one that cannot reach the Scheduler for a while
+        still answers, with a status that does not move."""
+        polls = 0
         while not self.hard_stop:
+            attempt, polls = n + polls, polls + 1
             try:
-                r = self.client.call("GET", f"/api/v1/process/{iid}", attempt=n)
+                r = self.client.call("GET", f"/api/v1/process/{iid}", attempt=attempt)
                 status = r.json().get("status") if r.status_code == 200 else None
             except (requests.RequestException, ValueError):
                 status = None
@@ -182,7 +186,7 @@ class Load:
                 return
             if status == "SUSPENDED":
                 try:
-                    r = self.client.call("POST", f"/api/v1/process/{iid}/resume/go", attempt=n,
+                    r = self.client.call("POST", f"/api/v1/process/{iid}/resume/go", attempt=attempt,
                                          json={"answer": 42})
                     if r.status_code == 200:
                         with self.lock:
@@ -265,6 +269,24 @@ def fold_events(events):
     return problems, status, count
 
 
+def read(client, path, n, json_list=False, rounds=20):
+    """GET `path` from the Gateways in turn (a client's retry) until one answers 200 (with a JSON
+    list when `json_list`): its body, or None when none did within `rounds` tries each."""
+    for attempt in range(n, n + rounds * len(client.urls)):
+        try:
+            r = client.call("GET", path, attempt=attempt)
+            if r.status_code == 200:
+                if not json_list:
+                    return r.text
+                body = r.json()
+                if isinstance(body, list):
+                    return body
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(0.25)
+    return None
+
+
 def check_outcome(client, load, instances):
     """Every acknowledged key is exactly the one instance the listing has with its tag, nothing is
     left unfinished, every history only moves forward, and no escape got anywhere."""
@@ -287,22 +309,25 @@ def check_outcome(client, load, instances):
         if i["status"] not in TERMINAL:
             violations.append(f"{i['instanceId']} is still {i['status']} after the drain")
     for n, i in enumerate(instances):
-        history = client.call("GET", f"/api/v1/process/{i['instanceId']}/history", attempt=n).json()
+        history = read(client, f"/api/v1/process/{i['instanceId']}/history", n, json_list=True)
+        if history is None:
+            violations.append(f"{i['instanceId']}: no Gateway answered its history")
+            continue
         statuses = [h["status"] for h in history]
         if not follows_the_lifecycle(statuses) or sum(s in TERMINAL for s in statuses) > 1 or \
                 (statuses and statuses[-1] not in TERMINAL and i["status"] in TERMINAL):
             violations.append(f"{i['instanceId']}: history does not only move forward: {statuses}")
         if "suspended" in i.get("tags", []) and i["status"] == "FINISHED":
             # Resumed on whichever executor, with its working folder and the resume's variables.
-            log = client.call("GET", f"/api/v1/process/{i['instanceId']}/log", attempt=n).text
+            log = read(client, f"/api/v1/process/{i['instanceId']}/log", n) or ""
             if "kept" not in log or "resumed 42" not in log:
                 violations.append(f"{i['instanceId']} (suspended): resumed without its folder or variables: {log[-300:]}")
         if "parent" in i.get("tags", []) and i["status"] == "FINISHED":
-            log = client.call("GET", f"/api/v1/process/{i['instanceId']}/log", attempt=n).text
+            log = read(client, f"/api/v1/process/{i['instanceId']}/log", n) or ""
             if "child answered 42" not in log:
                 violations.append(f"{i['instanceId']} (parent): went on without its child's out: {log[-300:]}")
         if "escape" in i.get("tags", []):
-            log = client.call("GET", f"/api/v1/process/{i['instanceId']}/log", attempt=n).text
+            log = read(client, f"/api/v1/process/{i['instanceId']}/log", n) or ""
             violations += [f"{i['instanceId']} (escape): {mark} in its log" for mark in LEAK_MARKS if mark in log]
     return violations
 

@@ -27,7 +27,8 @@ from collections import Counter
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "cluster"))
 from rehearsal import Rehearsal  # noqa: E402
-from chaoslib import Client, Load, check_outcome, compare_with_log, drain, fold_events, list_all, print_report
+from chaoslib import (TERMINAL, Client, Load, check_outcome, compare_with_log, drain, fold_events, list_all,
+                      print_report)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -61,6 +62,26 @@ def faults(rehearsal, stop, rng, interval, counts, log):
             time.sleep(rng.uniform(0.5, 3.0))
             rehearsal.run("start", host)
         counts[fault] += 1
+
+
+def dump_stacks(rehearsal, why):
+    """Every Gateway's and Scheduler's threads, into its host's folder (kept with the cluster): what
+    a component that stopped answering was doing."""
+    if not shutil.which("gdb"):
+        return
+    for host in rehearsal.hosts("gw") + rehearsal.hosts("sched"):
+        folder = os.path.join(rehearsal.dir, "hosts", host)
+        try:
+            with open(os.path.join(folder, "component.pid")) as f:
+                pid = int(f.read().strip())
+            dump = subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "thread apply all bt 40"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            continue
+        with open(os.path.join(folder, f"{why}.stacks"), "wb") as f:
+            f.write(dump.stdout)
+    print(f"cluster-chaos: threads of every Gateway and Scheduler ({why}) in {rehearsal.dir}/hosts/*/{why}.stacks",
+          flush=True)
 
 
 def main():
@@ -110,6 +131,8 @@ def main():
 
         instances = drain(client, load, workers, time.time() + args.drain)
         log(f"drained: {len(instances)} instances")
+        if any(i["status"] not in TERMINAL for i in instances):
+            dump_stacks(rehearsal, "drain-timeout")
         violations += check_outcome(client, load, instances)
         served = {i["instanceId"]: i["status"] for i in instances}
         # Every Gateway's read model catches up with the same statuses (each follows the log on its own).
@@ -121,6 +144,7 @@ def main():
                     break
                 time.sleep(0.1)
             if theirs != served:
+                dump_stacks(rehearsal, "gateways-disagree")
                 violations.append(f"{url} serves {len(theirs)} instances, differing from the others' {len(served)}")
 
         tool = os.path.join(os.environ["ACCORD_BIN"], "accord")

@@ -65,7 +65,7 @@ package enum FastEventDecoder {
         return LogLine(at: Timestamp(millis: at), level: level, text: text)
     }
 
-    /// A `PayloadRef` as `Codable` writes it.
+    /// A `ChildOutcome` as `Codable` writes it.
     static func childOutcome(_ node: JSONNode) -> ChildOutcome? {
         guard let c = node.objectValue, let id = c["id"]?.stringValue.flatMap(InstanceID.init),
             let status = c["status"]?.stringValue.flatMap(InstanceStatus.init(rawValue:)),
@@ -74,6 +74,7 @@ package enum FastEventDecoder {
         return ChildOutcome(id: id, status: status, out: out, error: error)
     }
 
+    /// A `PayloadRef` as `Codable` writes it.
     package static func payloadRef(_ node: JSONNode) -> PayloadRef? {
         guard let ref = node.objectValue, let digest = ref["digest"]?.stringValue, let size = ref["size"]?.int
         else { return nil }
@@ -116,8 +117,7 @@ package enum FastEventDecoder {
         switch (type, version) {
         case ("InstanceCreated", 1):
             guard let arguments = d["arguments"]?.objectValue?.jsonObject, let out = d["out"]?.strings,
-                let tags = d["tags"]?.strings, let payload = d["payload"]?.objectValue,
-                let digest = payload["digest"]?.stringValue, let size = payload["size"]?.int,
+                let tags = d["tags"]?.strings, let payload = d["payload"].flatMap(payloadRef),
                 let entryPoint = d.optional("entryPoint", \.stringValue),
                 let timeout = d.optional("timeoutMillis", \.int64),
                 let handlerTimeout = d.optional("handlerTimeoutMillis", \.int64),
@@ -129,7 +129,7 @@ package enum FastEventDecoder {
             return .instanceCreated(
                 InstanceCreated(
                     entryPoint: entryPoint, arguments: arguments, timeoutMillis: timeout, out: out, tags: tags,
-                    payload: PayloadRef(digest: digest, size: size), idempotencyKey: key, principal: principal,
+                    payload: payload, idempotencyKey: key, principal: principal,
                     team: team, handlerTimeoutMillis: handlerTimeout, parentInstanceId: parent,
                     parentWaits: parentWaits))
         case ("InstanceAssigned", 1):
@@ -191,10 +191,8 @@ package enum FastEventDecoder {
             guard let flow = d["flow"]?.stringValue, let error = d.optional("error", \.stringValue) else { return nil }
             return .handlerEnded(HandlerEnded(flow: flow, error: error))
         case ("InstanceSuspended", 1):
-            guard let event = d["event"]?.stringValue, let state = d["state"]?.objectValue,
-                let digest = state["digest"]?.stringValue, let size = state["size"]?.int
-            else { return nil }
-            return .instanceSuspended(InstanceSuspended(event: event, state: PayloadRef(digest: digest, size: size)))
+            guard let event = d["event"]?.stringValue, let state = d["state"].flatMap(payloadRef) else { return nil }
+            return .instanceSuspended(InstanceSuspended(event: event, state: state))
         case ("InstanceResumed", 1):
             guard let event = d["event"]?.stringValue, let variables = d["variables"]?.objectValue?.jsonObject,
                 let child = d.optional("child", childOutcome)

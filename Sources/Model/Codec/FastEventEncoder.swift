@@ -47,11 +47,7 @@ package enum FastEventEncoder {
             out.field("out", strings: e.out)
             out.field("parentInstanceId", e.parentInstanceId?.description)
             if let waits = e.parentWaits { out.field("parentWaits", waits) }
-            out.nested("payload") {
-                $0.field("digest", e.payload.digest)
-                $0.field("size", Int64(e.payload.size))
-                return true
-            }
+            out.field("payload", e.payload)
             out.field("principal", e.principal)
             out.field("tags", strings: e.tags)
             out.field("team", e.team)
@@ -107,11 +103,7 @@ package enum FastEventEncoder {
             out.field("flow", e.flow)
         case .instanceSuspended(let e):
             out.field("event", e.event)
-            out.nested("state") {
-                $0.field("digest", e.state.digest)
-                $0.field("size", Int64(e.state.size))
-                return true
-            }
+            out.field("state", e.state)
         case .instanceResumed(let e):
             if let child = e.child {
                 let written = out.nested("child") {
@@ -126,11 +118,7 @@ package enum FastEventEncoder {
             out.field("event", e.event)
             return out.field("variables", object: e.variables)
         case .attachmentsStored(let e):
-            out.nested("archive") {
-                $0.field("digest", e.archive.digest)
-                $0.field("size", Int64(e.archive.size))
-                return true
-            }
+            out.field("archive", e.archive)
             out.key("files")
             out.array(e.files) { writer, file in
                 _ = writer.object {
@@ -167,6 +155,17 @@ extension JSONWriter {
             $0.field("outcome", step.outcome.rawValue)
             $0.field("startedAt", step.startedAt.millis)
             $0.field("step", step.step)
+            return true
+        }
+    }
+}
+
+extension JSONWriter {
+    /// `"name":{"digest":...,"size":...}`, a `PayloadRef` as `Codable` writes it.
+    package mutating func field(_ name: String, _ ref: PayloadRef) {
+        nested(name) {
+            $0.field("digest", ref.digest)
+            $0.field("size", Int64(ref.size))
             return true
         }
     }
