@@ -5,8 +5,9 @@
     python3 bench/scale.py [--sizes 100000,10000000] [--bin .build/release] [--out FILE.json]
 
 For each size, a data folder's log is written with that many finished instances (`accord
-bench-history`: six events each, through the log's own writer with fsync off, not over HTTP; they
-ended 40 days ago), then, on that folder:
+bench-history`: six events each, through the log's own writer with fsync off, not over HTTP; one
+started every 250 ms, as a history builds up over time, the newest ended 40 days ago), then, on
+that folder:
 
 1. the Scheduler starts with no snapshot (the whole log replayed), stops (SIGTERM: snapshot), and
    starts again on its snapshot: time until its state is rebuilt, and its RSS;

@@ -7,7 +7,8 @@ import Model
 /// `accord bench-history`: writes a history of finished instances straight into a data folder's
 /// log, through the log's own writer (not over HTTP, no fsync), for `make bench-scale`: six
 /// events each, as a trivial instance leaves them (created, assigned, started, a log line, a
-/// step, finished), one millisecond apart from `--from` on.
+/// step, finished), `--every` apart (a history builds up over time: ten million at the default
+/// 250 ms span 29 days), the newest ended 40 days ago unless `--from` says when the first began.
 struct BenchHistory: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-history", abstract: "Write finished instances into a data folder's log.",
@@ -15,13 +16,16 @@ struct BenchHistory: AsyncParsableCommand {
 
     @Argument(help: "The data folder (its events/ folder is created or extended).") var data: String
     @Option(help: "Finished instances to write.") var instances = 100_000
-    @Option(help: "When the first one started, in milliseconds since 1970 (default: 40 days ago).") var from: Int64?
+    @Option(help: "When the first one started, in milliseconds since 1970 (default: the last 40 days ago).")
+    var from: Int64?
+    @Option(help: "Milliseconds between two starts.") var every: Int64 = 250
 
     func run() async throws {
         let log = try FileEventLog(directory: data + "/events", fsync: false)
         defer { log.close() }
         let started = ContinuousClock.now
-        var at = from ?? (Timestamp.now().millis - 40 * 86_400_000)
+        guard every >= 1 else { throw ValidationError("--every must be at least 1 millisecond") }
+        var at = from ?? (Timestamp.now().millis - 40 * 86_400_000 - Int64(instances) * every)
         let executor = ExecutorID("executor-1/history")
         var origin: UInt64 = 1
         var written = 0
@@ -32,7 +36,7 @@ struct BenchHistory: AsyncParsableCommand {
             for _ in 0..<min(1_000, instances - written) {
                 batch += Self.instance(at: Timestamp(millis: at), executor: executor, origin: origin)
                 origin += 4
-                at += 1
+                at += every
                 written += 1
             }
             // One batch written while the next is built.

@@ -1,4 +1,5 @@
 import EventLog
+import Foundation
 import JSON
 import Model
 import Testing
@@ -403,5 +404,44 @@ import Wire
             replayed.apply(envelope)
         }
         #expect(replayed == state)
+    }
+
+    /// Assigning removes from the queue by marking (a replay assigns every instance it queued):
+    /// the marks are swept, so the queue and its snapshot hold what waits, in order, not every
+    /// instance that ever waited (a snapshot of ten million replayed instances held them all).
+    @Test func theQueueHoldsWhatWaitsNotWhatWaited() throws {
+        var queue = DispatchQueueState()
+        let ids = (0..<5000).map { _ in InstanceID() }
+        ids.forEach { queue.push($0) }
+        for id in ids.dropLast(3) { queue.remove(id) }
+        #expect(queue.ordered == Array(ids.suffix(3)))
+        let encoded = try JSONEncoder().encode(queue)
+        #expect(encoded.count < 200, "\(encoded.count) bytes")
+        let decoded = try JSONDecoder().decode(DispatchQueueState.self, from: encoded)
+        #expect(decoded == queue && decoded.count == 3)
+        var popped = decoded
+        #expect([popped.pop(), popped.pop(), popped.pop(), popped.pop()] == ids.suffix(3).map(Optional.some) + [nil])
+    }
+
+    /// An idempotency key answers its instance after it ended, until retention forgets the
+    /// instance (`HistoryTrimmed`): then the key goes too, and a live instance's key stays.
+    @Test func idempotencyKeysGoWithTheirTrimmedInstance() {
+        var state = SchedulerState()
+        let ended = started(&state, key: "old", request: "r-old")
+        given([Decide.decide(.cancel(ended, RequestID("c")), state: state, now: now)], to: &state)
+        let live = started(&state, key: "live", request: "r-live")
+        func repeatStart(_ key: String) -> Decision {
+            Decide.decide(
+                .start(start(request: "again-\(key)", key: key), payload: payload, newID: InstanceID()), state: state,
+                now: now)
+        }
+        #expect(repeatStart("old").actions == [.replyStarted(ended, created: false)])
+        let trim = EventEnvelope(
+            instanceID: InstanceID(), at: now,
+            event: .historyTrimmed(HistoryTrimmed(before: Timestamp(millis: now.millis + 1), retentionMillis: 1)))
+        given([Decision(events: [trim])], to: &state)
+        #expect(repeatStart("old").events.count == 1, "the key went with its instance")
+        #expect(repeatStart("live").actions == [.replyStarted(live, created: false)])
+        #expect(state.idempotency.count == 1)
     }
 }

@@ -105,7 +105,7 @@ enum Decide {
                 let existing = state.idempotency[
                     InstanceCreated.idempotencyScope(principal: start.principal, team: start.team, key: key)]
             {
-                decision.actions = [.replyStarted(existing, created: false)]
+                decision.actions = [.replyStarted(existing.id, created: false)]
                 return decision
             }
             let created = InstanceCreated(

@@ -53,8 +53,9 @@ struct TrackedHandler: Sendable, Equatable, Codable {
 struct SchedulerState: Sendable, Codable, Equatable {
     /// The instances that are not terminal.
     var instances: [InstanceID: TrackedInstance] = [:]
-    /// `InstanceCreated.idempotencyScope` → instance.
-    var idempotency: [String: InstanceID] = [:]
+    /// `InstanceCreated.idempotencyScope` → instance, with when it ended: a key answers its
+    /// instance for as long as the instance's history is kept, and goes with it (`HistoryTrimmed`).
+    var idempotency: [String: KeyedStart] = [:]
     /// Recorded API keys (revoked ones too: an id is never reused).
     var keys: [KeyID: TrackedKey] = [:]
     /// Request id → instance: a start the transport delivered twice is answered, not repeated.
@@ -103,11 +104,7 @@ struct SchedulerState: Sendable, Codable, Equatable {
                 tracked.ancestors = (instances[parent]?.ancestors ?? []) + [parent]
             }
             instances[id] = tracked
-            if let key = created.idempotencyKey {
-                idempotency[
-                    InstanceCreated.idempotencyScope(principal: created.principal, team: created.team, key: key)] =
-                    id
-            }
+            if let scope = created.scopedIdempotencyKey { idempotency[scope] = KeyedStart(id: id) }
             if let request = envelope.requestID {
                 requests[request] = id
                 requestsByAge.append(request, at: envelope.at)
@@ -168,6 +165,9 @@ struct SchedulerState: Sendable, Codable, Equatable {
             if let executor = tracked.executor { assigned[executor]?.remove(id) }
             queue.remove(id)
             childResumes.remove(id)
+            if let scope = tracked.created?.scopedIdempotencyKey, idempotency[scope]?.id == id {
+                idempotency[scope]?.ended = envelope.at
+            }
             if tracked.created?.parentWaits == true, let parent = tracked.created?.parentInstanceId,
                 var waiting = instances[parent], let outcome = ChildOutcome(id: id, ending: envelope.event)
             {
@@ -211,7 +211,10 @@ struct SchedulerState: Sendable, Codable, Equatable {
             guard let handler = handlers.removeValue(forKey: id) else { return }
             if let executor = handler.executor { assigned[executor]?.remove(id) }
             handlerQueue.remove(id)
-        case .apiKeyCreated, .apiKeyRevoked, .historyTrimmed, .attachmentsStored:
+        case .historyTrimmed(let trim):
+            // The read models forget the instances that ended before the cutoff; so do their keys.
+            idempotency = idempotency.filter { $0.value.ended.map { $0 >= trim.before } ?? true }
+        case .apiKeyCreated, .apiKeyRevoked, .attachmentsStored:
             break
         }
     }
@@ -267,6 +270,8 @@ struct RequestWindow: Sendable, Codable, Equatable {
         var at: Timestamp
     }
 
+    init() {}
+
     var count: Int { items.count - start }
 
     mutating func append(_ request: RequestID, at: Timestamp) { items.append(Item(request: request, at: at)) }
@@ -284,6 +289,18 @@ struct RequestWindow: Sendable, Codable, Equatable {
         }
         return expired
     }
+
+    static func == (a: Self, b: Self) -> Bool { a.items[a.start...] == b.items[b.start...] }
+
+    /// Encoded as the ids still remembered, oldest first.
+    init(from decoder: any Decoder) throws {
+        items = try decoder.singleValueContainer().decode([Item].self)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(Array(items[start...]))
+    }
 }
 
 /// What the Scheduler knows of an API key: enough to keep names unique and answer repeats.
@@ -295,11 +312,28 @@ struct TrackedKey: Sendable, Equatable, Codable {
     var revoked: Bool
 }
 
-/// A FIFO of instances to dispatch with O(1) removal by marking.
+/// A start made with an `Idempotency-Key`: its instance, and when it ended (nil while live).
+struct KeyedStart: Sendable, Equatable, Codable {
+    var id: InstanceID
+    var ended: Timestamp?
+}
+
+extension InstanceCreated {
+    /// The scope its idempotency key is unique in, when it has one.
+    var scopedIdempotencyKey: String? {
+        idempotencyKey.map { Self.idempotencyScope(principal: principal, team: team, key: $0) }
+    }
+}
+
+/// A FIFO of instances to dispatch with O(1) removal by marking. The marks are swept once they
+/// are most of the array, so its size follows what waits, not what ever waited (a replay removes
+/// every instance it assigns by marking). Encoded as the waiting instances in order.
 struct DispatchQueueState: Sendable, Codable, Equatable {
     private var items: [InstanceID] = []
     private var start = 0
     private var members: Set<InstanceID> = []
+
+    init() {}
 
     var count: Int { members.count }
 
@@ -308,12 +342,24 @@ struct DispatchQueueState: Sendable, Codable, Equatable {
     /// Everything waiting, in no particular order.
     var waiting: Set<InstanceID> { members }
 
+    /// Everything waiting, oldest first.
+    var ordered: [InstanceID] {
+        var seen = Set<InstanceID>()
+        return items[start...].filter { members.contains($0) && seen.insert($0).inserted }
+    }
+
     mutating func push(_ id: InstanceID) {
         guard members.insert(id).inserted else { return }
         items.append(id)
     }
 
-    mutating func remove(_ id: InstanceID) { members.remove(id) }
+    mutating func remove(_ id: InstanceID) {
+        guard members.remove(id) != nil else { return }
+        if items.count - start > 1024 && members.count * 2 < items.count - start {
+            items = ordered
+            start = 0
+        }
+    }
 
     /// The oldest waiting instance, removed from the queue.
     mutating func pop() -> InstanceID? {
@@ -327,5 +373,17 @@ struct DispatchQueueState: Sendable, Codable, Equatable {
             if members.remove(id) != nil { return id }
         }
         return nil
+    }
+
+    static func == (a: Self, b: Self) -> Bool { a.ordered == b.ordered }
+
+    init(from decoder: any Decoder) throws {
+        items = try decoder.singleValueContainer().decode([InstanceID].self)
+        members = Set(items)
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(ordered)
     }
 }

@@ -14,7 +14,9 @@ import Wire
 struct SchedulerSnapshot: Codable {
     /// 2: the state holds API keys. 3: only live instances, no per-instance event numbers.
     /// 4: handlers, suspensions. 5: children (ancestors, awaited outcomes, owed resumes).
-    static let currentVersion = 5
+    /// 6: queues as their waiting instances only, request ids as the window holds them,
+    /// idempotency keys with their instance's end.
+    static let currentVersion = 6
     var version = SchedulerSnapshot.currentVersion
     var seq: UInt64
     var state: SchedulerState
