@@ -116,4 +116,32 @@ import Testing
             Issue.record("a start with a fraction did not come back")
         }
     }
+
+    /// A catch-up's page of events (what a new Gateway folds the whole log through), and the
+    /// events `readEvents` answers: the same bytes `JSONEncoder` writes, the same events back.
+    @Test func catchUpPagesMatchCodableBothWays() throws {
+        let encoder = EventCodec.makeEncoder()
+        var events = everyEventType() + eventsWithLaterFields(InstanceID())
+        for index in events.indices { events[index].seq = UInt64(index + 1) }
+        for reply in [
+            SchedulerReply.events(events: events, head: 99), .someEvents(events: events), .events(events: [], head: 0),
+        ] {
+            let header = try #require(reply.fastHeader)
+            #expect(header == Array(try encoder.encode(reply)), "\(String(decoding: header, as: UTF8.self))")
+            let read = try #require(SchedulerReply.fastDecode(header[...]))
+            #expect(try encoder.encode(read) == encoder.encode(reply))
+        }
+        // An event only `JSONEncoder` writes (a fraction) sends the whole page through Codable.
+        var fraction = events[0]
+        fraction.event = .instanceFinished(InstanceFinished(out: ["x": .double(0.5)]))
+        let mixed = SchedulerReply.events(events: [events[1], fraction], head: 2)
+        #expect(mixed.fastHeader == nil)
+        guard
+            case .events(let read, 2) = try WireFrame.decode(SchedulerReply.self, from: WireFrame.encode(mixed)).message
+        else {
+            Issue.record("a page with a fraction did not come back")
+            return
+        }
+        #expect(read == [events[1], fraction])
+    }
 }

@@ -75,15 +75,28 @@ struct EventFeed: Service {
 
     /// Reads events from the Scheduler until the projection reaches `target` (or the Scheduler's
     /// head when nil). While the Scheduler is unreachable it retries; reads meanwhile answer from
-    /// what the projection has.
+    /// what the projection has. The next page is asked for as soon as a page arrives, so the
+    /// Scheduler reads it while this one is folded (a new Gateway folds the whole log this way).
     private func catchUp(to target: UInt64?) async {
         var failures = 0
+        var readAhead: Task<SchedulerReply, any Error>?
+        defer { readAhead?.cancel() }
         while !Task.isCancelled {
             do {
-                let reply = try await client.send(.catchUp(after: projection.head, limit: 1000))
+                let reply: SchedulerReply
+                if let pending = readAhead {
+                    readAhead = nil
+                    reply = try await pending.value
+                } else {
+                    reply = try await client.send(.catchUp(after: projection.head, limit: 1000))
+                }
                 guard case .events(let events, let head) = reply else { return }
+                let goal = target ?? head
+                if let last = events.last?.seq, last < goal {
+                    readAhead = Task { [client] in try await client.send(.catchUp(after: last, limit: 1000)) }
+                }
                 _ = projection.apply(events, fromLog: true)
-                if events.isEmpty || projection.head >= (target ?? head) { return }
+                if events.isEmpty || projection.head >= goal { return }
                 failures = 0
             } catch {
                 failures += 1
