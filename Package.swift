@@ -100,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "Gateway",
             dependencies: [
-                "Wire", "Model", "JSON", "ReadModels", "Support", "Transport", "Archive",
+                "Wire", "Model", "JSON", "ReadModels", "Support", "Transport", "Archive", "CSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -16,4 +16,8 @@ int accord_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np(actions, path);
 }
 
+int accord_punch_hole(int fd, off_t offset, off_t length) {
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length);
+}
+
 int accord_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }

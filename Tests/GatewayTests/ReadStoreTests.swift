@@ -198,6 +198,57 @@ import Testing
         for id in created.subtracting(whole.instances.keys) { #expect(restarted.view(id) == nil) }
     }
 
+    /// Retention gives the disk back: the store's pages (incremental vacuum, the WAL cut back) and
+    /// the removed logs' bytes in `logs.dat` (holes), while what is kept reads as before.
+    @Test func aTrimGivesTheDiskBack() async throws {
+        let directory = NSTemporaryDirectory() + "accord-readstore-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        func blocks(_ names: [String]) -> Int {
+            names.reduce(0) { total, name in
+                var info = stat()
+                return total + (stat(directory + "/" + name, &info) == 0 ? Int(info.st_blocks) * 512 : 0)
+            }
+        }
+        let store = ["read-models.sqlite", "read-models.sqlite-wal"]
+        let projection = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
+        var events: [EventEnvelope] = []
+        func add(_ id: InstanceID, _ event: Event, at millis: Int64) {
+            events.append(
+                EventEnvelope(
+                    seq: UInt64(events.count + 1), instanceID: id, at: Timestamp(millis: millis), event: event))
+        }
+        let text = String(repeating: "x", count: 3000)
+        let kept = InstanceID()
+        for (n, id) in ((0..<1500).map { _ in InstanceID() } + [kept]).enumerated() {
+            let at = Int64(n) * 10
+            var creation = created(id, at: at)
+            creation.seq = UInt64(events.count + 1)
+            events.append(creation)
+            add(
+                id, .logAppended(LogAppended(lines: [LogLine(at: Timestamp(millis: at), level: .info, text: text)])),
+                at: at)
+            if id != kept { add(id, .instanceFinished(InstanceFinished(out: [:])), at: at + 1) }
+        }
+        #expect(projection.apply(events))
+        await projection.flush()
+        let (storeBefore, logsBefore) = (blocks(store), blocks(["logs.dat"]))
+        #expect(logsBefore > 1500 * 3000)
+        let trim = EventEnvelope(
+            seq: UInt64(events.count + 1), instanceID: InstanceID(), at: Timestamp(millis: 1_000_000),
+            event: .historyTrimmed(HistoryTrimmed(before: Timestamp(millis: 1_000_000), retentionMillis: 1)))
+        #expect(projection.apply([trim]))
+        await projection.flush()
+        await projection.reclaimed()
+        #expect(blocks(store) < storeBefore / 4, "store \(storeBefore) -> \(blocks(store)) bytes")
+        #expect(blocks(["logs.dat"]) < logsBefore / 20, "logs \(logsBefore) -> \(blocks(["logs.dat"])) bytes")
+        #expect(projection.countsByStatus() == [.enqueued: 1])
+        #expect(
+            projection.logs.read(kept, from: 0, to: 1_000_000)
+                == Array(
+                    LogRendering.render(
+                        [LogLine(at: Timestamp(millis: 15_000), level: .info, text: text)]).utf8))
+    }
+
     /// A store written by the version before retention (format 1) is brought up in place: each
     /// ended instance's end is read from its view, so a trim removes it like a new row.
     @Test func aStoreOfTheFormerFormatIsMigratedAndTrimmed() async throws {

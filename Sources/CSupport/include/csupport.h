@@ -16,4 +16,8 @@ int accord_spawn_chdir(posix_spawn_file_actions_t *actions, const char *path);
 /// (Linux 5.3 and later; -1 with errno set otherwise).
 int accord_pidfd_open(pid_t pid);
 
+/// fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): frees the blocks of `[offset, offset +
+/// length)`, which then read as zeros; the file keeps its size.
+int accord_punch_hole(int fd, off_t offset, off_t length);
+
 #endif

@@ -52,6 +52,8 @@ final class GatewayProjection: Sendable {
     /// Fulfilled once the first catch-up reached the Scheduler's head: reads wait for it.
     let ready = Promise<Void>()
     private let flusher = Mutex<Task<Void, Never>?>(nil)
+    /// Retention's reclaim of the store's free pages, while one runs.
+    private let reclaiming = Mutex<Task<Void, Never>?>(nil)
     private let flushing = AsyncGate()
 
     /// The store and the log file in `directory`, as the last run left them.
@@ -238,14 +240,16 @@ final class GatewayProjection: Sendable {
         guard let batch = takeBatch() else { return }
         do {
             try logs.sync()
-            if let stored = try await store.write(batch) {
+            if let trimmed = try await store.write(batch) {
                 // Retention changed what the store holds: its counts are the truth at the batch's
                 // head; what was folded since then moved the memory's counts by the same amounts.
                 state.withLock { state in
                     for status in InstanceStatus.allCases {
-                        state.counts[status, default: 0] += (stored[status] ?? 0) - (batch.counts[status] ?? 0)
+                        state.counts[status, default: 0] +=
+                            (trimmed.counts[status] ?? 0) - (batch.counts[status] ?? 0)
                     }
                 }
+                reclaim(trimmed.logs + batch.trimmed.flatMap(logs.chunks))
             }
         } catch {
             // Kept in memory and marked again: the next flush retries them.
@@ -275,6 +279,26 @@ final class GatewayProjection: Sendable {
             for id in evicted + batch.trimmed { logs.evict(id) }
         }
     }
+
+    /// After a batch that trimmed history: the log bytes of the instances it removed are given
+    /// back to the filesystem, then the store's freed pages (in the background: batches go on).
+    private func reclaim(_ pieces: [LogChunk]) {
+        logs.release(pieces)
+        reclaiming.withLock { task in
+            guard task == nil else { return }
+            task = Task { [weak self, store, logger] in
+                do {
+                    try await store.reclaim()
+                } catch {
+                    logger.error("cannot reclaim the read-model store's free pages", metadata: ["error": "\(error)"])
+                }
+                self?.reclaiming.withLock { $0 = nil }
+            }
+        }
+    }
+
+    /// Returns once no reclaim runs (tests).
+    func reclaimed() async { await reclaiming.withLock { $0 }?.value }
 
     private func takeBatch() -> ReadStore.Batch? {
         serial.withLock { _ in

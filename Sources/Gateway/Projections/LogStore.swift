@@ -1,3 +1,4 @@
+import CSupport
 import Foundation
 import Model
 import ReadModels
@@ -103,6 +104,34 @@ final class LogStore: Sendable {
 
     /// Forgets a hot instance's pieces (the store has them).
     func evict(_ id: InstanceID) { _ = state.withLock { $0.entries.removeValue(forKey: id) } }
+
+    /// Gives the bytes of these pieces (of instances retention removed) back to the filesystem:
+    /// holes are punched, so offsets stay as they are and the file takes only the disk that live
+    /// and kept logs use. Adjacent pieces are joined first (a filesystem block shared by two
+    /// removed logs is freed only by one hole across both). A filesystem without holes keeps the
+    /// bytes.
+    func release(_ pieces: [LogChunk]) {
+        guard !pieces.isEmpty else { return }
+        let sorted = pieces.filter { $0.length > 0 }.sorted { $0.offset < $1.offset }
+        var ranges: [(start: UInt64, end: UInt64)] = []
+        for piece in sorted {
+            let end = piece.offset + UInt64(piece.length)
+            if let last = ranges.last, piece.offset <= last.end {
+                ranges[ranges.count - 1].end = max(last.end, end)
+            } else {
+                ranges.append((piece.offset, end))
+            }
+        }
+        writer.withLock { _ in
+            for range in ranges {
+                if accord_punch_hole(fd, off_t(range.start), off_t(range.end - range.start)) != 0,
+                    errno == EOPNOTSUPP
+                {
+                    return
+                }
+            }
+        }
+    }
 
     /// Empties the file and forgets everything.
     func reset() {

@@ -59,8 +59,36 @@ final class ReadStore: Sendable {
             // The store is rebuilt from the log when it is behind: an OS crash may lose the last
             // commits, never make it inconsistent (WAL), so no fsync per commit.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            // A retention pass deletes many rows in one transaction: the WAL grows by every page
+            // it changed, and is cut back to this once they are checkpointed.
+            try db.execute(sql: "PRAGMA journal_size_limit = \(64 << 20)")
         }
-        pool = try Self.openCurrent(path, configuration)
+        let pool = try Self.openCurrent(path, configuration)
+        try Self.vacuumIncrementally(pool)
+        self.pool = pool
+    }
+
+    /// Pages freed by deleted rows go back to the filesystem (`reclaim`) only in a file made with
+    /// incremental auto-vacuum; a store made before is rewritten so once (one `VACUUM`).
+    private static func vacuumIncrementally(_ pool: DatabasePool) throws {
+        let mode = try pool.read { try Int.fetchOne($0, sql: "PRAGMA auto_vacuum") }
+        guard mode != 2 else { return }
+        try pool.barrierWriteWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+            try db.execute(sql: "VACUUM")
+        }
+    }
+
+    /// Gives the pages that deleted rows freed back to the filesystem, a few megabytes per write
+    /// transaction so that batches are not held up, then cuts the WAL back.
+    func reclaim() async throws {
+        while try await pool.write({ db -> Bool in
+            try db.execute(sql: "PRAGMA incremental_vacuum(2048)")
+            return try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 > 0
+        }) {}
+        try await pool.writeWithoutTransaction { db in
+            _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+        }
     }
 
     /// Opens the file, and starts it afresh when it holds another format.
@@ -162,10 +190,17 @@ final class ReadStore: Sendable {
             view: try decoder.decode(InstanceView.self, from: row["view"] as Data), chunks: LogChunk.decode(row["log"]))
     }
 
+    /// What a batch that trimmed history left: the instances by status the store holds now, and
+    /// where the logs of the rows it removed lay in `logs.dat`.
+    struct Trimmed: Sendable {
+        var counts: [InstanceStatus: Int]
+        var logs: [LogChunk]
+    }
+
     /// Writes one batch in one transaction, off the caller's thread. When the batch trims history,
-    /// answers the instances by status the store holds afterwards (nil otherwise).
+    /// answers what is left and what went (nil otherwise).
     @discardableResult
-    func write(_ batch: Batch) async throws -> [InstanceStatus: Int]? {
+    func write(_ batch: Batch) async throws -> Trimmed? {
         let encoder = JSONEncoder()
         var rows:
             [(
@@ -187,7 +222,7 @@ final class ReadStore: Sendable {
             Dictionary(uniqueKeysWithValues: batch.counts.map { ($0.key.rawValue, $0.value) }))
         let (head, identity, written) = (batch.head, batch.identity, rows)
         let (trimmedBefore, trimmed) = (batch.trimmedBefore, batch.trimmed.map(\.bytes))
-        return try await pool.write { db -> [InstanceStatus: Int]? in
+        return try await pool.write { db -> Trimmed? in
             let upsert = try db.cachedStatement(
                 sql: """
                     INSERT INTO instances (seq, id, team, status, view, log, ended, parent)
@@ -208,20 +243,26 @@ final class ReadStore: Sendable {
             try meta.execute(arguments: ["counts", counts])
             if let identity { try meta.execute(arguments: ["identity", Data(identity.utf8)]) }
             guard let trimmedBefore else { return nil }
-            let byID = try db.cachedStatement(sql: "DELETE FROM instances WHERE id = ? RETURNING seq")
+            var logs: [LogChunk] = []
+            let byID = try db.cachedStatement(sql: "DELETE FROM instances WHERE id = ? RETURNING seq, log")
             let tags = try db.cachedStatement(sql: "DELETE FROM tags WHERE seq = ?")
             for id in trimmed {
-                for seq in try Int64.fetchAll(byID, arguments: [id]) { try tags.execute(arguments: [seq]) }
+                for row in try Row.fetchAll(byID, arguments: [id]) {
+                    try tags.execute(arguments: [row["seq"] as Int64])
+                    logs += LogChunk.decode(row["log"])
+                }
             }
             try db.execute(
                 sql: "DELETE FROM tags WHERE seq IN (SELECT seq FROM instances WHERE ended < ?)",
                 arguments: [trimmedBefore.millis])
-            try db.execute(sql: "DELETE FROM instances WHERE ended < ?", arguments: [trimmedBefore.millis])
+            let removed = try Data.fetchCursor(
+                db, sql: "DELETE FROM instances WHERE ended < ? RETURNING log", arguments: [trimmedBefore.millis])
+            while let log = try removed.next() { logs += LogChunk.decode(log) }
             var stored: [InstanceStatus: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT status, count(*) AS n FROM instances GROUP BY status") {
                 if let status = InstanceStatus(rawValue: row["status"]) { stored[status] = row["n"] }
             }
-            return stored
+            return Trimmed(counts: stored, logs: logs)
         }
     }
 
