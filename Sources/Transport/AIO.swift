@@ -19,6 +19,17 @@ enum AIO {
             var cancelled = false
             /// Holders of the aio: the awaiting task, and a cancellation while it calls nng.
             var references = 1
+            /// Its number with the watchdog while it runs with a timeout.
+            var timed: UInt64?
+        }
+
+        /// The operation ended (or never started): the watchdog stops watching its timeout.
+        func ended() {
+            let number = state.withLock { state in
+                defer { state.timed = nil }
+                return state.timed
+            }
+            if let number { EndpointWatchdog.timedEnded(number) }
         }
 
         let state = Mutex(State())
@@ -46,6 +57,7 @@ enum AIO {
             &aio,
             { arg in
                 let box = Unmanaged<Box>.fromOpaque(arg!).takeUnretainedValue()
+                box.ended()
                 let continuation = box.state.withLock { state in
                     defer { state.continuation = nil }
                     return state.continuation
@@ -58,6 +70,8 @@ enum AIO {
         }
         if let timeout {
             nng_aio_set_timeout(aio, nng_duration(clamping: max(1, timeout.nngMilliseconds)))
+            let number = EndpointWatchdog.timedStarted(due: .now + timeout, operation)
+            box.state.withLock { $0.timed = number }
         } else {
             nng_aio_set_timeout(aio, NNG_DURATION_INFINITE)
         }
@@ -72,6 +86,7 @@ enum AIO {
                 }
                 started = start(aio)
                 guard started else {
+                    box.ended()
                     let unstarted = box.state.withLock { state in
                         defer { state.continuation = nil }
                         return state.continuation

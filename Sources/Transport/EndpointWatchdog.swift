@@ -17,6 +17,11 @@ package enum TransportEvent: Sendable {
     /// process helps; the services exit so that their supervisor (systemd, accord-local) restarts
     /// them.
     case closeStuck(since: ContinuousClock.Instant)
+    /// An operation given a timeout (`AIO.run`) has not completed `EndpointWatchdog.overdueLimit`
+    /// after its timeout: nng's timers no longer fire, so no request of this process times out,
+    /// and a link whose every probe waits for ever stops looking for its leader. Only a restart
+    /// helps, as for `closeStuck`.
+    case timeoutMissed(operation: String, due: ContinuousClock.Instant)
     /// A `tls+tcp://` listener refused `count` more connections whose certificate the
     /// deployment's CA did not sign (or that brought none): someone without the certificates is
     /// trying to join.
@@ -174,6 +179,32 @@ final class EndpointWatchdog: Sendable {
 
     var tickCount: Int { ticks.load(ordering: .relaxed) }
 
+    /// The operations under way that were given a timeout, by a number of their own: when each
+    /// was due to time out at the latest, and what it was.
+    private static let timed = Mutex<(next: UInt64, due: [UInt64: (at: ContinuousClock.Instant, operation: String)])>(
+        (0, [:]))
+    /// How long past its timeout an operation may still be under way before nng counts as wedged.
+    static let overdueLimit: Duration = .seconds(30)
+    private let overdueReported = Atomic<Bool>(false)
+
+    /// Notes an operation that must end by `due`; its number goes back to `timedEnded`.
+    static func timedStarted(due: ContinuousClock.Instant, _ operation: String) -> UInt64 {
+        timed.withLock { timed in
+            timed.next += 1
+            timed.due[timed.next] = (due, operation)
+            return timed.next
+        }
+    }
+
+    static func timedEnded(_ number: UInt64) {
+        _ = timed.withLock { $0.due.removeValue(forKey: number) }
+    }
+
+    /// The operations under way that were given a timeout.
+    static func watched() -> [(at: ContinuousClock.Instant, operation: String)] {
+        timed.withLock { Array($0.due.values) }
+    }
+
     static func closeEnded(_ close: UInt64) {
         _ = closes.withLock { $0.started.removeValue(forKey: close) }
     }
@@ -191,6 +222,11 @@ final class EndpointWatchdog: Sendable {
             !stuckReported.exchange(true, ordering: .relaxed)
         {
             Self.report(.closeStuck(since: started))
+        }
+        if let overdue = Self.watched().min(by: { $0.at < $1.at }), overdue.at.duration(to: .now) > Self.overdueLimit,
+            !overdueReported.exchange(true, ordering: .relaxed)
+        {
+            Self.report(.timeoutMissed(operation: overdue.operation, due: overdue.at))
         }
         ticks.add(1, ordering: .relaxed)
         guard !live.isEmpty else { return }

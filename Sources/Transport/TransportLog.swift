@@ -30,6 +30,13 @@ package struct TransportLog: Sendable {
                 connection of this process can be torn down or dialled again; exiting to be restarted
                 """)
             exit(70)
+        case .timeoutMissed(let operation, let due):
+            logger.critical(
+                """
+                nng has not ended '\(operation)' \(due.duration(to: .now)) after its timeout: its timers no longer \
+                fire, and no request of this process can time out; exiting to be restarted
+                """)
+            exit(70)
         }
     }
 }

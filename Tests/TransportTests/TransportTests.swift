@@ -68,6 +68,36 @@ import Testing
         client.close()
     }
 
+    /// Every operation given a timeout is watched while nng has it, and forgotten when it ends
+    /// (by its answer, its timeout or its socket's close); one still under way long past its
+    /// timeout (nng's timers wedged) is reported, which makes a service exit to be restarted.
+    @Test func operationsPastTheirTimeoutAreReported() async throws {
+        // A timeout no other test uses: other tests' operations are watched too.
+        func watched() -> Bool {
+            let window = (ContinuousClock.now + .seconds(40))...(ContinuousClock.now + .seconds(47))
+            return EndpointWatchdog.watched().contains { $0.operation == "send request" && window.contains($0.at) }
+        }
+        let client = try NNGSocket(.req)
+        try client.dial(address())
+        let request = Task { try await client.request([1], timeout: .seconds(47)) }
+        #expect(await eventually(within: .seconds(30)) { watched() }, "the request in flight is watched")
+        client.close()
+        _ = try? await request.value
+        #expect(await eventually(within: .seconds(30)) { !watched() }, "and forgotten once it ended")
+
+        let wedged = EndpointWatchdog.timedStarted(
+            due: .now - EndpointWatchdog.overdueLimit - .seconds(1), "an operation nng never ended")
+        defer { EndpointWatchdog.timedEnded(wedged) }
+        #expect(
+            await eventually {
+                EndpointWatchdog.recent.withLock { recent in
+                    recent.contains {
+                        if case .timeoutMissed("an operation nng never ended", _) = $0.event { true } else { false }
+                    }
+                }
+            })
+    }
+
     @Test func cancellingARequestEndsIt() async throws {
         let client = try NNGSocket(.req)
         try client.dial(address())
