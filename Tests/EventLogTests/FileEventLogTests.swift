@@ -196,6 +196,29 @@ import Wire
         #expect(throws: EventLogError.self) { try FileEventLog(directory: dir) }
     }
 
+    /// Reading the whole history (a new Gateway's catch-up, a replay, single events) maps no index:
+    /// mapped pages count in the process's resident set, which then grew with the history.
+    @Test func readingTheHistoryMapsNoIndex() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        do {
+            let log = try FileEventLog(directory: dir, segmentBytes: 600)
+            for _ in 0..<30 { try await log.append(drafts(2)).durable() }
+            log.close()
+        }
+        let log = try FileEventLog(directory: dir, segmentBytes: 600)
+        defer { log.close() }
+        #expect(log.mappedSegments > 4)
+        #expect(try log.read(after: 0, limit: 1000).map(\.seq) == Array(1...60))
+        #expect(try log.read(seqs: [60, 1, 33]).map(\.seq) == [60, 1, 33])
+        var seqs: [UInt64] = []
+        try log.scan { seqs.append($0.seq) }
+        #expect(seqs == Array(1...60))
+        let maps = try String(contentsOfFile: "/proc/self/maps", encoding: .utf8)
+        #expect(
+            !maps.split(separator: "\n").contains { $0.contains(dir) && $0.hasSuffix(".idx") }, "an index is mapped")
+    }
+
     /// Every segment before the last is sealed with an index when the next begins: opening reads
     /// the indexes and the last segment, memory holds the last segment's offsets only, and an
     /// index that does not hold (damaged, short, of another size, missing) is rebuilt by a walk.
