@@ -219,7 +219,12 @@ def reclaimed(deployment, retention, samples):
             sys.exit(f"no retention pass; see {deployment.data}/logs/scheduler.log")
         time.sleep(0.2)
     after = {"pass_s": time.monotonic() - started}
-    time.sleep(1)  # the Gateway's next batch removes the trimmed rows
+    # The Gateway removes the trimmed rows with its next batch, then gives their disk back.
+    while deployment.log_count("gateway", "disk is given back") == 0:
+        if time.monotonic() - started > 1800:
+            sys.exit(f"the gateway did not reclaim; see {deployment.data}/logs/gateway.log")
+        time.sleep(0.2)
+    after["gateway_reclaim_s"] = time.monotonic() - started
     after["log_mib"] = du_mib(f"{deployment.data}/events")
     after["archive_mib"] = du_mib(f"{deployment.data}/archive")
     after["gateway_disk_mib"] = du_mib(f"{deployment.data}/gateway-{deployment.port}")
@@ -270,7 +275,8 @@ def main():
             after = row["retention"]
             print(f"\n[{row['instances']:,}] after a --retention {args.retention} pass ({after['pass_s']:.1f} s): "
                   f"log {row['log_mib']:.0f} -> {after['log_mib']:.1f} MiB (archive {after['archive_mib']:.0f} MiB), "
-                  f"gateway store {row['gateway_disk_mib']:.0f} -> {after['gateway_disk_mib']:.0f} MiB, "
+                  f"gateway store {row['gateway_disk_mib']:.0f} -> {after['gateway_disk_mib']:.0f} MiB "
+                  f"({after['gateway_reclaim_s']:.1f} s), "
                   f"scheduler restart {after['scheduler_restart_s']:.2f} s, RSS scheduler {after['scheduler_rss']:.0f} "
                   f"/ gateway {after['gateway_rss']:.0f} MiB, start p99 {after['start']['p99']:.2f} ms, "
                   f"status p99 {after['status']['p99']:.2f} ms, list30 p99 {after['list30']['p99']:.2f} ms")

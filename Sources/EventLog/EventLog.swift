@@ -23,6 +23,10 @@ package protocol EventLog: AnyObject, Sendable {
     /// Durable events with `seq > after`, oldest first, at most `limit`.
     func read(after: UInt64, limit: Int) async throws -> [EventEnvelope]
 
+    /// The same events as `read(after:limit:)`, each as its JSON is stored: what a catch-up sends
+    /// on, without decoding and encoding every event again.
+    func readStored(after: UInt64, limit: Int) async throws -> [StoredEvent]
+
     /// The durable events with these sequence numbers, in the given order; unknown ones are skipped.
     func read(seqs: [UInt64]) async throws -> [EventEnvelope]
 
@@ -108,6 +112,17 @@ package struct EventLogError: Error, CustomStringConvertible {
 
 /// How an event is stored, in every log: its JSON, by the hand-written encoder where it covers the
 /// event, else by `Codable`.
+/// One event as the log stores it: its number and its JSON (`EventCodec`'s, as written then).
+package struct StoredEvent: Sendable, Equatable {
+    package var seq: UInt64
+    package var json: [UInt8]
+
+    package init(seq: UInt64, json: [UInt8]) {
+        self.seq = seq
+        self.json = json
+    }
+}
+
 package enum EventRecord {
     package static func body(of envelope: EventEnvelope) throws -> [UInt8] {
         if let body = FastEventEncoder.encode(envelope) { return body }

@@ -220,6 +220,22 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     /// The next `limit` events after `after` that the log holds (numbers retention removed are
     /// passed over, so a reader walks across them).
     package func read(after: UInt64, limit: Int) throws -> [EventEnvelope] {
+        try locations(after: after, limit: limit).map {
+            try readRecord($0.file.fd, at: $0.offset, expecting: $0.seq, in: $0.path)
+        }
+    }
+
+    /// The same events' stored JSON, each record's checksum and number checked, none decoded.
+    package func readStored(after: UInt64, limit: Int) throws -> [StoredEvent] {
+        try locations(after: after, limit: limit).map {
+            StoredEvent(
+                seq: $0.seq, json: try readRecordBody($0.file.fd, at: $0.offset, expecting: $0.seq, in: $0.path))
+        }
+    }
+
+    private func locations(after: UInt64, limit: Int) -> [(
+        file: SegmentFile, offset: UInt64, seq: UInt64, path: String
+    )] {
         lock.lock()
         let head = durable
         var locations: [(file: SegmentFile, offset: UInt64, seq: UInt64, path: String)] = []
@@ -237,7 +253,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             }
         }
         lock.unlock()
-        return try locations.map { try readRecord($0.file.fd, at: $0.offset, expecting: $0.seq, in: $0.path) }
+        return locations
     }
 
     package func read(seqs: [UInt64]) throws -> [EventEnvelope] {
@@ -493,6 +509,50 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
             } else {
                 high = mid - 1
             }
+        }
+        return nil
+    }
+
+    /// One record's JSON, checked: its checksum, and that it is the event the index says is there
+    /// (its envelope's `seq`, the member after which only `type` and `version` follow, found from
+    /// the end without decoding the event).
+    func readRecordBody(_ fd: Int32, at offset: UInt64, expecting seq: UInt64, in path: String) throws -> [UInt8] {
+        let headerSize = RecordFormat.recordHeaderSize
+        var header = [UInt8](repeating: 0, count: headerSize)
+        guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, headerSize, off_t(offset)) }) == headerSize
+        else {
+            throw EventLogError("cannot read the record at \(path) byte \(offset)")
+        }
+        let length = Int(header.loadLE32(at: 0))
+        var body = [UInt8](repeating: 0, count: length)
+        let got = body.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset) + off_t(headerSize)) }
+        guard got == length, body.crc32() == header.loadLE32(at: 4) else {
+            throw EventLogError("the record at \(path) byte \(offset) is damaged")
+        }
+        guard Self.storedSeq(body) == seq else {
+            throw EventLogError("the record at \(path) byte \(offset) is not event \(seq)")
+        }
+        return body
+    }
+
+    /// The envelope's `"seq":N` in a stored event's JSON (keys sorted: only `type` and `version`
+    /// come after it, so the last one is the envelope's, whatever the event's data holds).
+    static func storedSeq(_ json: [UInt8]) -> UInt64? {
+        let key = Array(#""seq":"#.utf8)
+        var index = json.count - key.count
+        while index >= 0 {
+            if json[index] == key[0], Array(json[index..<(index + key.count)]) == key {
+                var value: UInt64 = 0
+                var position = index + key.count
+                var digits = 0
+                while position < json.count, json[position] >= 0x30, json[position] <= 0x39, digits < 20 {
+                    value = value &* 10 &+ UInt64(json[position] - 0x30)
+                    position += 1
+                    digits += 1
+                }
+                return digits > 0 ? value : nil
+            }
+            index -= 1
         }
         return nil
     }

@@ -281,6 +281,11 @@ package final class PostgresEventLog: EventLog, @unchecked Sendable {
         try await database.events(after: after, through: durableHead, limit: limit).map(\.0)
     }
 
+    /// Read and encoded again (the rows' JSON is what was stored, but decoding checks each row).
+    package func readStored(after: UInt64, limit: Int) async throws -> [StoredEvent] {
+        try await read(after: after, limit: limit).map { StoredEvent(seq: $0.seq, json: try EventRecord.body(of: $0)) }
+    }
+
     package func read(seqs: [UInt64]) async throws -> [EventEnvelope] {
         let head = durableHead
         return try await database.events(seqs: seqs.filter { $0 >= 1 && $0 <= head })

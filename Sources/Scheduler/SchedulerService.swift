@@ -109,8 +109,11 @@ struct SchedulerService: Service {
             case .revokeKey(let requestID, let keyID, let by):
                 reply = await core.key(.revokeKey(keyID, requestID, by: by))
             case .catchUp(let after, let limit):
+                // The events as stored, not decoded and encoded again: a new Gateway reads the
+                // whole log this way.
                 let head = log.durableHead
-                reply = .events(events: try await log.read(after: after, limit: min(max(limit, 1), 1000)), head: head)
+                let stored = try await log.readStored(after: after, limit: min(max(limit, 1), 1000))
+                return WireFrame.frame(header: SchedulerReply.eventsHeader(stored: stored.map(\.json), head: head))
             case .readEvents(let seqs):
                 let head = log.durableHead
                 let wanted = Array(seqs.lazy.filter { $0 > 0 && $0 <= head }.prefix(1000))

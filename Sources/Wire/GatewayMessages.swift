@@ -294,6 +294,20 @@ extension SchedulerReply: FastWireEncodable {
         return out.bytes
     }
 
+    /// The header of `.events(events:head:)` from the events' JSON as the log stores it, without
+    /// decoding them (a reader decodes each as it decodes the log: events of an older version as
+    /// that version).
+    package static func eventsHeader(stored: [[UInt8]], head: UInt64) -> [UInt8] {
+        var bytes = Array(#"{"events":{"events":["#.utf8)
+        bytes.reserveCapacity(stored.reduce(64) { $0 + $1.count + 1 })
+        for (index, event) in stored.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            bytes += event
+        }
+        bytes += Array(#"],"head":\#(head)}}"#.utf8)
+        return bytes
+    }
+
     /// `"events":[...]`, each envelope as the log stores it; false when one has no hand encoding.
     private static func write(_ events: [EventEnvelope], _ out: inout JSONWriter) -> Bool {
         out.key("events")

@@ -196,6 +196,28 @@ import Wire
         #expect(throws: EventLogError.self) { try FileEventLog(directory: dir) }
     }
 
+    /// What a catch-up sends: each event's JSON as stored, checked (checksum, number) but not
+    /// decoded, the same events `read` decodes, across sealed segments and the last one.
+    @Test func storedEventsAreWhatReadReads() async throws {
+        let dir = temporaryDirectory()
+        defer { cleanUp(dir) }
+        let log = try FileEventLog(directory: dir, segmentBytes: 900)
+        defer { log.close() }
+        for event in everyEventType() { try await log.append([event]).durable() }
+        for _ in 0..<10 { try await log.append(drafts(3)).durable() }
+        #expect(log.mappedSegments > 2)
+        for after in [0, 5, UInt64(everyEventType().count)] {
+            let read = try log.read(after: after, limit: 1000)
+            let stored = try log.readStored(after: after, limit: 1000)
+            #expect(stored.map(\.seq) == read.map(\.seq))
+            #expect(stored.map(\.json) == (try read.map { try EventRecord.body(of: $0) }))
+        }
+        #expect(try log.readStored(after: 3, limit: 2).map(\.seq) == [4, 5])
+        let json = Array(#"{"at":1,"data":{"out":{"seq":5}},"instanceId":"x","seq":7,"type":"T","version":1}"#.utf8)
+        #expect(FileEventLog.storedSeq(json) == 7)
+        #expect(FileEventLog.storedSeq(Array(#"{"at":1}"#.utf8)) == nil)
+    }
+
     /// Reading the whole history (a new Gateway's catch-up, a replay, single events) maps no index:
     /// mapped pages count in the process's resident set, which then grew with the history.
     @Test func readingTheHistoryMapsNoIndex() async throws {

@@ -39,4 +39,21 @@ import Testing
             #expect(store.read(id, from: 5, to: 5) == [])
         }
     }
+
+    /// The ranges retention releases: consecutive pieces join as they are added (ten million
+    /// removed logs in a few entries), and the holes punched cover each byte once, joined across
+    /// pieces that touch or overlap, never beyond them.
+    @Test func releasedRangesJoinAndCoverExactlyTheirPieces() {
+        var ranges = ByteRanges()
+        for n in 0..<100_000 { ranges.add(LogChunk(offset: UInt64(n) * 10, length: 10)) }
+        #expect(ranges.ranges.count == 1)
+        ranges.add([
+            LogChunk(offset: 5_000_000, length: 4), LogChunk(offset: 2_000_000, length: 0),
+            LogChunk(offset: 4_999_998, length: 4), LogChunk(offset: 1_000_000, length: 7),
+        ])
+        #expect(ranges.ranges.count == 4)
+        let merged = ranges.merged()
+        #expect(merged.map(\.start) == [0, 4_999_998])
+        #expect(merged.map(\.end) == [1_000_007, 5_000_004])
+    }
 }

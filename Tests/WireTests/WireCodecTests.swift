@@ -131,6 +131,13 @@ import Testing
             let read = try #require(SchedulerReply.fastDecode(header[...]))
             #expect(try encoder.encode(read) == encoder.encode(reply))
         }
+        // The Scheduler's page from the log's own JSON: the same header, the same events back.
+        let stored = try events.map { Array(try EventCodec.encode($0)) }
+        #expect(
+            SchedulerReply.eventsHeader(stored: stored, head: 99)
+                == SchedulerReply.events(events: events, head: 99).fastHeader)
+        #expect(
+            SchedulerReply.eventsHeader(stored: [], head: 0) == SchedulerReply.events(events: [], head: 0).fastHeader)
         // An event only `JSONEncoder` writes (a fraction) sends the whole page through Codable.
         var fraction = events[0]
         fraction.event = .instanceFinished(InstanceFinished(out: ["x": .double(0.5)]))

@@ -249,7 +249,9 @@ final class GatewayProjection: Sendable {
                             (trimmed.counts[status] ?? 0) - (batch.counts[status] ?? 0)
                     }
                 }
-                reclaim(trimmed.logs + batch.trimmed.flatMap(logs.chunks))
+                var released = trimmed.logs
+                for id in batch.trimmed { released.add(logs.chunks(id)) }
+                reclaim(released)
             }
         } catch {
             // Kept in memory and marked again: the next flush retries them.
@@ -282,13 +284,17 @@ final class GatewayProjection: Sendable {
 
     /// After a batch that trimmed history: the log bytes of the instances it removed are given
     /// back to the filesystem, then the store's freed pages (in the background: batches go on).
-    private func reclaim(_ pieces: [LogChunk]) {
-        logs.release(pieces)
+    private func reclaim(_ released: ByteRanges) {
+        logs.release(released)
         reclaiming.withLock { task in
             guard task == nil else { return }
             task = Task { [weak self, store, logger] in
                 do {
+                    let started = ContinuousClock.now
                     try await store.reclaim()
+                    logger.info(
+                        "retention: the trimmed instances' disk is given back",
+                        metadata: ["took": "\(started.duration(to: .now))"])
                 } catch {
                     logger.error("cannot reclaim the read-model store's free pages", metadata: ["error": "\(error)"])
                 }

@@ -105,28 +105,13 @@ final class LogStore: Sendable {
     /// Forgets a hot instance's pieces (the store has them).
     func evict(_ id: InstanceID) { _ = state.withLock { $0.entries.removeValue(forKey: id) } }
 
-    /// Gives the bytes of these pieces (of instances retention removed) back to the filesystem:
-    /// holes are punched, so offsets stay as they are and the file takes only the disk that live
-    /// and kept logs use. Adjacent pieces are joined first (a filesystem block shared by two
-    /// removed logs is freed only by one hole across both). A filesystem without holes keeps the
-    /// bytes.
-    func release(_ pieces: [LogChunk]) {
-        guard !pieces.isEmpty else { return }
-        let sorted = pieces.filter { $0.length > 0 }.sorted { $0.offset < $1.offset }
-        var ranges: [(start: UInt64, end: UInt64)] = []
-        for piece in sorted {
-            let end = piece.offset + UInt64(piece.length)
-            if let last = ranges.last, piece.offset <= last.end {
-                ranges[ranges.count - 1].end = max(last.end, end)
-            } else {
-                ranges.append((piece.offset, end))
-            }
-        }
+    /// Gives these bytes (the logs of instances retention removed) back to the filesystem: holes
+    /// are punched, so offsets stay as they are and the file takes only the disk that live and
+    /// kept logs use. A filesystem without holes keeps the bytes.
+    func release(_ released: ByteRanges) {
         writer.withLock { _ in
-            for range in ranges {
-                if accord_punch_hole(fd, off_t(range.start), off_t(range.end - range.start)) != 0,
-                    errno == EOPNOTSUPP
-                {
+            for range in released.merged() {
+                if accord_punch_hole(fd, off_t(range.start), off_t(range.end - range.start)) != 0, errno == EOPNOTSUPP {
                     return
                 }
             }
@@ -181,6 +166,41 @@ final class LogStore: Sendable {
             guard got == count else { return Array(out.prefix(before + max(got, 0))) }
         }
         return out
+    }
+}
+
+/// Byte ranges of `logs.dat`, joined as they are added when one continues the last (pieces of
+/// consecutive instances usually do), so that the ranges of ten million removed logs take a few
+/// entries, not one per piece.
+struct ByteRanges: Sendable {
+    private(set) var ranges: [(start: UInt64, end: UInt64)] = []
+
+    init() {}
+
+    mutating func add(_ piece: LogChunk) {
+        guard piece.length > 0 else { return }
+        let end = piece.offset + UInt64(piece.length)
+        if let last = ranges.last, piece.offset == last.end {
+            ranges[ranges.count - 1].end = end
+        } else {
+            ranges.append((piece.offset, end))
+        }
+    }
+
+    mutating func add(_ pieces: [LogChunk]) { for piece in pieces { add(piece) } }
+
+    /// Sorted, overlapping and adjacent ranges joined (a filesystem block shared by two removed
+    /// logs is freed only by one hole across both).
+    func merged() -> [(start: UInt64, end: UInt64)] {
+        var result: [(start: UInt64, end: UInt64)] = []
+        for range in ranges.sorted(by: { $0.start < $1.start }) {
+            if let last = result.last, range.start <= last.end {
+                result[result.count - 1].end = max(last.end, range.end)
+            } else {
+                result.append(range)
+            }
+        }
+        return result
     }
 }
 

@@ -194,7 +194,7 @@ final class ReadStore: Sendable {
     /// where the logs of the rows it removed lay in `logs.dat`.
     struct Trimmed: Sendable {
         var counts: [InstanceStatus: Int]
-        var logs: [LogChunk]
+        var logs: ByteRanges
     }
 
     /// Writes one batch in one transaction, off the caller's thread. When the batch trims history,
@@ -212,7 +212,8 @@ final class ReadStore: Sendable {
             let view = stored.view
             rows.append(
                 (
-                    Int64(view.createdSeq), view.id.bytes, view.team, view.status.rawValue, try encoder.encode(view),
+                    Int64(view.createdSeq), view.id.bytes, view.team, view.status.rawValue,
+                    try view.fastJSON.map { Data($0) } ?? encoder.encode(view),
                     LogChunk.encode(stored.chunks), view.createdSeq > batch.previousHead ? view.tags : [],
                     view.status.isTerminal ? view.lastChangeAt.millis : nil, view.parentInstanceId?.bytes
                 ))
@@ -243,13 +244,13 @@ final class ReadStore: Sendable {
             try meta.execute(arguments: ["counts", counts])
             if let identity { try meta.execute(arguments: ["identity", Data(identity.utf8)]) }
             guard let trimmedBefore else { return nil }
-            var logs: [LogChunk] = []
+            var logs = ByteRanges()
             let byID = try db.cachedStatement(sql: "DELETE FROM instances WHERE id = ? RETURNING seq, log")
             let tags = try db.cachedStatement(sql: "DELETE FROM tags WHERE seq = ?")
             for id in trimmed {
                 for row in try Row.fetchAll(byID, arguments: [id]) {
                     try tags.execute(arguments: [row["seq"] as Int64])
-                    logs += LogChunk.decode(row["log"])
+                    logs.add(LogChunk.decode(row["log"]))
                 }
             }
             try db.execute(
@@ -257,7 +258,7 @@ final class ReadStore: Sendable {
                 arguments: [trimmedBefore.millis])
             let removed = try Data.fetchCursor(
                 db, sql: "DELETE FROM instances WHERE ended < ? RETURNING log", arguments: [trimmedBefore.millis])
-            while let log = try removed.next() { logs += LogChunk.decode(log) }
+            while let log = try removed.next() { logs.add(LogChunk.decode(log)) }
             var stored: [InstanceStatus: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT status, count(*) AS n FROM instances GROUP BY status") {
                 if let status = InstanceStatus(rawValue: row["status"]) { stored[status] = row["n"] }
