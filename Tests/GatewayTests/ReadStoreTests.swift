@@ -198,9 +198,11 @@ import Testing
         for id in created.subtracting(whole.instances.keys) { #expect(restarted.view(id) == nil) }
     }
 
-    /// Retention gives the disk back: the store's pages (incremental vacuum, the WAL cut back) and
-    /// the removed logs' bytes in `logs.dat` (holes), while what is kept reads as before.
-    @Test func aTrimGivesTheDiskBack() async throws {
+    /// Retention gives the disk back: the store's free pages (all of the history trimmed: one
+    /// `VACUUM`; a third: incremental vacuum) and WAL, and the removed logs' bytes in `logs.dat`
+    /// (holes), while what is kept reads as before.
+    @Test(arguments: [15_500, 5_000] as [Int64])
+    func aTrimGivesTheDiskBack(cutoff: Int64) async throws {
         let directory = NSTemporaryDirectory() + "accord-readstore-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: directory) }
         func blocks(_ names: [String]) -> Int {
@@ -232,16 +234,31 @@ import Testing
         #expect(projection.apply(events))
         await projection.flush()
         let (storeBefore, logsBefore) = (blocks(store), blocks(["logs.dat"]))
+        func pages() async throws -> (count: Int, free: Int) {
+            try await DatabaseQueue(path: directory + "/read-models.sqlite").read {
+                (
+                    try Int.fetchOne($0, sql: "PRAGMA page_count") ?? 0,
+                    try Int.fetchOne($0, sql: "PRAGMA freelist_count") ?? 0
+                )
+            }
+        }
+        let pagesBefore = try await pages()
         #expect(logsBefore > 1500 * 3000)
         let trim = EventEnvelope(
-            seq: UInt64(events.count + 1), instanceID: InstanceID(), at: Timestamp(millis: 1_000_000),
-            event: .historyTrimmed(HistoryTrimmed(before: Timestamp(millis: 1_000_000), retentionMillis: 1)))
+            seq: UInt64(events.count + 1), instanceID: InstanceID(), at: Timestamp(millis: cutoff),
+            event: .historyTrimmed(HistoryTrimmed(before: Timestamp(millis: cutoff), retentionMillis: 1)))
         #expect(projection.apply([trim]))
         await projection.flush()
         await projection.reclaimed()
-        #expect(blocks(store) < storeBefore / 4, "store \(storeBefore) -> \(blocks(store)) bytes")
-        #expect(blocks(["logs.dat"]) < logsBefore / 20, "logs \(logsBefore) -> \(blocks(["logs.dat"])) bytes")
-        #expect(projection.countsByStatus() == [.enqueued: 1])
+        let trimmed = (0..<1500).filter { Int64($0) * 10 + 1 < cutoff }.count
+        let (storeAfter, logsAfter, pagesAfter) = (blocks(store), blocks(["logs.dat"]), try await pages())
+        #expect(storeAfter < storeBefore, "store \(storeBefore) -> \(storeAfter) bytes")
+        #expect(pagesAfter.free == 0)
+        #expect(
+            pagesAfter.count < pagesBefore.count - pagesBefore.count * trimmed / 1501 / 2,
+            "pages \(pagesBefore) -> \(pagesAfter), \(trimmed) trimmed")
+        #expect(logsAfter < logsBefore - trimmed * 2900, "logs \(logsBefore) -> \(logsAfter) bytes, \(trimmed) trimmed")
+        #expect(projection.countsByStatus() == [.enqueued: 1, .finished: 1500 - trimmed].filter { $0.value > 0 })
         #expect(
             projection.logs.read(kept, from: 0, to: 1_000_000)
                 == Array(

@@ -79,13 +79,27 @@ final class ReadStore: Sendable {
         }
     }
 
-    /// Gives the pages that deleted rows freed back to the filesystem, a few megabytes per write
-    /// transaction so that batches are not held up, then cuts the WAL back.
+    /// Gives the pages that deleted rows freed back to the filesystem, then cuts the WAL back.
+    /// Most of the file free (a first pass over a long history): `VACUUM`, which copies what
+    /// stays (less than what went); otherwise a few megabytes per write transaction, so that
+    /// batches are not held up. SQLite looks each page it returns up in its list of free pages,
+    /// so returning a free list of millions one step at a time took longer than the pass itself
+    /// (ten million trimmed instances: 7.7 GB given back at 130 MB per 30 s).
     func reclaim() async throws {
-        while try await pool.write({ db -> Bool in
-            try db.execute(sql: "PRAGMA incremental_vacuum(2048)")
-            return try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 > 0
-        }) {}
+        let (free, pages) = try await pool.read { db in
+            (
+                try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0,
+                try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            )
+        }
+        if free * 2 > pages {
+            try await pool.writeWithoutTransaction { try $0.execute(sql: "VACUUM") }
+        } else {
+            while try await pool.write({ db -> Bool in
+                try db.execute(sql: "PRAGMA incremental_vacuum(2048)")
+                return try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0 > 0
+            }) {}
+        }
         try await pool.writeWithoutTransaction { db in
             _ = try Row.fetchAll(db, sql: "PRAGMA wal_checkpoint(TRUNCATE)")
         }
@@ -256,9 +270,12 @@ final class ReadStore: Sendable {
             try db.execute(
                 sql: "DELETE FROM tags WHERE seq IN (SELECT seq FROM instances WHERE ended < ?)",
                 arguments: [trimmedBefore.millis])
+            // Read, then deleted: SQLite keeps every row a RETURNING clause answers in memory until
+            // the statement ends (ten million rows: 300 MiB), a cursor over a SELECT does not.
             let removed = try Data.fetchCursor(
-                db, sql: "DELETE FROM instances WHERE ended < ? RETURNING log", arguments: [trimmedBefore.millis])
+                db, sql: "SELECT log FROM instances WHERE ended < ?", arguments: [trimmedBefore.millis])
             while let log = try removed.next() { logs.add(LogChunk.decode(log)) }
+            try db.execute(sql: "DELETE FROM instances WHERE ended < ?", arguments: [trimmedBefore.millis])
             var stored: [InstanceStatus: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT status, count(*) AS n FROM instances GROUP BY status") {
                 if let status = InstanceStatus(rawValue: row["status"]) { stored[status] = row["n"] }
