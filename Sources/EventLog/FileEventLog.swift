@@ -517,6 +517,15 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     /// (its envelope's `seq`, the member after which only `type` and `version` follow, found from
     /// the end without decoding the event).
     func readRecordBody(_ fd: Int32, at offset: UInt64, expecting seq: UInt64, in path: String) throws -> [UInt8] {
+        let body = try checkedRecord(fd, at: offset, in: path)
+        guard Self.storedSeq(body) == seq else {
+            throw EventLogError("the record at \(path) byte \(offset) is not event \(seq)")
+        }
+        return body
+    }
+
+    /// The JSON of the record at `offset`, its checksum checked.
+    private func checkedRecord(_ fd: Int32, at offset: UInt64, in path: String) throws -> [UInt8] {
         let headerSize = RecordFormat.recordHeaderSize
         var header = [UInt8](repeating: 0, count: headerSize)
         guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, headerSize, off_t(offset)) }) == headerSize
@@ -528,9 +537,6 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
         let got = body.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset) + off_t(headerSize)) }
         guard got == length, body.crc32() == header.loadLE32(at: 4) else {
             throw EventLogError("the record at \(path) byte \(offset) is damaged")
-        }
-        guard Self.storedSeq(body) == seq else {
-            throw EventLogError("the record at \(path) byte \(offset) is not event \(seq)")
         }
         return body
     }
@@ -561,18 +567,7 @@ package final class FileEventLog: EventLog, @unchecked Sendable {
     func readRecord(_ fd: Int32, at offset: UInt64, expecting seq: UInt64, in path: String) throws
         -> EventEnvelope
     {
-        let headerSize = RecordFormat.recordHeaderSize
-        var header = [UInt8](repeating: 0, count: headerSize)
-        guard header.withUnsafeMutableBytes({ pread(fd, $0.baseAddress, headerSize, off_t(offset)) }) == headerSize
-        else {
-            throw EventLogError("cannot read the record at \(path) byte \(offset)")
-        }
-        let length = Int(header.loadLE32(at: 0))
-        var body = Data(count: length)
-        let got = body.withUnsafeMutableBytes { pread(fd, $0.baseAddress, length, off_t(offset) + off_t(headerSize)) }
-        guard got == length, body.crc32() == header.loadLE32(at: 4) else {
-            throw EventLogError("the record at \(path) byte \(offset) is damaged")
-        }
-        return try EventRecord.decode(body, expecting: seq, at: "\(path) at byte \(offset)")
+        try EventRecord.decode(
+            Data(try checkedRecord(fd, at: offset, in: path)), expecting: seq, at: "\(path) at byte \(offset)")
     }
 }

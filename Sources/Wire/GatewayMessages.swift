@@ -182,15 +182,21 @@ package struct CommittedEvents: Sendable, Codable {
     /// This message's JSON from events already encoded (the log's own bytes): what `Codable`
     /// would write, without encoding each event a second time.
     package static func json(encodedEvents: [ArraySlice<UInt8>], head: UInt64) -> [UInt8] {
-        var bytes = Array(#"{"events":["#.utf8)
-        bytes.reserveCapacity(encodedEvents.reduce(32) { $0 + $1.count + 1 })
-        for (index, event) in encodedEvents.enumerated() {
-            if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            bytes += event
-        }
-        bytes += Array(#"],"head":\#(head)}"#.utf8)
-        return bytes
+        joinedEvents(encodedEvents, after: #"{"events":["#, before: #"],"head":\#(head)}"#)
     }
+}
+
+/// `prefix`, the events' JSON as stored, comma-separated, then `suffix`: a message built around
+/// events without encoding each again.
+func joinedEvents<Event: Collection<UInt8>>(_ events: [Event], after prefix: String, before suffix: String) -> [UInt8] {
+    var bytes = Array(prefix.utf8)
+    bytes.reserveCapacity(events.reduce(prefix.utf8.count + suffix.utf8.count) { $0 + $1.count + 1 })
+    for (index, event) in events.enumerated() {
+        if index > 0 { bytes.append(UInt8(ascii: ",")) }
+        bytes += event
+    }
+    bytes += Array(suffix.utf8)
+    return bytes
 }
 
 extension CommittedEvents {
@@ -298,14 +304,7 @@ extension SchedulerReply: FastWireEncodable {
     /// decoding them (a reader decodes each as it decodes the log: events of an older version as
     /// that version).
     package static func eventsHeader(stored: [[UInt8]], head: UInt64) -> [UInt8] {
-        var bytes = Array(#"{"events":{"events":["#.utf8)
-        bytes.reserveCapacity(stored.reduce(64) { $0 + $1.count + 1 })
-        for (index, event) in stored.enumerated() {
-            if index > 0 { bytes.append(UInt8(ascii: ",")) }
-            bytes += event
-        }
-        bytes += Array(#"],"head":\#(head)}}"#.utf8)
-        return bytes
+        joinedEvents(stored, after: #"{"events":{"events":["#, before: #"],"head":\#(head)}}"#)
     }
 
     /// `"events":[...]`, each envelope as the log stores it; false when one has no hand encoding.
