@@ -52,8 +52,9 @@ final class GatewayProjection: Sendable {
     /// Fulfilled once the first catch-up reached the Scheduler's head: reads wait for it.
     let ready = Promise<Void>()
     private let flusher = Mutex<Task<Void, Never>?>(nil)
-    /// Retention's reclaim of the store's free pages, while one runs.
-    private let reclaiming = Mutex<Task<Void, Never>?>(nil)
+    /// Retention's reclaim of the store's free pages while one runs, and whether a trim came
+    /// since it began.
+    private let reclaiming = Mutex<(task: Task<Void, Never>?, again: Bool)>((nil, false))
     private let flushing = AsyncGate()
 
     /// The store and the log file in `directory`, as the last run left them.
@@ -286,25 +287,34 @@ final class GatewayProjection: Sendable {
     /// back to the filesystem, then the store's freed pages (in the background: batches go on).
     private func reclaim(_ released: ByteRanges) {
         logs.release(released)
-        reclaiming.withLock { task in
-            guard task == nil else { return }
-            task = Task { [weak self, store, logger] in
-                do {
-                    let started = ContinuousClock.now
-                    try await store.reclaim()
-                    logger.info(
-                        "retention: the trimmed instances' disk is given back",
-                        metadata: ["took": "\(started.duration(to: .now))"])
-                } catch {
-                    logger.error("cannot reclaim the read-model store's free pages", metadata: ["error": "\(error)"])
-                }
-                self?.reclaiming.withLock { $0 = nil }
+        reclaiming.withLock { reclaim in
+            // A trim while one runs: it goes round once more (a VACUUM that began before this
+            // trim's rows went would leave their pages).
+            reclaim.again = reclaim.task != nil
+            guard reclaim.task == nil else { return }
+            reclaim.task = Task { [weak self, store, logger] in
+                repeat {
+                    do {
+                        let started = ContinuousClock.now
+                        try await store.reclaim()
+                        logger.info(
+                            "retention: the trimmed instances' disk is given back",
+                            metadata: ["took": "\(started.duration(to: .now))"])
+                    } catch {
+                        logger.error(
+                            "cannot reclaim the read-model store's free pages", metadata: ["error": "\(error)"])
+                    }
+                } while self?.reclaiming.withLock({ reclaim in
+                    defer { reclaim.again = false }
+                    if !reclaim.again { reclaim.task = nil }
+                    return reclaim.again
+                }) == true
             }
         }
     }
 
     /// Returns once no reclaim runs (tests).
-    func reclaimed() async { await reclaiming.withLock { $0 }?.value }
+    func reclaimed() async { await reclaiming.withLock { $0.task }?.value }
 
     private func takeBatch() -> ReadStore.Batch? {
         serial.withLock { _ in
