@@ -17,6 +17,10 @@ package enum TransportEvent: Sendable {
     /// process helps; the services exit so that their supervisor (systemd, accord-local) restarts
     /// them.
     case closeStuck(since: ContinuousClock.Instant)
+    /// A pipe the watchdog's own canary connection closed has not been torn down for
+    /// `EndpointWatchdog.closeLimit` (`ReaperCanary`): nng's reaper is wedged although no socket
+    /// is being closed. Only a restart helps, as for `closeStuck`.
+    case reaperStuck(since: ContinuousClock.Instant)
     /// An operation given a timeout (`AIO.run`) has not completed `EndpointWatchdog.overdueLimit`
     /// after its timeout: nng's timers no longer fire, so no request of this process times out,
     /// and a link whose every probe waits for ever stops looking for its leader. Only a restart
@@ -142,6 +146,8 @@ final class EndpointWatchdog: Sendable {
     // Touched only in `init`; kept so that the timer lives as long as the process.
     nonisolated(unsafe) private let timer: any DispatchSourceTimer
     private let ticks = Atomic<Int>(0)
+    /// Sees nng's reaper at work every few seconds (nil if its sockets could not be opened).
+    let canary = ReaperCanary(url: "inproc://accord-reaper-canary", limit: EndpointWatchdog.closeLimit)
 
     /// How long a probe waits for its own handshake, then for the listener to accept it.
     static let handshakeWait: Duration = .seconds(10)
@@ -222,6 +228,9 @@ final class EndpointWatchdog: Sendable {
             !stuckReported.exchange(true, ordering: .relaxed)
         {
             Self.report(.closeStuck(since: started))
+        }
+        if let since = canary?.check(), !stuckReported.exchange(true, ordering: .relaxed) {
+            Self.report(.reaperStuck(since: since))
         }
         if let overdue = Self.watched().min(by: { $0.at < $1.at }), overdue.at.duration(to: .now) > Self.overdueLimit,
             !overdueReported.exchange(true, ordering: .relaxed)

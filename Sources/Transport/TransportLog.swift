@@ -30,6 +30,13 @@ package struct TransportLog: Sendable {
                 connection of this process can be torn down or dialled again; exiting to be restarted
                 """)
             exit(70)
+        case .reaperStuck(let since):
+            logger.critical(
+                """
+                nng has not torn down a closed connection for \(since.duration(to: .now)): its reaper is wedged, and \
+                no connection of this process can be torn down or dialled again; exiting to be restarted
+                """)
+            exit(70)
         case .timeoutMissed(let operation, let due):
             logger.critical(
                 """

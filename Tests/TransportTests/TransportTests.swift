@@ -98,6 +98,37 @@ import Testing
             })
     }
 
+    /// nng's reaper is seen at work although no socket closes: the watchdog's canary connection is
+    /// closed every few seconds and its teardown awaited. A close never seen through (a wedged
+    /// reaper, stood for by a close that does nothing) is reported once it has waited past the limit.
+    @Test func aWedgedReaperIsFoundWithoutAnySocketClosing() async throws {
+        let shared = try #require(EndpointWatchdog.shared.canary, "the watchdog keeps a canary connection")
+        let before = shared.rounds
+        #expect(await eventually(within: .seconds(60)) { shared.rounds > before }, "the watchdog's canary goes round")
+
+        let canary = try #require(
+            ReaperCanary(url: "inproc://accord-canary-\(UUID())", every: .zero, limit: .seconds(30)))
+        #expect(
+            await eventually {
+                _ = canary.check(); return canary.rounds >= 3
+            }, "closes are seen through")
+
+        let closeNothing: @Sendable (nng_pipe) -> Void = { _ in }
+        let wedged = try #require(
+            ReaperCanary(
+                url: "inproc://accord-canary-\(UUID())", every: .zero, limit: .seconds(30), closePipe: closeNothing))
+        let asked = ContinuousClock.now
+        var early: ContinuousClock.Instant?
+        #expect(
+            await eventually {
+                early = early ?? wedged.check(now: asked); return wedged.closingSince == asked
+            })
+        #expect(early == nil)
+        #expect(wedged.check(now: asked + .seconds(29)) == nil, "not stuck before the limit")
+        #expect(wedged.check(now: asked + .seconds(31)) == asked, "stuck past it")
+        #expect(wedged.rounds == 0)
+    }
+
     @Test func cancellingARequestEndsIt() async throws {
         let client = try NNGSocket(.req)
         try client.dial(address())
