@@ -130,6 +130,9 @@ class Deployment:
 
 
 def latencies(port, samples):
+    # What the last phase wrote (a Gateway's store of gigabytes) is flushed first: background
+    # writeback would otherwise slow the starts' fsyncs at the large size only.
+    os.sync()
     body = archive('main:\n- log: "scale"\n')
     for _ in range(20):
         http(port, "POST", "/api/v1/process", body)
@@ -241,7 +244,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100000,10000000")
     parser.add_argument("--bin", default=os.path.join(HERE, "..", ".build", "release"))
-    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--out")
     parser.add_argument("--keep", action="store_true", help="keep the data folders")
     parser.add_argument("--retention", default="30d", help="then measure again after a pass with it ('' skips)")
