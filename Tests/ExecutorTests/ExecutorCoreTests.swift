@@ -33,9 +33,11 @@ import Wire
         .dispatch(Dispatch(instanceID: id, attempt: 1, entryPoint: "main", arguments: [:], out: []))
     }
 
-    /// Waits until the executor has something to report about `id` (its run happened).
+    /// Waits until the executor reports how `id`'s run ended. (Any report would not do: `started`
+    /// is reported as soon as a waiting runner takes the instance, before that runner dies and a
+    /// fresh one is started, and a test that counted runners then counted one too few.)
     private func reported(_ core: ExecutorCore, _ id: InstanceID) async -> Bool {
-        await eventually { await core.reporter.unacknowledgedInstances.contains(id) }
+        await eventually { await core.reporter.hasUnacknowledgedEnd(of: id) }
     }
 
     @Test func aCancelForAnUnknownInstanceDoesNotSwallowItsLaterDispatch() async throws {

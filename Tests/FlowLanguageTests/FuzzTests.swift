@@ -46,9 +46,10 @@ import Testing
     }
 
     @Test(arguments: 0..<4)
-    func mutatedFlowsCompileAndRunOrFailWithAPlace(seed: Int) {
+    func mutatedFlowsCompileAndRunOrFailWithAPlace(seed: Int) async {
         var rng = SplitMix(seed: UInt64(seed) &+ 0xF10)
         for _ in 0..<400 {
+            await Task.yield()
             let text = Self.mutate(Self.flowCorpus.randomElement(using: &rng)!, &rng)
             do {
                 guard let root = try YAMLLoader.load(text, file: "processes/main.yml") else { continue }
@@ -70,7 +71,7 @@ import Testing
     }
 
     @Test(arguments: 0..<4)
-    func mutatedExpressionsParseAndEvaluateOrPointAtAColumn(seed: Int) {
+    func mutatedExpressionsParseAndEvaluateOrPointAtAColumn(seed: Int) async {
         var rng = SplitMix(seed: UInt64(seed) &+ 0xE1)
         let interpreter = Interpreter(
             flows: [:],
@@ -79,6 +80,7 @@ import Testing
             ], workDir: NSTemporaryDirectory()
         ) { _ in }
         for _ in 0..<1500 {
+            await Task.yield()
             let text = Self.mutate(Self.expressionCorpus.randomElement(using: &rng)!, &rng)
             do {
                 let expr = try ExpressionParser.parse(text)

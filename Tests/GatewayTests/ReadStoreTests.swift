@@ -95,6 +95,7 @@ import Testing
             #expect(projection.apply(Array(events[index..<min(events.count, index + size)])))
             if rng.next() % 3 == 0 { await projection.flush() }
             index += size
+            await Task.yield()
         }
     }
 
@@ -105,9 +106,10 @@ import Testing
     /// Every status, history, log, event list and listing of `projection` equals the whole fold's.
     static func expectSameAnswers(
         _ projection: GatewayProjection, _ whole: StatusProjection, _ logs: [InstanceID: [UInt8]]
-    ) throws {
+    ) async throws {
         #expect(projection.head == whole.head)
         for (id, view) in whole.instances {
+            await Task.yield()
             guard let served = projection.view(id) else {
                 Issue.record("\(id) is missing")
                 continue
@@ -127,6 +129,7 @@ import Testing
             for status in [nil, InstanceStatus.running, .finished, .enqueued] {
                 for tag in [nil, "nightly", "eu", "none"] {
                     for (limit, offset) in [(30, 0), (7, 3), (1000, 0), (5, 200)] {
+                        await Task.yield()
                         let served = try projection.list(
                             status: status, tag: tag, visible: visible, limit: limit, offset: offset)
                         let expected = whole.list(
@@ -152,16 +155,16 @@ import Testing
         do {
             let projection = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
             await Self.fold(events, into: projection, seed: seed)
-            try Self.expectSameAnswers(projection, whole, logs)
+            try await Self.expectSameAnswers(projection, whole, logs)
             await projection.flush()
             #expect(projection.hotCount == live.count, "memory holds what is live, and only that")
-            try Self.expectSameAnswers(projection, whole, logs)
+            try await Self.expectSameAnswers(projection, whole, logs)
             #expect(projection.key(hash: "ab") == nil && projection.key(id: events.last!.instanceID)?.revokedAt != nil)
         }
         // A restart: the live instances come back from the store, the head is where it was.
         let restarted = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
         #expect(restarted.hotCount == live.count)
-        try Self.expectSameAnswers(restarted, whole, logs)
+        try await Self.expectSameAnswers(restarted, whole, logs)
         #expect(restarted.key(id: events.last!.instanceID)?.name == "ci")
     }
 
@@ -190,11 +193,11 @@ import Testing
             let projection = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
             await Self.fold(events, into: projection, seed: seed)
             await projection.flush()
-            try Self.expectSameAnswers(projection, whole, logs)
+            try await Self.expectSameAnswers(projection, whole, logs)
             for id in created.subtracting(whole.instances.keys) { #expect(projection.view(id) == nil) }
         }
         let restarted = try GatewayProjection(directory: directory, flushEvery: .seconds(3600))
-        try Self.expectSameAnswers(restarted, whole, logs)
+        try await Self.expectSameAnswers(restarted, whole, logs)
         for id in created.subtracting(whole.instances.keys) { #expect(restarted.view(id) == nil) }
     }
 
@@ -345,7 +348,7 @@ import Testing
         #expect(restarted.head == UInt64(half))
         #expect(restarted.apply(Array(events[half...])))
         let (whole, logs) = Self.wholeFold(events)
-        try Self.expectSameAnswers(restarted, whole, logs)
+        try await Self.expectSameAnswers(restarted, whole, logs)
     }
 
     /// `reset` forgets a store folded from another log, on disk too.

@@ -47,45 +47,45 @@ extension DeploymentTests {
     }
 
     @Test func aRunnerTakesInstancesOneAfterAnotherAndNothingCarriesOver() async throws {
-        let deployment = try Deployment()
-        deployment.executorArguments = ["--warm-runners", "1", "--runner-instances", "4"]
-        defer { deployment.stop() }
-        try await deployment.startAll()
-        let first = try await settledRunners(deployment, count: 1)
+        try await withDeployment { deployment in
+            deployment.executorArguments = ["--warm-runners", "1", "--runner-instances", "4"]
+            try await deployment.startAll()
+            let first = try await settledRunners(deployment, count: 1)
 
-        let (setStatus, _) = try await runToEnd(deployment, "main:\n- set:\n    secret: s3cr3t\n- log: set\n")
-        #expect(setStatus == "FINISHED")
-        let (readStatus, readLog) = try await runToEnd(
-            deployment, "main:\n- log: \"seen=${execution.hasVariable('secret')}\"\n")
-        #expect(readStatus == "FINISHED")
-        #expect(readLog.contains("seen=false"), "a variable of the previous instance was visible: \(readLog)")
-        #expect(runners(deployment) == first, "trivial instances should have run on the runner already started")
+            let (setStatus, _) = try await runToEnd(deployment, "main:\n- set:\n    secret: s3cr3t\n- log: set\n")
+            #expect(setStatus == "FINISHED")
+            let (readStatus, readLog) = try await runToEnd(
+                deployment, "main:\n- log: \"seen=${execution.hasVariable('secret')}\"\n")
+            #expect(readStatus == "FINISHED")
+            #expect(readLog.contains("seen=false"), "a variable of the previous instance was visible: \(readLog)")
+            #expect(runners(deployment) == first, "trivial instances should have run on the runner already started")
 
-        // Its fourth instance is its last: a new runner takes over.
-        _ = try await runToEnd(deployment, "main:\n- log: third\n")
-        _ = try await runToEnd(deployment, "main:\n- log: fourth\n")
-        let second = try await settledRunners(deployment, count: 1, excluding: first)
+            // Its fourth instance is its last: a new runner takes over.
+            _ = try await runToEnd(deployment, "main:\n- log: third\n")
+            _ = try await runToEnd(deployment, "main:\n- log: fourth\n")
+            let second = try await settledRunners(deployment, count: 1, excluding: first)
 
-        // An instance that starts a process ends its runner.
-        let (scriptStatus, scriptLog) = try await runToEnd(
-            deployment, "main:\n- script: sh\n  body: echo from-a-script\n")
-        #expect(scriptStatus == "FINISHED")
-        #expect(scriptLog.contains("from-a-script"))
-        _ = try await settledRunners(deployment, count: 1, excluding: second)
+            // An instance that starts a process ends its runner.
+            let (scriptStatus, scriptLog) = try await runToEnd(
+                deployment, "main:\n- script: sh\n  body: echo from-a-script\n")
+            #expect(scriptStatus == "FINISHED")
+            #expect(scriptLog.contains("from-a-script"))
+            _ = try await settledRunners(deployment, count: 1, excluding: second)
+        }
     }
 
     @Test func instancesStillRunAfterTheirWaitingRunnerWasKilled() async throws {
-        let deployment = try Deployment()
-        deployment.executorArguments = ["--warm-runners", "1"]
-        defer { deployment.stop() }
-        try await deployment.startAll()
-        for round in 0..<3 {
-            let waiting = try await settledRunners(deployment, count: 1)
-            for pid in waiting { Foundation.kill(pid, SIGKILL) }
-            // At once: the executor may not have seen the death yet and hand it the instance.
-            let (status, log) = try await runToEnd(deployment, "main:\n- log: round \(round)\n")
-            #expect(status == "FINISHED")
-            #expect(log.contains("round \(round)"))
+        try await withDeployment { deployment in
+            deployment.executorArguments = ["--warm-runners", "1"]
+            try await deployment.startAll()
+            for round in 0..<3 {
+                let waiting = try await settledRunners(deployment, count: 1)
+                for pid in waiting { Foundation.kill(pid, SIGKILL) }
+                // At once: the executor may not have seen the death yet and hand it the instance.
+                let (status, log) = try await runToEnd(deployment, "main:\n- log: round \(round)\n")
+                #expect(status == "FINISHED")
+                #expect(log.contains("round \(round)"))
+            }
         }
     }
 }

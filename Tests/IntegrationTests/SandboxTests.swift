@@ -14,15 +14,15 @@ import Testing
 
     /// Runs `body` against a started deployment whose executor has `arguments`; as anyone but root
     /// (the executor then runs --unsandboxed) it says so and runs nothing.
-    private func withDeployment(
+    private func withSandboxedDeployment(
         executorArguments arguments: [String] = [], _ body: (Deployment) async throws -> Void
     ) async throws {
         guard sandboxed() else { return }
-        let deployment = try Deployment()
-        deployment.executorArguments = arguments
-        defer { deployment.stop() }
-        try await deployment.startAll()
-        try await body(deployment)
+        try await withDeployment { deployment in
+            deployment.executorArguments = arguments
+            try await deployment.startAll()
+            try await body(deployment)
+        }
     }
 
     private func sandboxed() -> Bool {
@@ -61,7 +61,7 @@ import Testing
     }
 
     @Test func aFlowSeesNothingOfTheServer() async throws {
-        try await withDeployment { deployment in
+        try await withSandboxedDeployment { deployment in
             let gateway = deployment.pid("gateway") ?? 1
             let data = deployment.data
             let (status, log) = try await run(
@@ -101,7 +101,7 @@ import Testing
     }
 
     @Test func killingEverythingInOneInstanceLeavesTheOthersRunning() async throws {
-        try await withDeployment { deployment in
+        try await withSandboxedDeployment { deployment in
             let survivor = try await deployment.startInstance(script("sleep 3\necho survived"))
             try await deployment.waitForStatus(survivor, "RUNNING")
             let (_, log) = try await run(deployment, "\(Self.guardLine)\nkill -9 -1\necho after-kill")
@@ -113,7 +113,7 @@ import Testing
     }
 
     @Test func removingTheDataFolderRemovesNothing() async throws {
-        try await withDeployment { deployment in
+        try await withSandboxedDeployment { deployment in
             let before = try await deployment.startInstance(ZipBuilder.payload("main:\n- log: before\n"))
             #expect(try await deployment.waitTerminal(before)["status"] as? String == "FINISHED")
             let (_, log) = try await run(
@@ -126,7 +126,7 @@ import Testing
     }
 
     @Test func anotherInstancesFilesAndProcessesAreOutOfReach() async throws {
-        try await withDeployment { deployment in
+        try await withSandboxedDeployment { deployment in
             let victim = try await deployment.startInstance(
                 script("echo private > secret.txt\necho \"home=$HOME\"\nsleep 3\ncat secret.txt"))
             // Its home, once it has said where that is (it then sleeps for 3 s, still running).
@@ -155,13 +155,13 @@ import Testing
     }
 
     @Test func withoutNetworkAnInstanceReachesNothing() async throws {
-        try await withDeployment(executorArguments: ["--no-network"]) { deployment in
+        try await withSandboxedDeployment(executorArguments: ["--no-network"]) { deployment in
             let probe = """
                 python3 -c 'import socket; socket.create_connection(("127.0.0.1", \(deployment.port)), 2); print("CONNECTED")' 2>&1 | tail -1
                 """
             let (_, isolated) = try await run(deployment, probe)
             #expect(!isolated.contains("CONNECTED"), "\(isolated)")
-            deployment.kill("executor")
+            await deployment.kill("executor")
             deployment.executorArguments = []
             try deployment.start("executor")
             let (_, networked) = try await run(deployment, probe)
@@ -171,18 +171,18 @@ import Testing
 
     @Test func anExecutorThatCannotSandboxRefusesToStart() async throws {
         guard sandboxed() else { return }
-        let deployment = try Deployment()
-        deployment.executorArguments = ["--bwrap", "/bin/false"]
-        defer { deployment.stop() }
-        try deployment.start("executor")
-        let refused = await eventually { executorLog(deployment).contains("the sandbox cannot be set up here") }
-        #expect(refused, "\(deployment.logTails())")
-        #expect(await eventually { deployment.pid("executor").map { kill($0, 0) != 0 } ?? true })
+        try await withDeployment { deployment in
+            deployment.executorArguments = ["--bwrap", "/bin/false"]
+            try deployment.start("executor")
+            let refused = await eventually { executorLog(deployment).contains("the sandbox cannot be set up here") }
+            #expect(refused, "\(deployment.logTails())")
+            #expect(await eventually { deployment.pid("executor").map { kill($0, 0) != 0 } ?? true })
 
-        deployment.kill("executor")
-        deployment.executorArguments = ["--unsandboxed"]
-        try deployment.start("executor")
-        let warned = await eventually { executorLog(deployment).contains("INSTANCES ARE NOT SANDBOXED") }
-        #expect(warned, "\(deployment.logTails())")
+            await deployment.kill("executor")
+            deployment.executorArguments = ["--unsandboxed"]
+            try deployment.start("executor")
+            let warned = await eventually { executorLog(deployment).contains("INSTANCES ARE NOT SANDBOXED") }
+            #expect(warned, "\(deployment.logTails())")
+        }
     }
 }

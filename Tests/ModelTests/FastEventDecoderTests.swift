@@ -31,9 +31,10 @@ import Testing
     }
 
     @Test(arguments: 0..<3)
-    func generatedEventsDecodeTheSame(seed: Int) throws {
+    func generatedEventsDecodeTheSame(seed: Int) async throws {
         var random = RandomJSON(seed: UInt64(seed) &+ 77, fractions: true)
         for n in 0..<300 {
+            await Task.yield()
             let id = InstanceID()
             let events: [Event] = [
                 .instanceCreated(

@@ -28,9 +28,10 @@ import Testing
     }
 
     @Test(arguments: 0..<3)
-    func generatedEventsEncodeTheSame(seed: Int) throws {
+    func generatedEventsEncodeTheSame(seed: Int) async throws {
         var random = RandomJSON(seed: UInt64(seed) &+ 1234)
         for n in 0..<300 {
+            await Task.yield()
             let id = InstanceID()
             let events: [Event] = [
                 .instanceCreated(

@@ -10,11 +10,12 @@ import Testing
 /// settings), read back by `JSONDecoder` as the same view, for every kind of view.
 @Suite struct InstanceViewJSONTests {
     @Test(arguments: 0..<3)
-    func viewsMatchCodableBothWays(seed: Int) throws {
+    func viewsMatchCodableBothWays(seed: Int) async throws {
         var random = RandomJSON(seed: UInt64(seed) &+ 31)
         let encoder = EventCodec.makeEncoder()
         let statuses = InstanceStatus.allCases
         for n in 0..<300 {
+            await Task.yield()
             var view = InstanceView(
                 id: InstanceID(), status: statuses[n % statuses.count], createdAt: Timestamp(millis: Int64(n) * 1000),
                 lastChangeAt: Timestamp(millis: Int64(n) * 1000 + 7), tags: n % 3 == 0 ? [] : [random.text(), "a/b"],

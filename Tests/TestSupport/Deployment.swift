@@ -22,7 +22,7 @@ package final class Deployment: @unchecked Sendable {
     package var schedulerArguments: [String] = []
     package var gatewayArguments: [String] = ["--scheduler-timeout", "2"]
     package var executorArguments: [String] = []
-    private var processes: [String: Process] = [:]
+    private var processes: [String: Child] = [:]
     /// Gateways besides `gateway` (on `port`): their names and ports.
     private var extraGateways: [String: Int] = [:]
     private var extraSchedulers: [String: [String]] = [:]
@@ -66,7 +66,6 @@ package final class Deployment: @unchecked Sendable {
     }
 
     package func start(_ component: String) throws {
-        let process = Process()
         var arguments: [String]
         switch component {
         case let name where name.hasPrefix("scheduler"):
@@ -81,34 +80,23 @@ package final class Deployment: @unchecked Sendable {
             arguments = ["--data", data, "--port", "\(port)"] + gatewayArguments
         }
         let program = ["gateway", "scheduler"].first { component.hasPrefix($0) } ?? component
-        process.executableURL = URL(fileURLWithPath: "\(bin)/accord-\(program)")
-        process.arguments = arguments
-        if !FileManager.default.fileExists(atPath: logPath(component)) {
-            _ = FileManager.default.createFile(atPath: logPath(component), contents: nil)
-        }
-        let log = FileHandle(forWritingAtPath: logPath(component))!
-        log.seekToEndOfFile()
-        process.standardOutput = log
-        process.standardError = log
-        try process.run()
-        lock.withLock { processes[component] = process }
+        let child = try Child("\(bin)/accord-\(program)", arguments, output: logPath(component))
+        lock.withLock { processes[component] = child }
     }
 
     /// Sends `signal` without waiting for anything (SIGSTOP / SIGCONT).
     package func signal(_ component: String, _ signal: Int32) {
-        guard let process = lock.withLock({ processes[component] }) else { return }
-        Foundation.kill(process.processIdentifier, signal)
+        lock.withLock { processes[component] }?.signal(signal)
     }
 
     /// How a component ended, once it has (nil while it runs or was never started).
     package func exitStatus(_ component: String) -> Int32? {
-        guard let process = lock.withLock({ processes[component] }), !process.isRunning else { return nil }
-        return process.terminationStatus
+        lock.withLock { processes[component] }?.exitStatus
     }
 
     /// The process id of a running component.
     package func pid(_ component: String) -> Int32? {
-        lock.withLock { processes[component]?.processIdentifier }
+        lock.withLock { processes[component]?.pid }
     }
 
     package func logPath(_ component: String) -> String { "\(data)/logs/\(component).log" }
@@ -121,29 +109,29 @@ package final class Deployment: @unchecked Sendable {
         }.joined(separator: "\n")
     }
 
-    /// Sends `signal` and waits for the exit. A component that ignores SIGTERM for 10 s is a bug:
-    /// it is recorded as a test issue and killed.
-    package func kill(_ component: String, signal: Int32 = SIGKILL) {
-        guard let process = lock.withLock({ processes.removeValue(forKey: component) }) else { return }
-        Foundation.kill(process.processIdentifier, signal)
-        let deadline = Date().addingTimeInterval(10)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
+    /// Sends `signal` (and SIGCONT, for a component a test stopped) and waits for the exit. A
+    /// component that ignores SIGTERM for 10 s is a bug: it is recorded as a test issue and killed.
+    package func kill(_ component: String, signal: Int32 = SIGKILL) async {
+        guard let child = lock.withLock({ processes.removeValue(forKey: component) }) else { return }
+        child.signal(signal)
+        child.signal(SIGCONT)
+        if await child.exit(within: .seconds(10)) == nil {
             #if canImport(Testing)
                 Issue.record("accord-\(component) did not stop within 10 s of signal \(signal)")
             #endif
-            Foundation.kill(process.processIdentifier, SIGKILL)
+            child.signal(SIGKILL)
+            _ = await child.exit()
         }
-        process.waitUntilExit()
     }
 
     /// Stops every component cleanly and keeps the data folder (for the tooling to read).
-    package func stopProcesses() {
-        for component in components.reversed() { kill(component, signal: SIGTERM) }
+    package func stopProcesses() async {
+        for component in components.reversed() { await kill(component, signal: SIGTERM) }
     }
 
-    package func stop() {
-        stopProcesses()
+    /// Stops every component and removes the data folder (kept when ACCORD_KEEP_TEST_DATA is set).
+    package func stop() async {
+        await stopProcesses()
         if ProcessInfo.processInfo.environment["ACCORD_KEEP_TEST_DATA"] == nil {
             try? FileManager.default.removeItem(atPath: data)
         }
@@ -265,4 +253,19 @@ package struct TestFailure: Error, CustomStringConvertible {
 package let helloFlow = "main:\n- log: \"Hello, ${name}\"\n"
 package func helloZip(_ name: String = "world") -> [UInt8] {
     ZipBuilder.payload(helloFlow, main: #"{"entryPoint": "main", "arguments": {"name": "\#(name)"}}"#)
+}
+
+/// Runs `body` with a new deployment (nothing started yet) and stops it afterwards, whether `body`
+/// returned or threw. (A `defer` cannot wait for the components to exit without holding a thread.)
+package func withDeployment<T>(_ body: (Deployment) async throws -> T) async throws -> T {
+    let deployment = try Deployment()
+    let result: T
+    do {
+        result = try await body(deployment)
+    } catch {
+        await deployment.stop()
+        throw error
+    }
+    await deployment.stop()
+    return result
 }

@@ -1,10 +1,11 @@
 /// What "eventually" means in a test: a bound on liveness, never a claim about speed.
 ///
-/// Every suite runs at once, on a cooperative pool of two threads on this kind of machine, and the
-/// CPU-bound suites (fuzzing, generated events, flow runs) hold both threads for several seconds at
-/// the start of a run. A task a test waits for (a server's worker, an actor's job) can wait that
-/// long for a thread, so a deadline that must not pass in a healthy run is this long, and a test
-/// that checks a timeout fires sets its own, short one.
+/// Every suite runs at once, on a cooperative pool of two threads on this kind of machine. A test
+/// must not hold a thread for long: CPU-bound loops (fuzzing, generated events, folds) yield after
+/// each round, and a child process is awaited through `Child`, never by `waitUntilExit` or a
+/// read to the end of a pipe. Even so, a task a test waits for can wait seconds for a thread on a
+/// machine that something else keeps busy, so a deadline that must not pass in a healthy run is
+/// this long, and a test that checks a timeout fires sets its own, short one.
 package enum Liveness {
     /// How long a test waits for something that must happen.
     package static let deadline: Duration = .seconds(60)

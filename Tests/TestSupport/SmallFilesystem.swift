@@ -1,7 +1,8 @@
 import Foundation
 
-/// A size-limited tmpfs mounted for a test, to run out of space on purpose. Needs root (CI and the
-/// development machine run as root); elsewhere `mount` returns nil and the caller says why it skips.
+/// A size-limited tmpfs mounted for a test, to run out of space on purpose (by the system calls, not
+/// a `mount` process a test would wait for). Needs root (CI and the development machine run as
+/// root); elsewhere `mount` returns nil and the caller says why it skips.
 package final class SmallFilesystem {
     package let path: String
 
@@ -9,9 +10,10 @@ package final class SmallFilesystem {
 
     package static func mount(at path: String, bytes: Int) -> SmallFilesystem? {
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        let status = run("/bin/mount", ["-t", "tmpfs", "-o", "size=\(bytes)", "tmpfs", path])
-        guard status == 0 else {
-            print("note: cannot mount a tmpfs at \(path) (exit status \(status)); the disk-full test needs root")
+        guard Glibc.mount("tmpfs", path, "tmpfs", 0, "size=\(bytes)") == 0 else {
+            print(
+                "note: cannot mount a tmpfs at \(path) (\(String(cString: strerror(errno)))); the disk-full test needs root"
+            )
             return nil
         }
         return SmallFilesystem(path: path)
@@ -33,18 +35,8 @@ package final class SmallFilesystem {
         return filler
     }
 
+    /// Detaches it at once; it goes when the last file open on it is closed (`umount -l`).
     package func unmount() {
-        _ = SmallFilesystem.run("/bin/umount", ["-l", path])
-    }
-
-    private static func run(_ executable: String, _ arguments: [String]) -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { return -1 }
-        process.waitUntilExit()
-        return process.terminationStatus
+        _ = umount2(path, Int32(MNT_DETACH))
     }
 }

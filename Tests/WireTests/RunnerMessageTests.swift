@@ -10,10 +10,11 @@ import Testing
 /// `JSONDecoder` reads, for every kind of message the runner writes.
 @Suite struct RunnerMessageTests {
     @Test(arguments: 0..<2)
-    func theFastPathReadsWhatJSONDecoderReads(seed: Int) throws {
+    func theFastPathReadsWhatJSONDecoderReads(seed: Int) async throws {
         var random = RandomJSON(seed: UInt64(seed) &+ 4242)
         let encoder = EventCodec.makeEncoder()
         for n in 0..<200 {
+            await Task.yield()
             let messages: [RunnerMessage] = [
                 .begin(InstanceID()),
                 .log(

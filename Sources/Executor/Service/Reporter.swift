@@ -33,6 +33,17 @@ actor Reporter {
     /// Instances with reports not yet acknowledged: the Scheduler must not give up on them.
     var unacknowledgedInstances: Set<InstanceID> { Set((inFlight + pending).map(\.instanceID)) }
 
+    /// Whether how `id`'s run ended (finished, failed or suspended) waits to be acknowledged.
+    func hasUnacknowledgedEnd(of id: InstanceID) -> Bool {
+        (inFlight + pending).contains { report in
+            guard report.instanceID == id else { return false }
+            switch report.kind {
+            case .finished, .failed, .suspended: return true
+            default: return false
+            }
+        }
+    }
+
     /// `handler` and `attempt`: the run this is about (its dispatch's).
     func report(_ instanceID: InstanceID, _ kind: ReportKind, handler: String? = nil, attempt: Int? = nil) {
         if var last = pending.last, last.instanceID == instanceID, last.handler == handler, last.attempt == attempt,
