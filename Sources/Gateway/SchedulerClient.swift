@@ -10,14 +10,27 @@ struct SchedulerClient: SchedulerLink {
 
     func send(_ request: SchedulerRequest, attachment: [UInt8]) async throws -> SchedulerReply {
         let frame = try WireFrame.encode(request, attachment: attachment)
-        let reply = try await socket.request(frame, timeout: timeout)
+        let reply = try await socket.request(frame, timeout: timeout, resend: Self.resend(request))
         return try WireFrame.decode(SchedulerReply.self, from: reply).message
     }
 
     func fetch(_ request: SchedulerRequest) async throws -> (SchedulerReply, [UInt8]) {
-        let reply = try await socket.request(try WireFrame.encode(request), timeout: timeout)
+        let reply = try await socket.request(
+            try WireFrame.encode(request), timeout: timeout, resend: Self.resend(request))
         let (message, attachment) = try WireFrame.decode(SchedulerReply.self, from: reply)
         return (message, Array(attachment))
+    }
+
+    /// Whether `request` may go to the next leader when the one that may have received it is left.
+    /// A start is answered once per request id and a key once per key id, whoever is asked; reads
+    /// change nothing. A stop, a revocation or a resume applied by the old leader would be refused
+    /// by the next one (it finds the instance ended, the key revoked, the instance no longer
+    /// suspended), so those go again only if they were never sent.
+    static func resend(_ request: SchedulerRequest) -> LeaderLink.Resend {
+        switch request {
+        case .start, .createKey, .catchUp, .readEvents, .ping, .stats, .fetchBlob: .always
+        case .cancel, .cancelCascade, .revokeKey, .resume: .ifUnsent
+        }
     }
 }
 

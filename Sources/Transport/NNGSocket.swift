@@ -284,7 +284,11 @@ package final class NNGSocket: Sendable {
 
     /// Sends a request and waits for its reply (req). Many requests may be in flight at once: each
     /// runs on its own nng context.
-    package func request(_ bytes: [UInt8], timeout: Duration) async throws(NNGError) -> [UInt8] {
+    /// `sent` is called once the request is handed to a connection (until then no peer can have
+    /// received it).
+    package func request(
+        _ bytes: [UInt8], timeout: Duration, sent: (@Sendable () -> Void)? = nil
+    ) async throws(NNGError) -> [UInt8] {
         let ctx = try openContext("open request context")
         defer { closeContext(ctx) }
         let msg = try AIO.message(bytes)
@@ -292,6 +296,7 @@ package final class NNGSocket: Sendable {
             nng_aio_set_msg(aio, msg)
             return ifOpen { nng_ctx_send(ctx, aio) }
         }
+        sent?()
         let reply = try await AIO.run(timeout: timeout, "receive reply") { aio in
             ifOpen { nng_ctx_recv(ctx, aio) }
         }

@@ -11,6 +11,7 @@ import Testing
     static let probe = Array("who leads?".utf8)
 
     final class Flag: Sendable { let value = Atomic<Bool>(false) }
+    final class Counter: Sendable { let value = Atomic<Int>(0) }
 
     /// A peer: answers the probe with its rank and every other request with its name, unless paused
     /// (then it receives and never answers, as a stopped process whose connections stay open).
@@ -19,6 +20,8 @@ import Testing
         let url: String
         let rank: UInt64
         let paused = Flag()
+        /// Requests it received other than probes.
+        let received = Counter()
         let socket: NNGSocket
         let serving: Task<Void, Never>
 
@@ -29,10 +32,13 @@ import Testing
             let socket = try NNGSocket(.rep)
             try socket.listen(self.url)
             self.socket = socket
-            let paused = paused
+            let (paused, received) = (paused, received)
             serving = Task {
                 await socket.serve(workers: 4) { request in
-                    while paused.value.load(ordering: .relaxed) { try? await Task.sleep(for: .seconds(60)) }
+                    if request != LeaderLinkTests.probe { received.value.add(1, ordering: .relaxed) }
+                    while paused.value.load(ordering: .relaxed), !Task.isCancelled {
+                        try? await Task.sleep(for: .milliseconds(20))
+                    }
                     return request == LeaderLinkTests.probe ? Array("\(rank)".utf8) : Array(name.utf8)
                 }
             }
@@ -104,6 +110,60 @@ import Testing
         for _ in 0..<20 { #expect(try await answerer(link) == "old") }
         link.close()
         new.paused.value.store(false, ordering: .relaxed)
+        await old.stop()
+        await new.stop()
+    }
+
+    enum Move: String, CaseIterable, Sendable {
+        /// The leader dies with the request (nng ends it as reset), and another leads later.
+        case leaderDies
+        /// Another peer takes the lead while the paused leader holds the request.
+        case higherRankLeads
+    }
+
+    /// A request its leader received and never answered goes to the peer that leads next, within
+    /// its own timeout, when it is safe to apply twice (`resend: .always`).
+    @Test(arguments: Move.allCases)
+    func aRequestSafeToRepeatGoesToTheNextLeader(move: Move) async throws {
+        let old = try Peer("old", rank: 1)
+        let next = Self.address("next")
+        // Missed probes never move the lead: only the leader's death or a higher rank does.
+        let link = try link([old.url, next], patience: .max)
+        #expect(await eventually { link.leaderAddress == old.url })
+        old.paused.value.store(true, ordering: .relaxed)
+        let waiting = Task {
+            try await link.request(Array("work".utf8), timeout: Liveness.deadline, resend: .always)
+        }
+        #expect(await eventually { old.received.value.load(ordering: .relaxed) == 1 }, "the leader never got the request")
+        if move == .leaderDies {
+            old.socket.close()
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let new = try Peer("new", rank: 2, url: next)
+        #expect(String(decoding: try await waiting.value, as: UTF8.self) == "new")
+        link.close()
+        await old.stop()
+        await new.stop()
+    }
+
+    /// A request the leader received is not sent again by default (`resend: .ifUnsent`: a stop
+    /// applied twice would be refused the second time): when another peer takes the lead, it
+    /// still waits for the old leader's answer.
+    @Test func aRequestThatIsNotToBeRepeatedWaitsForTheLeaderThatHasIt() async throws {
+        let old = try Peer("old", rank: 1)
+        let link = try link([old.url, Self.address("next")], patience: .max)
+        #expect(await eventually { link.leaderAddress == old.url })
+        old.paused.value.store(true, ordering: .relaxed)
+        let waiting = Task { try await link.request(Array("work".utf8), timeout: Liveness.deadline) }
+        #expect(await eventually { old.received.value.load(ordering: .relaxed) == 1 }, "the leader never got the request")
+        let new = try Peer("new", rank: 2, url: link.addresses[1])
+        #expect(await eventually { link.leaderAddress == new.url })
+        // Probes went round with the new leader: had the request moved, it would have by now.
+        for _ in 0..<3 { await link.probeOnce() }
+        #expect(new.received.value.load(ordering: .relaxed) == 0, "a request that must not be repeated was sent again")
+        old.paused.value.store(false, ordering: .relaxed)
+        #expect(String(decoding: try await waiting.value, as: UTF8.self) == "old")
+        link.close()
         await old.stop()
         await new.stop()
     }

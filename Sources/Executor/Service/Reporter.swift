@@ -214,7 +214,7 @@ actor Reporter {
             if !registered { await register() }
             do {
                 let frame = try WireFrame.encode(ExecutorRequest.storeBlob(executorID: executorID), attachment: bytes)
-                let reply = try await socket.request(frame, timeout: .seconds(10))
+                let reply = try await socket.request(frame, timeout: .seconds(10), resend: .always)
                 switch try WireFrame.decode(ExecutorReply.self, from: reply).message {
                 case .stored(let ref): return ref
                 case .unknownExecutor: registered = false
@@ -255,10 +255,14 @@ actor Reporter {
         return .childRefused("the Scheduler could not be reached within \(limit)")
     }
 
+    /// Every executor request may go to the next leader when the one that may have received it is
+    /// left (`resend: .always`): a registration or a heartbeat says the same again, reports are
+    /// numbered per boot and applied once, a child start is answered once per request id, a blob
+    /// is named by its digest.
     private func send(_ request: ExecutorRequest) async throws(NNGError) -> ExecutorReply {
         let frame: [UInt8]
         do { frame = try WireFrame.encode(request) } catch { return .unavailable(message: "\(error)") }
-        let reply = try await socket.request(frame, timeout: .seconds(5))
+        let reply = try await socket.request(frame, timeout: .seconds(5), resend: .always)
         do {
             return try WireFrame.decode(ExecutorReply.self, from: reply).message
         } catch {
