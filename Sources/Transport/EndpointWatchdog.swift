@@ -1,3 +1,7 @@
+// Past 400 lines on purpose: what libnng 1.5.2 needs watched is here, each watch beside the defect it
+// answers (decision 0004): listeners and dialers nng stopped, closes that never return, operations
+// past their timeout; one tick drives them all. The reaper's canary is in ReaperCanary.swift.
+
 import CNNG
 import Dispatch
 import Synchronization

@@ -1,3 +1,6 @@
+// Past 400 lines: given/when/then for every command of `decide`, in Decide.swift's order, so a
+// command's rules are found where its case is.
+
 import EventLog
 import Foundation
 import JSON

@@ -1,3 +1,6 @@
+// Past 400 lines: NNGSocket over real sockets (requests, timeouts, closes) and the watchdog's
+// watches, which need the same sockets and addresses; LeaderLink and TLS have suites of their own.
+
 import CNNG
 import Foundation
 import Synchronization

@@ -1,3 +1,7 @@
+// Past 400 lines on purpose: one actor owns an executor's runs and its waiting runners, and what it
+// does at a dispatch, a cancel and a runner's end depends on the same few tables; the runner process,
+// the reporter, limits and the sandbox are in files of their own.
+
 import Archive
 import Foundation
 import Logging

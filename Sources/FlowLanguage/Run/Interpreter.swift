@@ -1,3 +1,8 @@
+// Past 400 lines on purpose: `executeStep` is one switch over every step kind of FLOWS.md, beside the
+// scope, retry and recording helpers each case uses. Cut by step kind, those helpers would be opened
+// to other files, and how a step is located, retried and recorded would no longer read in one place.
+// Variables and their scopes are in Interpreter+Variables.swift, tasks in BuiltinTasks.swift.
+
 import Foundation
 import Model
 

@@ -1,3 +1,8 @@
+// Past 400 lines on purpose: every process route of API.md (start, status, stop and cascade,
+// children, wait, log, history, events, resume, attachments, the listing, the event feed), with the
+// checks they share (visibility, Range, read-your-writes). Keys, log following, metrics and the
+// console have files of their own.
+
 import Archive
 import Foundation
 import HTTPTypes

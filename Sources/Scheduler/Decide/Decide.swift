@@ -1,3 +1,8 @@
+// Past 400 lines on purpose: `decide` is the whole of the Scheduler's decisions, one case per command,
+// so every way its state can change reads in one switch; the commands, actions and outcomes it
+// speaks are declared above it. Deadlines are in Deadlines.swift, the run loop that acts on decisions
+// in Run/.
+
 import EventLog
 import JSON
 import Model
