@@ -142,18 +142,25 @@ func drafts(_ count: Int, _ id: InstanceID = InstanceID()) -> [EventEnvelope] {
         }
     }
 
-    /// Group commit: appends made while a write is under way share the next one. (The appends are
-    /// made in one burst, microseconds in all, while each durable write takes a round trip or an
-    /// fsync: so most of them wait together.)
+    /// Group commit: appends made while a write is under way share the next one. They are made
+    /// from inside the first write (its commit hook runs after the batch is durable and before the
+    /// writer takes the next), so the test does not race the writer: made in a burst from a task
+    /// instead, they shared writes only as far as that task outran the fsyncs, and a loaded
+    /// machine that paused it for a few milliseconds gave 206 writes for 400 (suite loop, run 28).
     @Test(arguments: LogKind.available)
     func appendsMadeDuringAWriteShareTheNext(_ kind: LogKind) async throws {
         try await LogUnderTest.with(kind, fsync: true) { under in
             let log = under.log
-            let tickets = (0..<400).map { _ in log.append(drafts(1)) }
-            for ticket in tickets { try await ticket.durable() }
+            let during = Mutex<[AppendTicket]>([])
+            log.onCommit { envelopes, _ in
+                guard envelopes.first?.seq == 1 else { return }
+                during.withLock { $0 = (0..<399).map { _ in log.append(drafts(1)) } }
+            }
+            try await log.append(drafts(1)).durable()
+            for ticket in during.withLock({ $0 }) { try await ticket.durable() }
             let stats = log.appendStats
             #expect(stats.events == 400)
-            #expect(stats.syncs < 200, "400 concurrent appends took \(stats.syncs) writes")
+            #expect(stats.syncs == 2, "399 appends made during a write took \(stats.syncs - 1) writes")
             var scanned: [UInt64] = []
             try await log.scan(from: 1) { scanned.append($0.seq) }
             #expect(scanned == Array(1...400))
