@@ -123,7 +123,6 @@ package final class LeaderLink: Sendable {
                 continue
             case .failed(let error): throw error
             case .leaderLeft: continue
-            case .watchEnded: continue  // not an outcome: the request's own always comes
             }
         }
     }
@@ -133,8 +132,6 @@ package final class LeaderLink: Sendable {
         case failed(NNGError)
         /// Cancelled (and safe to send again) because its leader was left.
         case leaderLeft
-        /// The watch's end when the request goes on by itself (to its answer or its timeout).
-        case watchEnded
     }
 
     /// `bytes` sent on the socket at `index`, until it answers or fails, or, as far as `resend`
@@ -143,7 +140,9 @@ package final class LeaderLink: Sendable {
         _ bytes: [UInt8], on index: Int, before deadline: ContinuousClock.Instant, resend: Resend
     ) async -> Attempt {
         let sent = SentFlag()
-        return await withTaskGroup(of: Attempt.self) { group in
+        // The watch ends without an outcome when the request goes on by itself (to its answer or its
+        // timeout); the request always ends with one.
+        return await withTaskGroup(of: Attempt?.self) { group in
             group.addTask {
                 do throws(NNGError) {
                     let reply = try await self.sockets[index].request(
@@ -159,14 +158,13 @@ package final class LeaderLink: Sendable {
                     let left = self.state.withLock { $0.closed || $0.leader?.index != index }
                     guard !Task.isCancelled, left || self.sockets[index].pipesAdded.live == 0 else { continue }
                     // Sent and not to be sent again: it waits for its answer or its timeout.
-                    if resend == .ifUnsent && sent.value.load(ordering: .relaxed) { break }
+                    if resend == .ifUnsent && sent.value.load(ordering: .relaxed) { return nil }
                     return .leaderLeft
                 }
-                return .watchEnded
+                return nil
             }
-            var outcome = Attempt.watchEnded
-            for await result in group {
-                if case .watchEnded = result { continue }
+            var outcome: Attempt = .failed(NNGError(code: Int32(NNG_ETIMEDOUT.rawValue), operation: "send request"))
+            for await case let result? in group {
                 outcome = result
                 break
             }
